@@ -1,0 +1,53 @@
+"""Recipe.model + class names -> a transformers image-classification model.
+
+Architectures come from a Hub id / local folder (`model.pretrained`) or from a
+config dict (`model.config: {model_type: resnet, ...}`, random init). The head
+size and label names always come from the dataset.
+"""
+
+from __future__ import annotations
+
+import os
+
+from transformers import AutoConfig, AutoModelForImageClassification
+
+from hfcls.errors import HfclsError
+
+
+def label_maps(class_names: list) -> dict:
+    return {
+        "num_labels": len(class_names),
+        "id2label": {i: str(name) for i, name in enumerate(class_names)},
+        "label2id": {str(name): i for i, name in enumerate(class_names)},
+    }
+
+
+def build_model(model_section, class_names: list):
+    labels = label_maps(class_names)
+    if model_section.pretrained is not None:
+        return load_pretrained(model_section.pretrained, labels, model_section.ignore_mismatched_sizes)
+    config = config_from_dict(model_section.config, labels)
+    return AutoModelForImageClassification.from_config(config)
+
+
+def config_from_dict(config: dict, labels: dict):
+    kwargs = dict(config)
+    model_type = kwargs.pop("model_type")
+    try:
+        return AutoConfig.for_model(model_type, **kwargs, **labels)
+    except ValueError as error:
+        raise HfclsError(f"model.config: model_type {model_type!r} is not known to transformers ({error})") from None
+
+
+def load_pretrained(name_or_path: str, labels: dict, ignore_mismatched_sizes: bool = True):
+    """A Hub id or a Hugging Face folder, with a head for this dataset's classes."""
+    try:
+        return AutoModelForImageClassification.from_pretrained(
+            name_or_path, ignore_mismatched_sizes=ignore_mismatched_sizes, **labels
+        )
+    except OSError as error:
+        where = "folder" if os.path.isdir(name_or_path) else "Hub id"
+        raise HfclsError(
+            f"model.pretrained: cannot load {where} {name_or_path!r} ({str(error).splitlines()[0]}); "
+            "check the name, or go online (HF_HUB_OFFLINE=0) to download it"
+        ) from None
