@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.errors import HfclsError
-from hfcls.export import save_hf_folder
+from hfcls.export import image_processor, save_hf_folder
 from hfcls.logs import append_jsonl, setup_logging
 from hfcls.metrics import topk_accuracy
 from hfcls.models import build_model
@@ -167,6 +167,7 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
     set_seed(recipe.seed)  # identical model init on every rank
 
     data = recipe.data
+    processor = image_processor(data)  # checks now that the eval pipeline can be exported
     splits = ("train", "val") if validate else ("train",)
     with accelerator.main_process_first():  # the main process fills the datasets cache
         dsets = attach_transforms(build_datasets(data, recipe.seed, splits), data)
@@ -216,14 +217,14 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
                                                data.skip_bad_images, desc=f"eval {state.epoch}"),
                                       recipe.evaluation.topk)
             row.update({f"val_{k}": v for k, v in metrics.items()})
-            _export(recipe, accelerator, model, work_dir, metrics, state)
+            _export(recipe, accelerator, model, processor, work_dir, metrics, state)
         if state.epoch % recipe.checkpoint.interval == 0 or last:
             save_checkpoint(accelerator, state, work_dir / "checkpoints" / f"epoch_{state.epoch}")
             _prune_checkpoints(recipe, accelerator, work_dir, state)
         _record(accelerator, work_dir, row)
 
     if not validate:
-        _save_export(accelerator, model, recipe.data, work_dir / "latest")
+        _save_export(accelerator, model, processor, work_dir / "latest")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics
@@ -288,8 +289,8 @@ def _resolve_resume(resume_from, work_dir: Path) -> Path | None:
     return path
 
 
-def _export(recipe, accelerator, model, work_dir, metrics, state) -> None:
-    _save_export(accelerator, model, recipe.data, work_dir / "latest")
+def _export(recipe, accelerator, model, processor, work_dir, metrics, state) -> None:
+    _save_export(accelerator, model, processor, work_dir / "latest")
     key, rule = recipe.evaluation.save_best, recipe.evaluation.rule
     if key is None:
         return
@@ -299,13 +300,13 @@ def _export(recipe, accelerator, model, work_dir, metrics, state) -> None:
     better = state.best_metric is None or (value > state.best_metric if rule == "greater" else value < state.best_metric)
     if better:
         state.best_metric, state.best_epoch = value, state.epoch
-        _save_export(accelerator, model, recipe.data, work_dir / "best")
+        _save_export(accelerator, model, processor, work_dir / "best")
         logger.info("new best %s %.4f at epoch %d", key, value, state.epoch)
 
 
-def _save_export(accelerator, model, data, folder) -> None:
+def _save_export(accelerator, model, processor, folder) -> None:
     if accelerator.is_main_process:
-        save_hf_folder(accelerator.unwrap_model(model), data, folder)
+        save_hf_folder(accelerator.unwrap_model(model), processor, folder)
     accelerator.wait_for_everyone()
 
 
