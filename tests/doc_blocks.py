@@ -1,0 +1,74 @@
+"""Runnable blocks of the Markdown docs, and a sandbox to run them in.
+
+A block is runnable when the line before its fence is `<!-- runnable -->`.
+Blocks of one document run in order in one sandbox: a copy of the repo's
+recipes (digits recipes cut to 2 epochs so the docs stay quick to test), the
+hfcls and launch folders, and the prepared digits under data/digits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+MARK = "<!-- runnable -->"
+FENCE = re.compile(r"^(`{3,})(\w+)")
+
+
+@dataclass
+class Block:
+    doc: Path
+    line: int  # 1-based line of the opening fence
+    language: str  # shell or python
+    code: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.doc.name}:{self.line}"
+
+
+def runnable_blocks(doc: Path) -> list[Block]:
+    lines = doc.read_text().splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        match = FENCE.match(lines[i])
+        if match and i > 0 and lines[i - 1].strip() == MARK:
+            fence, language = match.groups()
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith(fence))
+            blocks.append(Block(doc, i + 1, language, "\n".join(lines[i + 1:end]) + "\n"))
+            i = end
+        i += 1
+    return blocks
+
+
+def make_sandbox(root: Path, repo: Path, digits: Path, epochs: int = 2) -> Path:
+    for folder in ("hfcls", "launch", "docs"):
+        if (repo / folder).exists():
+            (root / folder).symlink_to(repo / folder)
+    shutil.copytree(repo / "recipes", root / "recipes")
+    for recipe in (root / "recipes" / "digits").glob("*.yaml"):
+        data = yaml.safe_load(recipe.read_text())
+        data.setdefault("train", {})["epochs"] = epochs
+        recipe.write_text(yaml.safe_dump(data, sort_keys=False))
+    (root / "data").mkdir()
+    (root / "data" / "digits").symlink_to(digits)
+    return root
+
+
+def run_block(block: Block, sandbox: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_EVALUATE_OFFLINE="1")
+    if block.language in ("shell", "bash", "sh"):
+        cmd = ["bash", "-euo", "pipefail", "-c", block.code]
+    elif block.language == "python":
+        cmd = [sys.executable, "-c", block.code]
+    else:
+        raise ValueError(f"{block.name}: cannot run a {block.language} block")
+    return subprocess.run(cmd, cwd=sandbox, env=env, capture_output=True, text=True, timeout=timeout)
