@@ -9,7 +9,9 @@ import gzip
 import pickle
 from pathlib import Path
 
+import datasets
 import numpy as np
+import pytest
 from PIL import Image
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -127,3 +129,11 @@ def write_imagenet(root: Path, wnids=("n01440764", "n01443537", "n01484850"), pe
         (root / "meta" / f"{split}.txt").write_text("".join(f"{path} {label}\n" for path, label, _ in entries))
     (root / "meta" / "synsets.txt").write_text("".join(f"{wnid}\n" for wnid in wnids))
     return written
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """A datasets cache per test: no test reuses another's Arrow files, ~/.cache stays clean."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+    return tmp_path / "hf-datasets-cache"
+
