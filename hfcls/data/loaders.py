@@ -53,7 +53,8 @@ def align_labels(ds: datasets.Dataset, names: list, where: str) -> datasets.Data
     if unknown:
         raise HfclsError(f"{where} has classes the training set lacks: {', '.join(unknown[:10])}")
     mapping = [names.index(name) for name in own]
-    ds = ds.map(lambda batch: {"label": [mapping[i] for i in batch["label"]]}, batched=True)
+    # -1 is datasets' "no label" (an unlabeled test list): it stays -1.
+    ds = ds.map(lambda batch: {"label": [mapping[i] if i >= 0 else i for i in batch["label"]]}, batched=True)
     return ds.cast_column("label", datasets.ClassLabel(names=names))
 
 
