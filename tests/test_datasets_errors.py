@@ -78,7 +78,8 @@ def test_empty_annotation_file(listed):
 def test_missing_classes_file_and_annotation_file(tmp_path, listed):
     raises(r"classes file .*nope\.txt does not exist", **listed("ILSVRC2012_val_00000000.png 0\n"),
            classes=str(tmp_path / "nope.txt"))
-    raises(r"annotation file .*absent\.txt does not exist", type="annotation_list", ann_file=str(tmp_path / "absent.txt"))
+    raises(r"annotation file .*absent\.txt does not exist", type="annotation_list",
+           ann_file=str(tmp_path / "absent.txt"))
 
 
 # ----------------------------------------------------------------------------- imagenet folders
@@ -87,7 +88,8 @@ def test_missing_classes_file_and_annotation_file(tmp_path, listed):
 def test_imagenet_flat_val_without_list(tmp_path):
     write_imagenet(tmp_path)
     (tmp_path / "meta" / "val.txt").unlink()
-    raises(r"val has no class folders; for a flat folder give its list as .*/meta/val\.txt or set ann_file", type="imagenet", root=str(tmp_path), split="val")
+    raises(r"val has no class folders; for a flat folder give its list as .*/meta/val\.txt or set ann_file",
+           type="imagenet", root=str(tmp_path), split="val")
 
 
 def test_imagenet_unknown_class_folder_and_empty_split(tmp_path):

@@ -166,8 +166,8 @@ def test_disk_save_to_disk_dataset_and_dict_and_parquet(tmp_path):
 
 def test_disk_renames_columns_and_names_classes(tmp_path):
     pixels = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
-    raw = datasets.Dataset.from_dict({"img": list(pixels), "target": [1, 0]},
-                                     features=datasets.Features({"img": datasets.Image(), "target": datasets.Value("int64")}))
+    features = datasets.Features({"img": datasets.Image(), "target": datasets.Value("int64")})
+    raw = datasets.Dataset.from_dict({"img": list(pixels), "target": [1, 0]}, features=features)
     raw.save_to_disk(str(tmp_path / "raw"))
     ds = load(type="disk", path=str(tmp_path / "raw"), image_column="img", label_column="target", classes=["no", "yes"])
     assert_columns(ds, ["no", "yes"])

@@ -42,7 +42,8 @@ def cifar10(root: str, split: str = "train"):
 def cifar100(root: str, split: str = "train", labels: str = "fine"):
     """CIFAR-100, `split` train or test; `labels` fine (100 classes) or coarse (20 superclasses)."""
     if labels not in ("fine", "coarse"):
-        raise HfclsError(f"cifar100: labels must be fine or coarse, got {labels!r}{did_you_mean(labels, ['fine', 'coarse'])}")
+        hint = did_you_mean(labels, ["fine", "coarse"])
+        raise HfclsError(f"cifar100: labels must be fine or coarse, got {labels!r}{hint}")
     return _cifar("cifar100", CIFAR100, root, split, labels_key=f"{labels}_labels", names_key=f"{labels}_label_names",
                   hub_label=f"{labels}_label")
 

@@ -13,9 +13,9 @@ from hfcls.errors import HfclsError, did_you_mean
 
 def disk(path: str, split: str | None = None, image_column: str = "image", label_column: str = "label",
          classes: list | str | None = None):
-    """`path` written by `save_to_disk` (a Dataset or a DatasetDict), or a folder of
-    parquet files (splits named by files or folders as on the Hub: `train-*.parquet` or `train/`); `split`
-    picks one split when there are several."""
+    """`path` written by `save_to_disk` (a Dataset or a DatasetDict), or a folder of parquet
+    files (splits named by files or folders as on the Hub: `train-*.parquet`, `train/`);
+    `split` picks one split when there are several."""
     folder = Path(path)
     if not folder.exists():
         raise HfclsError(f"disk dataset {path} does not exist; check data.*.path")
