@@ -30,10 +30,12 @@ def imagefolder(path: str):
 
 
 def hub(name: str, split: str = "train", config: str | None = None, revision: str | None = None,
-        image_column: str = "image", label_column: str = "label", classes: list | None = None):
-    """A dataset on the Hugging Face Hub (or a local dataset script/folder) by name."""
+        image_column: str = "image", label_column: str = "label", classes: list | None = None,
+        streaming: bool = False):
+    """A dataset on the Hugging Face Hub (or a local dataset script/folder) by name;
+    `streaming: true` reads it while training instead of downloading it first."""
     try:
-        ds = datasets.load_dataset(name, config, split=split, revision=revision)
+        ds = datasets.load_dataset(name, config, split=split, revision=revision, streaming=streaming)
     except datasets.exceptions.DatasetNotFoundError as error:
         raise HfclsError(f"hub dataset {name}: {error}") from None
     except ConnectionError as error:
@@ -63,6 +65,6 @@ def load_source(spec: dict, where: str) -> datasets.Dataset:
     if missing:
         raise HfclsError(f"{where}: a {kind} source needs {', '.join(missing)}")
     ds = loader(**kwargs)
-    if len(ds) == 0:
+    if isinstance(ds, datasets.Dataset) and len(ds) == 0:  # a stream's length is unknown
         raise HfclsError(f"{where}: the {kind} source has no samples")
     return ds
