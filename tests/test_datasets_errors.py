@@ -203,7 +203,8 @@ def test_unknown_recipe_key_names_the_source_keys(tmp_path):
 def test_disk_errors(tmp_path):
     raises(r"disk dataset .*absent does not exist", type="disk", path=str(tmp_path / "absent"))
     (tmp_path / "empty").mkdir()
-    raises(r"holds neither a save_to_disk dataset .* nor \.parquet files", type="disk", path=str(tmp_path / "empty"))
+    raises(r"holds neither a save_to_disk dataset .* nor \.parquet or webdataset \.tar files", type="disk",
+           path=str(tmp_path / "empty"))
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a"])})
     one = datasets.Dataset.from_dict({"image": [np.zeros((2, 2, 3), np.uint8)], "label": [0]}, features=features)
     datasets.DatasetDict({"train": one, "test": one}).save_to_disk(str(tmp_path / "dict"))

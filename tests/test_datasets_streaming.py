@@ -7,7 +7,7 @@ import tarfile
 import datasets
 import numpy as np
 import pytest
-from conftest import make_image_folder, tiny_recipe_dict
+from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 from layouts import isolated_cache  # noqa: F401
 from PIL import Image
 
@@ -15,6 +15,7 @@ from hfcls.data.loaders import attach_transforms, build_datasets, build_loader
 from hfcls.engine import train
 from hfcls.errors import HfclsError
 from hfcls.recipe import recipe_from_dict
+from hfcls.tools import browse, verify
 
 NAMES = ["cat", "dog", "fox"]
 
@@ -126,3 +127,15 @@ def test_streaming_validation_is_refused(tmp_path):
     dsets = attach_transforms(build_datasets(data, seed=0, splits=("train",)), data)
     with pytest.raises(HfclsError, match="streaming .* is for the training data"):
         build_loader(dsets["train"], data, 4, False, 0, False)
+
+
+def test_verify_and_browse_read_streams(tmp_path, capsys):
+    save_numbered(tmp_path / "saved", count=5)
+    val = make_image_folder(tmp_path / "val", per_class=1)
+    train_spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
+    path = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(None, val, data={"train": train_spec,
+                                                                               "steps_per_epoch": 1}))
+    assert verify.cli([str(path)]) == 0
+    assert "all 8 images in train, val decode" in capsys.readouterr().out
+    browse.cli([str(path), "--n", "9", "--out", str(tmp_path / "grid.png")])
+    assert capsys.readouterr().out == f"saved 5 train samples to {tmp_path / 'grid.png'}\n"

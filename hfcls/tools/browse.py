@@ -8,6 +8,7 @@ normalisation, titled with its class name.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 
 import torch
@@ -18,20 +19,21 @@ from hfcls.recipe import load_recipe
 
 
 def sample_grid(ds, names: list, n: int, out: str, columns: int | None = None) -> int:
-    """Save the first `n` transformed samples of `ds` as one image; return how many were drawn."""
+    """Save the first `n` transformed samples of `ds` (a dataset or a stream) as one image;
+    return how many were drawn."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    count = min(n, len(ds))
+    samples = list(itertools.islice(iter(ds), n))
+    count = len(samples)
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.2 * rows), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
-    for index, axis in zip(range(count), axes.flat):
-        sample = ds[index]
+    for sample, axis in zip(samples, axes.flat):
         axis.imshow(sample["pixel_values"].permute(1, 2, 0).numpy(), cmap="gray")
         label = sample["labels"]
         title = names[label] if label >= 0 else "(no label)"
