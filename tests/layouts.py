@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+from hfcls.data.formats.cifar import CIFAR10_CLASSES as CIFAR10_NAMES  # the names batches.meta holds
 
 
 def cifar_rows(images: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ import pytest
 from layouts import idx_bytes, isolated_cache, write_cifar10, write_imagenet, write_mnist, write_pickle  # noqa: F401
 
 from hfcls.data.formats import fallback
+from hfcls.data.formats.cifar import CIFAR100_FINE
 from hfcls.data.sources import load_source
 from hfcls.errors import HfclsError
 
@@ -239,13 +240,15 @@ def fake_hub(image_column, label_column, names, calls):
     return load_dataset
 
 
-def test_missing_cifar_root_loads_the_hub_copy(tmp_path, monkeypatch):
+def test_missing_cifar_root_loads_the_hub_copy_with_the_archive_class_names(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(fallback.datasets, "load_dataset", fake_hub("img", "coarse_label", ["x", "y"], calls))
-    ds = load(type="cifar100", root=str(tmp_path), split="test", labels="coarse")
+    hub_names = ["cra" if name == "crab" else name for name in CIFAR100_FINE]  # the Hub copy's typo
+    monkeypatch.setattr(fallback.datasets, "load_dataset", fake_hub("img", "fine_label", hub_names, calls))
+    ds = load(type="cifar100", root=str(tmp_path), split="test")
     assert calls == [("uoft-cs/cifar100", "test")]
-    assert list(ds.features) == ["image", "label"] and ds.features["label"].names == ["x", "y"]
-    assert list(ds["label"]) == [1, 0]
+    assert list(ds.features) == ["image", "label"] and ds.features["label"].names == CIFAR100_FINE
+    assert ds.features["label"].names[26] == "crab"
+    assert list(ds["label"]) == [99, 0]
 
 
 def test_missing_fashion_mnist_root_keeps_hfcls_class_names(tmp_path, monkeypatch):

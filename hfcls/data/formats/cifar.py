@@ -17,6 +17,21 @@ from hfcls.data.formats.common import cached_dataset, check_label, png_sample
 from hfcls.data.formats.fallback import hub_fallback
 from hfcls.errors import HfclsError, did_you_mean
 
+# The class names of the archives' meta files, for the Hub copies (whose CIFAR-100
+# names differ: "cra" for "crab").
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR100_FINE = """apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly
+    camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur
+    dolphin elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard
+    lobster man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear
+    pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark
+    shrew skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone
+    television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm""".split()
+CIFAR100_COARSE = """aquatic_mammals fish flowers food_containers fruit_and_vegetables household_electrical_devices
+    household_furniture insects large_carnivores large_man-made_outdoor_things large_natural_outdoor_scenes
+    large_omnivores_and_herbivores medium_mammals non-insect_invertebrates people reptiles small_mammals trees
+    vehicles_1 vehicles_2""".split()
+
 CIFAR10 = {
     "folder": "cifar-10-batches-py",
     "meta": "batches.meta",
@@ -36,7 +51,7 @@ CIFAR100 = {
 def cifar10(root: str, split: str = "train"):
     """CIFAR-10, `split` train (data_batch_1..5) or test (test_batch)."""
     return _cifar("cifar10", CIFAR10, root, split, labels_key="labels", names_key="label_names",
-                  hub_label="label")
+                  hub_label="label", hub_classes=CIFAR10_CLASSES)
 
 
 def cifar100(root: str, split: str = "train", labels: str = "fine"):
@@ -45,15 +60,16 @@ def cifar100(root: str, split: str = "train", labels: str = "fine"):
         hint = did_you_mean(labels, ["fine", "coarse"])
         raise HfclsError(f"cifar100: labels must be fine or coarse, got {labels!r}{hint}")
     return _cifar("cifar100", CIFAR100, root, split, labels_key=f"{labels}_labels", names_key=f"{labels}_label_names",
-                  hub_label=f"{labels}_label")
+                  hub_label=f"{labels}_label", hub_classes=CIFAR100_FINE if labels == "fine" else CIFAR100_COARSE)
 
 
-def _cifar(kind: str, layout: dict, root: str, split: str, labels_key: str, names_key: str, hub_label: str):
+def _cifar(kind: str, layout: dict, root: str, split: str, labels_key: str, names_key: str, hub_label: str,
+           hub_classes: list):
     if split not in layout["splits"]:
         raise HfclsError(f"{kind}: split must be one of {', '.join(layout['splits'])}, got {split!r}")
     folder = _batches_folder(Path(root), layout)
     if folder is None:
-        return hub_fallback(kind, f"{Path(root) / layout['folder']}", layout["hub"], split, hub_label, None,
+        return hub_fallback(kind, f"{Path(root) / layout['folder']}", layout["hub"], split, hub_label, hub_classes,
                             files_hint=f"the extracted {layout['url'].rsplit('/', 1)[1]} ({layout['url']})")
     names = _class_names(folder / layout["meta"], names_key)
     files = [folder / name for name in layout["splits"][split]]
