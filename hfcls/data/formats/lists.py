@@ -23,8 +23,7 @@ UNLABELED = -1
 def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None):
     """`data_prefix/<path>` for each `path [label]` line of `ann_file`; class names from
     `classes` (a list or a text file), else 0..max label."""
-    return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"),
-                          origin=f"classes {classes}" if classes is not None else None)
+    return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"), f"classes {classes}")
 
 
 def imagenet(root: str, split: str = "train", classes: list | str | None = None, ann_file: str | None = None):
@@ -50,14 +49,14 @@ def imagenet(root: str, split: str = "train", classes: list | str | None = None,
     return _folder_images(base / split, names, origin)
 
 
-def _listed_images(ann_file, data_prefix, names: list | None, origin: str | None) -> datasets.Dataset:
+def _listed_images(ann_file, data_prefix, names: list | None, origin: str) -> datasets.Dataset:
+    """`origin` says where `names` came from; without names, classes are numbered 0..max label."""
     entries = read_annotations(ann_file)
     labels = [label for _, label, _ in entries]
-    if names is None:  # numbered classes, as many as the largest label needs
-        names, origin = [str(i) for i in range(max(labels) + 1)], None
+    names = names or [str(i) for i in range(max(labels) + 1)]
     for _, label, line in entries:
         if label != UNLABELED:
-            check_label(label, names, f"{ann_file} line {line}", origin or "the labels")
+            check_label(label, names, f"{ann_file} line {line}", origin)
     paths = [os.path.join(os.path.abspath(data_prefix), path) for path, _, _ in entries]
     missing = [(path, line) for path, (_, _, line) in zip(paths, entries) if not os.path.isfile(path)]
     if missing:
@@ -110,11 +109,12 @@ def _folder_images(folder: Path, names: list, origin: str) -> datasets.Dataset:
     if unknown:
         raise HfclsError(f"{folder}: class folder {unknown[0]} is not among the {len(names)} classes of {origin}")
     paths, labels = [], []
+    base = folder.resolve()
     for name in folders:
-        for file in sorted((folder / name).iterdir()):
-            if file.suffix.lower() in IMAGE_EXTENSIONS:
-                paths.append(str(file.resolve()))
-                labels.append(names.index(name))
+        images = [file for file in sorted(os.listdir(base / name))
+                  if os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS]
+        paths += [str(base / name / file) for file in images]
+        labels += [names.index(name)] * len(images)
     if not paths:
         raise HfclsError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return datasets.Dataset.from_dict({"image": paths, "label": labels}, features=image_features(names))
