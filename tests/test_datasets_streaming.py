@@ -2,12 +2,15 @@
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 
 import datasets
 import numpy as np
 import pytest
-from conftest import make_image_folder, tiny_recipe_dict, write_recipe
+from conftest import REPO, make_image_folder, tiny_recipe_dict, write_recipe
 from layouts import isolated_cache  # noqa: F401
 from PIL import Image
 
@@ -139,3 +142,23 @@ def test_verify_and_browse_read_streams(tmp_path, capsys):
     assert "all 8 images in train, val decode" in capsys.readouterr().out
     browse.cli([str(path), "--n", "9", "--out", str(tmp_path / "grid.png")])
     assert capsys.readouterr().out == f"saved 5 train samples to {tmp_path / 'grid.png'}\n"
+
+
+@pytest.mark.slow
+def test_two_processes_train_from_one_stream(tmp_path):
+    """Two gloo processes (ACCELERATE_USE_CPU makes a GPU-less launch MULTI_CPU), each on its part."""
+    save_numbered(tmp_path / "saved", count=24, shards=4)
+    val = make_image_folder(tmp_path / "val", per_class=2)
+    train_spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(None, val, data={
+        "train": train_spec, "steps_per_epoch": 3, "batch_size": 4}, train={"epochs": 2}))
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--main_process_port", "29517", str(REPO / "hfcls" / "train.py"), str(recipe),
+              "--work-dir", str(tmp_path / "work")]
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "batch 4 x 2 processes = 8; 3 steps per epoch" in done.stdout + done.stderr
+    rows = [json.loads(line) for line in (tmp_path / "work" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [3, 6]
