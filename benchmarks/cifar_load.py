@@ -41,7 +41,7 @@ def main(argv=None):
     parser.add_argument("--per-batch", type=int, default=10_000, help="images per train batch (5 batches)")
     parser.add_argument("--keep", help="write the data and cache here instead of a temporary folder")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO / "tests"))
+    sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the tests' CIFAR writer
     from layouts import write_cifar10
 
     with tempfile.TemporaryDirectory() as tmp:
