@@ -182,7 +182,8 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
 
     set_seed(recipe.seed, device_specific=True)  # augmentations differ between ranks
     pin = accelerator.device.type == "cuda" and data.pin_memory
-    train_loader = build_loader(dsets["train"], data, data.batch_size, True, recipe.seed, pin)
+    train_loader = build_loader(dsets["train"], data, data.batch_size, True, recipe.seed, pin,
+                                process=(accelerator.process_index, accelerator.num_processes, accelerator.device))
     val_loader = None
     if validate:
         val_loader = build_loader(dsets["val"], data, data.eval_batch_size or data.batch_size, False, recipe.seed, pin)
@@ -201,8 +202,9 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
     if accelerator.is_main_process:
         accelerator.init_trackers("hfcls")
     logger.info(
-        "%d train / %s val images, %d classes; batch %d x %d processes = %d; %d steps per epoch",
-        len(dsets["train"]), len(dsets["val"]) if validate else "no", len(names), data.batch_size,
+        "%s train / %s val images, %d classes; batch %d x %d processes = %d; %d steps per epoch",
+        len(dsets["train"]) if hasattr(dsets["train"], "__len__") else "streamed",
+        len(dsets["val"]) if validate else "no", len(names), data.batch_size,
         accelerator.num_processes, data.batch_size * accelerator.num_processes, steps_per_epoch,
     )
 

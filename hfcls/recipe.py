@@ -51,6 +51,10 @@ class DataSection:
     # torchvision.transforms.v2 classes by name, applied to uint8 images.
     train_pipeline: list = field(default_factory=list)
     eval_pipeline: list = field(default_factory=list)
+    # A streaming train source (streaming: true) has no length: steps per epoch,
+    # and how many rows its shuffle buffer holds.
+    steps_per_epoch: Optional[int] = None
+    shuffle_buffer: int = 1000
 
 
 @dataclass
@@ -342,5 +346,9 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
     for key, value in positives.items():
         if value < 1:
             raise HfclsError(f"{where}: {key} must be at least 1, got {value}")
+    if data.steps_per_epoch is not None and data.steps_per_epoch < 1:
+        raise HfclsError(f"{where}: data.steps_per_epoch must be at least 1, got {data.steps_per_epoch}")
+    if data.shuffle_buffer < 1:
+        raise HfclsError(f"{where}: data.shuffle_buffer must be at least 1, got {data.shuffle_buffer}")
     if data.num_workers < 0:
         raise HfclsError(f"{where}: data.num_workers must be 0 or more")

@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as F
 
 from hfcls.data.sources import load_source
+from hfcls.data.streaming import TransformedStream, build_stream_loader
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
 
@@ -26,6 +27,8 @@ def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
         spec = getattr(data, split)
         if spec is not None:
             out[split] = load_source(spec, where=f"data.{split}")
+    if data.train_val_split is not None and isinstance(out.get("train"), datasets.IterableDataset):
+        raise HfclsError("data.train_val_split cannot split a stream (streaming: true); give data.val a source")
     if data.train_val_split is not None and "train" in out and "val" in splits:
         parts = out["train"].train_test_split(
             test_size=data.train_val_split, seed=seed, stratify_by_column="label"
@@ -53,9 +56,11 @@ def align_labels(ds: datasets.Dataset, names: list, where: str) -> datasets.Data
     if unknown:
         raise HfclsError(f"{where} has classes the training set lacks: {', '.join(unknown[:10])}")
     mapping = [names.index(name) for name in own]
+    # -1 is datasets' "no label" (an unlabeled test list): it stays -1.
     features = ds.features.copy()
     features["label"] = datasets.ClassLabel(names=names)
-    return ds.map(lambda batch: {"label": [mapping[i] for i in batch["label"]]}, batched=True, features=features)
+    return ds.map(lambda batch: {"label": [mapping[i] if i >= 0 else i for i in batch["label"]]},
+                  batched=True, features=features)
 
 
 class SampleTransform:
@@ -94,11 +99,16 @@ def decode(image: dict, to_rgb: bool) -> torch.Tensor:
 
 
 def attach_transforms(dsets: datasets.DatasetDict, data) -> datasets.DatasetDict:
+    """Each split decodes and transforms its rows when read; a stream becomes a TransformedStream."""
     train = build_pipeline(data.train_pipeline, "data.train_pipeline")
     evaluate = build_pipeline(data.eval_pipeline, "data.eval_pipeline")
     for split, ds in dsets.items():
         ds = ds.cast_column("image", datasets.Image(decode=False))
-        ds.set_transform(SampleTransform(train if split == "train" else evaluate, data.to_rgb))
+        transform = SampleTransform(train if split == "train" else evaluate, data.to_rgb)
+        if isinstance(ds, datasets.IterableDataset):
+            ds = TransformedStream(ds, transform)
+        else:
+            ds.set_transform(transform)
         dsets[split] = ds
     return dsets
 
@@ -113,18 +123,28 @@ def collate(samples: list) -> dict:
     }
 
 
-def build_loader(ds, data, batch_size: int, shuffle: bool, seed: int, pin_memory: bool):
+def build_loader(ds, data, batch_size: int, shuffle: bool, seed: int, pin_memory: bool, process=None):
+    """A DataLoader, or for a training stream a StreamLoader reading this `process`'s part
+    (`process` = (rank, number of processes, device))."""
     workers = data.num_workers
-    generator = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(
-        ds,
+    kwargs = dict(
         batch_size=batch_size,
-        shuffle=shuffle,
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,
         drop_last=shuffle,  # training only: a size-1 last batch breaks BatchNorm
-        persistent_workers=data.persistent_workers and workers > 0,
         prefetch_factor=data.prefetch_factor if workers > 0 else None,
-        generator=generator,
+    )
+    if isinstance(ds, TransformedStream):
+        if not shuffle or process is None:
+            raise HfclsError("streaming (streaming: true) is for the training data; give data.val and "
+                             "data.test sources that are read in full")
+        # Workers restart each pass so that they see the stream's new epoch.
+        return build_stream_loader(ds, data, kwargs, seed, process)
+    return torch.utils.data.DataLoader(
+        ds,
+        shuffle=shuffle,
+        persistent_workers=data.persistent_workers and workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
     )

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import datasets
 
+from hfcls.data.columns import standardize
+from hfcls.data.formats import FORMATS
 from hfcls.errors import HfclsError, did_you_mean
 
 
@@ -28,10 +30,12 @@ def imagefolder(path: str):
 
 
 def hub(name: str, split: str = "train", config: str | None = None, revision: str | None = None,
-        image_column: str = "image", label_column: str = "label", classes: list | None = None):
-    """A dataset on the Hugging Face Hub (or a local dataset script/folder) by name."""
+        image_column: str = "image", label_column: str = "label", classes: list | None = None,
+        streaming: bool = False):
+    """A dataset on the Hugging Face Hub (or a local dataset script/folder) by name;
+    `streaming: true` reads it while training instead of downloading it first."""
     try:
-        ds = datasets.load_dataset(name, config, split=split, revision=revision)
+        ds = datasets.load_dataset(name, config, split=split, revision=revision, streaming=streaming)
     except datasets.exceptions.DatasetNotFoundError as error:
         raise HfclsError(f"hub dataset {name}: {error}") from None
     except ConnectionError as error:
@@ -39,7 +43,7 @@ def hub(name: str, split: str = "train", config: str | None = None, revision: st
     return standardize(ds, image_column, label_column, where=f"hub dataset {name}", classes=classes)
 
 
-SOURCES = {"imagefolder": imagefolder, "hub": hub}
+SOURCES = {"imagefolder": imagefolder, "hub": hub, **FORMATS}
 
 
 def load_source(spec: dict, where: str) -> datasets.Dataset:
@@ -61,27 +65,6 @@ def load_source(spec: dict, where: str) -> datasets.Dataset:
     if missing:
         raise HfclsError(f"{where}: a {kind} source needs {', '.join(missing)}")
     ds = loader(**kwargs)
-    if len(ds) == 0:
+    if isinstance(ds, datasets.Dataset) and len(ds) == 0:  # a stream's length is unknown
         raise HfclsError(f"{where}: the {kind} source has no samples")
-    return ds
-
-
-def standardize(ds: datasets.Dataset, image_column: str, label_column: str, where: str,
-                classes: list | None = None) -> datasets.Dataset:
-    """Rename to `image`/`label`, drop other columns, make `label` a ClassLabel."""
-    for column in (image_column, label_column):
-        if column not in ds.column_names:
-            raise HfclsError(f"{where}: no column {column!r}{did_you_mean(column, ds.column_names)}; "
-                             f"columns: {', '.join(ds.column_names)} (set image_column/label_column)")
-    ds = ds.select_columns([image_column, label_column])
-    ds = ds.rename_columns({k: v for k, v in {image_column: "image", label_column: "label"}.items() if k != v})
-    if not isinstance(ds.features["image"], datasets.Image):
-        raise HfclsError(f"{where}: column {image_column!r} holds {ds.features['image']}, not images")
-    label = ds.features["label"]
-    if classes is not None:
-        ds = ds.cast_column("label", datasets.ClassLabel(names=[str(c) for c in classes]))
-    elif isinstance(label, datasets.Value) and label.dtype == "string":
-        ds = ds.class_encode_column("label")
-    elif not isinstance(label, datasets.ClassLabel):
-        raise HfclsError(f"{where}: labels are {label} without class names; list them with classes: [...]")
     return ds

@@ -1,0 +1,120 @@
+"""Image files named by a list or by class folders: `annotation_list` and `imagenet`.
+
+An annotation file has one image per line, `relative/path label` (as
+MMClassification's CustomDataset and caffe's `get_ilsvrc_aux.sh` write them), or
+`relative/path` alone for an unlabeled test set (label -1, datasets' "no label").
+The rows hold file paths only; images are decoded when batches are built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import datasets
+
+from hfcls.data.formats.common import check_label, image_features, read_classes
+from hfcls.errors import HfclsError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+UNLABELED = -1
+
+
+def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None):
+    """`data_prefix/<path>` for each `path [label]` line of `ann_file`; class names from
+    `classes` (a list or a text file), else 0..max label."""
+    return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"), f"classes {classes}")
+
+
+def imagenet(root: str, split: str = "train", classes: list | str | None = None, ann_file: str | None = None):
+    """ImageNet as prepared for MMClassification: `root/{train,val}/`, `root/meta/{train,val}.txt`.
+
+    Images are listed by `ann_file`, else by `root/meta/<split>.txt` when it exists,
+    else found in class sub-folders of `root/<split>`. Class names come from
+    `classes` (a list or a file such as caffe's synsets.txt), else from the sorted
+    class folders of `root/train`, which is the order the caffe lists number.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise HfclsError(f"imagenet root {root} does not exist; it should hold train/, val/ and meta/")
+    names = read_classes(classes, f"imagenet {root}")
+    origin = f"classes {classes}" if names else f"the class folders of {base / 'train'}"
+    names = names or _class_folders(base / "train")
+    if not names:
+        raise HfclsError(f"imagenet {root}: no class folders in {base / 'train'} to name the classes; "
+                         "set classes: to a list or a file such as meta/synsets.txt")
+    ann = ann_file or (base / "meta" / f"{split}.txt")
+    if ann_file is not None or Path(ann).is_file():
+        return _listed_images(ann, base / split, names, origin)
+    return _folder_images(base / split, names, origin)
+
+
+def _listed_images(ann_file, data_prefix, names: list | None, origin: str) -> datasets.Dataset:
+    """`origin` says where `names` came from; without names, classes are numbered 0..max label."""
+    entries = read_annotations(ann_file)
+    labels = [label for _, label, _ in entries]
+    names = names or [str(i) for i in range(max(labels) + 1)]
+    for _, label, line in entries:
+        if label != UNLABELED:
+            check_label(label, names, f"{ann_file} line {line}", origin)
+    paths = [os.path.join(os.path.abspath(data_prefix), path) for path, _, _ in entries]
+    missing = [(path, line) for path, (_, _, line) in zip(paths, entries) if not os.path.isfile(path)]
+    if missing:
+        path, line = missing[0]
+        more = f" (and {len(missing) - 1} more listed files)" if len(missing) > 1 else ""
+        raise HfclsError(f"{ann_file} line {line}: image {path} does not exist{more}; "
+                         f"check data_prefix ({data_prefix}) or the list")
+    return datasets.Dataset.from_dict({"image": paths, "label": labels}, features=image_features(names))
+
+
+def read_annotations(ann_file) -> list:
+    """[(path, label or -1, line number)] from `path label` or `path` lines; blank lines skipped."""
+    if not Path(ann_file).is_file():
+        raise HfclsError(f"annotation file {ann_file} does not exist; check ann_file")
+    entries = []
+    for number, line in enumerate(Path(ann_file).read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) > 2:
+            raise HfclsError(f"{ann_file} line {number}: {len(fields)} fields in {line.strip()!r}; "
+                             "expected 'path label' or 'path' (no spaces in paths)")
+        if len(fields) == 2 and not fields[1].isdigit():
+            raise HfclsError(f"{ann_file} line {number}: label {fields[1]!r} is not a whole number >= 0")
+        entries.append((fields[0], int(fields[1]) if len(fields) == 2 else UNLABELED, number))
+    if not entries:
+        raise HfclsError(f"annotation file {ann_file} lists no images; an empty split cannot be used")
+    first_labeled = entries[0][1] != UNLABELED
+    odd = next((line for _, label, line in entries if (label != UNLABELED) != first_labeled), None)
+    if odd is not None:
+        raise HfclsError(f"{ann_file} line {odd}: {'no label' if first_labeled else 'a label'} where line "
+                         f"{entries[0][2]} has {'one' if first_labeled else 'none'}; label every line or none")
+    return entries
+
+
+def _class_folders(folder: Path) -> list:
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+
+
+def _folder_images(folder: Path, names: list, origin: str) -> datasets.Dataset:
+    if not folder.is_dir():
+        raise HfclsError(f"imagenet split folder {folder} does not exist; check root and split")
+    folders = _class_folders(folder)
+    if not folders:
+        raise HfclsError(f"{folder} has no class folders; for a flat folder give its list as "
+                         f"{folder.parent / 'meta' / (folder.name + '.txt')} or set ann_file")
+    unknown = [name for name in folders if name not in names]
+    if unknown:
+        raise HfclsError(f"{folder}: class folder {unknown[0]} is not among the {len(names)} classes of {origin}")
+    paths, labels = [], []
+    base = folder.resolve()
+    for name in folders:
+        images = [file for file in sorted(os.listdir(base / name))
+                  if os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS]
+        paths += [str(base / name / file) for file in images]
+        labels += [names.index(name)] * len(images)
+    if not paths:
+        raise HfclsError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return datasets.Dataset.from_dict({"image": paths, "label": labels}, features=image_features(names))

@@ -1,0 +1,1 @@
+"""Command-line tools around datasets and models: verify, browse, ..."""

@@ -1,0 +1,139 @@
+"""Small copies of the dataset layouts hfcls reads, written the way the originals are.
+
+Each writer returns what it wrote, so tests can compare pixels and labels exactly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
+
+from hfcls.data.formats.cifar import CIFAR10_CLASSES as CIFAR10_NAMES  # the names batches.meta holds
+
+
+def cifar_rows(images: np.ndarray) -> np.ndarray:
+    """N x 32 x 32 x 3 -> N x 3072 rows: all red values, then green, then blue."""
+    return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+
+
+def write_pickle(path: Path, content) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        pickle.dump(content, handle)
+
+
+def write_cifar10(root: Path, per_batch: int = 3, seed: int = 0) -> dict:
+    """root/cifar-10-batches-py with 5 train batches and a test batch, bytes keys as in the
+    original Python 2 pickles. Returns {split: (images, labels)}."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    write_pickle(folder / "batches.meta", {b"label_names": [n.encode() for n in CIFAR10_NAMES]})
+    written = {"train": ([], []), "test": ([], [])}
+    for name, split in [(f"data_batch_{i}", "train") for i in range(1, 6)] + [("test_batch", "test")]:
+        images = rng.integers(0, 256, size=(per_batch, 32, 32, 3), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=per_batch).tolist()
+        write_pickle(folder / name, {b"batch_label": name.encode(), b"data": cifar_rows(images),
+                                     b"labels": labels, b"filenames": [b"x.png"] * per_batch})
+        written[split][0].append(images)
+        written[split][1].extend(labels)
+    return {split: (np.concatenate(images), labels) for split, (images, labels) in written.items()}
+
+
+def write_cifar100(root: Path, count: int = 6, seed: int = 0) -> dict:
+    """root/cifar-100-python/{train,test,meta}, str keys (as pickled by Python 3).
+    Returns {split: (images, fine labels, coarse labels)} and the names under "names"."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    fine = [f"fine{i:02d}" for i in range(100)]
+    coarse = [f"coarse{i:02d}" for i in range(20)]
+    write_pickle(folder / "meta", {"fine_label_names": fine, "coarse_label_names": coarse})
+    written = {"names": (fine, coarse)}
+    for split in ("train", "test"):
+        images = rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
+        fine_labels = rng.integers(0, 100, size=count).tolist()
+        coarse_labels = rng.integers(0, 20, size=count).tolist()
+        write_pickle(folder / split, {"data": cifar_rows(images), "fine_labels": fine_labels,
+                                      "coarse_labels": coarse_labels})
+        written[split] = (images, fine_labels, coarse_labels)
+    return written
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An idx-ubyte file: magic 0x000008<dims>, big-endian uint32 sizes, then the values."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = idx_bytes(array)
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def write_mnist(root: Path, counts=(12, 6), gz: bool = False, seed: int = 0) -> dict:
+    """root/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]. Returns {split: (images, labels)}."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for (split, prefix), count in zip((("train", "train"), ("test", "t10k")), counts):
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=count).astype(np.uint8)
+        write_idx(root / f"{prefix}-images-idx3-ubyte", images, gz)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte", labels, gz)
+        written[split] = (images, labels.tolist())
+    return written
+
+
+def write_images(folder: Path, names: list, images: np.ndarray, suffix: str) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, pixels in zip(names, images):
+        path = folder / f"{name}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def write_imagenet(root: Path, wnids=("n01440764", "n01443537", "n01484850"), per_class: int = 3,
+                   flat_val: bool = True, seed: int = 0) -> dict:
+    """root/train/<wnid>/*.png, root/val flat (or in class folders), root/meta/{train,val}.txt
+    and meta/synsets.txt as caffe's get_ilsvrc_aux.sh writes them. PNG, so pixels compare exactly.
+    Returns {split: [(relative path, label, pixels)]}."""
+    rng = np.random.default_rng(seed)
+    written = {"train": [], "val": []}
+    for label, wnid in enumerate(wnids):
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+            relative = f"{wnid}/{wnid}_{i}.png"
+            write_images(root / "train", [relative[:-4]], [pixels], ".png")
+            written["train"].append((relative, label, pixels))
+            pixels = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+            relative = f"ILSVRC2012_val_{label * per_class + i:08d}.png"
+            if not flat_val:
+                relative = f"{wnid}/{relative}"
+            write_images(root / "val", [relative[:-4]], [pixels], ".png")
+            written["val"].append((relative, label, pixels))
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    for split, entries in written.items():
+        (root / "meta" / f"{split}.txt").write_text("".join(f"{path} {label}\n" for path, label, _ in entries))
+    (root / "meta" / "synsets.txt").write_text("".join(f"{wnid}\n" for wnid in wnids))
+    return written
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """A datasets cache per test: no test reuses another's Arrow files, ~/.cache stays clean."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
+    return tmp_path / "hf-datasets-cache"
+
