@@ -1,0 +1,1 @@
+"""Command-line tools that inspect recipes and models."""
