@@ -20,12 +20,16 @@ def image_processor(data) -> BitImageProcessor:
 
 
 def save_hf_folder(model, data, folder: Path) -> None:
+    write_hf_folder(model, image_processor(data), folder)
+
+
+def write_hf_folder(model, processor, folder: Path) -> None:
     """Write the folder atomically: a reader sees the old export or the new one, whole."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    image_processor(data).save_pretrained(tmp)
+    processor.save_pretrained(tmp)
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
         folder.rename(old)

@@ -95,6 +95,10 @@ class TrainSection:
     label_smoothing: float = 0.0
     log_interval: int = 20  # steps between loss readings (each one syncs the device)
     channels_last: bool = False
+    # At the end of a run: <work_dir>/publish/<name>-<sha256[:8]>.safetensors and a
+    # Hugging Face folder beside it (hfcls.publish), then optionally a push to this Hub repo id.
+    publish: bool = True
+    push_to_hub: Optional[str] = None
 
 
 @dataclass
@@ -344,3 +348,5 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
             raise HfclsError(f"{where}: {key} must be at least 1, got {value}")
     if data.num_workers < 0:
         raise HfclsError(f"{where}: data.num_workers must be 0 or more")
+    if recipe.train.push_to_hub and not recipe.train.publish:
+        raise HfclsError(f"{where}: train.push_to_hub uploads the published model; set train.publish=true too")
