@@ -8,8 +8,9 @@ import shutil
 import pytest
 import torch
 from safetensors import safe_open
+from PIL import Image
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForImageClassification
+from transformers import AutoModelForImageClassification, pipeline
 
 from conftest import make_image_folder, tiny_recipe_dict
 from hfcls.errors import HfclsError
@@ -63,6 +64,10 @@ def test_published_model_predicts_as_the_source(run):
     with torch.no_grad():
         assert torch.equal(model(images).logits, source(images).logits)
     assert model.config.id2label == {0: "cat", 1: "dog", 2: "fox"}
+    # The custom architecture loads by model_type in transformers' own pipeline too.
+    predictions = pipeline("image-classification", model=str(published.with_suffix("")))(
+        Image.new("RGB", (16, 16), (40, 200, 40)), top_k=3)
+    assert sorted(p["label"] for p in predictions) == ["cat", "dog", "fox"]
 
 
 def test_a_flipped_byte_is_refused(run, tmp_path):
