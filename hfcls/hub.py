@@ -22,7 +22,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 import hfcls
 from hfcls.errors import HfclsError, cli_entry
-from hfcls.logs import read_jsonl
+from hfcls.logs import read_jsonl, setup_logging
 from hfcls.recipe import load_recipe
 
 # What a failed request raises: HTTP errors, and connection errors (OSError or the HTTP client's own).
@@ -160,6 +160,7 @@ def parse_args(argv=None):
 @cli_entry
 def cli(argv=None):
     args = parse_args(argv)
+    setup_logging(None, is_main=True)  # results on stdout; library progress bars off
     folder = Path(args.folder)
     if args.dry_run:
         out = Path(args.out) if args.out else folder.with_name(folder.name + "-hub")

@@ -31,6 +31,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 
 import hfcls
 from hfcls.errors import HfclsError, cli_entry
+from hfcls.logs import setup_logging
 from hfcls.export import image_processor, write_hf_folder
 from hfcls.models import config_from_dict, label_maps
 from hfcls.recipe import load_recipe
@@ -211,6 +212,7 @@ def parse_args(argv=None):
 @cli_entry
 def cli(argv=None):
     args = parse_args(argv)
+    setup_logging(None, is_main=True)  # results on stdout; library progress bars off
     print(publish(args.source, args.out, date=args.date, use_ema=args.use_ema))
 
 

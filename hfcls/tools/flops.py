@@ -16,6 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hfcls.errors import HfclsError, cli_entry
+from hfcls.logs import setup_logging
 from hfcls.models import build_model
 from hfcls.recipe import load_recipe
 
@@ -95,6 +96,7 @@ def parse_args(argv=None):
 @cli_entry
 def cli(argv=None):
     args = parse_args(argv)
+    setup_logging(None, is_main=True)  # results on stdout; library progress bars off
     recipe = load_recipe(args.recipe)
     height, width = args.shape or eval_input_size(recipe.data)
     model = build_model(recipe.model, [str(i) for i in range(args.num_classes)])
