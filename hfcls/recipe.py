@@ -11,6 +11,9 @@ wrong types are errors that name the key.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -132,6 +135,9 @@ class Recipe:
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     dist: DistSection = field(default_factory=DistSection)
     work_dir: Optional[str] = None
+    # Python modules imported when the recipe loads, e.g. one that registers your own
+    # architecture with the transformers Auto classes (docs/tutorials/new_modules.md).
+    custom_imports: list = field(default_factory=list)
     seed: int = 0
     # Where the recipe came from, for messages; not a recipe key.
     source: Optional[str] = field(default=None, repr=False, compare=False)
@@ -158,7 +164,20 @@ def load_recipe(path, overrides=()) -> Recipe:
 def recipe_from_dict(raw: dict, where="recipe") -> Recipe:
     recipe = _build(Recipe, raw, prefix="", where=where)
     _check_semantics(recipe, where)
+    import_custom_modules(recipe.custom_imports, where)
     return recipe
+
+
+def import_custom_modules(names: list, where: str) -> None:
+    """Import each module by name, from the Python path or the current directory."""
+    if names and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # last: a user's file never shadows an installed package
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise HfclsError(f"{where}: custom_imports: cannot import {name} ({error}); run from the folder "
+                             "that holds it or add that folder to PYTHONPATH") from None
 
 
 def save_recipe(recipe: Recipe, path) -> None:

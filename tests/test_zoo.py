@@ -2,6 +2,7 @@
 size, and trains one step; the custom models save, load and register like any other."""
 
 import inspect
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from transformers import AutoConfig, AutoModelForImageClassification
 from transformers.modeling_outputs import ImageClassifierOutput
 
+from hfcls.errors import HfclsError
 from hfcls.models import build_model
 from hfcls.recipe import load_recipe
 
@@ -97,3 +99,52 @@ def test_cifar_resnet_keeps_resolution_into_first_stage():
     features = model.stem(torch.randn(1, 3, 32, 32))
     assert features.shape == (1, 8, 32, 32)  # 3x3 stride-1 stem, no max-pool
     assert model.stages(features).shape == (1, 16, 16, 16)
+
+
+USER_MODEL = '''
+from torch import nn
+from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import ImageClassifierOutput
+
+
+class TinyNetConfig(PreTrainedConfig):
+    model_type = "tinynet"
+    width: int = 4
+
+
+class TinyNet(PreTrainedModel):
+    config_class = TinyNetConfig
+    main_input_name = "pixel_values"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.conv = nn.Conv2d(3, config.width, 3)
+        self.head = nn.Linear(config.width, config.num_labels)
+        self.post_init()
+
+    def forward(self, pixel_values, labels=None, **kwargs):
+        return ImageClassifierOutput(logits=self.head(self.conv(pixel_values).mean(dim=(2, 3))))
+
+
+AutoConfig.register("tinynet", TinyNetConfig)
+AutoModelForImageClassification.register(TinyNetConfig, TinyNet)
+'''
+
+
+def test_a_users_model_file_is_named_in_a_recipe(tmp_path, monkeypatch):
+    """The new-modules tutorial's example: a file, two register calls, custom_imports."""
+    (tmp_path / "my_models.py").write_text(USER_MODEL)
+    (tmp_path / "tinynet.yaml").write_text("custom_imports: [my_models]\nmodel:\n  config: {model_type: tinynet, width: 6}\n")
+    monkeypatch.chdir(tmp_path)
+    # Found through the current directory, as with the hfcls-train command.
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    model = build_model(load_recipe(tmp_path / "tinynet.yaml").model, ["a", "b"])
+    assert type(model).__name__ == "TinyNet"
+    assert sum(p.numel() for p in model.parameters()) == (3 * 9 * 6 + 6) + (6 * 2 + 2)
+    assert model(torch.randn(1, 3, 8, 8)).logits.shape == (1, 2)
+
+
+def test_custom_import_that_fails_names_the_key(tmp_path):
+    (tmp_path / "r.yaml").write_text("custom_imports: [no_such_models]\nmodel:\n  config: {model_type: resnet}\n")
+    with pytest.raises(HfclsError, match=r"custom_imports: cannot import no_such_models .*PYTHONPATH"):
+        load_recipe(tmp_path / "r.yaml")
