@@ -34,9 +34,12 @@ def test_per_layer_table_and_shape_option(capsys):
     out = capsys.readouterr().out
     assert "FLOPs: 1.30 M   (= 651.72 k multiply-accumulates" in out
     assert "Params: 62.01 k" in out
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[6:]}
-    assert set(rows) == {"features", "classifier"}
-    assert rows["classifier"][0] == f"{2 * (120 * 84 + 84 * 10) / 1e9:.3f}"
+    table = [line.split() for line in out.splitlines()[5:]]
+    assert table == [
+        ["module", "FLOPs", "share", "params"],
+        ["features", "1.28", "M", "98.3%", "50.99", "k"],  # 2 x (352,800 + 240,000 + 48,000) FLOPs
+        ["classifier", "21.84", "k", "1.7%", "11.01", "k"],  # 2 x (10,080 + 840) FLOPs
+    ]
 
 
 def test_missing_input_size_is_one_line_error(tmp_path, capsys):

@@ -72,13 +72,13 @@ def per_layer_table(model: torch.nn.Module, counter: FlopCounterMode, depth: int
     total = counter.get_total_flops() or 1
     counts = counter.get_flop_counts()
     root = type(model).__name__
-    rows = [f"{'module':<44} {'GFLOPs':>9} {'share':>7} {'params (M)':>11}"]
+    rows = [f"{'module':<44} {'FLOPs':>10} {'share':>7} {'params':>10}"]
     for path, module in model.named_modules():
         ops = counts.get(f"{root}.{path}")
         if not path or ops is None or path.count(".") >= depth:
             continue
         flops = sum(ops.values())
-        rows.append(f"{path:<44} {flops / 1e9:>9.3f} {100 * flops / total:>6.1f}% {count_params(module) / 1e6:>11.3f}")
+        rows.append(f"{path:<44} {human(flops):>10} {100 * flops / total:>6.1f}% {human(count_params(module)):>10}")
     return "\n".join(rows)
 
 
@@ -100,7 +100,7 @@ def cli(argv=None):
     recipe = load_recipe(args.recipe)
     height, width = args.shape or eval_input_size(recipe.data)
     model = build_model(recipe.model, [str(i) for i in range(args.num_classes)])
-    shape = (model.config.num_channels, height, width)
+    shape = (getattr(model.config, "num_channels", 3), height, width)  # hfcls feeds RGB unless the model says otherwise
     counter = count_flops(model, shape)
     print(summary(shape, counter.get_total_flops(), count_params(model)))
     if args.per_layer:
