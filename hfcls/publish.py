@@ -132,10 +132,20 @@ def write_published(model, processor, out: Path, date: bool = False) -> Path:
 def published_metadata(model) -> dict:
     config = model.config
     return {
-        "config": json.loads(config.to_json_string(use_diff=False)),
+        "config": portable_config(model),
         "class_names": [config.id2label[i] for i in range(config.num_labels)],
         "hfcls_version": hfcls.__version__,
     }
+
+
+def portable_config(model) -> dict:
+    """The config as save_pretrained records it, minus where it was loaded from: the same
+    weights publish to the same bytes (and hash) from any folder or checkpoint."""
+    config = json.loads(model.config.to_json_string(use_diff=False))
+    config.pop("_name_or_path", None)
+    config["architectures"] = [type(model).__name__]
+    config["dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
+    return config
 
 
 def file_sha256(path: Path) -> str:

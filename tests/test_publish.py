@@ -135,3 +135,12 @@ def test_push_needs_publish(tmp_path):
     recipe = tiny_recipe_dict(tmp_path, tmp_path, train={"epochs": 1, "publish": False, "push_to_hub": "me/model"})
     with pytest.raises(HfclsError, match="train.push_to_hub uploads the published model"):
         recipe_from_dict(recipe)
+
+
+def test_checkpoint_without_exports_rebuilds_from_recipe_and_data(run, tmp_path):
+    """A run stopped before its first evaluation has no latest/: the recipe and the
+    training data's class names describe the model instead."""
+    work_dir = shutil.copytree(run, tmp_path / "early", ignore=shutil.ignore_patterns("publish", "latest", "best"))
+    published = publish(work_dir / "checkpoints" / "epoch_1", tmp_path / "out" / "early")
+    [run_file] = published_files(run / "publish")
+    assert published.name.split("-")[-1] == run_file.name.split("-")[-1]  # byte-identical to the run's own
