@@ -22,9 +22,11 @@ import datetime
 import hashlib
 import json
 import logging
+import pickle
 import re
 from pathlib import Path
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
@@ -96,15 +98,30 @@ def run_class_names(recipe) -> list:
 
 def checkpoint_weights(folder: Path, use_ema: bool) -> dict:
     """The model's state dict from a checkpoint: the EMA copy when there is one and it is wanted."""
-    ema_files = sorted(folder.glob("ema*.safetensors"))
-    if len(ema_files) > 1:
-        raise HfclsError(f"{folder}: several EMA files ({', '.join(p.name for p in ema_files)}); keep one")
-    if use_ema and ema_files:
-        # torch.optim.swa_utils.AveragedModel keeps the model under "module." plus a counter.
-        weights = load_file(ema_files[0], device="cpu")
-        weights.pop("n_averaged", None)
-        return {key.removeprefix("module."): value for key, value in weights.items()}
-    return load_file(folder / CHECKPOINT_WEIGHTS, device="cpu")
+    weights = load_file(folder / CHECKPOINT_WEIGHTS, device="cpu")
+    ema = find_ema_state(folder, set(weights)) if use_ema else None
+    if ema is None:
+        return weights
+    logger.info("publishing the EMA weights of %s (--no-ema for the raw ones)", folder)
+    return ema
+
+
+def find_ema_state(folder: Path, model_keys: set) -> dict | None:
+    """The EMA weights among the objects Accelerate saved with `register_for_checkpointing`
+    (custom_checkpoint_<i>.pkl, i in registration order): the one state dict with exactly
+    the model's keys. The scheduler's state, also saved there, has other keys."""
+    found = []
+    for path in sorted(folder.glob("custom_checkpoint_*.pkl")):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # holds more than tensors and plain values: not weights
+            continue
+        if isinstance(state, dict) and set(state) == model_keys:
+            found.append(path)
+    if len(found) > 1:
+        raise HfclsError(f"{folder}: several saved states look like model weights "
+                         f"({', '.join(p.name for p in found)}); pass --no-ema to publish the raw ones")
+    return torch.load(found[0], map_location="cpu", weights_only=True) if found else None
 
 
 # ----------------------------------------------------------------------------- writing
