@@ -2,9 +2,9 @@
 
 IN is a training checkpoint (`<work_dir>/checkpoints/epoch_N`: Accelerate state
 with `model.safetensors`; the run's `recipe.yaml` two levels up) or a Hugging
-Face folder. Only the model's weights are kept: EMA weights when the checkpoint
-holds an `ema*.safetensors` file (unless --no-ema), on the CPU, no optimizer or
-scheduler state. Written:
+Face folder. Only the model's weights are kept: the EMA weights when the run
+kept an average (train.ema; --no-ema for the raw ones), on the CPU, without
+optimizer or scheduler state. Written:
 
   OUT-<sha256[:8]>.safetensors   the state dict; metadata "hfcls" holds the model
                                  config JSON and class names (MMClassification's
@@ -33,8 +33,9 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 
 import hfcls
 from hfcls.errors import HfclsError, cli_entry
-from hfcls.logs import setup_logging
 from hfcls.export import image_processor, write_hf_folder
+from hfcls.hub import push
+from hfcls.logs import setup_logging
 from hfcls.models import config_from_dict, label_maps
 from hfcls.recipe import load_recipe
 
@@ -110,18 +111,18 @@ def find_ema_state(folder: Path, model_keys: set) -> dict | None:
     """The EMA weights among the objects Accelerate saved with `register_for_checkpointing`
     (custom_checkpoint_<i>.pkl, i in registration order): the one state dict with exactly
     the model's keys. The scheduler's state, also saved there, has other keys."""
-    found = []
+    found = {}
     for path in sorted(folder.glob("custom_checkpoint_*.pkl")):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError:  # holds more than tensors and plain values: not weights
             continue
         if isinstance(state, dict) and set(state) == model_keys:
-            found.append(path)
+            found[path.name] = state
     if len(found) > 1:
-        raise HfclsError(f"{folder}: several saved states look like model weights "
-                         f"({', '.join(p.name for p in found)}); pass --no-ema to publish the raw ones")
-    return torch.load(found[0], map_location="cpu", weights_only=True) if found else None
+        raise HfclsError(f"{folder}: several saved states look like model weights ({', '.join(found)}); "
+                         "pass --no-ema to publish the raw ones")
+    return next(iter(found.values()), None)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -201,7 +202,11 @@ def load_published(path):
     if raw is None:
         raise HfclsError(f"{path} has no hfcls metadata (model config); publish it with hfcls-publish")
     config_dict = json.loads(raw)["config"]
-    config = AutoConfig.for_model(**config_dict)
+    try:
+        config = AutoConfig.for_model(**config_dict)
+    except ValueError:
+        raise HfclsError(f"{path}: model_type {config_dict['model_type']!r} is not registered with transformers; "
+                         "import the module that defines it first") from None
     model = AutoModelForImageClassification.from_config(config)
     model.load_state_dict(weights, strict=True)
     return model.eval()
@@ -217,8 +222,6 @@ def publish_run(recipe, work_dir: Path, checkpoint: Path):
     published = publish(checkpoint, Path(work_dir) / "publish" / Path(work_dir).name)
     logger.info("published %s", published)
     if recipe.train.push_to_hub:
-        from hfcls.hub import push
-
         push(published.with_suffix(""), recipe.train.push_to_hub)
     return published
 

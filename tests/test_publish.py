@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageClassification, pipeline
 
 from conftest import make_image_folder, tiny_recipe_dict
@@ -143,3 +143,12 @@ def test_checkpoint_without_exports_rebuilds_from_recipe_and_data(run, tmp_path)
     published = publish(work_dir / "checkpoints" / "epoch_1", tmp_path / "out" / "early")
     [run_file] = published_files(run / "publish")
     assert published.name.split("-")[-1] == run_file.name.split("-")[-1]  # byte-identical to the run's own
+
+
+def test_unregistered_architecture_is_named(tmp_path):
+    unsigned = tmp_path / "unsigned.safetensors"
+    metadata = {"config": {"model_type": "not_registered_net"}, "class_names": ["a"]}
+    save_file({"w": torch.zeros(1)}, unsigned, metadata={"hfcls": json.dumps(metadata)})
+    published = unsigned.rename(tmp_path / f"net-{file_sha256(unsigned)[:8]}.safetensors")
+    with pytest.raises(HfclsError, match="model_type 'not_registered_net' is not registered with transformers"):
+        load_published(published)
