@@ -29,6 +29,7 @@ from hfcls.logs import append_jsonl, setup_logging
 from hfcls.metrics import topk_accuracy
 from hfcls.models import build_model
 from hfcls.optim import build_optimizer, build_scheduler
+from hfcls.publish import publish_run
 from hfcls.recipe import save_recipe
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,8 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
 
     if not validate:
         _save_export(accelerator, model, processor, work_dir / "latest")
+    if accelerator.is_main_process:
+        publish_run(recipe, work_dir, work_dir / "checkpoints" / f"epoch_{state.epoch}")
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics

@@ -11,6 +11,7 @@ import os
 
 from transformers import AutoConfig, AutoModelForImageClassification
 
+import hfcls.modeling  # noqa: F401  registers hfcls's own architectures with the Auto classes
 from hfcls.errors import HfclsError
 
 

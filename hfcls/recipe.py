@@ -11,6 +11,9 @@ wrong types are errors that name the key.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -99,6 +102,10 @@ class TrainSection:
     label_smoothing: float = 0.0
     log_interval: int = 20  # steps between loss readings (each one syncs the device)
     channels_last: bool = False
+    # At the end of a run: <work_dir>/publish/<name>-<sha256[:8]>.safetensors and a
+    # Hugging Face folder beside it (hfcls.publish), then optionally a push to this Hub repo id.
+    publish: bool = True
+    push_to_hub: Optional[str] = None
 
 
 @dataclass
@@ -132,6 +139,9 @@ class Recipe:
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     dist: DistSection = field(default_factory=DistSection)
     work_dir: Optional[str] = None
+    # Python modules imported when the recipe loads, e.g. one that registers your own
+    # architecture with the transformers Auto classes (docs/tutorials/new_modules.md).
+    custom_imports: list = field(default_factory=list)
     seed: int = 0
     # Where the recipe came from, for messages; not a recipe key.
     source: Optional[str] = field(default=None, repr=False, compare=False)
@@ -158,7 +168,20 @@ def load_recipe(path, overrides=()) -> Recipe:
 def recipe_from_dict(raw: dict, where="recipe") -> Recipe:
     recipe = _build(Recipe, raw, prefix="", where=where)
     _check_semantics(recipe, where)
+    import_custom_modules(recipe.custom_imports, where)
     return recipe
+
+
+def import_custom_modules(names: list, where: str) -> None:
+    """Import each module by name, from the Python path or the current directory."""
+    if names and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # last: a user's file never shadows an installed package
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise HfclsError(f"{where}: custom_imports: cannot import {name} ({error}); run from the folder "
+                             "that holds it or add that folder to PYTHONPATH") from None
 
 
 def save_recipe(recipe: Recipe, path) -> None:
@@ -352,3 +375,5 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
         raise HfclsError(f"{where}: data.shuffle_buffer must be at least 1, got {data.shuffle_buffer}")
     if data.num_workers < 0:
         raise HfclsError(f"{where}: data.num_workers must be 0 or more")
+    if recipe.train.push_to_hub and not recipe.train.publish:
+        raise HfclsError(f"{where}: train.push_to_hub uploads the published model; set train.publish=true too")

@@ -1,1 +1,1 @@
-"""Command-line tools around datasets and models: verify, browse, ..."""
+"""Command-line tools around datasets, models and runs."""

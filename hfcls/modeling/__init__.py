@@ -1,0 +1,30 @@
+"""hfcls's own architectures, registered with the transformers Auto classes.
+
+Importing this package makes `model_type: cifar_resnet` and `model_type: lenet5`
+work everywhere transformers looks models up: recipes (`model.config`),
+`from_pretrained` on a saved folder, and `transformers.pipeline`. A model of
+your own needs the same three steps: a `PreTrainedConfig` with a new
+`model_type`, a `PreTrainedModel` whose forward returns `ImageClassifierOutput`,
+and the two `register` calls below (see docs/tutorials/new_modules.md).
+"""
+
+from transformers import AutoConfig, AutoModelForImageClassification
+
+from hfcls.modeling.cifar_resnet import CifarResNetConfig, CifarResNetForImageClassification
+from hfcls.modeling.lenet import LeNet5Config, LeNet5ForImageClassification
+
+CUSTOM_MODELS = {
+    CifarResNetConfig: CifarResNetForImageClassification,
+    LeNet5Config: LeNet5ForImageClassification,
+}
+
+for _config, _model in CUSTOM_MODELS.items():
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModelForImageClassification.register(_config, _model, exist_ok=True)
+
+__all__ = [
+    "CifarResNetConfig",
+    "CifarResNetForImageClassification",
+    "LeNet5Config",
+    "LeNet5ForImageClassification",
+]

@@ -1,0 +1,111 @@
+"""`hfcls-flops RECIPE [--shape H W] [--per-layer]`: the model's FLOPs and parameters.
+
+Counted with `torch.utils.flop_counter.FlopCounterMode` on one image, model in
+eval mode. It counts matrix multiplications and convolutions (the work that
+matters; not norms, activations, pooling) at 2 FLOPs per multiply-accumulate.
+MMClassification's tool reports multiply-accumulates and calls them FLOPs
+("4.12 GFLOPs" for ResNet-50, norms and activations included; 4.09 G here);
+both figures are printed, named plainly.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from hfcls.errors import HfclsError, cli_entry
+from hfcls.logs import setup_logging
+from hfcls.models import build_model
+from hfcls.recipe import load_recipe
+
+RULE = "=" * 60
+
+
+def eval_input_size(data) -> tuple:
+    """(H, W) of the images the eval pipeline produces: its last Resize/CenterCrop size."""
+    for spec in reversed(data.eval_pipeline):
+        if spec.get("type") in ("CenterCrop", "Resize") and "size" in spec:
+            size = spec["size"]
+            if isinstance(size, int) or len(size) == 1:
+                side = size if isinstance(size, int) else size[0]
+                return side, side
+            return tuple(size)
+    raise HfclsError("data.eval_pipeline has no Resize/CenterCrop size to take the input shape from; pass --shape H W")
+
+
+def count_flops(model: torch.nn.Module, shape: tuple) -> FlopCounterMode:
+    """Run one image of (C, H, W) `shape` through the model under the counter."""
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(pixel_values=torch.zeros(1, *shape))
+    return counter
+
+
+def count_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def human(count: float) -> str:
+    """4090000000 -> '4.09 G', 61706 -> '61.71 k'."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{count:.0f}"
+
+
+def summary(shape: tuple, flops: int, params: int) -> str:
+    return "\n".join([
+        RULE,
+        f"Input shape: {tuple(shape)}",
+        f"FLOPs: {human(flops)}   (= {human(flops / 2)} multiply-accumulates; "
+        "MMClassification prints the multiply-accumulates as GFLOPs)",
+        f"Params: {human(params)}",
+        RULE,
+    ])
+
+
+def per_layer_table(model: torch.nn.Module, counter: FlopCounterMode, depth: int) -> str:
+    """FLOPs and parameters of each module nested at most `depth` deep, in definition order."""
+    total = counter.get_total_flops() or 1
+    counts = counter.get_flop_counts()
+    root = type(model).__name__
+    rows = [f"{'module':<44} {'FLOPs':>10} {'share':>7} {'params':>10}"]
+    for path, module in model.named_modules():
+        ops = counts.get(f"{root}.{path}")
+        if not path or ops is None or path.count(".") >= depth:
+            continue
+        flops = sum(ops.values())
+        rows.append(f"{path:<44} {human(flops):>10} {100 * flops / total:>6.1f}% {human(count_params(module)):>10}")
+    return "\n".join(rows)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-flops", description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="recipe YAML file")
+    parser.add_argument("--shape", nargs=2, type=int, metavar=("H", "W"),
+                        help="input height and width (default: the eval pipeline's output size)")
+    parser.add_argument("--num-classes", type=int, default=1000, help="size of the head (default 1000)")
+    parser.add_argument("--per-layer", action="store_true", help="also print a table by module")
+    parser.add_argument("--depth", type=int, default=4, help="module nesting shown by --per-layer (default 4)")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def cli(argv=None):
+    args = parse_args(argv)
+    setup_logging(None, is_main=True)  # results on stdout; library progress bars off
+    recipe = load_recipe(args.recipe)
+    height, width = args.shape or eval_input_size(recipe.data)
+    model = build_model(recipe.model, [str(i) for i in range(args.num_classes)])
+    shape = (getattr(model.config, "num_channels", 3), height, width)  # hfcls feeds RGB unless the model says otherwise
+    counter = count_flops(model, shape)
+    print(summary(shape, counter.get_total_flops(), count_params(model)))
+    if args.per_layer:
+        print(per_layer_table(model, counter, args.depth))
+
+
+if __name__ == "__main__":
+    cli()

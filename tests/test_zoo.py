@@ -1,0 +1,150 @@
+"""Every recipe under recipes/ resolves, builds its model from config at the reference
+size, and trains one step; the custom models save, load and register like any other."""
+
+import inspect
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForImageClassification
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from hfcls.errors import HfclsError
+from hfcls.models import build_model
+from hfcls.recipe import load_recipe
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+ZOO = sorted(p for p in RECIPES.rglob("*.yaml") if "_base_" not in p.parts)
+
+CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "mnist": 10, "digits": 10}
+
+# Millions of parameters: MMClassification's model zoo, torchvision, timm.
+REFERENCE_PARAMS = {
+    "resnet18_8xb32_in1k": 11.69,
+    "resnet34_8xb32_in1k": 21.80,
+    "resnet50_8xb32_in1k": 25.56,
+    "resnet50_8xb32-lbs-coslr_in1k": 25.56,
+    "resnet101_8xb32_in1k": 44.55,
+    "resnet152_8xb32_in1k": 60.19,
+    "mobilenet-v2_8xb32_in1k": 3.50,
+    "efficientnet-b0_8xb32_in1k": 5.29,
+    "regnetx-400mf_8xb128_in1k": 5.16,
+    "vit-base-p16_64xb64_in1k": 86.57,
+    "deit-small_4xb256_in1k": 22.05,
+    "swin-tiny_16xb64_in1k": 28.29,
+    "convnext-tiny_32xb128_in1k": 28.59,
+    "resnet18_8xb16_cifar10": 11.17,
+    "resnet18_8xb16_cifar100": 11.22,
+    "lenet5_1xb128_mnist": 0.06,  # 61,706 on 1 channel; 62,006 on RGB
+    "resnet-tiny_1xb64_digits": 0.08,
+}
+
+
+def class_names(recipe_path: Path) -> list:
+    return [f"class_{i}" for i in range(CLASSES[recipe_path.parent.name])]
+
+
+def test_every_recipe_has_a_reference():
+    assert {p.stem for p in ZOO} == set(REFERENCE_PARAMS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ZOO, ids=[p.stem for p in ZOO])
+def test_recipe_builds_reference_model_and_trains_a_step(path):
+    recipe = load_recipe(path)
+    torch.manual_seed(0)
+    model = build_model(recipe.model, class_names(path))
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert round(params, 2) == REFERENCE_PARAMS[path.stem]
+    assert model.config.num_labels == CLASSES[path.parent.name]
+
+    # 32x32 keeps 17 models inside CI's time; ViTs interpolate their position
+    # embeddings to it. Swin lays its attention windows out for config.image_size.
+    size = model.config.image_size if model.config.model_type == "swin" else 32
+    forward_args = inspect.signature(model.forward).parameters
+    kwargs = {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in forward_args else {}
+    labels = torch.tensor([0, 1])
+    out = model(pixel_values=torch.randn(2, 3, size, size), labels=labels, **kwargs)
+    assert out.logits.shape == (2, CLASSES[path.parent.name])
+    torch.nn.functional.cross_entropy(out.logits, labels).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("model_type, params", [("cifar_resnet", 11_173_962), ("lenet5", 61_706)])
+def test_custom_model_registered_and_round_trips(tmp_path, model_type, params):
+    config = AutoConfig.for_model(model_type, num_labels=10)
+    model = AutoModelForImageClassification.from_config(config).eval()
+    assert sum(p.numel() for p in model.parameters()) == params
+
+    images = torch.randn(2, config.num_channels, 32, 32)
+    out = model(images, labels=torch.tensor([3, 7]))
+    assert isinstance(out, ImageClassifierOutput)
+    assert out.logits.shape == (2, 10)
+    expected_loss = torch.nn.functional.cross_entropy(out.logits, torch.tensor([3, 7]))
+    assert torch.allclose(out.loss, expected_loss)
+
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert type(loaded) is type(model)
+    assert loaded.config.model_type == model_type
+    assert torch.equal(loaded(images).logits, model(images).logits)
+
+
+def test_cifar_resnet_keeps_resolution_into_first_stage():
+    config = AutoConfig.for_model("cifar_resnet", num_labels=10, hidden_sizes=[8, 16], depths=[1, 1],
+                                  stem_channels=8)
+    model = AutoModelForImageClassification.from_config(config)
+    features = model.stem(torch.randn(1, 3, 32, 32))
+    assert features.shape == (1, 8, 32, 32)  # 3x3 stride-1 stem, no max-pool
+    assert model.stages(features).shape == (1, 16, 16, 16)
+
+
+USER_MODEL = '''
+from torch import nn
+from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import ImageClassifierOutput
+
+
+class TinyNetConfig(PreTrainedConfig):
+    model_type = "tinynet"
+    width: int = 4
+
+
+class TinyNet(PreTrainedModel):
+    config_class = TinyNetConfig
+    main_input_name = "pixel_values"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.conv = nn.Conv2d(3, config.width, 3)
+        self.head = nn.Linear(config.width, config.num_labels)
+        self.post_init()
+
+    def forward(self, pixel_values, labels=None, **kwargs):
+        return ImageClassifierOutput(logits=self.head(self.conv(pixel_values).mean(dim=(2, 3))))
+
+
+AutoConfig.register("tinynet", TinyNetConfig)
+AutoModelForImageClassification.register(TinyNetConfig, TinyNet)
+'''
+
+
+def test_a_users_model_file_is_named_in_a_recipe(tmp_path, monkeypatch):
+    """The new-modules tutorial's example: a file, two register calls, custom_imports."""
+    (tmp_path / "my_models.py").write_text(USER_MODEL)
+    (tmp_path / "tinynet.yaml").write_text("custom_imports: [my_models]\nmodel:\n  config: {model_type: tinynet, width: 6}\n")
+    monkeypatch.chdir(tmp_path)
+    # Found through the current directory, as with the hfcls-train command.
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    model = build_model(load_recipe(tmp_path / "tinynet.yaml").model, ["a", "b"])
+    assert type(model).__name__ == "TinyNet"
+    assert sum(p.numel() for p in model.parameters()) == (3 * 9 * 6 + 6) + (6 * 2 + 2)
+    assert model(torch.randn(1, 3, 8, 8)).logits.shape == (1, 2)
+
+
+def test_custom_import_that_fails_names_the_key(tmp_path):
+    (tmp_path / "r.yaml").write_text("custom_imports: [no_such_models]\nmodel:\n  config: {model_type: resnet}\n")
+    with pytest.raises(HfclsError, match=r"custom_imports: cannot import no_such_models .*PYTHONPATH"):
+        load_recipe(tmp_path / "r.yaml")
