@@ -1,0 +1,1 @@
+"""Data: sources -> datasets.Dataset{image, label} -> transforms -> DataLoaders."""

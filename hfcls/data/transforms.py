@@ -1,0 +1,133 @@
+"""Transforms: recipe lists -> torchvision v2 pipelines on uint8 images.
+
+Per-sample work (decode, geometric transforms) happens in DataLoader workers on
+uint8 tensors; conversion to float and normalisation happen once per batch on
+the training device (`Normalize` below), where they are cheapest. The eval
+pipeline also becomes the exported `preprocessor_config.json`, so
+`transformers.pipeline` sees exactly what hfcls evaluates.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import InterpolationMode
+
+from hfcls.errors import HfclsError, did_you_mean
+
+# Transforms that would break the uint8-in, uint8-out contract of the per-sample
+# pipeline: hfcls adds these itself.
+_ADDED_BY_HFCLS = {"ToImage", "ToDtype", "Normalize", "ToTensor", "PILToTensor", "ToPILImage"}
+
+
+def _transform_classes() -> dict:
+    return {
+        name: obj
+        for name, obj in vars(v2).items()
+        if inspect.isclass(obj) and issubclass(obj, v2.Transform) and name not in _ADDED_BY_HFCLS
+    }
+
+
+def _interpolation(value, where):
+    if isinstance(value, str):
+        try:
+            return InterpolationMode(value.lower())
+        except ValueError:
+            modes = [m.value for m in InterpolationMode]
+            raise HfclsError(f"{where}: interpolation {value!r} is not one of {', '.join(modes)}") from None
+    return value
+
+
+def build_pipeline(specs: list, where: str = "pipeline") -> v2.Compose:
+    """[{type: RandomResizedCrop, size: 224}, ...] -> v2.Compose of those transforms."""
+    classes = _transform_classes()
+    transforms = []
+    for i, spec in enumerate(specs):
+        here = f"{where}[{i}]"
+        if not isinstance(spec, dict) or "type" not in spec:
+            raise HfclsError(f"{here}: each transform is a mapping with a type, e.g. {{type: CenterCrop, size: 224}}")
+        kwargs = dict(spec)
+        name = kwargs.pop("type")
+        if name in _ADDED_BY_HFCLS:
+            raise HfclsError(f"{here}: leave out {name}; hfcls converts and normalises (data.mean/std) itself")
+        if name not in classes:
+            raise HfclsError(f"{here}: unknown transform {name!r}{did_you_mean(name, classes)}; "
+                             "use a torchvision.transforms.v2 class name")
+        if "interpolation" in kwargs:
+            kwargs["interpolation"] = _interpolation(kwargs["interpolation"], here)
+        try:
+            transforms.append(classes[name](**kwargs))
+        except (TypeError, ValueError) as error:
+            raise HfclsError(f"{here}: {name}({_format_kwargs(kwargs)}) is invalid: {error}") from None
+    return v2.Compose(transforms)
+
+
+def _format_kwargs(kwargs):
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+
+
+class Normalize(torch.nn.Module):
+    """uint8 NCHW batch -> normalised float batch, on whatever device the batch is on."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255, persistent=False)
+
+    def forward(self, images: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+        mean, std = self.mean.to(images.device, dtype), self.std.to(images.device, dtype)
+        return (images.to(dtype) - mean) / std
+
+
+def preprocessor_kwargs(eval_specs: list, mean, std, where="data.eval_pipeline") -> dict:
+    """The BitImageProcessor settings that reproduce an eval pipeline exactly.
+
+    Supported pipelines: [Resize(R)] + optional [CenterCrop(C)]; R an int (shorter
+    side) or [H, W]. Anything else cannot be expressed in a Hugging Face
+    preprocessor, so exported models would predict differently: an error.
+    """
+    names = [spec.get("type") for spec in eval_specs]
+    if names not in (["Resize"], ["Resize", "CenterCrop"]):
+        raise HfclsError(
+            f"{where}: an eval pipeline must be [Resize] or [Resize, CenterCrop] so exported models "
+            f"preprocess exactly as hfcls evaluates; got {names}"
+        )
+    resize = dict(eval_specs[0])
+    unsupported = set(resize) - {"type", "size", "interpolation", "antialias"}
+    if unsupported or resize.get("antialias", True) is not True:
+        raise HfclsError(f"{where}[0]: Resize supports size and interpolation only here, got {sorted(unsupported)}")
+    size = _size_dict(resize["size"], "shortest_edge", f"{where}[0].size")
+    mode = _interpolation(resize.get("interpolation", "bilinear"), f"{where}[0]")
+    if mode not in _PIL_RESAMPLE:
+        raise HfclsError(f"{where}[0]: eval Resize interpolation must be bilinear or bicubic, got {mode.value}")
+    kwargs = {
+        "size": size,
+        "resample": _PIL_RESAMPLE[mode],
+        "image_mean": list(mean),
+        "image_std": list(std),
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "do_convert_rgb": True,
+        "do_center_crop": len(eval_specs) == 2,
+    }
+    if len(eval_specs) == 2:
+        kwargs["crop_size"] = _size_dict(eval_specs[1]["size"], None, f"{where}[1].size")
+    return kwargs
+
+
+def _size_dict(size, int_key, where):
+    if isinstance(size, int) or (isinstance(size, list) and len(size) == 1):
+        side = size if isinstance(size, int) else size[0]
+        return {int_key: side} if int_key else {"height": side, "width": side}
+    if isinstance(size, list) and len(size) == 2:
+        return {"height": size[0], "width": size[1]}
+    raise HfclsError(f"{where}: expected an int or [height, width], got {size!r}")
+
+
+# PIL resample codes, as Hugging Face image processors store them; only the
+# modes whose pixels were checked to match torchvision's.
+_PIL_RESAMPLE = {InterpolationMode.BILINEAR: 2, InterpolationMode.BICUBIC: 3}
