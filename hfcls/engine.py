@@ -26,7 +26,7 @@ from hfcls.data.transforms import Normalize
 from hfcls.errors import HfclsError
 from hfcls.export import save_hf_folder
 from hfcls.logs import append_jsonl, setup_logging
-from hfcls.metrics import topk_accuracy
+from hfcls.metrics import evaluate_metrics
 from hfcls.models import build_model
 from hfcls.optim import build_optimizer, build_scheduler
 from hfcls.recipe import save_recipe
@@ -115,7 +115,7 @@ def predict(model, loader, accelerator: Accelerator, normalize: Normalize, chann
 def compute_metrics(logits, labels, valid, topk) -> dict:
     logits, labels = logits[valid], labels[valid]
     metrics = {"loss": F.cross_entropy(logits, labels).item()}
-    metrics.update(topk_accuracy(logits, labels, topk))
+    metrics.update(evaluate_metrics(["accuracy"], logits.softmax(dim=1), labels, topk=topk))
     return metrics
 
 
