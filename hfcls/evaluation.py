@@ -30,6 +30,8 @@ def evaluate_checkpoint(recipe, args) -> dict | None:
         model = load_classifier(args.checkpoint, recipe)
         names = class_names_of(model)
         dataset = eval_split(recipe, args.split, names, args.checkpoint)
+    logger.info("evaluating %s on %d %s images (%d classes) with %d process(es)", args.checkpoint, len(dataset),
+                args.split, len(names), accelerator.num_processes)
     scores, labels, valid = predict_split(recipe, accelerator, model, dataset, args.batch_size)
     results = None
     if accelerator.is_main_process:

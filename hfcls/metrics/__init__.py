@@ -49,17 +49,20 @@ def parse_metric_options(pairs) -> dict:
 
 
 def _yaml_value(text: str):
+    text = text.strip(" ()[]")
+    if text == "None":  # as MMClassification's Python-style options write it
+        return None
     try:
-        return yaml.safe_load(text.strip(" ()[]"))
+        return yaml.safe_load(text)
     except yaml.YAMLError:
         raise HfclsError(f"metric option value {text!r} is not a number or word") from None
 
 
 def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
-    topk = [topk] if isinstance(topk, int) else list(topk)
+    topk = list(topk) if isinstance(topk, (list, tuple)) else [topk]
     if not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk):
         raise HfclsError(f"metric option topk must be whole numbers of 1 or more, e.g. topk=1,5; got {topk}")
-    thrs = [thrs] if thrs is None or isinstance(thrs, (int, float)) else list(thrs)
+    thrs = list(thrs) if isinstance(thrs, (list, tuple)) else [thrs]
     if not all(t is None or (isinstance(t, (int, float)) and not isinstance(t, bool)) for t in thrs):
         raise HfclsError(f"metric option thrs must be numbers (score thresholds), e.g. thrs=0.5; got {thrs}")
     average = "none" if average is None else str(average)
