@@ -75,11 +75,15 @@ def write_results(path, results: dict) -> None:
         raise HfclsError(f"{path}: unknown extension; use one of {', '.join(OUT_FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "json":
-        path.write_text(json.dumps(results, indent=1))
+        content = json.dumps(results, indent=1).encode()
     elif kind == "yaml":
-        path.write_text(yaml.safe_dump(results, sort_keys=False))
+        content = yaml.safe_dump(results, sort_keys=False).encode()
     else:
-        path.write_bytes(pickle.dumps(results))
+        content = pickle.dumps(results)
+    # Written aside and renamed: an earlier results file survives a failed write whole.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(content)
+    tmp.replace(path)
 
 
 def read_results(path) -> dict:

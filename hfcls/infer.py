@@ -137,7 +137,7 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
     model: a best/ or latest/ folder (preprocessing from its preprocessor_config.json),
         a checkpoints/epoch_N folder or a published .safetensors file (these two need the
         recipe, found next to them in the work dir or given as `recipe`).
-    recipe: a recipe path or Recipe; its mixed_precision and channels_last apply on CUDA.
+    recipe: a recipe path or Recipe; its mixed_precision and channels_last apply as in hfcls-eval.
     device: "cpu", "cuda", "cuda:1", ...; default CUDA when there is one.
     """
     if isinstance(recipe, (str, Path)):
@@ -152,8 +152,11 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
         specs, mean, std = recipe.data.eval_pipeline, recipe.data.mean, recipe.data.std
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     autocast_dtype, channels_last = None, False
-    if recipe is not None and device.type == "cuda":
-        autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(recipe.train.mixed_precision)
+    if recipe is not None:
+        # As hfcls-eval's Accelerator does: bf16 anywhere, fp16 on CUDA only.
+        precision = recipe.train.mixed_precision
+        if precision == "bf16" or (precision == "fp16" and device.type == "cuda"):
+            autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         channels_last = recipe.train.channels_last
     return ImageClassifier(classifier, build_pipeline(specs, "eval transforms"), Normalize(mean, std), device,
                            top_k, batch_size, num_workers, autocast_dtype, channels_last)

@@ -186,3 +186,18 @@ def test_two_processes_count_every_sample_once(trained_digits, best_results, tmp
     assert [r["gt_label"] for r in results["predictions"]] == [r["gt_label"] for r in best_results["predictions"]]
     np.testing.assert_allclose([r["class_scores"] for r in results["predictions"]],
                                [r["class_scores"] for r in best_results["predictions"]], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_mixed_precision_and_channels_last_when_the_recipe_asks(trained_digits, best_results, tmp_path):
+    # A process of its own: Accelerate's precision is fixed once per process.
+    recipe, work = trained_digits
+    out = tmp_path / "bf16.json"
+    subprocess.run([sys.executable, "-m", "hfcls.eval", str(recipe), str(work / "best"), "--out", str(out),
+                    "--out-items", "class_scores", "--cfg-options", "train.mixed_precision=bf16",
+                    "train.channels_last=true"],
+                   env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, timeout=300, cwd=tmp_path)
+    bf16 = np.array([r["class_scores"] for r in read_results(out)["predictions"]])
+    fp32 = np.array([r["class_scores"] for r in best_results["predictions"]])
+    assert (bf16.argmax(axis=1) == fp32.argmax(axis=1)).mean() > 0.97
+    assert 0 < np.abs(bf16 - fp32).max() < 0.1  # bf16 really ran, and stayed close

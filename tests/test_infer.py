@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import transformers
 from PIL import Image
 
@@ -16,6 +17,7 @@ from hfcls.eval import cli as eval_cli
 from hfcls.eval import read_results
 from hfcls.infer import cli as demo_cli
 from hfcls.infer import eval_transform_from_preprocessor
+from hfcls.recipe import load_recipe
 
 from conftest import REPO
 
@@ -83,6 +85,17 @@ def test_weights_only_checkpoints_find_their_recipe(trained_digits, classifier, 
         for got, want in zip(other(files), expected):
             assert [p["label"] for p in got] == [p["label"] for p in want]
             assert [p["score"] for p in got] == pytest.approx([p["score"] for p in want], abs=1e-6)
+
+
+def test_recipe_mixed_precision_and_channels_last_apply(trained_digits, classifier, val_files):
+    recipe, work = trained_digits
+    bf16 = hfcls.pipeline(work / "checkpoints" / "epoch_1", device="cpu", batch_size=64,
+                          recipe=load_recipe(recipe, ["train.mixed_precision=bf16", "train.channels_last=true"]))
+    assert bf16.autocast_dtype == torch.bfloat16 and bf16.channels_last
+    files = val_files[::3]
+    got, want = bf16(files, top_k=10), classifier(files, top_k=10)
+    assert np.mean([a[0]["label"] == b[0]["label"] for a, b in zip(got, want)]) > 0.97
+    assert 0 < max(abs(by_label(a)[k] - v) for a, b in zip(got, want) for k, v in by_label(b).items()) < 0.1
 
 
 def test_preprocessing_is_read_back_from_the_export(trained_digits):
