@@ -18,8 +18,6 @@ from hfcls.eval import cli, read_results, write_results
 
 from conftest import REPO, make_image_folder, tiny_recipe_dict, write_recipe
 
-pytestmark = pytest.mark.xdist_group("trained_digits")
-
 ALL_METRICS = ["accuracy", "precision", "recall", "f1_score", "support", "confusion_matrix"]
 
 

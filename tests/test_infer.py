@@ -21,8 +21,6 @@ from hfcls.recipe import load_recipe
 
 from conftest import REPO
 
-pytestmark = pytest.mark.xdist_group("trained_digits")
-
 
 @pytest.fixture(scope="module")
 def val_files(digits_dir):
