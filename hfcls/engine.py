@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from hfcls.data.transforms import Normalize
 from hfcls.errors import HfclsError
 from hfcls.export import image_processor, save_hf_folder
 from hfcls.logs import append_jsonl, setup_logging
-from hfcls.metrics import topk_accuracy
+from hfcls.metrics import evaluate_metrics
 from hfcls.models import build_model
 from hfcls.optim import build_optimizer, build_scheduler
 from hfcls.publish import publish_run
@@ -47,8 +48,19 @@ class TrainState:
     best_epoch: int | None = None
 
 
+def cpu_processes() -> bool:
+    """True for a multi-process launch on a machine without CUDA.
+
+    `accelerate launch --multi_gpu` starts the processes but tells them not to use
+    the CPU backend, so without a GPU each would run alone on the whole data;
+    `Accelerator(cpu=True)` makes them join over gloo (MULTI_CPU).
+    """
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def make_accelerator(recipe, work_dir: Path) -> Accelerator:
     return Accelerator(
+        cpu=cpu_processes(),
         mixed_precision=recipe.train.mixed_precision,
         gradient_accumulation_steps=recipe.train.gradient_accumulation_steps,
         # A sampler seeded from the recipe shuffles the same way on every rank and
@@ -116,7 +128,7 @@ def predict(model, loader, accelerator: Accelerator, normalize: Normalize, chann
 def compute_metrics(logits, labels, valid, topk) -> dict:
     logits, labels = logits[valid], labels[valid]
     metrics = {"loss": F.cross_entropy(logits, labels).item()}
-    metrics.update(topk_accuracy(logits, labels, topk))
+    metrics.update(evaluate_metrics(["accuracy"], logits.softmax(dim=1), labels, topk=topk))
     return metrics
 
 

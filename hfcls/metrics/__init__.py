@@ -1,16 +1,102 @@
-"""Classification metrics on gathered predictions."""
+"""Classification metrics, computed by the `evaluate` modules shipped in this folder.
+
+Each metric has one implementation, in its module file (accuracy/, single_label/,
+confusion_matrix/). They are loaded by local path, so nothing is fetched from
+the Hub, and kept in memory, so processes computing at once share no cache
+files. Inputs are the per-sample class scores (softmax) and true labels of the
+whole split, already gathered with `accelerator.gather_for_metrics`.
+"""
 
 from __future__ import annotations
 
-import torch
+import functools
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from hfcls.errors import HfclsError, did_you_mean
+
+# metric name -> the module that computes it
+METRICS = {
+    "accuracy": "accuracy",
+    "precision": "single_label",
+    "recall": "single_label",
+    "f1_score": "single_label",
+    "support": "single_label",
+    "confusion_matrix": "confusion_matrix",
+}
+AVERAGES = ("macro", "micro", "none")
+DEFAULT_OPTIONS = {"topk": [1, 5], "thrs": None, "average": "macro"}
 
 
-def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, topk=(1, 5)) -> dict:
-    """{'accuracy_top1': percent, ...}; k larger than the class count is clipped to it."""
-    out = {}
-    num_classes = logits.shape[1]
-    ranked = logits.topk(min(max(topk), num_classes), dim=1).indices
-    for k in topk:
-        hits = (ranked[:, : min(k, num_classes)] == labels[:, None]).any(dim=1)
-        out[f"accuracy_top{k}"] = 100.0 * hits.float().mean().item()
-    return out
+def check_metric_names(names) -> list:
+    for name in names:
+        if name not in METRICS:
+            raise HfclsError(f"unknown metric {name!r}{did_you_mean(name, METRICS)}; known metrics: {', '.join(METRICS)}")
+    return list(dict.fromkeys(names))
+
+
+def parse_metric_options(pairs) -> dict:
+    """['topk=1,5', 'average=none', 'thrs=0.5'] -> checked options, defaults filled in."""
+    options = dict(DEFAULT_OPTIONS)
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in DEFAULT_OPTIONS:
+            raise HfclsError(f"metric option {pair!r}: expected one of {', '.join(f'{k}=...' for k in DEFAULT_OPTIONS)}")
+        options[key] = _yaml_value(text) if "," not in text else [_yaml_value(part) for part in text.split(",")]
+    return check_metric_options(**options)
+
+
+def _yaml_value(text: str):
+    text = text.strip(" ()[]")
+    if text == "None":  # as MMClassification's Python-style options write it
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise HfclsError(f"metric option value {text!r} is not a number or word") from None
+
+
+def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
+    topk = list(topk) if isinstance(topk, (list, tuple)) else [topk]
+    if not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk):
+        raise HfclsError(f"metric option topk must be whole numbers of 1 or more, e.g. topk=1,5; got {topk}")
+    thrs = list(thrs) if isinstance(thrs, (list, tuple)) else [thrs]
+    if not all(t is None or (isinstance(t, (int, float)) and not isinstance(t, bool)) for t in thrs):
+        raise HfclsError(f"metric option thrs must be numbers (score thresholds), e.g. thrs=0.5; got {thrs}")
+    average = "none" if average is None else str(average)
+    if average not in AVERAGES:
+        raise HfclsError(f"metric option average must be one of {', '.join(AVERAGES)}, got {average!r}")
+    return {"topk": topk, "thrs": [None if t is None else float(t) for t in thrs], "average": average}
+
+
+@functools.lru_cache(maxsize=None)
+def load_metric(module: str):
+    """The shipped `evaluate` module by local path (offline, in memory)."""
+    import evaluate
+
+    return evaluate.load(str(Path(__file__).parent / module), keep_in_memory=True)
+
+
+def evaluate_metrics(names, scores, labels, **options) -> dict:
+    """{metric: value} for the named metrics on (N, C) scores and (N,) labels."""
+    names = check_metric_names(names)
+    options = check_metric_options(**options)
+    scores, labels = np.asarray(scores, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        raise HfclsError("no valid samples to compute metrics on")
+    results = {}
+    if "accuracy" in names:
+        results.update(_compute("accuracy", scores, labels, topk=options["topk"], thrs=options["thrs"]))
+    items = [name for name in names if METRICS[name] == "single_label"]
+    if items:
+        results.update(_compute("single_label", scores, labels, items=items, average=options["average"],
+                                thrs=options["thrs"]))
+    if "confusion_matrix" in names:
+        results.update(_compute("confusion_matrix", scores, labels))
+    return results
+
+
+def _compute(module, scores, labels, **kwargs) -> dict:
+    return load_metric(module).compute(predictions=scores, references=labels, **kwargs)
