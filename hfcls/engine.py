@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
+from hfcls.dist import cpu_only_processes
 from hfcls.errors import HfclsError
 from hfcls.export import image_processor, save_hf_folder
 from hfcls.logs import append_jsonl, setup_logging
@@ -48,6 +49,7 @@ class TrainState:
 
 def make_accelerator(recipe, work_dir: Path) -> Accelerator:
     return Accelerator(
+        cpu=cpu_only_processes(),  # several processes without GPUs: one gloo group
         mixed_precision=recipe.train.mixed_precision,
         gradient_accumulation_steps=recipe.train.gradient_accumulation_steps,
         # A sampler seeded from the recipe shuffles the same way on every rank and
