@@ -21,6 +21,8 @@ from hfcls.errors import HfclsError, cli_entry
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORT = 29500
+# How gloo and NCCL word a peer that died ("reset", "closed") or went silent (the timeouts).
+_LOST_SIGNS = ("gloo", "nccl", "timed out", "timeout caused", "connection reset", "connection closed", "broken pipe")
 
 
 def cpu_only_processes() -> bool:
@@ -60,7 +62,8 @@ def _is_lost_process(error: RuntimeError) -> bool:
     if not (dist.is_available() and dist.is_initialized()):
         return False
     # gloo reports a dead or silent peer as a plain RuntimeError from its transport.
-    return isinstance(error, dist.DistError) or "gloo" in str(error)
+    message = str(error).lower()
+    return isinstance(error, dist.DistError) or any(sign in message for sign in _LOST_SIGNS)
 
 
 def launch_port(recipe_path: str) -> int:
