@@ -37,6 +37,25 @@ def cpu_only_processes() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: mix this process's rank into the worker's seeds.
+
+    PyTorch derives worker seeds from the loader's generator, which the recipe's
+    seed makes identical on every process: without the rank, worker i of every
+    process would draw the same augmentations.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    rank = int(os.environ.get("RANK", "0"))
+    seed = int(np.random.SeedSequence([torch.initial_seed(), rank]).generate_state(1, np.uint64)[0])
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
 @contextmanager
 def lost_processes_explained(timeout_minutes: float):
     """Say in one line what a failed collective means before its traceback.

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
-from hfcls.dist import cpu_only_processes
+from hfcls.dist import cpu_only_processes, seed_worker
 from hfcls.errors import HfclsError
 from hfcls.export import image_processor, save_hf_folder
 from hfcls.logs import append_jsonl, setup_logging
@@ -185,6 +185,7 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
     set_seed(recipe.seed, device_specific=True)  # augmentations differ between ranks
     pin = accelerator.device.type == "cuda" and data.pin_memory
     train_loader = build_loader(dsets["train"], data, data.batch_size, True, recipe.seed, pin)
+    train_loader.worker_init_fn = seed_worker  # workers' augmentations differ between ranks too
     val_loader = None
     if validate:
         val_loader = build_loader(dsets["val"], data, data.eval_batch_size or data.batch_size, False, recipe.seed, pin)

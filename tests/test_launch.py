@@ -161,3 +161,22 @@ def test_slurm_rejects_gpus_that_do_not_fill_nodes(tmp_path, tiny_recipe, fake_a
     assert (done.returncode, done.stderr) == (
         2, "error: GPUS=6 is not a multiple of GPUS_PER_NODE=4; every node runs GPUS_PER_NODE processes\n")
     assert not (tmp_path / "srun.log").exists()
+
+
+def test_accelerate_config_files_load_as_documented():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    expected = {  # file: (distributed_type, num_machines, num_processes)
+        "one_gpu.yaml": ("NO", 1, 1),
+        "one_node.yaml": ("MULTI_GPU", 1, 8),
+        "multi_node.yaml": ("MULTI_GPU", 2, 16),
+        "fsdp.yaml": ("FSDP", 1, 8),
+        "deepspeed_zero2.yaml": ("DEEPSPEED", 1, 8),
+        "cpu_processes.yaml": ("MULTI_GPU", 1, 2),
+    }
+    assert sorted(p.name for p in (LAUNCH / "accelerate").glob("*.yaml")) == sorted(expected)
+    for name, (kind, machines, processes) in expected.items():
+        config = load_config_from_file(str(LAUNCH / "accelerate" / name))
+        assert (config.distributed_type, config.num_machines, config.num_processes) == (kind, machines, processes), name
+    assert load_config_from_file(str(LAUNCH / "accelerate" / "fsdp.yaml")).fsdp_config["fsdp_version"] == 2
+    assert load_config_from_file(str(LAUNCH / "accelerate" / "deepspeed_zero2.yaml")).deepspeed_config["zero_stage"] == 2
