@@ -5,6 +5,7 @@ and checks what a user would: one set of files, the numbers of a single
 process, a job that ends when one of its processes is lost.
 """
 
+import json
 import os
 import re
 import signal
@@ -207,3 +208,17 @@ def stop_tree(launcher: subprocess.Popen):
     for process in psutil.Process(launcher.pid).children(recursive=True) + [psutil.Process(launcher.pid)]:
         process.kill()
     launcher.wait(timeout=60)
+
+
+@pytest.mark.skipif(not (REPO / "hfcls" / "eval.py").exists(), reason="hfcls/eval.py is built on another branch")
+def test_dist_test_evaluates_each_image_once_on_two_processes(tmp_path, tiny_data):
+    from hfcls.engine import train
+
+    recipe = tiny_recipe_file(tmp_path, tiny_data, dist={"port": 29726})
+    train(load_recipe(recipe), tmp_path / "work")  # one process
+    out = tmp_path / "results.json"
+    cmd = [LAUNCH / "dist_test.sh", recipe, tmp_path / "work" / "best", 2, "--metrics", "accuracy", "--out", out]
+    done = subprocess.run([str(c) for c in cmd], env=launch_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["metrics"] and len(results["predictions"]) == 12  # 12 val images, none twice

@@ -1,6 +1,5 @@
 """Augmentations differ between processes, also inside DataLoader workers."""
 
-import pytest
 import torch
 
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader
@@ -17,7 +16,6 @@ def first_batch(dataset, data, seed, worker_init_fn):
     return next(iter(loader))["pixel_values"]
 
 
-@pytest.mark.slow  # a DataLoader worker per batch: ~20 s on 2 busy cores
 def test_worker_augmentations_differ_between_ranks(tmp_path, tiny_data, monkeypatch):
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data, data={"num_workers": 1})))
     train = attach_transforms(build_datasets(recipe.data, recipe.seed, ("train",)), recipe.data)["train"]
