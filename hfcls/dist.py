@@ -101,7 +101,7 @@ def _parse_port(value, where: str) -> int:
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:
-        raise HfclsError(f"{where}={value!r} is not a port number; use one between 1024 and 65535, e.g. 29501")
+        raise HfclsError(f"{where}={value!r} is not a port number; use one from 1 to 65535, e.g. 29501")
     return port
 
 
@@ -117,7 +117,7 @@ def check_port_free(port: int) -> None:
             if error.errno != errno.EADDRINUSE:
                 raise
             raise HfclsError(f"port {port} is already in use on {socket.gethostname()} (another job?); "
-                             f"pick a free one, e.g. PORT={port + 1} launch/dist_train.sh ...") from None
+                             f"pick a free one with PORT={port + 1} (or the recipe's dist.port)") from None
 
 
 @cli_entry

@@ -113,7 +113,7 @@ def test_taken_port_is_one_line_before_anything_starts(tmp_path, tiny_recipe, fa
         assert done.returncode == 2
         assert done.stderr.splitlines() == [
             f"error: port 29706 is already in use on {socket.gethostname()} (another job?); "
-            "pick a free one, e.g. PORT=29707 launch/dist_train.sh ..."]
+            "pick a free one with PORT=29707 (or the recipe's dist.port)"]
         assert accelerate_calls(tmp_path) == []
         # Machines other than 0 connect to the port, they do not listen on it.
         env = script_env(tmp_path, fake_accelerate, PORT=29706, NNODES=2, NODE_RANK=1)
@@ -126,7 +126,7 @@ def test_taken_port_is_one_line_before_anything_starts(tmp_path, tiny_recipe, fa
 def test_bad_port_and_missing_arguments_are_one_line(tmp_path, tiny_recipe, fake_accelerate):
     done = run_script("dist_train.sh", [tiny_recipe, 2], script_env(tmp_path, fake_accelerate, PORT="29x"))
     assert (done.returncode, done.stderr) == (2, "error: PORT='29x' is not a port number; "
-                                                 "use one between 1024 and 65535, e.g. 29501\n")
+                                                 "use one from 1 to 65535, e.g. 29501\n")
     done = run_script("slurm_train.sh", ["gpu", "job"], script_env(tmp_path, fake_accelerate))
     assert (done.returncode, done.stderr) == (
         2, "usage: launch/slurm_train.sh PARTITION JOB_NAME RECIPE WORK_DIR [train args...]\n")
