@@ -156,7 +156,7 @@ def test_lost_process_ends_the_job_within_the_timeout(tmp_path, tiny_data, lose)
     """Rank 1 runs on the second simulated machine, so rank 0's launcher cannot see
     it go: rank 0 must notice through its collectives. A killed process closes its
     connections (noticed at once); a frozen one does not (noticed at the timeout)."""
-    timeout_s = 15
+    timeout_s = 20  # long enough for a busy CI machine to start both processes
     recipe = tiny_recipe_file(tmp_path, tiny_data, train={"epochs": 1000}, evaluation={"interval": 1000},
                               checkpoint={"interval": 1000}, dist={"timeout_minutes": timeout_s / 60})
     work = tmp_path / "work"
