@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
+from hfcls.dist import cpu_only_processes
 from hfcls.errors import HfclsError
 from hfcls.export import image_processor, save_hf_folder
 from hfcls.logs import append_jsonl, setup_logging
@@ -48,19 +48,9 @@ class TrainState:
     best_epoch: int | None = None
 
 
-def cpu_processes() -> bool:
-    """True for a multi-process launch on a machine without CUDA.
-
-    `accelerate launch --multi_gpu` starts the processes but tells them not to use
-    the CPU backend, so without a GPU each would run alone on the whole data;
-    `Accelerator(cpu=True)` makes them join over gloo (MULTI_CPU).
-    """
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
-
-
 def make_accelerator(recipe, work_dir: Path) -> Accelerator:
     return Accelerator(
-        cpu=cpu_processes(),
+        cpu=cpu_only_processes(),  # several processes without GPUs: one gloo group
         mixed_precision=recipe.train.mixed_precision,
         gradient_accumulation_steps=recipe.train.gradient_accumulation_steps,
         # A sampler seeded from the recipe shuffles the same way on every rank and

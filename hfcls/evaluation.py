@@ -11,7 +11,8 @@ from accelerate import Accelerator
 from hfcls.checkpoints import class_names_of, load_classifier
 from hfcls.data.loaders import align_labels, attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
-from hfcls.engine import cpu_processes, predict
+from hfcls.dist import cpu_only_processes
+from hfcls.engine import predict
 from hfcls.errors import HfclsError
 from hfcls.eval import write_results
 from hfcls.logs import setup_logging
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 def evaluate_checkpoint(recipe, args) -> dict | None:
     """Run the evaluation `args` (hfcls-eval's parsed, checked command line) asks for;
     return the results on the main process, None on the others."""
-    accelerator = Accelerator(mixed_precision=recipe.train.mixed_precision, cpu=cpu_processes())
+    accelerator = Accelerator(mixed_precision=recipe.train.mixed_precision, cpu=cpu_only_processes())
     setup_logging(None, accelerator.is_main_process)
     with accelerator.main_process_first():  # the main process fills the datasets cache
         model = load_classifier(args.checkpoint, recipe)

@@ -48,9 +48,11 @@ def resolve(args):
 def cli(argv=None):
     args = parse_args(argv)
     recipe = resolve(args)
+    from hfcls.dist import lost_processes_explained
     from hfcls.engine import train  # heavy imports after the recipe is known to be valid
 
-    train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate)
+    with lost_processes_explained(recipe.dist.timeout_minutes):
+        train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as F
 
 from hfcls.data.sources import load_source
+from hfcls.dist import seed_worker
 from hfcls.data.streaming import TransformedStream, build_stream_loader
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
@@ -134,6 +135,7 @@ def build_loader(ds, data, batch_size: int, shuffle: bool, seed: int, pin_memory
         pin_memory=pin_memory,
         drop_last=shuffle,  # training only: a size-1 last batch breaks BatchNorm
         prefetch_factor=data.prefetch_factor if workers > 0 else None,
+        worker_init_fn=seed_worker,  # workers' augmentations differ between ranks
     )
     if isinstance(ds, TransformedStream):
         if not shuffle or process is None:
