@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from hfcls.checkpoints import class_names_of, load_classifier
+from hfcls.loading import class_names_of, load_classifier
 from hfcls.data.loaders import align_labels, attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.dist import cpu_only_processes

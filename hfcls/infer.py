@@ -23,7 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as F
 
-from hfcls.checkpoints import checkpoint_kind, class_names_of, load_classifier
+from hfcls.loading import checkpoint_kind, class_names_of, load_classifier
 from hfcls.data.transforms import Normalize, build_pipeline
 from hfcls.errors import HfclsError, cli_entry
 from hfcls.recipe import load_recipe

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
-from hfcls.checkpoints import sha256_file, verify_hash_suffix
+from hfcls.loading import sha256_file, verify_hash_suffix
 from hfcls.errors import HfclsError
 from hfcls.eval import cli, read_results, write_results
 
