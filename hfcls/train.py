@@ -26,7 +26,12 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", help="where logs, checkpoints and exports go "
                         "(default: the recipe's work_dir, else work_dirs/<recipe name>)")
     parser.add_argument("--seed", type=int, help="overrides the recipe's seed")
-    parser.add_argument("--resume-from", metavar="CKPT", help="a checkpoints/epoch_N folder, or 'auto' for the newest")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume-from", "--resume", metavar="CKPT", nargs="?", const="auto",
+                       help="continue a run: a checkpoints/epoch_N or step_N folder, or 'auto' (the default "
+                       "with a bare --resume) for the newest complete checkpoint in the work dir")
+    start.add_argument("--load-from", metavar="CKPT", help="start a new run (epoch 0) from these weights only: "
+                       "a checkpoint or Hugging Face folder, a .safetensors file or a Hub id")
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training (not advised)")
     return parser.parse_args(argv)
 
@@ -49,8 +54,14 @@ def cli(argv=None):
     args = parse_args(argv)
     recipe = resolve(args)
     from hfcls.engine import train  # heavy imports after the recipe is known to be valid
+    from hfcls.signals import TrainingInterrupted
 
-    train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate)
+    try:
+        train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate,
+              load_from=args.load_from)
+    except TrainingInterrupted as stopped:
+        print(stopped, file=sys.stderr)
+        sys.exit(128 + stopped.signum)  # the shell's convention for "ended by this signal"
 
 
 if __name__ == "__main__":
