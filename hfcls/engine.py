@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
@@ -39,6 +40,8 @@ from hfcls.weights import load_weights
 
 logger = logging.getLogger(__name__)
 
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for train.compile
+
 
 def make_accelerator(recipe, work_dir: Path) -> Accelerator:
     return Accelerator(
@@ -49,7 +52,7 @@ def make_accelerator(recipe, work_dir: Path) -> Accelerator:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
         project_config=ProjectConfiguration(project_dir=str(work_dir), logging_dir=str(work_dir / "tensorboard")),
         log_with=_tracker(),
-        dynamo_backend="inductor" if recipe.train.compile else None,
+        dynamo_backend=COMPILE_BACKEND if recipe.train.compile else None,
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=recipe.dist.timeout_minutes))],
     )
 
@@ -154,6 +157,16 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
     work_dir.mkdir(parents=True, exist_ok=True)
     resume = checkpoints.resolve_resume(resume_from, work_dir)
     accelerator = make_accelerator(recipe, work_dir)
+    try:
+        return run_training(recipe, work_dir, accelerator, resume, validate, load_from)
+    finally:
+        accelerator.end_training()
+        # Accelerate keeps its settings (mixed precision, compile) for the whole process;
+        # forget them so another `train` call in this process can choose its own.
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def run_training(recipe, work_dir, accelerator, resume, validate, load_from) -> dict:
     setup_logging(work_dir, accelerator.is_main_process)
     ema = ema_settings(recipe.train.ema)
     if accelerator.is_main_process:
@@ -165,7 +178,7 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
     model = build_model(recipe.model, names)
     if load_from is not None:
         load_weights(model, load_from)
-    model = adapt_model(model, recipe.train, accelerator.num_processes)
+    model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
     if ema is not None:
         ema = ModelEma(model, **ema)
         ema.module.to(accelerator.device)
@@ -189,7 +202,6 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
     if not validate:
         _save_export(accelerator, run.eval_model, recipe.data, work_dir / "latest")
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     return metrics
 
 
@@ -204,9 +216,12 @@ def load_datasets(recipe, accelerator, validate):
     return dsets
 
 
-def adapt_model(model, train_section, num_processes: int):
+def adapt_model(model, train_section, num_processes: int, device_type: str):
     """train.sync_bn (several processes only) and train.channels_last."""
     if train_section.sync_bn and num_processes > 1:
+        if device_type == "cpu":  # torch's SyncBatchNorm would fail at the first training step
+            raise HfclsError("train.sync_bn needs GPUs: torch's SyncBatchNorm does not run on CPU; "
+                             "set train.sync_bn=false for this CPU run")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if train_section.channels_last:
         model = model.to(memory_format=torch.channels_last)
