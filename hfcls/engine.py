@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, ProjectConfiguration, set_seed
+import accelerate.utils
+from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, LoggerType, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from hfcls import checkpoints
@@ -26,7 +27,7 @@ from hfcls.checkpoints import TrainState
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.ema import ModelEma, ema_settings
-from hfcls.errors import HfclsError
+from hfcls.errors import HfclsError, did_you_mean
 from hfcls.export import save_hf_folder
 from hfcls.logs import append_jsonl, setup_logging
 from hfcls.metrics import topk_accuracy
@@ -51,18 +52,29 @@ def make_accelerator(recipe, work_dir: Path) -> Accelerator:
         # replays exactly on resume.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
         project_config=ProjectConfiguration(project_dir=str(work_dir), logging_dir=str(work_dir / "tensorboard")),
-        log_with=_tracker(),
+        log_with=trackers(recipe.train.log_with),
         dynamo_backend=COMPILE_BACKEND if recipe.train.compile else None,
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=recipe.dist.timeout_minutes))],
     )
 
 
-def _tracker():
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return None
-    return "tensorboard"
+def trackers(log_with: list | None) -> list:
+    """train.log_with, checked; unset: TensorBoard when it is installed."""
+    if log_with is None:
+        return ["tensorboard"] if tracker_installed("tensorboard") else []
+    known = [str(t.value) for t in LoggerType if t != LoggerType.ALL]
+    for name in log_with:
+        if name not in known:
+            raise HfclsError(f"train.log_with: unknown tracker {name!r}{did_you_mean(name, known)}; "
+                             f"Accelerate knows {', '.join(known)}")
+        if not tracker_installed(name):
+            raise HfclsError(f"train.log_with: {name} is not installed; pip install {name}, "
+                             "or leave it out of train.log_with")
+    return list(log_with)
+
+
+def tracker_installed(name: str) -> bool:
+    return getattr(accelerate.utils, f"is_{name}_available")()
 
 
 # ----------------------------------------------------------------------------- batches
@@ -140,6 +152,16 @@ class Run:
     normalize: Normalize
     ema: ModelEma | None
     stop: StopRequest
+    total_steps: int
+    started: tuple = (0.0, 0)  # (time, step) when this process started training
+
+    def eta(self, step: int) -> str:
+        """Time left for the whole run, from the pace since this process started."""
+        start_time, start_step = self.started
+        if step <= start_step:
+            return "?"
+        pace = (time.perf_counter() - start_time) / (step - start_step)
+        return tqdm.format_interval(pace * (self.total_steps - step))
 
     @property
     def eval_model(self):
@@ -197,6 +219,7 @@ def run_training(recipe, work_dir, accelerator, resume, validate, load_from) -> 
         accelerator.num_processes, recipe.train.gradient_accumulation_steps, total_batch_size(recipe, accelerator),
         steps_per_epoch(recipe, run.train_loader),
     )
+    run.started = (time.perf_counter(), state.step)
     with run.stop.installed():
         metrics = train_epochs(run, state, validate)
     if not validate:
@@ -266,8 +289,9 @@ def prepare_run(recipe, work_dir, accelerator, model, dsets, validate, ema) -> R
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
     normalize = Normalize(data.mean, data.std).to(accelerator.device)
+    total_steps = recipe.train.epochs * steps_per_epoch(recipe, train_loader)
     return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader,
-               samples, normalize, ema, StopRequest())
+               samples, normalize, ema, StopRequest(), total_steps)
 
 
 def train_epochs(run: Run, state: TrainState, validate: bool) -> dict:
@@ -331,9 +355,10 @@ def train_one_epoch(run: Run, state: TrainState, epoch: int) -> dict:
                 if accelerator.sync_gradients and cfg.clip_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
                 optimizer.step()
-                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
-                    scheduler.step()
                 running += loss.detach()
+            # A step skipped for a non-finite loss still advances the schedule, which stays on time.
+            if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         seen += len(batch["labels"])
         state.batch_in_epoch = i + 1
@@ -344,7 +369,8 @@ def train_one_epoch(run: Run, state: TrainState, epoch: int) -> dict:
                 run.ema.update(model, state.step)
             step_boundary(run, state, running, mid_epoch=i + 1 < total)
         if (i + 1) % cfg.log_interval == 0:  # a host-device sync
-            bar.set_postfix(loss=f"{running.item() / (i + 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}")
+            bar.set_postfix(loss=f"{running.item() / (i + 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}",
+                            eta=run.eta(state.step))
     bar.close()
     elapsed = time.perf_counter() - start
     if bad:

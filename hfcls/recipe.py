@@ -103,6 +103,8 @@ class TrainSection:
     sync_bn: bool = False  # BatchNorm -> SyncBatchNorm with several processes
     deterministic: bool = False  # deterministic algorithms (slower on GPU)
     max_bad_steps: int = 0  # non-finite losses tolerated (step skipped) before stopping
+    # Accelerate trackers ([tensorboard], [wandb], ...); unset: tensorboard when installed, []: none.
+    log_with: Optional[list] = None
 
 
 @dataclass
