@@ -12,6 +12,7 @@ if __name__ == "__main__" and not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 
 from hfcls.errors import cli_entry  # noqa: E402
 from hfcls.recipe import load_recipe  # noqa: E402
@@ -33,7 +34,7 @@ def parse_args(argv=None):
     start.add_argument("--load-from", metavar="CKPT", help="start a new run (epoch 0) from these weights only: "
                        "a checkpoint or Hugging Face folder, a .safetensors file or a Hub id")
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training (not advised)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
 def resolve(args):
@@ -60,7 +61,8 @@ def cli(argv=None):
         train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate,
               load_from=args.load_from)
     except TrainingInterrupted as stopped:
-        print(stopped, file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # once, not once per process
+            print(stopped, file=sys.stderr)
         sys.exit(128 + stopped.signum)  # the shell's convention for "ended by this signal"
 
 
