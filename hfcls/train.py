@@ -28,9 +28,10 @@ def parse_args(argv=None):
                         "(default: the recipe's work_dir, else work_dirs/<recipe name>)")
     parser.add_argument("--seed", type=int, help="overrides the recipe's seed")
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--resume-from", "--resume", metavar="CKPT", nargs="?", const="auto",
-                       help="continue a run: a checkpoints/epoch_N or step_N folder, or 'auto' (the default "
-                       "with a bare --resume) for the newest complete checkpoint in the work dir")
+    start.add_argument("--resume-from", metavar="CKPT", help="continue a run: a checkpoints/epoch_N or step_N "
+                       "folder, or 'auto' for the newest complete checkpoint in the work dir")
+    start.add_argument("--resume", dest="resume_from", action="store_const", const="auto",
+                       help="same as --resume-from auto")
     start.add_argument("--load-from", metavar="CKPT", help="start a new run (epoch 0) from these weights only: "
                        "a checkpoint or Hugging Face folder, a .safetensors file or a Hub id")
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training (not advised)")

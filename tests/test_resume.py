@@ -211,3 +211,19 @@ def test_sigterm_saves_and_resumes(tmp_path, tiny_data):
     final = read_state(find_latest_checkpoint(work))
     assert (final.epoch, final.step) == (state.epoch + 1, 3 * (state.epoch + 1))
     assert yaml.safe_load((work / "recipe.yaml").read_text())["train"]["epochs"] == state.epoch + 1
+
+
+def test_cli_bare_resume_and_overrides_after_options(tmp_path, tiny_data, capsys):
+    from hfcls.train import cli
+
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data))
+    work = str(tmp_path / "w")
+    cli([str(recipe), "--work-dir", work])
+    with pytest.raises(SystemExit) as refused:
+        cli([str(recipe), "--work-dir", work])
+    assert refused.value.code == 2 and "already holds checkpoints" in capsys.readouterr().err
+    cli([str(recipe), "--work-dir", work, "--resume", "train.epochs=2"])
+    assert [row["epoch"] for row in read_jsonl(tmp_path / "w" / "metrics.jsonl")] == [1, 2]
+    with pytest.raises(SystemExit) as both:
+        cli([str(recipe), "--resume-from", "auto", "--load-from", work])
+    assert both.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
