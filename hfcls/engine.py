@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -178,6 +179,9 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     resume = checkpoints.resolve_resume(resume_from, work_dir)
+    if recipe.train.deterministic:
+        # cuBLAS refuses deterministic mode without a fixed workspace; read when CUDA starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     accelerator = make_accelerator(recipe, work_dir)
     try:
         return run_training(recipe, work_dir, accelerator, resume, validate, load_from)
