@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-import accelerate.utils
-from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, LoggerType, ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
 from hfcls import checkpoints
@@ -28,7 +27,7 @@ from hfcls.checkpoints import TrainState
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.ema import ModelEma, ema_settings
-from hfcls.errors import HfclsError, did_you_mean
+from hfcls.errors import HfclsError
 from hfcls.export import save_hf_folder
 from hfcls.logs import append_jsonl, setup_logging
 from hfcls.metrics import topk_accuracy
@@ -38,6 +37,7 @@ from hfcls.optim import build_optimizer, build_scheduler
 from hfcls.recipe import save_recipe
 from hfcls.seeding import SeededSamples
 from hfcls.signals import StopRequest, TrainingInterrupted
+from hfcls.trackers import trackers
 from hfcls.weights import load_weights
 
 logger = logging.getLogger(__name__)
@@ -57,25 +57,6 @@ def make_accelerator(recipe, work_dir: Path) -> Accelerator:
         dynamo_backend=COMPILE_BACKEND if recipe.train.compile else None,
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=recipe.dist.timeout_minutes))],
     )
-
-
-def trackers(log_with: list | None) -> list:
-    """train.log_with, checked; unset: TensorBoard when it is installed."""
-    if log_with is None:
-        return ["tensorboard"] if tracker_installed("tensorboard") else []
-    known = [str(t.value) for t in LoggerType if t != LoggerType.ALL]
-    for name in log_with:
-        if name not in known:
-            raise HfclsError(f"train.log_with: unknown tracker {name!r}{did_you_mean(name, known)}; "
-                             f"Accelerate knows {', '.join(known)}")
-        if not tracker_installed(name):
-            raise HfclsError(f"train.log_with: {name} is not installed; pip install {name}, "
-                             "or leave it out of train.log_with")
-    return list(log_with)
-
-
-def tracker_installed(name: str) -> bool:
-    return getattr(accelerate.utils, f"is_{name}_available")()
 
 
 # ----------------------------------------------------------------------------- batches
@@ -133,8 +114,6 @@ def compute_metrics(logits, labels, valid, topk) -> dict:
 
 
 # ----------------------------------------------------------------------------- training
-
-
 
 
 @dataclass

@@ -1,14 +1,13 @@
 """MixUp / CutMix in the collate function (torchvision v2), `train.mixup_alpha` / `cutmix_alpha`.
 
 Mixed batches carry float images (still on the 0-255 scale, which `Normalize`
-accepts) and soft labels of shape (batch, classes). Samples come from
-`hfcls.seeding.SeededSamples`, whose per-sample seed also seeds the mixing. With both alphas set, each
-batch gets one of the two at random, as timm does.
+accepts) and soft labels of shape (batch, classes). With both alphas set, each
+batch gets one of the two at random, as timm does. Samples come from
+`hfcls.seeding.SeededSamples`, whose per-sample seed also seeds the mixing.
 """
 
 from __future__ import annotations
 
-import torch
 from torchvision.transforms import v2
 
 from hfcls.seeding import seeded

@@ -1,7 +1,5 @@
 """Each speed/accuracy option of the recipe's `train` section changes what it should."""
 
-import types
-
 import pytest
 import torch
 from conftest import make_image_folder, tiny_recipe_dict, write_recipe

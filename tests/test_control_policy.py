@@ -15,6 +15,7 @@ from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 from hfcls.tools import plot
+from hfcls.trackers import tracker_installed, trackers
 from hfcls.train import cli
 
 
@@ -171,10 +172,10 @@ def test_tensorboard_by_default_with_steps_across_resume(tmp_path, tiny_data):
 def test_unknown_or_missing_tracker_is_an_error(tmp_path, tiny_data):
     with pytest.raises(HfclsError, match="unknown tracker 'tensorbord' \\(did you mean \"tensorboard\"\\?\\)"):
         train(recipe_for(tmp_path, tiny_data, train={"log_with": ["tensorbord"]}), tmp_path / "w")
-    assert not engine.trackers([])
-    if not engine.tracker_installed("swanlab"):
+    assert not trackers([])
+    if not tracker_installed("swanlab"):
         with pytest.raises(HfclsError, match="swanlab is not installed"):
-            engine.trackers(["swanlab"])
+            trackers(["swanlab"])
 
 
 def test_plot_draws_the_curves(tmp_path, tiny_data):
