@@ -54,6 +54,15 @@ def test_resume_at_epoch_end_is_exact(tmp_path, tiny_data):
     assert "train.epochs changed from 2 to 4" in (split / "log.txt").read_text()
 
 
+def test_changed_epochs_recompute_the_schedule(tmp_path, tiny_data):
+    linear = {"schedule": {"type": "linear"}}
+    work = run(tmp_path, tiny_data, "w", train={"epochs": 2}, **linear)
+    run(tmp_path, tiny_data, "w", train={"epochs": 4}, resume_from="auto", **linear)
+    # 3 steps per epoch; after step 9 of 12 the LR is 0.01 x (1 - 9/12). The old
+    # 6-step schedule would have stayed at 0.
+    assert [row["lr"] for row in read_jsonl(work / "metrics.jsonl")] == pytest.approx([0.005, 0.0, 0.0025, 0.0])
+
+
 def test_resume_mid_epoch_is_exact(tmp_path, tiny_data):
     # A cosine schedule, so a scheduler not restored would show. 3 steps per
     # epoch: step_4 is after batch 1 of epoch 2.
