@@ -207,7 +207,8 @@ def test_sigterm_saves_and_resumes(tmp_path, tiny_data):
     process.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     _, err = process.communicate(timeout=30)
-    assert time.monotonic() - sent < 5
+    # About 1 s on an idle machine (the step, the save, the exit); room for a busy CI runner.
+    assert time.monotonic() - sent < 15
     assert process.returncode == 128 + signal.SIGTERM
     assert "stopped by SIGTERM" in err and "--resume-from auto" in err
     latest = find_latest_checkpoint(work)
