@@ -237,3 +237,29 @@ def test_cli_bare_resume_and_overrides_after_options(tmp_path, tiny_data, capsys
     with pytest.raises(SystemExit) as both:
         cli([str(recipe), "--resume-from", "auto", "--load-from", work])
     assert both.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_process_mid_epoch_resume_is_exact(tmp_path):
+    """Two CPU processes (gloo): sharded data, collective saves, the same exactness."""
+    from conftest import make_image_folder
+
+    folders = (make_image_folder(tmp_path / "train", per_class=16), make_image_folder(tmp_path / "val", per_class=4))
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
+        *folders, train={"epochs": 2, "deterministic": True}, checkpoint={"interval_steps": 2}))
+    # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", "29621", "-m", "hfcls.train", str(recipe)]
+
+    def launch_run(*args):
+        subprocess.run([*launch, *args], env=env, check=True, capture_output=True, timeout=300)
+
+    launch_run("--work-dir", str(tmp_path / "straight"))
+    state = read_state(tmp_path / "straight" / "checkpoints" / "step_2")
+    assert (state.epoch, state.batch_in_epoch) == (0, 2)  # 48 images / (8 x 2 processes) = 3 steps an epoch
+    shutil.copytree(tmp_path / "straight" / "checkpoints" / "step_2", tmp_path / "stopped" / "checkpoints" / "step_2")
+    launch_run("--work-dir", str(tmp_path / "stopped"), "--resume")
+    assert max_difference(weights(tmp_path / "straight", "epoch_2"), weights(tmp_path / "stopped", "epoch_2")) == 0
+    assert deterministic_rows(tmp_path / "stopped") == deterministic_rows(tmp_path / "straight")
