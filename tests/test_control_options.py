@@ -1,5 +1,7 @@
 """Each speed/accuracy option of the recipe's `train` section changes what it should."""
 
+import types
+
 import pytest
 import torch
 from conftest import make_image_folder, tiny_recipe_dict, write_recipe
@@ -224,3 +226,10 @@ def test_compile_runs_a_compiled_model(tmp_path, tiny_data, monkeypatch):
     assert (tmp_path / "w" / "best" / "model.safetensors").is_file()
     keys = load_file(tmp_path / "w" / "best" / "model.safetensors").keys()
     assert not any("_orig_mod" in key for key in keys)
+
+
+def test_eta_extrapolates_the_pace_since_start(monkeypatch):
+    run = types.SimpleNamespace(started=(100.0, 10), total_steps=50)
+    monkeypatch.setattr(engine.time, "perf_counter", lambda: 120.0)
+    assert engine.Run.eta(run, 10) == "?"
+    assert engine.Run.eta(run, 30) == "00:20"  # 20 steps in 20 s; 20 steps left

@@ -33,6 +33,7 @@ def plot_curves(rows: list, out: Path, title: str = "") -> Path:
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (loss_ax, lr_ax, acc_ax) = plt.subplots(1, 3, figsize=(15, 4))
     for key, label in (("loss", "train loss"), ("val_loss", "val loss")):
@@ -47,6 +48,8 @@ def plot_curves(rows: list, out: Path, title: str = "") -> Path:
     acc_ax.set(title="validation accuracy (%)", xlabel="epoch")
     if accuracy_keys:
         acc_ax.legend()
+    for ax in (loss_ax, lr_ax, acc_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
