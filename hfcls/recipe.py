@@ -102,6 +102,16 @@ class TrainSection:
     label_smoothing: float = 0.0
     log_interval: int = 20  # steps between loss readings (each one syncs the device)
     channels_last: bool = False
+    mixup_alpha: float = 0.0  # > 0: torchvision v2 MixUp in the collate function
+    cutmix_alpha: float = 0.0  # > 0: CutMix (with both set, one of the two per batch)
+    ema: Optional[dict] = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average
+    compile: bool = False  # torch.compile the model
+    auto_scale_lr: Optional[dict] = None  # {base_batch_size: 256}: lr x real total batch / base
+    sync_bn: bool = False  # BatchNorm -> SyncBatchNorm with several processes
+    deterministic: bool = False  # deterministic algorithms (slower on GPU)
+    max_bad_steps: int = 0  # non-finite losses tolerated (step skipped) before stopping
+    # Accelerate trackers ([tensorboard], [wandb], ...); unset: tensorboard when installed, []: none.
+    log_with: Optional[list] = None
     # At the end of a run: <work_dir>/publish/<name>-<sha256[:8]>.safetensors and a
     # Hugging Face folder beside it (hfcls.publish), then optionally a push to this Hub repo id.
     publish: bool = True
@@ -119,7 +129,9 @@ class EvaluationSection:
 @dataclass
 class CheckpointSection:
     interval: int = 1  # epochs
-    max_keep: Optional[int] = None
+    interval_steps: Optional[int] = None  # also every N optimizer steps, resumable mid-epoch
+    max_keep: Optional[int] = None  # newest N kept (and the best epoch's)
+    save_optimizer: bool = True  # false: smaller checkpoints; a resume restarts the optimizer
 
 
 @dataclass
@@ -366,9 +378,20 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
         "evaluation.interval": recipe.evaluation.interval,
         "checkpoint.interval": recipe.checkpoint.interval,
     }
+    for key, value in (("checkpoint.interval_steps", recipe.checkpoint.interval_steps),
+                       ("checkpoint.max_keep", recipe.checkpoint.max_keep)):
+        if value is not None:
+            positives[key] = value
     for key, value in positives.items():
         if value < 1:
             raise HfclsError(f"{where}: {key} must be at least 1, got {value}")
+    for key in ("mixup_alpha", "cutmix_alpha", "max_bad_steps", "label_smoothing"):
+        if getattr(recipe.train, key) < 0:
+            raise HfclsError(f"{where}: train.{key} must be 0 or more")
+    scale = recipe.train.auto_scale_lr
+    if scale is not None and (set(scale) != {"base_batch_size"} or not isinstance(scale["base_batch_size"], int)
+                              or scale["base_batch_size"] < 1):
+        raise HfclsError(f"{where}: train.auto_scale_lr must be {{base_batch_size: N}} with N >= 1, got {scale!r}")
     if data.steps_per_epoch is not None and data.steps_per_epoch < 1:
         raise HfclsError(f"{where}: data.steps_per_epoch must be at least 1, got {data.steps_per_epoch}")
     if data.shuffle_buffer < 1:

@@ -12,6 +12,7 @@ if __name__ == "__main__" and not __package__:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 
 from hfcls.errors import cli_entry  # noqa: E402
 from hfcls.recipe import load_recipe  # noqa: E402
@@ -26,9 +27,15 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", help="where logs, checkpoints and exports go "
                         "(default: the recipe's work_dir, else work_dirs/<recipe name>)")
     parser.add_argument("--seed", type=int, help="overrides the recipe's seed")
-    parser.add_argument("--resume-from", metavar="CKPT", help="a checkpoints/epoch_N folder, or 'auto' for the newest")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume-from", metavar="CKPT", help="continue a run: a checkpoints/epoch_N or step_N "
+                       "folder, or 'auto' for the newest complete checkpoint in the work dir")
+    start.add_argument("--resume", dest="resume_from", action="store_const", const="auto",
+                       help="same as --resume-from auto")
+    start.add_argument("--load-from", metavar="CKPT", help="start a new run (epoch 0) from these weights only: "
+                       "a checkpoint or Hugging Face folder, a .safetensors file or a Hub id")
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training (not advised)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
 def resolve(args):
@@ -50,9 +57,16 @@ def cli(argv=None):
     recipe = resolve(args)
     from hfcls.dist import lost_processes_explained
     from hfcls.engine import train  # heavy imports after the recipe is known to be valid
+    from hfcls.signals import TrainingInterrupted
 
-    with lost_processes_explained(recipe.dist.timeout_minutes):
-        train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate)
+    try:
+        with lost_processes_explained(recipe.dist.timeout_minutes):
+            train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate,
+                  load_from=args.load_from)
+    except TrainingInterrupted as stopped:
+        if os.environ.get("RANK", "0") == "0":  # once, not once per process
+            print(stopped, file=sys.stderr)
+        sys.exit(128 + stopped.signum)  # the shell's convention for "ended by this signal"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,38 @@
+"""MixUp / CutMix in the collate function (torchvision v2), `train.mixup_alpha` / `cutmix_alpha`.
+
+Mixed batches carry float images (still on the 0-255 scale, which `Normalize`
+accepts) and soft labels of shape (batch, classes). With both alphas set, each
+batch gets one of the two at random, as timm does. Samples come from
+`hfcls.seeding.SeededSamples`, whose per-sample seed also seeds the mixing.
+"""
+
+from __future__ import annotations
+
+from torchvision.transforms import v2
+
+from hfcls.seeding import seeded
+
+
+class MixingCollate:
+    def __init__(self, collate, num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
+        self.collate = collate
+        mixers = []
+        if mixup_alpha > 0:
+            mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+        if cutmix_alpha > 0:
+            mixers.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+        self.mix = mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
+
+    def __call__(self, samples: list) -> dict:
+        batch = self.collate(samples)
+        images = batch["pixel_values"].float()  # MixUp blends pixels: uint8 would truncate
+        # Seeded by the batch's first sample (see hfcls.seeding): replays exactly on resume.
+        batch["pixel_values"], batch["labels"] = seeded(self.mix, samples[0]["seed"], images, batch["labels"])
+        return batch
+
+
+def mixing_collate(collate, num_classes: int, train_section):
+    """`collate` itself when neither MixUp nor CutMix is asked for."""
+    if not (train_section.mixup_alpha > 0 or train_section.cutmix_alpha > 0):
+        return collate
+    return MixingCollate(collate, num_classes, train_section.mixup_alpha, train_section.cutmix_alpha)
