@@ -31,6 +31,7 @@ from hfcls.ema import ModelEma, ema_settings
 from hfcls.dist import cpu_only_processes
 from hfcls.errors import HfclsError
 from hfcls.export import image_processor, save_hf_folder
+from hfcls.loading import load_finetune_weights
 from hfcls.logs import append_jsonl, setup_logging
 from hfcls.metrics import evaluate_metrics
 from hfcls.mixing import mixing_collate
@@ -41,7 +42,6 @@ from hfcls.recipe import save_recipe
 from hfcls.seeding import SeededSamples
 from hfcls.signals import StopRequest, TrainingInterrupted
 from hfcls.trackers import trackers
-from hfcls.weights import load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def run_training(recipe, work_dir, accelerator, resume, validate, load_from) -> 
     names = class_names(dsets["train"])
     model = build_model(recipe.model, names)
     if load_from is not None:
-        load_weights(model, load_from)
+        load_finetune_weights(model, load_from)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
     if ema is not None:
         ema = ModelEma(model, **ema)

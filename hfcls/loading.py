@@ -1,41 +1,27 @@
-"""Load a trained classifier from any of the checkpoint forms hfcls writes.
+"""Load model weights from any of the forms hfcls writes or reads.
+
+For evaluation and inference (`load_classifier`, an exact match):
 
 - a Hugging Face folder (`best/`, `latest/`): config.json + model.safetensors; self-describing;
 - a training checkpoint folder (`checkpoints/epoch_N`): its model.safetensors holds the
   state dict; the architecture comes from the recipe, the class names from its data;
 - a published `.safetensors` file, `<name>-<first 8 hex of sha256>.safetensors`: as above,
   after checking the file against the hash in its name.
+
+For fine-tuning (`load_finetune_weights`, `--load-from`): any of those or a Hub
+id; a classification head of another class count is re-initialised.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import logging
 from pathlib import Path
 
 from hfcls.errors import HfclsError
 
-HASH_SUFFIX = re.compile(r"-([0-9a-f]{8})$")
+logger = logging.getLogger(__name__)
 
-
-def sha256_file(path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_hash_suffix(path) -> None:
-    """Refuse a file named `<name>-<8 hex>.<ext>` whose sha256 does not start with those 8 hex."""
-    path = Path(path)
-    match = HASH_SUFFIX.search(path.stem)
-    if match is None:
-        return
-    actual = sha256_file(path)[:8]
-    if actual != match.group(1):
-        raise HfclsError(f"{path}: its sha256 starts with {actual}, not the {match.group(1)} in its name; "
-                         "the file is damaged or was changed after publishing: download or publish it again")
+WEIGHTS = "model.safetensors"  # in Hugging Face folders and Accelerate checkpoints alike
 
 
 def checkpoint_kind(path) -> str:
@@ -44,7 +30,7 @@ def checkpoint_kind(path) -> str:
     if path.is_dir():
         if (path / "config.json").is_file():
             return "hf"
-        if (path / "model.safetensors").is_file():
+        if (path / WEIGHTS).is_file():
             return "training"
         raise HfclsError(f"checkpoint folder {path} holds neither config.json (a best/ or latest/ export) "
                          "nor model.safetensors (a checkpoints/epoch_N folder)")
@@ -56,21 +42,32 @@ def checkpoint_kind(path) -> str:
                      "a checkpoints/epoch_N folder or a .safetensors file")
 
 
+def verify_hash_suffix(path) -> None:
+    """A file named `<name>-<8 hex>.safetensors` must hash to those 8 hex; others are not checked."""
+    from hfcls.publish import HASHED_NAME, verify_published
+
+    if HASHED_NAME.search(Path(path).name):
+        verify_published(path)
+
+
 def load_classifier(checkpoint, recipe=None):
     """The model, in eval mode, with `config.id2label` naming its classes.
 
     A recipe is needed for the state-dict forms (training folders, .safetensors files).
     """
+    from transformers import AutoModelForImageClassification
+
     kind = checkpoint_kind(checkpoint)
     if kind == "hf":
         return _load_hf_folder(Path(checkpoint)).eval()
     if recipe is None:
         raise HfclsError(f"checkpoint {checkpoint} holds weights only; pass the recipe it was trained with "
                          "(its model section gives the architecture, its data the class names)")
-    weights = Path(checkpoint) / "model.safetensors" if kind == "training" else Path(checkpoint)
+    weights = Path(checkpoint) / WEIGHTS if kind == "training" else Path(checkpoint)
     if kind == "safetensors":
         verify_hash_suffix(weights)
-    model = build_architecture(recipe.model, recipe_class_names(recipe))
+    model = AutoModelForImageClassification.from_config(
+        architecture_config(recipe.model, recipe_class_names(recipe)))
     load_weights(model, weights)
     return model.eval()
 
@@ -87,34 +84,26 @@ def recipe_class_names(recipe) -> list:
     return class_names(build_datasets(recipe.data, recipe.seed, ("train",))["train"])
 
 
-def build_architecture(model_section, class_names: list):
-    """The recipe's model with random weights and a head for `class_names` (nothing downloaded
-    for `model.config`; only the config for `model.pretrained`)."""
-    from transformers import AutoConfig, AutoModelForImageClassification
+def architecture_config(model_section, class_names: list):
+    """The recipe's model config with a head for `class_names` (nothing downloaded for
+    `model.config`; only the config for `model.pretrained`)."""
+    from transformers import AutoConfig
 
     from hfcls.models import config_from_dict, label_maps
 
     labels = label_maps(class_names)
     if model_section.config is not None:
-        config = config_from_dict(model_section.config, labels)
-    else:
-        try:
-            config = AutoConfig.from_pretrained(model_section.pretrained, **labels)
-        except OSError as error:
-            raise HfclsError(f"model.pretrained: cannot load the config of {model_section.pretrained!r} "
-                             f"({str(error).splitlines()[0]})") from None
-    return AutoModelForImageClassification.from_config(config)
+        return config_from_dict(model_section.config, labels)
+    try:
+        return AutoConfig.from_pretrained(model_section.pretrained, **labels)
+    except OSError as error:
+        raise HfclsError(f"model.pretrained: cannot load the config of {model_section.pretrained!r} "
+                         f"({str(error).splitlines()[0]})") from None
 
 
 def load_weights(model, path: Path) -> None:
     """Load a state dict into `model`; on a mismatch say whether the class count or the architecture differs."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as error:
-        raise HfclsError(f"cannot read weights {path} ({error}); the file is damaged or not safetensors") from None
+    state = read_state_dict(path)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -130,6 +119,68 @@ def load_weights(model, path: Path) -> None:
                          f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} differently "
                          f"shaped tensors (e.g. {example}); use the recipe the checkpoint was trained with")
     model.load_state_dict(state)
+
+
+def read_state_dict(path) -> dict:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own untyped errors
+        raise HfclsError(f"cannot read weights {path} ({error}); the file is damaged or not safetensors") from None
+
+
+# ----------------------------------------------------------------------------- --load-from
+
+
+def weights_file(source: str) -> Path:
+    path = Path(source)
+    if path.is_file():
+        verify_hash_suffix(path)
+        return path
+    if path.is_dir():
+        if not (path / WEIGHTS).is_file():
+            raise HfclsError(f"--load-from {source}: the folder has no {WEIGHTS}; pass a checkpoint folder, "
+                             "a Hugging Face model folder or a .safetensors file")
+        return path / WEIGHTS
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(source, WEIGHTS))
+    except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError) as error:
+        raise HfclsError(f"--load-from {source}: not a local path, and not loadable from the Hub "
+                         f"({str(error).splitlines()[0]})") from None
+
+
+def load_finetune_weights(model, source: str) -> list:
+    """Copy `source`'s weights into `model`; return the head keys left re-initialised."""
+    path = weights_file(source)
+    saved = read_state_dict(path)
+    own = model.state_dict()
+    head = [key for key in own if not key.startswith(model.base_model_prefix + ".")]
+    for key in own:
+        if key not in saved:
+            raise HfclsError(f"--load-from {source}: the checkpoint has no {key} (shape {tuple(own[key].shape)}); "
+                             "it is another architecture than the recipe's model")
+    for key in saved:
+        if key not in own:
+            raise HfclsError(f"--load-from {source}: the checkpoint has {key} (shape {tuple(saved[key].shape)}), "
+                             "which the recipe's model lacks; it is another architecture")
+    skipped = []
+    for key, value in own.items():
+        if saved[key].shape == value.shape:
+            continue
+        if key not in head:
+            raise HfclsError(f"--load-from {source}: {key} has shape {tuple(saved[key].shape)} in the checkpoint "
+                             f"but {tuple(value.shape)} in the recipe's model; it is another architecture")
+        skipped.append(key)
+    model.load_state_dict({k: v for k, v in saved.items() if k not in skipped}, strict=False)
+    if skipped:
+        logger.warning("--load-from %s: classification head re-initialised (shape differs, another class count): %s",
+                       source, ", ".join(skipped))
+    logger.info("loaded weights from %s", path)
+    return skipped
 
 
 def _is_head(ours, theirs, num_labels: int) -> bool:

@@ -36,14 +36,13 @@ from hfcls.errors import HfclsError, cli_entry
 from hfcls.export import image_processor, save_hf_folder
 from hfcls.hub import push
 from hfcls.logs import setup_logging
-from hfcls.models import config_from_dict, label_maps
+from hfcls.loading import WEIGHTS, architecture_config, recipe_class_names
 from hfcls.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
 
 HASH_CHARS = 8
 HASHED_NAME = re.compile(r"-([0-9a-f]{8})\.safetensors$")
-CHECKPOINT_WEIGHTS = "model.safetensors"  # what Accelerate's save_state writes for the model
 METADATA_KEY = "hfcls"  # one key: safetensors writes several in random order, changing the hash
 
 
@@ -56,10 +55,10 @@ def load_source(source: Path, use_ema: bool = True):
     if (source / "config.json").is_file():
         model = AutoModelForImageClassification.from_pretrained(source)
         return model, AutoImageProcessor.from_pretrained(source)
-    if (source / CHECKPOINT_WEIGHTS).is_file():
+    if (source / WEIGHTS).is_file():
         return load_checkpoint_model(source, use_ema)
     raise HfclsError(f"{source} is neither a Hugging Face folder (config.json) nor a training checkpoint "
-                     f"({CHECKPOINT_WEIGHTS}); pass <work_dir>/checkpoints/epoch_N or an exported folder")
+                     f"({WEIGHTS}); pass <work_dir>/checkpoints/epoch_N or an exported folder")
 
 
 def load_checkpoint_model(folder: Path, use_ema: bool):
@@ -84,22 +83,12 @@ def architecture(recipe, work_dir: Path):
     for export in ("latest", "best"):
         if (work_dir / export / "config.json").is_file():
             return AutoConfig.from_pretrained(work_dir / export)
-    labels = label_maps(run_class_names(recipe))
-    if recipe.model.config is not None:
-        return config_from_dict(recipe.model.config, labels)
-    return AutoConfig.from_pretrained(recipe.model.pretrained, **labels)
-
-
-def run_class_names(recipe) -> list:
-    """The class names training used, read from the recipe's training data."""
-    from hfcls.data.loaders import build_datasets, class_names
-
-    return class_names(build_datasets(recipe.data, recipe.seed, ("train",))["train"])
+    return architecture_config(recipe.model, recipe_class_names(recipe))
 
 
 def checkpoint_weights(folder: Path, use_ema: bool) -> dict:
     """The model's state dict from a checkpoint: the EMA copy when there is one and it is wanted."""
-    weights = load_file(folder / CHECKPOINT_WEIGHTS, device="cpu")
+    weights = load_file(folder / WEIGHTS, device="cpu")
     ema = find_ema_state(folder, set(weights)) if use_ema else None
     if ema is None:
         return weights

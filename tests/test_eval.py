@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
-from hfcls.loading import sha256_file, verify_hash_suffix
+from hfcls.loading import verify_hash_suffix
+from hfcls.publish import file_sha256 as sha256_file
 from hfcls.errors import HfclsError
 from hfcls.eval import cli, read_results, write_results
 
@@ -85,7 +86,7 @@ def test_published_file_with_a_wrong_hash_is_refused(trained_digits, tmp_path, c
     bad = tmp_path / "digits-0badc0de.safetensors"
     shutil.copy(work / "best" / "model.safetensors", bad)
     err = user_error(capsys, recipe, bad, "--metrics", "accuracy")
-    assert f"its sha256 starts with {sha256_file(bad)[:8]}, not the 0badc0de in its name" in err
+    assert f"its content hashes to {sha256_file(bad)[:8]}, not the 0badc0de in its name" in err
 
 
 def test_verify_hash_suffix(tmp_path):
@@ -97,7 +98,7 @@ def test_verify_hash_suffix(tmp_path):
     good.write_bytes(content)
     verify_hash_suffix(good)
     good.write_bytes(content + b"!")
-    with pytest.raises(HfclsError, match="damaged or was changed after publishing"):
+    with pytest.raises(HfclsError, match="corrupt or was modified"):
         verify_hash_suffix(good)
 
 

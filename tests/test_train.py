@@ -98,7 +98,7 @@ def hfcls_predictions(recipe, folder):
 def test_existing_work_dir_is_never_overwritten(trained):
     recipe, work, _ = trained
     before = (work / "metrics.jsonl").read_text()
-    with pytest.raises(HfclsError, match="already holds checkpoints; pass --resume-from auto"):
+    with pytest.raises(HfclsError, match=r"already holds checkpoints \(newest: epoch_2\); pass --resume-from auto"):
         train(recipe, work)
     assert (work / "metrics.jsonl").read_text() == before
 
