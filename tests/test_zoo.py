@@ -24,7 +24,7 @@ REFERENCE_PARAMS = {
     "resnet18_8xb32_in1k": 11.69,
     "resnet34_8xb32_in1k": 21.80,
     "resnet50_8xb32_in1k": 25.56,
-    "resnet50_8xb32-lbs-coslr_in1k": 25.56,
+    "resnet50_8xb32-lbs-mixup-cutmix-coslr_in1k": 25.56,
     "resnet101_8xb32_in1k": 44.55,
     "resnet152_8xb32_in1k": 60.19,
     "mobilenet-v2_8xb32_in1k": 3.50,
