@@ -28,7 +28,7 @@ from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, 
 from hfcls.data.streaming import TransformedStream
 from hfcls.data.transforms import Normalize
 from hfcls.ema import ModelEma, ema_settings
-from hfcls.dist import cpu_only_processes
+from hfcls.dist import cpu_only_processes, lost_processes_explained
 from hfcls.errors import HfclsError
 from hfcls.export import image_processor, save_hf_folder
 from hfcls.loading import load_finetune_weights
@@ -168,7 +168,8 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     accelerator = make_accelerator(recipe, work_dir)
     try:
-        return run_training(recipe, work_dir, accelerator, resume, validate, load_from)
+        with lost_processes_explained(recipe.dist.timeout_minutes):  # while the process group still exists
+            return run_training(recipe, work_dir, accelerator, resume, validate, load_from)
     finally:
         accelerator.end_training()
         # Accelerate keeps its settings (mixed precision, compile) for the whole process;

@@ -55,14 +55,12 @@ def resolve(args):
 def cli(argv=None):
     args = parse_args(argv)
     recipe = resolve(args)
-    from hfcls.dist import lost_processes_explained
     from hfcls.engine import train  # heavy imports after the recipe is known to be valid
     from hfcls.signals import TrainingInterrupted
 
     try:
-        with lost_processes_explained(recipe.dist.timeout_minutes):
-            train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate,
-                  load_from=args.load_from)
+        train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate,
+              load_from=args.load_from)
     except TrainingInterrupted as stopped:
         if os.environ.get("RANK", "0") == "0":  # once, not once per process
             print(stopped, file=sys.stderr)

@@ -159,6 +159,6 @@ def test_two_processes_train_from_one_stream(tmp_path):
               "--work-dir", str(tmp_path / "work")]
     done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "batch 4 x 2 processes = 8; 3 steps per epoch" in done.stdout + done.stderr
+    assert "batch 4 x 2 processes x 1 accumulation = 8; 3 steps per epoch" in done.stdout + done.stderr
     rows = [json.loads(line) for line in (tmp_path / "work" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [3, 6]

@@ -147,7 +147,7 @@ def test_slurm_train_runs_through_srun(tmp_path, tiny_data):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "--nodes=2 --ntasks=2 --ntasks-per-node=1 --gres=gpu:1" in srun_log.read_text()
-    assert "batch 8 x 2 processes = 16" in (work / "log.txt").read_text()
+    assert "batch 8 x 2 processes x 1 accumulation = 16" in (work / "log.txt").read_text()
     assert [row["epoch"] for row in read_jsonl(work / "metrics.jsonl")] == [1, 2]
 
 
