@@ -21,6 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
 
+from hfcls.data.in_memory import in_memory_loaders
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.errors import HfclsError
@@ -187,7 +188,11 @@ def train(recipe, work_dir, resume_from: str | None = None, validate: bool = Tru
     if validate:
         val_loader = build_loader(dsets["val"], data, data.eval_batch_size or data.batch_size, False, recipe.seed, pin)
     optimizer = build_optimizer(model, recipe.optim)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    if data.in_memory:  # splits held on the device, augmented there per batch; they shard themselves
+        model, optimizer = accelerator.prepare(model, optimizer)
+        train_loader, val_loader = in_memory_loaders(dsets, data, recipe.seed, accelerator)
+    else:
+        model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     steps_per_epoch = math.ceil(len(train_loader) / recipe.train.gradient_accumulation_steps)
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, steps_per_epoch)
     # Stepped by hand once per optimizer step, so not prepared; saved with the state.

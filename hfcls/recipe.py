@@ -44,6 +44,9 @@ class DataSection:
     prefetch_factor: int = 2
     pin_memory: bool = True  # used only on CUDA
     skip_bad_images: bool = False
+    # Decode each split once into one uint8 tensor on the training device and
+    # augment whole batches there (hfcls.data.in_memory): small data sets only.
+    in_memory: bool = False
     to_rgb: bool = True  # grayscale and RGBA images become 3-channel RGB
     # Normalisation on the 0-1 scale (torchvision's), applied on the training device.
     mean: list = field(default_factory=lambda: list(IMAGENET_MEAN))
