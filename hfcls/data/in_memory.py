@@ -46,7 +46,8 @@ class RandomCrop:
         if not isinstance(transform.fill, (int, float)):
             raise HfclsError(f"{where}: RandomCrop fill must be one number with data.in_memory")
         self.height, self.width = transform.size
-        self.left, self.top, self.right, self.bottom = transform.padding or (0, 0, 0, 0)
+        # v2.RandomCrop keeps its padding as [left, right, top, bottom]
+        self.left, self.right, self.top, self.bottom = transform.padding or (0, 0, 0, 0)
         self.mode, self.fill = transform.padding_mode, int(transform.fill)
 
     def output_size(self, height, width):

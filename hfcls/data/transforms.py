@@ -61,7 +61,7 @@ def build_pipeline(specs: list, where: str = "pipeline") -> v2.Compose:
             transforms.append(classes[name](**kwargs))
         except (TypeError, ValueError) as error:
             raise HfclsError(f"{here}: {name}({_format_kwargs(kwargs)}) is invalid: {error}") from None
-    return v2.Compose(transforms)
+    return v2.Compose(transforms) if transforms else v2.Identity()  # Compose refuses an empty list
 
 
 def _format_kwargs(kwargs):
