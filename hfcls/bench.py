@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--baseline", action="store_true", help="also run the Hugging Face examples' pipeline")
     parser.add_argument("--synthetic", action="store_true", help="also run on random on-device batches")
     parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may follow the options
     if args.steps < 1 or args.warmup < 0 or not 1 <= args.rounds <= args.steps:
         parser.error("--steps must be at least 1, --warmup at least 0, --rounds between 1 and --steps")
     return args
