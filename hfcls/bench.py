@@ -11,14 +11,16 @@ measured in one run. `--synthetic` feeds random uint8 batches from the device:
 the compute-only ceiling. Step time is the median over the measured steps
 (warm-up excluded, data waiting included); images/s is measured images over
 the measured steps' total time. The variants run in turns (`--rounds`), so a
-load that drifts on a shared machine weighs on all of them alike. Peak memory
-is the PSS of this process plus its workers, sampled while a variant runs (all
-variants' workers stay alive, so measure memory with one variant).
+load that drifts on a shared machine weighs on all of them alike; each turn
+starts a fresh loader, warms it up (`--warmup` steps) and shuts its workers
+down after, so no variant's workers run during another's turn. Peak memory is
+the PSS of this process plus its workers, sampled during the measured steps.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -42,7 +44,8 @@ def parse_args(argv=None):
     parser.add_argument("--what", choices=WHAT, default="train",
                         help="data: the train input pipeline only; train: full training steps; eval: inference")
     parser.add_argument("--steps", type=int, default=30, help="measured steps per variant")
-    parser.add_argument("--warmup", type=int, default=5, help="steps run before measuring")
+    parser.add_argument("--warmup", type=int, default=5,
+                        help="unmeasured steps at the start of each turn (a fresh loader starting its workers)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="the measured steps are split into this many turns per variant, interleaved")
     parser.add_argument("--baseline", action="store_true", help="also run the Hugging Face examples' pipeline")
@@ -103,6 +106,7 @@ def baseline_loader(ds, specs, data, batch_size, shuffle, seed):
     import torch
     from torchvision.transforms import v2
 
+    from hfcls.data.loaders import worker_count
     from hfcls.data.transforms import build_pipeline
 
     pipeline = v2.Compose([*build_pipeline(specs).transforms, v2.ToImage(),
@@ -118,7 +122,7 @@ def baseline_loader(ds, specs, data, batch_size, shuffle, seed):
 
     return torch.utils.data.DataLoader(
         ds.with_transform(preprocess), batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-        num_workers=data.num_workers, drop_last=shuffle, generator=torch.Generator().manual_seed(seed))
+        num_workers=worker_count(data), drop_last=shuffle, generator=torch.Generator().manual_seed(seed))
 
 
 def hfcls_loader(dsets, split, data, batch_size, shuffle, seed, device):
@@ -137,14 +141,14 @@ def hfcls_loader(dsets, split, data, batch_size, shuffle, seed, device):
     return build_loader(dsets[split], data, batch_size, shuffle, seed, pin_memory=device.type == "cuda")
 
 
-def synthetic_batches(shape, classes, device):
+def synthetic_batches(shape, classes, device) -> list:
+    """One random uint8 batch on the device, as a one-batch 'loader'."""
     import torch
 
     images = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
     labels = torch.randint(0, classes, (shape[0],), device=device)
     valid = torch.ones(shape[0], dtype=torch.bool, device=device)
-    while True:
-        yield {"pixel_values": images, "labels": labels, "valid": valid, "bad_files": []}
+    return [{"pixel_values": images, "labels": labels, "valid": valid, "bad_files": []}]
 
 
 def endless(loader):
@@ -202,51 +206,61 @@ class Step:
 
 
 class Timed:
-    """One variant's step and batches, with the times and memory of its measured steps."""
+    """One variant: its step, a factory of fresh batch streams, the times and memory measured."""
 
-    def __init__(self, step, batches, device):
-        self.step, self.batches, self.device = step, batches, device
-        self.times, self.images, self.peak_mem = [], 0, 0
+    def __init__(self, step, make_loader, device):
+        self.step, self.make_loader, self.device = step, make_loader, device
+        self.times, self.images, self.peak_mem, self.cuda_peak = [], 0, 0, 0
 
-    def run(self, count, measured=True):
+    def turn(self, warmup: int, count: int) -> None:
+        """A fresh loader (its own workers), `warmup` steps unmeasured, `count` measured, then
+        the workers shut down: no variant's workers run during another's turn."""
         import torch
 
-        with PeakMemory() as memory:
-            for _ in range(count):
-                start = time.perf_counter()
-                batch = next(self.batches)
-                self.step(batch)
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize()
-                if measured:
-                    self.times.append(time.perf_counter() - start)
-                    self.images += len(batch["labels"])
-        self.peak_mem = max(self.peak_mem, memory.peak)
+        batches = endless(self.make_loader())
+        try:
+            self._run(batches, warmup, measured=False)
+            if self.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            with PeakMemory() as memory:
+                self._run(batches, count, measured=True)
+            self.peak_mem = max(self.peak_mem, memory.peak)
+            if self.device.type == "cuda":
+                self.cuda_peak = max(self.cuda_peak, torch.cuda.max_memory_allocated())
+        finally:
+            batches.close()  # drops the last reference to the loader and its workers
+            gc.collect()
+
+    def _run(self, batches, count, measured):
+        import torch
+
+        for _ in range(count):
+            start = time.perf_counter()
+            batch = next(batches)
+            self.step(batch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            if measured:
+                self.times.append(time.perf_counter() - start)
+                self.images += len(batch["labels"])
 
     def result(self) -> dict:
         return {
             "images_per_sec": self.images / sum(self.times),
             "step_ms_median": 1000 * statistics.median(self.times),
             "peak_mem_mib": self.peak_mem / 2**20,
+            "cuda_max_allocated_mib": self.cuda_peak / 2**20 if self.device.type == "cuda" else None,
             "measured_steps": len(self.times),
         }
 
 
 def measure_interleaved(timed: list, steps: int, warmup: int, rounds: int) -> None:
-    """Warm every variant up, then run them in turn, `rounds` times: a load that drifts
-    (a shared machine) then weighs on every variant alike."""
-    import torch
-
-    for t in timed:
-        t.run(warmup, measured=False)
+    """Run the variants in turn, `rounds` times: a load that drifts (a shared machine)
+    then weighs on every variant alike."""
     chunks = [steps // rounds + (i < steps % rounds) for i in range(rounds)]
     for chunk in chunks:
         for t in timed:
-            if t.device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            t.run(chunk)
-            if t.device.type == "cuda":
-                t.cuda_peak = max(getattr(t, "cuda_peak", 0), torch.cuda.max_memory_allocated())
+            t.turn(warmup, chunk)
 
 
 # ----------------------------------------------------------------------------- variants
@@ -272,6 +286,7 @@ def variants(recipe, args) -> list:
 def build_variant(recipe, dsets, names, args, variant, device) -> Timed:
     import torch
 
+    from hfcls.data.loaders import worker_count
     from hfcls.data.transforms import Normalize
     from hfcls.models import build_model
     from hfcls.optim import build_optimizer
@@ -291,17 +306,18 @@ def build_variant(recipe, dsets, names, args, variant, device) -> Timed:
     step = Step(args.what, model, optimizer, device, normalize, mixed_precision, channels_last)
     if pipeline == "baseline":
         specs = data.train_pipeline if train else data.eval_pipeline
-        batches = endless(baseline_loader(dsets[split], specs, data, batch_size, train, recipe.seed))
-    elif pipeline == "hfcls":
-        batches = endless(hfcls_loader(dsets, split, data, batch_size, train, recipe.seed, device))
-    else:
-        shape = _batch_shape(recipe, dsets, split, batch_size, device)
-        batches = synthetic_batches(shape, len(names), device)
-    timed = Timed(step, batches, device)
+        make_loader = lambda: baseline_loader(dsets[split], specs, data, batch_size, train, recipe.seed)  # noqa: E731
+    elif pipeline == "hfcls" and not data.in_memory:
+        make_loader = lambda: hfcls_loader(dsets, split, data, batch_size, train, recipe.seed, device)  # noqa: E731
+    else:  # no workers: decoded (or made up) once
+        loader = (hfcls_loader(dsets, split, data, batch_size, train, recipe.seed, device) if pipeline == "hfcls"
+                  else synthetic_batches(_batch_shape(recipe, dsets, split, batch_size, device), len(names), device))
+        make_loader = lambda: loader  # noqa: E731
+    timed = Timed(step, make_loader, device)
     timed.settings = {"variant": name, "pipeline": pipeline, "mixed_precision": mixed_precision,
                       "channels_last": channels_last, "batch_size": batch_size,
                       "num_workers": 0 if pipeline == "synthetic" or data.in_memory and pipeline == "hfcls"
-                      else data.num_workers}
+                      else worker_count(data)}
     return timed
 
 
@@ -363,8 +379,7 @@ def cli(argv=None):
                 "overrides": " ".join(args.overrides) or "none"}
     timed = [build_variant(recipe, dsets, names, args, v, device) for v in variants(recipe, args)]
     measure_interleaved(timed, args.steps, args.warmup, args.rounds)
-    results = [{**t.settings, **t.result(), "cuda_max_allocated_mib": getattr(t, "cuda_peak", 0) / 2**20
-                if device.type == "cuda" else None} for t in timed]
+    results = [{**t.settings, **t.result()} for t in timed]
     info = machine()
     print(report(info, settings, results))
     if args.json:

@@ -39,7 +39,7 @@ class DataSection:
     train_val_split: Optional[float] = None
     batch_size: int = 32  # per process; the total is batch_size x processes
     eval_batch_size: Optional[int] = None  # defaults to batch_size
-    num_workers: int = 2
+    num_workers: Optional[int] = None  # None: one per CPU core of this process, at most 8
     persistent_workers: bool = True
     prefetch_factor: int = 2
     pin_memory: bool = True  # used only on CUDA
@@ -345,5 +345,5 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
     for key, value in positives.items():
         if value < 1:
             raise HfclsError(f"{where}: {key} must be at least 1, got {value}")
-    if data.num_workers < 0:
+    if data.num_workers is not None and data.num_workers < 0:
         raise HfclsError(f"{where}: data.num_workers must be 0 or more")

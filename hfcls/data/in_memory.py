@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from hfcls.data.loaders import SampleTransform
+from hfcls.data.loaders import SampleTransform, worker_count
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
 
@@ -135,7 +135,7 @@ def split_pipeline(specs: list, where: str):
 def decode_split(ds, pipeline, data, where: str):
     """Every image of `ds` through `pipeline` -> (uint8 images (N, C, H, W), int64 labels)."""
     decoding = ds.with_transform(SampleTransform(pipeline, data.to_rgb))
-    loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=data.num_workers, collate_fn=list)
+    loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=worker_count(data), collate_fn=list)
     images, labels = [], []
     for samples in loader:
         for sample in samples:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from pathlib import Path
 
 import datasets
@@ -125,8 +126,17 @@ def collate(samples: list) -> dict:
     }
 
 
+def worker_count(data) -> int:
+    """data.num_workers, or by default the CPU cores this process may use (split between
+    the processes of this node), at most 8: enough to keep a GPU fed, no oversubscription."""
+    if data.num_workers is not None:
+        return data.num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 def build_loader(ds, data, batch_size: int, shuffle: bool, seed: int, pin_memory: bool):
-    workers = data.num_workers
+    workers = worker_count(data)
     generator = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(
         ds,
