@@ -13,7 +13,7 @@ uptime
 # Digits, end-to-end training: in-memory, then the worker loader; + bf16/channels_last.
 $BENCH $DIGITS data.in_memory=true train.mixed_precision=bf16 train.channels_last=true \
   --what train --baseline --synthetic --steps 45 --warmup 5 --rounds 3 --json "$OUT/digits_train_in_memory.json"
-$BENCH $DIGITS --what train --baseline --steps 45 --warmup 5 --rounds 3 --json "$OUT/digits_train_loader.json"
+$BENCH $DIGITS data.in_memory=false --what train --baseline --steps 45 --warmup 5 --rounds 3 --json "$OUT/digits_train_loader.json"
 # ImageNet-like JPEG folder at 224, 2 workers each: the train input pipeline alone, then evaluation.
 $BENCH $JPEG --what data --baseline --steps 45 --warmup 5 --rounds 3 --json "$OUT/jpeg_data.json"
 $BENCH $JPEG --what eval --baseline --steps 12 --warmup 2 --rounds 3 --json "$OUT/jpeg_eval.json"

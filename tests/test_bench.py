@@ -106,7 +106,8 @@ def scores(model, loader, normalize=None):
     with torch.inference_mode():
         for batch in loader:
             images = normalize(batch["pixel_values"]) if normalize else batch["pixel_values"]
-            out.append(model(pixel_values=images).logits.softmax(-1))
+            probabilities = model(pixel_values=images).logits.softmax(-1)
+            out.append(probabilities[batch["valid"]] if "valid" in batch else probabilities)  # drop padding
     return torch.cat(out)
 
 
