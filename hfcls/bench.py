@@ -356,7 +356,8 @@ def report(info, settings, results) -> str:
     base = next((r for r in results if r["pipeline"] == "baseline"), None)
     for r in results:
         if base is not None and r is not base:
-            lines.append(f"ratio {r['variant']} / baseline: {r['images_per_sec'] / base['images_per_sec']:.2f}x")
+            lines.append(f"ratio {r['variant']} / baseline: {r['images_per_sec'] / base['images_per_sec']:.2f}x "
+                         f"images/s, {base['step_ms_median'] / r['step_ms_median']:.2f}x median step")
     return "\n".join(lines)
 
 
