@@ -24,11 +24,12 @@ from tqdm.auto import tqdm
 
 from hfcls import checkpoints
 from hfcls.checkpoints import TrainState
+from hfcls.data.in_memory import InMemoryLoader, in_memory_loaders
 from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
 from hfcls.data.streaming import TransformedStream
 from hfcls.data.transforms import Normalize
-from hfcls.ema import ModelEma, ema_settings
 from hfcls.dist import cpu_only_processes, lost_processes_explained
+from hfcls.ema import ModelEma, ema_settings
 from hfcls.errors import HfclsError
 from hfcls.export import image_processor, save_hf_folder
 from hfcls.loading import load_finetune_weights
@@ -266,24 +267,17 @@ def steps_per_epoch(recipe, train_loader) -> int:
 
 def prepare_run(recipe, work_dir, accelerator, model, dsets, validate, ema, processor) -> Run:
     data = recipe.data
-    pin = accelerator.device.type == "cuda" and data.pin_memory
-    # A stream is shuffled and sharded by its own loader; map-style data is seeded per sample.
-    samples = dsets["train"] if isinstance(dsets["train"], TransformedStream) else SeededSamples(dsets["train"], recipe.seed)
-    train_loader = build_loader(samples, data, data.batch_size, True, recipe.seed, pin,
-                                process=(accelerator.process_index, accelerator.num_processes, accelerator.device))
-    mixing = recipe.train.mixup_alpha > 0 or recipe.train.cutmix_alpha > 0
-    if samples is dsets["train"] and mixing:
-        raise HfclsError("train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
-                         "lacks; turn MixUp/CutMix off or use a map-style source")
-    if samples is not dsets["train"]:
-        # The loader module owns batching; MixUp/CutMix wrap its collate function.
-        train_loader.collate_fn = mixing_collate(train_loader.collate_fn, len(class_names(dsets["train"])),
-                                                 recipe.train)
-    val_loader = None
-    if validate:
-        val_loader = build_loader(dsets["val"], data, data.eval_batch_size or data.batch_size, False, recipe.seed, pin)
     optimizer = build_optimizer(model, scaled_optim(recipe, accelerator))
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
+    if data.in_memory:  # splits held on the device and augmented there per batch; they shard themselves
+        if recipe.train.mixup_alpha > 0 or recipe.train.cutmix_alpha > 0:
+            raise HfclsError("train.mixup_alpha/cutmix_alpha are not available with data.in_memory yet; "
+                             "turn one of them off")
+        model, optimizer = accelerator.prepare(model, optimizer)
+        train_loader, val_loader = in_memory_loaders(dsets, data, recipe.seed, accelerator)
+        samples = train_loader
+    else:
+        samples, train_loader, val_loader = build_loaders(recipe, accelerator, dsets, validate)
+        model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, steps_per_epoch(recipe, train_loader))
     # Stepped by hand once per optimizer step, so not prepared; saved with the state.
     accelerator.register_for_checkpointing(scheduler)
@@ -293,6 +287,28 @@ def prepare_run(recipe, work_dir, accelerator, model, dsets, validate, ema, proc
     total_steps = recipe.train.epochs * steps_per_epoch(recipe, train_loader)
     return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader,
                samples, normalize, processor, ema, StopRequest(), total_steps)
+
+
+def build_loaders(recipe, accelerator, dsets, validate):
+    """(training samples, train loader, val loader or None) reading through DataLoader workers."""
+    data = recipe.data
+    pin = accelerator.device.type == "cuda" and data.pin_memory
+    stream = isinstance(dsets["train"], TransformedStream)
+    # A stream is shuffled and sharded by its own loader; map-style data is seeded per sample.
+    samples = dsets["train"] if stream else SeededSamples(dsets["train"], recipe.seed)
+    train_loader = build_loader(samples, data, data.batch_size, True, recipe.seed, pin,
+                                process=(accelerator.process_index, accelerator.num_processes, accelerator.device))
+    if stream and (recipe.train.mixup_alpha > 0 or recipe.train.cutmix_alpha > 0):
+        raise HfclsError("train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
+                         "lacks; turn MixUp/CutMix off or use a map-style source")
+    if not stream:
+        # The loader module owns batching; MixUp/CutMix wrap its collate function.
+        train_loader.collate_fn = mixing_collate(train_loader.collate_fn, len(class_names(dsets["train"])),
+                                                 recipe.train)
+    val_loader = None
+    if validate:
+        val_loader = build_loader(dsets["val"], data, data.eval_batch_size or data.batch_size, False, recipe.seed, pin)
+    return samples, train_loader, val_loader
 
 
 def train_epochs(run: Run, state: TrainState, validate: bool) -> dict:
@@ -340,7 +356,10 @@ def train_one_epoch(run: Run, state: TrainState, epoch: int) -> dict:
     run.samples.set_epoch(epoch)
     total, done = len(run.train_loader), state.batch_in_epoch
     # A mid-epoch checkpoint resumes at the next batch, in the same order.
-    loader = accelerator.skip_first_batches(run.train_loader, done) if done else run.train_loader
+    loader = run.train_loader
+    if done:  # resuming mid-epoch: the batches of this epoch already trained on
+        loader = loader.skip_first_batches(done) if isinstance(loader, InMemoryLoader) else \
+            accelerator.skip_first_batches(loader, done)
     model.train()
     running = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
     seen, bad, start = 0, [], time.perf_counter()

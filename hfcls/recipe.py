@@ -42,11 +42,14 @@ class DataSection:
     train_val_split: Optional[float] = None
     batch_size: int = 32  # per process; the total is batch_size x processes
     eval_batch_size: Optional[int] = None  # defaults to batch_size
-    num_workers: int = 2
+    num_workers: Optional[int] = None  # None: one per CPU core of this process, at most 8
     persistent_workers: bool = True
     prefetch_factor: int = 2
     pin_memory: bool = True  # used only on CUDA
     skip_bad_images: bool = False
+    # Decode each split once into one uint8 tensor on the training device and
+    # augment whole batches there (hfcls.data.in_memory): small data sets only.
+    in_memory: bool = False
     to_rgb: bool = True  # grayscale and RGBA images become 3-channel RGB
     # Normalisation on the 0-1 scale (torchvision's), applied on the training device.
     mean: list = field(default_factory=lambda: list(IMAGENET_MEAN))
@@ -396,7 +399,7 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
         raise HfclsError(f"{where}: data.steps_per_epoch must be at least 1, got {data.steps_per_epoch}")
     if data.shuffle_buffer < 1:
         raise HfclsError(f"{where}: data.shuffle_buffer must be at least 1, got {data.shuffle_buffer}")
-    if data.num_workers < 0:
+    if data.num_workers is not None and data.num_workers < 0:
         raise HfclsError(f"{where}: data.num_workers must be 0 or more")
     if recipe.train.push_to_hub and not recipe.train.publish:
         raise HfclsError(f"{where}: train.push_to_hub uploads the published model; set train.publish=true too")
