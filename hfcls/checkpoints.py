@@ -64,6 +64,9 @@ def save_checkpoint(accelerator: Accelerator, state: TrainState, folder: Path, s
     tmp = folder.with_name(folder.name + ".tmp")
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
+        # Made before the barrier: on several machines sharing a file system, another
+        # node's processes write their RNG states into it without waiting for rank 0.
+        tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     if accelerator.is_main_process:
