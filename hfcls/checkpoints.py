@@ -64,11 +64,11 @@ def save_checkpoint(accelerator: Accelerator, state: TrainState, folder: Path, s
     tmp = folder.with_name(folder.name + ".tmp")
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
-        # Made before the barrier: on several machines sharing a file system, another
-        # node's processes write their RNG states into it without waiting for rank 0.
-        tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
+    # Every process writes its own RNG state into the folder: all must be done
+    # before rank 0 renames it.
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if not save_optimizer:
             for path in tmp.glob(OPTIMIZER_FILES):
