@@ -4,9 +4,10 @@ A sample counts as correct at k when its label is among its k highest scores
 and, with a threshold, that label's score is above the threshold.
 """
 
-import datasets
 import evaluate
 import numpy as np
+
+from hfcls.metrics.scores import scores_metric_info
 
 _DESCRIPTION = __doc__
 
@@ -23,19 +24,7 @@ Returns:
 
 class Accuracy(evaluate.Metric):
     def _info(self):
-        info = evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("float32")),
-                "references": datasets.Value("int64"),
-            }),
-        )
-        # Read the inputs back as arrays, not Python lists (100x faster on big splits);
-        # set after construction, whose check allows "numpy" only for scalar features.
-        info.format = "numpy"
-        return info
+        return scores_metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, references, topk=(1, 5), thrs=(None,)):
         scores = np.asarray(predictions, dtype=np.float32)

@@ -1,9 +1,10 @@
 """Confusion matrix for single-label classification: entry [i][j] counts the
 samples of true class i predicted as class j (the highest score)."""
 
-import datasets
 import evaluate
 import numpy as np
+
+from hfcls.metrics.scores import scores_metric_info
 
 _DESCRIPTION = __doc__
 
@@ -18,19 +19,7 @@ Returns:
 
 class ConfusionMatrix(evaluate.Metric):
     def _info(self):
-        info = evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("float32")),
-                "references": datasets.Value("int64"),
-            }),
-        )
-        # Read the inputs back as arrays, not Python lists (100x faster on big splits);
-        # set after construction, whose check allows "numpy" only for scalar features.
-        info.format = "numpy"
-        return info
+        return scores_metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, references):
         scores = np.asarray(predictions, dtype=np.float32)

@@ -7,9 +7,10 @@ Averages: "macro" (mean over classes), "micro" (over all samples), "none"
 (one value per class). A class with no predictions (or no samples) scores 0.
 """
 
-import datasets
 import evaluate
 import numpy as np
+
+from hfcls.metrics.scores import scores_metric_info
 
 _DESCRIPTION = __doc__
 
@@ -31,19 +32,7 @@ SUFFIX = {"macro": "", "micro": "_micro", "none": "_classwise"}
 
 class SingleLabel(evaluate.Metric):
     def _info(self):
-        info = evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({
-                "predictions": datasets.Sequence(datasets.Value("float32")),
-                "references": datasets.Value("int64"),
-            }),
-        )
-        # Read the inputs back as arrays, not Python lists (100x faster on big splits);
-        # set after construction, whose check allows "numpy" only for scalar features.
-        info.format = "numpy"
-        return info
+        return scores_metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, references, items=ITEMS, average="macro", thrs=(None,)):
         scores = np.asarray(predictions, dtype=np.float32)
