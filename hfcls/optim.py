@@ -10,24 +10,47 @@ from transformers import SchedulerType, get_scheduler
 from hfcls.errors import HfclsError, did_you_mean
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list:
-    """Two groups: weights with decay; biases and norm parameters (1-D) without, unless asked."""
-    decay, no_decay = [], []
-    for param in model.parameters():
+def freeze(model: torch.nn.Module, prefixes: list) -> None:
+    """Leave the parameters whose names start with any of `prefixes` out of training."""
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        _check_prefix(prefix, names, "optim.frozen")
+    for name, param in model.named_parameters():
+        if name.startswith(tuple(prefixes)):
+            param.requires_grad_(False)
+
+
+def _check_prefix(prefix: str, names: list, key: str) -> None:
+    if not any(name.startswith(prefix) for name in names):
+        raise HfclsError(f"{key}: no parameter name starts with {prefix!r}; names look like "
+                         f"{', '.join(names[:3])} (the keys of model.safetensors)")
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, decay_norm_and_bias: bool,
+                 lr: float, lr_mult: dict) -> list:
+    """Trainable parameters grouped by weight decay (none on biases and norm parameters,
+    which are 1-D, unless asked) and by LR multiplier; groups at the base LR first."""
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in lr_mult:
+        _check_prefix(prefix, names, "optim.lr_mult")
+    groups: dict = {}
+    for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim <= 1 and not decay_norm_and_bias else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+        decay = param.ndim > 1 or decay_norm_and_bias
+        mult = max(((len(p), m) for p, m in lr_mult.items() if name.startswith(p)), default=(0, 1.0))[1]
+        groups.setdefault((mult != 1.0, not decay, mult), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if not no_decay else 0.0, "lr": lr * mult}
+            for (_, no_decay, mult), params in sorted(groups.items(), key=lambda item: item[0])]
 
 
 def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
+    """Freeze `optim.frozen`, then optimize the rest with the recipe's optimizer."""
+    freeze(model, optim.frozen)
     decay_norm_and_bias = optim.decay_norm_and_bias
     if decay_norm_and_bias is None:
         decay_norm_and_bias = optim.type == "sgd"
-    groups = param_groups(model, optim.weight_decay, decay_norm_and_bias)
+    groups = param_groups(model, optim.weight_decay, decay_norm_and_bias, optim.lr, optim.lr_mult)
     if optim.type == "sgd":
         return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
     cls = torch.optim.AdamW if optim.type == "adamw" else torch.optim.Adam

@@ -82,6 +82,12 @@ class OptimSection:
     # Weight decay on normalisation and bias parameters. Unset: on for SGD (as
     # MMClassification's ResNet recipes do), off for Adam/AdamW.
     decay_norm_and_bias: Optional[bool] = None
+    # Parameter-name prefixes left out of training (MMClassification's frozen_stages),
+    # e.g. [resnet.embedder., resnet.encoder.stages.0.].
+    frozen: list = field(default_factory=list)
+    # LR multipliers by parameter-name prefix (paramwise_cfg's lr_mult), e.g. {resnet.: 0.1}
+    # for a backbone at a tenth of the head's LR; the longest matching prefix wins.
+    lr_mult: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -399,6 +405,12 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
         raise HfclsError(f"{where}: data.steps_per_epoch must be at least 1, got {data.steps_per_epoch}")
     if data.shuffle_buffer < 1:
         raise HfclsError(f"{where}: data.shuffle_buffer must be at least 1, got {data.shuffle_buffer}")
+    optim = recipe.optim
+    if not all(isinstance(p, str) for p in optim.frozen):
+        raise HfclsError(f"{where}: optim.frozen must be a list of parameter-name prefixes, got {optim.frozen!r}")
+    for prefix, mult in optim.lr_mult.items():
+        if not isinstance(mult, (int, float)) or isinstance(mult, bool) or mult < 0:
+            raise HfclsError(f"{where}: optim.lr_mult.{prefix} must be a number >= 0, got {mult!r}")
     if data.num_workers is not None and data.num_workers < 0:
         raise HfclsError(f"{where}: data.num_workers must be 0 or more")
     if recipe.train.push_to_hub and not recipe.train.publish:

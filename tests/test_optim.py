@@ -60,3 +60,44 @@ def test_unknown_schedule_suggests_one():
     optimizer = build_optimizer(tiny_model(), OptimSection())
     with pytest.raises(HfclsError, match='did you mean "cosine"'):
         build_scheduler(optimizer, ScheduleSection(type="cosin"), epochs=1, steps_per_epoch=1)
+
+
+def named_model():
+    """backbone.* and head.* parameters, like a transformers classifier's base_model and head."""
+    net = torch.nn.Module()
+    net.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    net.head = torch.nn.Linear(4, 2)
+    return net
+
+
+def test_frozen_prefixes_leave_parameters_out_of_training():
+    net = named_model()
+    optimizer = build_optimizer(net, OptimSection(type="adamw", frozen=["backbone.0."]))
+    assert [n for n, p in net.named_parameters() if not p.requires_grad] == ["backbone.0.weight", "backbone.0.bias"]
+    trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert trained == {id(p) for n, p in net.named_parameters() if not n.startswith("backbone.0.")}
+
+
+def test_lr_mult_gives_the_backbone_its_own_lr_and_the_schedule_keeps_the_ratio():
+    net = named_model()
+    optim = OptimSection(type="sgd", lr=1.0, lr_mult={"backbone.": 0.1, "backbone.1.": 0.5},
+                         decay_norm_and_bias=False)
+    optimizer = build_optimizer(net, optim)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    params = dict(net.named_parameters())
+    assert lr_of[id(params["head.weight"])] == 1.0 and optimizer.param_groups[0]["lr"] == 1.0
+    assert lr_of[id(params["backbone.0.weight"])] == pytest.approx(0.1)
+    assert lr_of[id(params["backbone.1.weight"])] == pytest.approx(0.5)  # the longest prefix wins
+    decay_of = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decay_of[id(params["backbone.0.bias"])] == 0.0 and decay_of[id(params["backbone.0.weight"])] > 0
+    scheduler = build_scheduler(optimizer, ScheduleSection(type="step", steps=[1], gamma=0.1), epochs=2,
+                                steps_per_epoch=1)
+    optimizer.step()
+    scheduler.step()
+    assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.01, 0.01, 0.05, 0.1, 0.1])
+
+
+@pytest.mark.parametrize("section", [{"frozen": ["backbon."]}, {"lr_mult": {"heda.": 0.1}}])
+def test_prefixes_that_match_nothing_are_errors(section):
+    with pytest.raises(HfclsError, match=r"no parameter name starts with .*names look like backbone.0.weight"):
+        build_optimizer(named_model(), OptimSection(**section))
