@@ -59,3 +59,20 @@ def test_browse_unknown_split_is_an_error(tiny_recipe, tmp_path, capsys):
     with pytest.raises(SystemExit):
         browse.cli([str(tiny_recipe), "--split", "test", "--out", str(tmp_path / "g.png")])
     assert "defines no test data; splits: train, val" in capsys.readouterr().err
+
+
+def test_browse_spreads_samples_over_classes_and_creates_the_out_folder(tiny_recipe, tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from hfcls.data.loaders import attach_transforms, build_datasets
+    from hfcls.recipe import load_recipe
+
+    recipe = load_recipe(tiny_recipe)
+    ds = attach_transforms(build_datasets(recipe.data, recipe.seed), recipe.data)["train"]
+    titles, set_title = [], matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda axis, title, **kw: titles.append(title) or set_title(axis, title, **kw))
+    out = tmp_path / "new" / "folder" / "grid.png"
+    assert browse.sample_grid(ds, ["cat", "dog", "fox"], 6, str(out)) == 6
+    assert out.is_file()
+    assert len(set(titles)) > 1  # the 24 rows are sorted by class: the first 6 would all be "cat"

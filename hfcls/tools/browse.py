@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+from pathlib import Path
 
+import datasets
 import torch
 
 from hfcls.data.loaders import attach_transforms, build_datasets, class_names
@@ -19,14 +21,19 @@ from hfcls.recipe import load_recipe
 
 
 def sample_grid(ds, names: list, n: int, out: str, columns: int | None = None) -> int:
-    """Save the first `n` transformed samples of `ds` (a dataset or a stream) as one image;
+    """Save `n` transformed samples of `ds` (a dataset or a stream) as one image;
     return how many were drawn."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    samples = list(itertools.islice(iter(ds), n))
+    if isinstance(ds, datasets.Dataset):
+        # A seeded spread over the whole split, not its first rows (often all one class).
+        order = torch.randperm(len(ds))[:n].sort().values.tolist()
+        samples = [ds[i] for i in order]
+    else:  # a stream: its first samples, already shuffled by its buffer
+        samples = list(itertools.islice(iter(ds), n))
     count = len(samples)
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
@@ -39,6 +46,7 @@ def sample_grid(ds, names: list, n: int, out: str, columns: int | None = None) -
         title = names[label] if label >= 0 else "(no label)"
         axis.set_title(title if sample["valid"] else f"UNREADABLE {sample['file']}", fontsize=8)
     figure.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=100)
     plt.close(figure)
     return count
