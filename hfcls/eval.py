@@ -29,7 +29,7 @@ def parse_args(argv=None):
                         "or a published .safetensors file")
     parser.add_argument("--metrics", nargs="+", metavar="NAME", help=f"any of: {', '.join(METRICS)}")
     parser.add_argument("--metric-options", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="topk=1,5  average=macro|micro|none  thrs=0.5[,0.7]")
+                        help="topk=1,5 (default: the recipe's evaluation.topk)  average=macro|micro|none  thrs=0.5[,0.7]")
     parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
     parser.add_argument("--out-items", nargs="+", default=["metrics", "pred"], choices=OUT_ITEMS,
                         help="what --out holds: metrics, pred (per-sample label, class, score), "
@@ -47,6 +47,7 @@ def check_request(args) -> None:
         raise HfclsError("nothing to report: pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE")
     if args.metrics:
         args.metrics = check_metric_names(args.metrics)
+    args.topk_given = any(option.startswith("topk=") for option in args.metric_options)
     args.metric_options = parse_metric_options(args.metric_options)
     if args.out and Path(args.out).suffix.lower() not in OUT_FORMATS:
         raise HfclsError(f"--out {args.out}: unknown extension; use one of {', '.join(OUT_FORMATS)}")
@@ -59,6 +60,8 @@ def cli(argv=None):
     args = parse_args(argv)
     check_request(args)
     recipe = load_recipe(args.recipe, args.cfg_options)
+    if not args.topk_given:  # as training reported it
+        args.metric_options["topk"] = list(recipe.evaluation.topk)
     from hfcls.evaluation import evaluate_checkpoint  # heavy imports once the command line is known good
 
     evaluate_checkpoint(recipe, args)

@@ -199,3 +199,12 @@ def test_mixed_precision_and_channels_last_when_the_recipe_asks(trained_digits, 
     fp32 = np.array([r["class_scores"] for r in best_results["predictions"]])
     assert (bf16.argmax(axis=1) == fp32.argmax(axis=1)).mean() > 0.97
     assert 0 < np.abs(bf16 - fp32).max() < 0.1  # bf16 really ran, and stayed close
+
+
+def test_top_k_defaults_to_the_recipes_evaluation_topk(trained_digits, tmp_path):
+    recipe, work = trained_digits
+    out = tmp_path / "topk.json"
+    run_eval(recipe, work / "best", "--metrics", "accuracy", "--out", out, "--cfg-options", "evaluation.topk=[1,2]")
+    metrics = read_results(out)["metrics"]
+    assert sorted(metrics) == ["accuracy_top1", "accuracy_top2"]
+    assert metrics["accuracy_top1"] <= metrics["accuracy_top2"]
