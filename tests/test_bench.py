@@ -4,7 +4,6 @@ import importlib.util
 import json
 import pickle
 
-import datasets
 import numpy as np
 import pytest
 import torch
