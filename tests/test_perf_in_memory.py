@@ -129,3 +129,15 @@ def test_in_memory_mode_trains_digits_to_98_percent(tmp_path, digits_dir):
         "data.in_memory=true", f"work_dir={tmp_path / 'work'}"])
     metrics = train(recipe, recipe.work_dir)
     assert metrics["accuracy_top1"] >= 98.0, metrics
+
+
+def test_gradient_accumulation_steps_on_each_epochs_last_batch(tmp_path, tiny_data):
+    """3 batches an epoch, accumulating 2: the optimizer steps after batches 2 and 3."""
+    from conftest import tiny_recipe_dict, write_recipe
+    from hfcls.logs import read_jsonl
+
+    recipe = tiny_recipe_dict(*tiny_data, data={"in_memory": True, "train_pipeline": [{"type": "RandomCrop", "size": 16}]},
+                              train={"epochs": 2, "gradient_accumulation_steps": 2})
+    path = write_recipe(tmp_path / "r.yaml", recipe)
+    train(load_recipe(path), tmp_path / "work")
+    assert [row["step"] for row in read_jsonl(tmp_path / "work" / "metrics.jsonl")] == [2, 4]

@@ -23,6 +23,8 @@ import logging
 import math
 
 import torch
+from accelerate.data_loader import DataLoaderStateMixin
+from accelerate.state import GradientState
 
 from hfcls.data.loaders import SampleTransform, worker_count
 from hfcls.data.transforms import build_pipeline
@@ -156,8 +158,11 @@ def decode_split(ds, pipeline, data, where: str):
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 
-class InMemoryLoader:
+class InMemoryLoader(DataLoaderStateMixin):
     """Batches of a split held on the device, sharded over processes like a prepared DataLoader.
+
+    Like Accelerate's own loaders it tells Accelerate where an epoch ends, so
+    gradient accumulation always steps on an epoch's last batch.
 
     Training (`shuffle=True`): a new order and new augmentations every epoch
     (`set_epoch`), the last incomplete global batch dropped. Evaluation: the
@@ -172,6 +177,8 @@ class InMemoryLoader:
         self.transforms = list(transforms)
         self.process_index, self.num_processes = process_index, num_processes
         self.epoch, self._skip = 0, 0
+        self.gradient_state = GradientState()
+        self._drop_last = shuffle
         global_batch = batch_size * num_processes
         count = len(images)
         self._steps = count // global_batch if shuffle else math.ceil(count / global_batch)
@@ -196,15 +203,20 @@ class InMemoryLoader:
     def __iter__(self):
         order, valid, params = self._plan()
         start, self._skip = self._skip, 0
-        for step in range(start, self._steps):
-            first = (step * self.num_processes + self.process_index) * self.batch_size
-            positions = slice(first, first + self.batch_size)
-            index = order[positions]
-            images = self.images[index]
-            for transform, drawn in zip(self.transforms, params):
-                images = transform(images, {k: v[positions] for k, v in drawn.items()})
-            yield {"pixel_values": images, "labels": self.labels[index], "valid": valid[positions],
-                   "bad_files": []}
+        self.begin()
+        try:
+            for step in range(start, self._steps):
+                first = (step * self.num_processes + self.process_index) * self.batch_size
+                positions = slice(first, first + self.batch_size)
+                index = order[positions]
+                images = self.images[index]
+                for transform, drawn in zip(self.transforms, params):
+                    images = transform(images, {k: v[positions] for k, v in drawn.items()})
+                self.end_of_dataloader = step == self._steps - 1
+                yield {"pixel_values": images, "labels": self.labels[index], "valid": valid[positions],
+                       "bad_files": []}
+        finally:
+            self.end()
 
     def _plan(self):
         """This epoch's sample order, valid mask and augmentation parameters, on the device."""
