@@ -3,7 +3,9 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -64,18 +66,12 @@ def test_resolved_recipe_reruns_alone(trained, tmp_path):
 def test_best_folder_in_transformers_pipeline_agrees_with_hfcls_eval(trained):
     """No hfcls code on the transformers side: the exported folder alone must suffice."""
     recipe, work, _ = trained
-    files = sorted(str(p) for p in (recipe_path_val(recipe)).rglob("*.png"))
+    files = sorted(str(p) for p in Path(recipe.data.val["path"]).rglob("*.png"))
     clf = pipeline("image-classification", model=str(work / "best"))
     theirs = [out[0]["label"] for out in clf(files, top_k=1)]
     ours = hfcls_predictions(recipe, work / "best")
     assert theirs == ours
     assert len(ours) == 12
-
-
-def recipe_path_val(recipe):
-    from pathlib import Path
-
-    return Path(recipe.data.val["path"])
 
 
 def hfcls_predictions(recipe, folder):
@@ -90,7 +86,7 @@ def hfcls_predictions(recipe, folder):
     logits, labels, valid = predict(model, loader, accelerator, Normalize(recipe.data.mean, recipe.data.std))
     assert valid.all() and len(labels) == len(dsets["val"])
     names = dsets["val"].features["label"].names
-    paths = dsets["val"].cast_column("image", __import__("datasets").Image(decode=False))
+    paths = dsets["val"].cast_column("image", datasets.Image(decode=False))
     order = np.argsort([row["path"] for row in paths.with_format(None)["image"]])
     return [names[i] for i in logits.argmax(1)[order].tolist()]
 
