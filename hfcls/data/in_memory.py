@@ -137,17 +137,17 @@ def split_pipeline(specs: list, where: str):
 def decode_split(ds, pipeline, data, where: str):
     """Every image of `ds` through `pipeline` -> (uint8 images (N, C, H, W), int64 labels)."""
     decoding = ds.with_transform(SampleTransform(pipeline, data.to_rgb))
-    loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=worker_count(data), collate_fn=list)
+    loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=worker_count(data),
+                                         collate_fn=_collate_decoded)
     images, labels = [], []
-    for samples in loader:
-        for sample in samples:
+    for decoded, samples in loader:
+        for image, sample in zip(decoded, samples):
             if not sample["valid"]:
                 if not data.skip_bad_images:
                     raise HfclsError(f"cannot decode image {sample['file']}; remove or replace it, "
                                      "or set data.skip_bad_images=true to skip such files")
                 logger.warning("%s: skipping undecodable image %s", where, sample["file"])
                 continue
-            image = sample["pixel_values"]
             if images and image.shape != images[0].shape:
                 raise HfclsError(
                     f"{where}: data.in_memory needs every image the same size after the pipeline's "
@@ -156,6 +156,15 @@ def decode_split(ds, pipeline, data, where: str):
             images.append(image)
             labels.append(sample["labels"])
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+
+
+def _collate_decoded(samples: list):
+    """(images, the samples' other fields): the images as one tensor when their sizes agree.
+    Each tensor a worker sends costs a file descriptor; 50,000 single images exhaust them."""
+    images = [sample.pop("pixel_values") for sample in samples]
+    if all(image.shape == images[0].shape for image in images):
+        images = torch.stack(images)
+    return images, samples
 
 
 class InMemoryLoader(DataLoaderStateMixin):
