@@ -125,20 +125,25 @@ def baseline_loader(ds, specs, data, batch_size, shuffle, seed):
         num_workers=worker_count(data), drop_last=shuffle, generator=torch.Generator().manual_seed(seed))
 
 
-def hfcls_loader(dsets, split, data, batch_size, shuffle, seed, device):
+def hfcls_loader(recipe, dsets, split, batch_size, device):
     """What `hfcls.engine.train` iterates: the recipe's loaders, or the in-memory ones."""
     import datasets
 
     from hfcls.data.in_memory import in_memory_loaders
     from hfcls.data.loaders import attach_transforms, build_loader
+    from hfcls.engine import build_train_loader
 
+    data = recipe.data
     dsets = attach_transforms(datasets.DatasetDict({split: dsets[split]}), data)
     if data.in_memory:
         place = types.SimpleNamespace(device=device, process_index=0, num_processes=1)
         if split == "train":
-            return in_memory_loaders(dsets, data, seed, place)[0]
-        return in_memory_loaders({"val": dsets[split]}, data, seed, place)[1]
-    return build_loader(dsets[split], data, batch_size, shuffle, seed, pin_memory=device.type == "cuda")
+            return in_memory_loaders(dsets, data, recipe.seed, place)[0]
+        return in_memory_loaders({"val": dsets[split]}, data, recipe.seed, place)[1]
+    pin = device.type == "cuda" and data.pin_memory
+    if split == "train":
+        return build_train_loader(recipe, dsets[split], pin, process=(0, 1, device))[1]
+    return build_loader(dsets[split], data, batch_size, False, recipe.seed, pin)
 
 
 def synthetic_batches(shape, classes, device) -> list:
@@ -308,9 +313,9 @@ def build_variant(recipe, dsets, names, args, variant, device) -> Timed:
         specs = data.train_pipeline if train else data.eval_pipeline
         make_loader = lambda: baseline_loader(dsets[split], specs, data, batch_size, train, recipe.seed)  # noqa: E731
     elif pipeline == "hfcls" and not data.in_memory:
-        make_loader = lambda: hfcls_loader(dsets, split, data, batch_size, train, recipe.seed, device)  # noqa: E731
+        make_loader = lambda: hfcls_loader(recipe, dsets, split, batch_size, device)  # noqa: E731
     else:  # no workers: decoded (or made up) once
-        loader = (hfcls_loader(dsets, split, data, batch_size, train, recipe.seed, device) if pipeline == "hfcls"
+        loader = (hfcls_loader(recipe, dsets, split, batch_size, device) if pipeline == "hfcls"
                   else synthetic_batches(_batch_shape(recipe, dsets, split, batch_size, device), len(names), device))
         make_loader = lambda: loader  # noqa: E731
     timed = Timed(step, make_loader, device)
@@ -322,7 +327,7 @@ def build_variant(recipe, dsets, names, args, variant, device) -> Timed:
 
 
 def _batch_shape(recipe, dsets, split, batch_size, device):
-    sample = next(iter(hfcls_loader(dsets, split, recipe.data, batch_size, split == "train", recipe.seed, device)))
+    sample = next(iter(hfcls_loader(recipe, dsets, split, batch_size, device)))
     return tuple(sample["pixel_values"].shape)
 
 

@@ -293,22 +293,27 @@ def build_loaders(recipe, accelerator, dsets, validate):
     """(training samples, train loader, val loader or None) reading through DataLoader workers."""
     data = recipe.data
     pin = accelerator.device.type == "cuda" and data.pin_memory
-    stream = isinstance(dsets["train"], TransformedStream)
-    # A stream is shuffled and sharded by its own loader; map-style data is seeded per sample.
-    samples = dsets["train"] if stream else SeededSamples(dsets["train"], recipe.seed)
-    train_loader = build_loader(samples, data, data.batch_size, True, recipe.seed, pin,
-                                process=(accelerator.process_index, accelerator.num_processes, accelerator.device))
-    if stream and (recipe.train.mixup_alpha > 0 or recipe.train.cutmix_alpha > 0):
-        raise HfclsError("train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
-                         "lacks; turn MixUp/CutMix off or use a map-style source")
-    if not stream:
-        # The loader module owns batching; MixUp/CutMix wrap its collate function.
-        train_loader.collate_fn = mixing_collate(train_loader.collate_fn, len(class_names(dsets["train"])),
-                                                 recipe.train)
+    process = (accelerator.process_index, accelerator.num_processes, accelerator.device)
+    samples, train_loader = build_train_loader(recipe, dsets["train"], pin, process)
     val_loader = None
     if validate:
         val_loader = build_loader(dsets["val"], data, data.eval_batch_size or data.batch_size, False, recipe.seed, pin)
     return samples, train_loader, val_loader
+
+
+def build_train_loader(recipe, train_set, pin: bool, process):
+    """(samples, loader): map-style data seeded per sample, MixUp/CutMix in the collate;
+    a stream is shuffled and sharded by its own loader."""
+    stream = isinstance(train_set, TransformedStream)
+    if stream and (recipe.train.mixup_alpha > 0 or recipe.train.cutmix_alpha > 0):
+        raise HfclsError("train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
+                         "lacks; turn MixUp/CutMix off or use a map-style source")
+    samples = train_set if stream else SeededSamples(train_set, recipe.seed)
+    loader = build_loader(samples, recipe.data, recipe.data.batch_size, True, recipe.seed, pin, process=process)
+    if not stream:
+        # The loader module owns batching; MixUp/CutMix wrap its collate function.
+        loader.collate_fn = mixing_collate(loader.collate_fn, len(class_names(train_set)), recipe.train)
+    return samples, loader
 
 
 def train_epochs(run: Run, state: TrainState, validate: bool) -> dict:

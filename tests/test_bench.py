@@ -110,18 +110,24 @@ def scores(model, loader, normalize=None):
     return torch.cat(out)
 
 
-@pytest.mark.slow
-def test_fast_eval_paths_predict_what_the_baseline_predicts(digits_model):
+@pytest.fixture
+def digits_val(digits_model):
+    """(recipe, model, the digits splits, Normalize), read in this process."""
     recipe, model = digits_model
+    recipe.data.num_workers = 0
+    dsets = build_datasets(recipe.data, recipe.seed, ("train", "val"))
+    return recipe, model, dsets, Normalize(recipe.data.mean, recipe.data.std)
+
+
+@pytest.mark.slow
+def test_fast_eval_paths_predict_what_the_baseline_predicts(digits_val):
+    recipe, model, dsets, normalize = digits_val
     data = recipe.data
-    data.num_workers = 0
-    dsets = build_datasets(data, recipe.seed, ("train", "val"))
-    normalize = Normalize(data.mean, data.std)
     baseline = scores(model, baseline_loader(dsets["val"], data.eval_pipeline, data, 64, False, 0))
     data.in_memory = False
-    loader = scores(model, hfcls_loader(dsets, "val", data, 64, False, 0, torch.device("cpu")), normalize)
+    loader = scores(model, hfcls_loader(recipe, dsets, "val", 64, torch.device("cpu")), normalize)
     data.in_memory = True
-    in_memory = scores(model, hfcls_loader(dsets, "val", data, 64, False, 0, torch.device("cpu")), normalize)
+    in_memory = scores(model, hfcls_loader(recipe, dsets, "val", 64, torch.device("cpu")), normalize)
     assert baseline.shape == (360, 10) and baseline.argmax(-1).unique().numel() == 10
     assert torch.equal(loader, in_memory)  # the same decoder and kernels, once per image or per epoch
     assert torch.equal(loader.argmax(-1), baseline.argmax(-1))
