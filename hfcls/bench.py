@@ -64,7 +64,9 @@ class PeakMemory:
     """Peak memory of this process plus its children (DataLoader workers), sampled.
 
     PSS (proportional set size): pages shared between the workers (the Arrow
-    memory map, torch itself) count once in the sum, unlike RSS.
+    memory map, torch itself) count once in the sum, unlike RSS. Read from
+    /proc/PID/smaps_rollup, which costs ~0.2 ms a process where psutil's full
+    smaps parse costs ~6 ms: the sampling must not slow what it measures.
     """
 
     def __init__(self, interval=0.2):
@@ -78,7 +80,7 @@ class PeakMemory:
         total = 0
         for process in [self.process, *self.process.children(recursive=True)]:
             try:
-                total += process.memory_full_info().pss
+                total += _pss_bytes(process)
             except Exception:  # a worker that just exited
                 pass
         self.peak = max(self.peak, total)
@@ -96,6 +98,14 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         self._sample()
+
+
+def _pss_bytes(process) -> int:
+    try:
+        with open(f"/proc/{process.pid}/smaps_rollup") as rollup:
+            return next(int(line.split()[1]) * 1024 for line in rollup if line.startswith("Pss:"))
+    except FileNotFoundError:  # not Linux >= 4.14
+        return process.memory_full_info().pss
 
 
 # ----------------------------------------------------------------------------- pipelines

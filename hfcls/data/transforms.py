@@ -79,7 +79,8 @@ class Normalize(torch.nn.Module):
 
     def forward(self, images: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
         mean, std = self.mean.to(images.device, dtype), self.std.to(images.device, dtype)
-        return (images.to(dtype) - mean) / std
+        # One float copy, normalised in place: half the memory traffic of (x - mean) / std.
+        return images.to(dtype, copy=True).sub_(mean).div_(std)
 
 
 def preprocessor_kwargs(eval_specs: list, mean, std, where="data.eval_pipeline") -> dict:
