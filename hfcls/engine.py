@@ -38,6 +38,7 @@ from hfcls.metrics import evaluate_metrics
 from hfcls.mixing import mixing_collate
 from hfcls.models import build_model
 from hfcls.optim import build_optimizer, build_scheduler
+from hfcls.precision import check_mixed_precision, default_device_type
 from hfcls.publish import publish_run
 from hfcls.recipe import save_recipe
 from hfcls.seeding import SeededSamples
@@ -50,6 +51,7 @@ COMPILE_BACKEND = "inductor"  # torch.compile's backend for train.compile
 
 
 def make_accelerator(recipe, work_dir: Path) -> Accelerator:
+    check_mixed_precision(recipe.train.mixed_precision, default_device_type())
     return Accelerator(
         cpu=cpu_only_processes(),  # several processes without GPUs: one gloo group
         mixed_precision=recipe.train.mixed_precision,

@@ -18,6 +18,7 @@ from hfcls.eval import write_results
 from hfcls.logs import setup_logging
 from hfcls.metrics import evaluate_metrics
 from hfcls.metrics.report import format_table, plot_confusion_matrix
+from hfcls.precision import check_mixed_precision, default_device_type
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 def evaluate_checkpoint(recipe, args) -> dict | None:
     """Run the evaluation `args` (hfcls-eval's parsed, checked command line) asks for;
     return the results on the main process, None on the others."""
+    check_mixed_precision(recipe.train.mixed_precision, default_device_type())
     accelerator = Accelerator(mixed_precision=recipe.train.mixed_precision, cpu=cpu_only_processes())
     setup_logging(None, accelerator.is_main_process)
     with accelerator.main_process_first():  # the main process fills the datasets cache

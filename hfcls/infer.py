@@ -26,6 +26,7 @@ from torchvision.transforms.v2 import functional as F
 from hfcls.loading import checkpoint_kind, class_names_of, load_classifier
 from hfcls.data.transforms import Normalize, build_pipeline
 from hfcls.errors import HfclsError, cli_entry
+from hfcls.precision import check_mixed_precision
 from hfcls.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
     if recipe is not None:
         # As hfcls-eval's Accelerator does: bf16 anywhere, fp16 on CUDA only.
         precision = recipe.train.mixed_precision
+        check_mixed_precision(precision, device.type)
         if precision == "bf16" or (precision == "fp16" and device.type == "cuda"):
             autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         channels_last = recipe.train.channels_last
