@@ -1,5 +1,6 @@
 """hfcls-bench and the fast paths it measures: they compute what the baseline computes."""
 
+import copy
 import importlib.util
 import json
 import pickle
@@ -165,3 +166,20 @@ def test_bench_cli_user_errors_exit_2(tiny_recipe, capsys):
         cli([str(tiny_recipe), "--what", "eval", "data.val=null"])
     assert exit_info.value.code == 2
     assert "--what eval needs a data.val source" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bf16_channels_last_eval_keeps_the_fp32_accuracy(digits_val):
+    """The zoo recipes' speed settings (bf16 autocast, channels_last) against fp32 NCHW."""
+    recipe, model, dsets, normalize = digits_val
+    loader = hfcls_loader(recipe, dsets, "val", 64, torch.device("cpu"))
+    labels = torch.cat([batch["labels"][batch["valid"]] for batch in loader])
+    fp32 = scores(model, loader, normalize)
+    fast_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    fast_inputs = lambda images: normalize(images).contiguous(memory_format=torch.channels_last)  # noqa: E731
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = scores(fast_model, loader, fast_inputs).float()
+    accuracy = lambda probabilities: (probabilities.argmax(-1) == labels).float().mean().item()  # noqa: E731
+    assert abs(accuracy(fast) - accuracy(fp32)) <= 1 / len(labels)  # at most one image's prediction moves
+    assert (fast.argmax(-1) == fp32.argmax(-1)).float().mean() >= 0.99
+    assert (fast - fp32).abs().max() < 0.05  # bf16 keeps ~3 significant digits
