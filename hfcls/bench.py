@@ -140,15 +140,17 @@ def hfcls_loader(recipe, dsets, split, batch_size, device):
     import datasets
 
     from hfcls.data.in_memory import in_memory_loaders
-    from hfcls.data.loaders import attach_transforms, build_loader
+    from hfcls.data.loaders import attach_transforms, build_loader, class_names
     from hfcls.engine import build_train_loader
+    from hfcls.mixing import build_mixer
 
     data = recipe.data
     dsets = attach_transforms(datasets.DatasetDict({split: dsets[split]}), data)
     if data.in_memory:
         place = types.SimpleNamespace(device=device, process_index=0, num_processes=1)
         if split == "train":
-            return in_memory_loaders(dsets, data, recipe.seed, place)[0]
+            mix = build_mixer(len(class_names(dsets[split])), recipe.train.mixup_alpha, recipe.train.cutmix_alpha)
+            return in_memory_loaders(dsets, data, recipe.seed, place, mix)[0]
         return in_memory_loaders({"val": dsets[split]}, data, recipe.seed, place)[1]
     pin = device.type == "cuda" and data.pin_memory
     if split == "train":

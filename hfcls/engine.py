@@ -35,7 +35,7 @@ from hfcls.export import image_processor, save_hf_folder
 from hfcls.loading import load_finetune_weights
 from hfcls.logs import append_jsonl, setup_logging
 from hfcls.metrics import evaluate_metrics
-from hfcls.mixing import mixing_collate
+from hfcls.mixing import build_mixer, mixing_collate
 from hfcls.models import build_model
 from hfcls.optim import build_optimizer, build_scheduler
 from hfcls.precision import check_mixed_precision, default_device_type
@@ -271,11 +271,9 @@ def prepare_run(recipe, work_dir, accelerator, model, dsets, validate, ema, proc
     data = recipe.data
     optimizer = build_optimizer(model, scaled_optim(recipe, accelerator))
     if data.in_memory:  # splits held on the device and augmented there per batch; they shard themselves
-        if recipe.train.mixup_alpha > 0 or recipe.train.cutmix_alpha > 0:
-            raise HfclsError("train.mixup_alpha/cutmix_alpha are not available with data.in_memory yet; "
-                             "turn one of them off")
         model, optimizer = accelerator.prepare(model, optimizer)
-        train_loader, val_loader = in_memory_loaders(dsets, data, recipe.seed, accelerator)
+        mix = build_mixer(len(class_names(dsets["train"])), recipe.train.mixup_alpha, recipe.train.cutmix_alpha)
+        train_loader, val_loader = in_memory_loaders(dsets, data, recipe.seed, accelerator, mix)
         samples = train_loader
     else:
         samples, train_loader, val_loader = build_loaders(recipe, accelerator, dsets, validate)

@@ -3,7 +3,8 @@
 Mixed batches carry float images (still on the 0-255 scale, which `Normalize`
 accepts) and soft labels of shape (batch, classes). With both alphas set, each
 batch gets one of the two at random, as timm does. Samples come from
-`hfcls.seeding.SeededSamples`, whose per-sample seed also seeds the mixing.
+`hfcls.seeding.SeededSamples`, whose per-sample seed also seeds the mixing; the
+in-memory loader applies the same mixer to its batches on the device.
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ from torchvision.transforms import v2
 from hfcls.seeding import seeded
 
 
+def build_mixer(num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
+    """The v2 MixUp / CutMix (one of the two at random when both are on) for
+    (float images, labels) batches, or None when neither is asked for."""
+    mixers = []
+    if mixup_alpha > 0:
+        mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
+    if cutmix_alpha > 0:
+        mixers.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
+    if not mixers:
+        return None
+    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
+
+
 class MixingCollate:
     def __init__(self, collate, num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
         self.collate = collate
-        mixers = []
-        if mixup_alpha > 0:
-            mixers.append(v2.MixUp(alpha=mixup_alpha, num_classes=num_classes))
-        if cutmix_alpha > 0:
-            mixers.append(v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes))
-        self.mix = mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
+        self.mix = build_mixer(num_classes, mixup_alpha, cutmix_alpha)
 
     def __call__(self, samples: list) -> dict:
         batch = self.collate(samples)

@@ -116,11 +116,13 @@ def test_cutmix_pastes_a_box():
     assert batch["labels"][1, 0].item() == pytest.approx(area, abs=1e-6)  # label weight = pasted area
 
 
-def test_mixup_in_training_feeds_soft_labels(tmp_path, tiny_data, monkeypatch):
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_mixup_in_training_feeds_soft_labels(tmp_path, tiny_data, monkeypatch, in_memory):
     seen = []
     loss = engine.classification_loss
     monkeypatch.setattr(engine, "classification_loss", lambda logits, labels, *a: seen.append(labels) or loss(logits, labels, *a))
-    train(recipe_for(tmp_path, tiny_data, train={"mixup_alpha": 0.4, "cutmix_alpha": 1.0}), tmp_path / "w")
+    data = {"in_memory": True, "train_pipeline": [{"type": "RandomCrop", "size": 16, "padding": 2}]} if in_memory else {}
+    train(recipe_for(tmp_path, tiny_data, data=data, train={"mixup_alpha": 0.4, "cutmix_alpha": 1.0}), tmp_path / "w")
     assert len(seen) == 3 and all(labels.shape == (8, 3) and labels.dtype == torch.float32 for labels in seen)
     assert all(((labels > 0) & (labels < 1)).any() for labels in seen)
 

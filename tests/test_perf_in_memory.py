@@ -8,6 +8,7 @@ from torchvision.transforms.v2 import functional as F
 from hfcls.data.in_memory import InMemoryLoader, RandomCrop, RandomFlip, split_pipeline
 from hfcls.engine import train
 from hfcls.errors import HfclsError
+from hfcls.mixing import build_mixer
 from hfcls.recipe import load_recipe
 
 from conftest import REPO
@@ -91,6 +92,24 @@ def test_skip_first_batches_resumes_the_same_order_and_augmentation():
     resumed = [b["pixel_values"] for b in loader.skip_first_batches(2)]
     assert len(resumed) == 3 and all(torch.equal(a, b) for a, b in zip(full[2:], resumed))
     assert len([b for b in loader]) == 5  # the skip holds for one pass only
+
+
+def test_mixing_on_device_batches_replays_after_a_mid_epoch_resume():
+    images, labels = numbered_images(count=20, size=8), torch.arange(20) % 4
+    mix = build_mixer(4, mixup_alpha=0.4, cutmix_alpha=1.0)
+    loader = InMemoryLoader(images, labels, 4, shuffle=True, seed=0, mix=mix)
+    loader.set_epoch(1)
+    full = list(loader)
+    for batch in full:
+        assert batch["pixel_values"].dtype == torch.float32 and batch["labels"].shape == (4, 4)
+        assert torch.allclose(batch["labels"].sum(dim=1), torch.ones(4))
+    assert any(((b["labels"] > 0) & (b["labels"] < 1)).any() for b in full)  # really mixed
+    loader.set_epoch(1)
+    resumed = list(loader.skip_first_batches(3))
+    for a, b in zip(full[3:], resumed):
+        assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["labels"], b["labels"])
+    loader.set_epoch(2)
+    assert not torch.equal(next(iter(loader))["labels"], full[0]["labels"])
 
 
 def test_evaluation_shards_pad_with_invalid_repeats():

@@ -11,8 +11,9 @@ normalises them as usual.
 
 Train pipelines supported: any `Resize`/`CenterCrop` first (applied at load),
 then any of `RandomCrop` (size, padding, fill, padding_mode) and
-`RandomHorizontalFlip`/`RandomVerticalFlip` (p). Anything else is an error that
-names the transform. The order of samples and every augmentation are drawn from
+`RandomHorizontalFlip`/`RandomVerticalFlip` (p), and MixUp/CutMix
+(`train.mixup_alpha`/`cutmix_alpha`) on the batches. Anything else is an error
+that names the transform. The order of samples and every augmentation are drawn from
 `seed + epoch` on the CPU, so a run replays exactly (on any device, after a
 resume, and whatever the number of processes, which only changes the sharding).
 """
@@ -29,6 +30,7 @@ from accelerate.state import GradientState
 from hfcls.data.loaders import SampleTransform, worker_count
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
+from hfcls.seeding import sample_seed, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -179,11 +181,11 @@ class InMemoryLoader(DataLoaderStateMixin):
     so every process runs the same number of steps and each image counts once.
     """
 
-    def __init__(self, images, labels, batch_size, *, shuffle, seed, transforms=(),
+    def __init__(self, images, labels, batch_size, *, shuffle, seed, transforms=(), mix=None,
                  process_index=0, num_processes=1):
         self.images, self.labels = images, labels.to(images.device)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.transforms = list(transforms)
+        self.transforms, self.mix = list(transforms), mix
         self.process_index, self.num_processes = process_index, num_processes
         self.epoch, self._skip = 0, 0
         self.gradient_state = GradientState()
@@ -221,9 +223,11 @@ class InMemoryLoader(DataLoaderStateMixin):
                 images = self.images[index]
                 for transform, drawn in zip(self.transforms, params):
                     images = transform(images, {k: v[positions] for k, v in drawn.items()})
+                labels = self.labels[index]
+                if self.mix is not None:  # float images (0-255) and soft labels, seeded by the batch's place
+                    images, labels = seeded(self.mix, sample_seed(self.seed, self.epoch, first), images.float(), labels)
                 self.end_of_dataloader = step == self._steps - 1
-                yield {"pixel_values": images, "labels": self.labels[index], "valid": valid[positions],
-                       "bad_files": []}
+                yield {"pixel_values": images, "labels": labels, "valid": valid[positions], "bad_files": []}
         finally:
             self.end()
 
@@ -245,8 +249,9 @@ class InMemoryLoader(DataLoaderStateMixin):
         return order.to(device), valid.to(device), params
 
 
-def in_memory_loaders(dsets, data, seed: int, accelerator):
-    """(train loader, val loader or None) for `data.in_memory`; not to be passed to accelerator.prepare."""
+def in_memory_loaders(dsets, data, seed: int, accelerator, mix=None):
+    """(train loader, val loader or None) for `data.in_memory`; not to be passed to accelerator.prepare.
+    `mix`: MixUp/CutMix for the training batches (`hfcls.mixing.build_mixer`)."""
     loaders = {}
     for split, specs, shuffle in (("train", data.train_pipeline, True), ("val", data.eval_pipeline, False)):
         if split not in dsets:
@@ -260,5 +265,5 @@ def in_memory_loaders(dsets, data, seed: int, accelerator):
         batch_size = data.batch_size if shuffle else data.eval_batch_size or data.batch_size
         loaders[split] = InMemoryLoader(
             images.to(accelerator.device), labels, batch_size, shuffle=shuffle, seed=seed, transforms=batchwise,
-            process_index=accelerator.process_index, num_processes=accelerator.num_processes)
+            mix=mix if shuffle else None, process_index=accelerator.process_index, num_processes=accelerator.num_processes)
     return loaders["train"], loaders["val"]
