@@ -370,12 +370,17 @@ def train_one_epoch(run: Run, state: TrainState, epoch: int) -> dict:
     seen, bad, start = 0, [], time.perf_counter()
     bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                disable=not accelerator.is_main_process, leave=False)
+    # Skipping a bad step needs its loss on the host before the update: a sync per step.
+    # Otherwise the losses are checked in batches, at log intervals and before any save.
+    watch = None if cfg.max_bad_steps else LossWatch()
     for i, batch in enumerate(loader, start=done):
         check_bad_images(batch, recipe.data.skip_bad_images, bad)
         with accelerator.accumulate(model):
             logits = model(pixel_values=model_inputs(batch, run.normalize, cfg.channels_last)).logits
             loss = classification_loss(logits, batch["labels"], batch["valid"], cfg.label_smoothing)
-            if loss_is_finite(run, state, loss, i):
+            if watch is not None:
+                watch.record(accelerator, loss, place(state, i))
+            if watch is not None or loss_is_finite(run, state, loss, i):
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.clip_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
@@ -392,14 +397,15 @@ def train_one_epoch(run: Run, state: TrainState, epoch: int) -> dict:
             state.step += 1
             if run.ema is not None:
                 run.ema.update(model, state.step)
-            step_boundary(run, state, running, mid_epoch=i + 1 < total)
+            step_boundary(run, state, running, watch, mid_epoch=i + 1 < total)
         if (i + 1) % cfg.log_interval == 0:  # a host-device sync
-            bar.set_postfix(loss=f"{running.item() / (i + 1):.4f}", lr=f"{scheduler.get_last_lr()[0]:.3g}",
-                            eta=run.eta(state.step))
+            bar.set_postfix(loss=f"{checked_loss(run, state, watch, running) / (i + 1):.4f}",
+                            lr=f"{scheduler.get_last_lr()[0]:.3g}", eta=run.eta(state.step))
     bar.close()
     elapsed = time.perf_counter() - start
     if bad:
         logger.warning("skipped %d undecodable training images, first: %s", len(bad), bad[0])
+    checked_loss(run, state, watch, running)
     loss = accelerator.reduce(running / max(total, 1), reduction="mean").item()
     return {
         "epoch": epoch + 1,
@@ -411,7 +417,7 @@ def train_one_epoch(run: Run, state: TrainState, epoch: int) -> dict:
     }
 
 
-def step_boundary(run: Run, state: TrainState, running, mid_epoch: bool) -> None:
+def step_boundary(run: Run, state: TrainState, running, watch, mid_epoch: bool) -> None:
     """Mid-epoch checkpoints: every checkpoint.interval_steps, and on SIGTERM/SIGINT (then stop).
 
     At an epoch's last step the epoch-end code saves instead.
@@ -419,17 +425,25 @@ def step_boundary(run: Run, state: TrainState, running, mid_epoch: bool) -> None
     if not mid_epoch:
         return
     interval = run.recipe.checkpoint.interval_steps
-    signum = run.stop.should_stop(run.accelerator)
+    # Asking the other processes about signals is a collective and a sync: every log_interval steps.
+    ask = run.accelerator.num_processes == 1 or state.step % run.recipe.train.log_interval == 0
+    signum = run.stop.should_stop(run.accelerator) if ask else 0
     if not (signum or (interval and state.step % interval == 0)):
         return
+    checked_loss(run, state, watch, running)  # no checkpoint after a non-finite loss
     state.epoch_loss_sum = run.accelerator.reduce(running, reduction="mean").item()
     folder = save(run, state)
     if signum:
         raise TrainingInterrupted(signum, state.step, folder, run.work_dir)
 
 
+def place(state: TrainState, batch_index: int) -> str:
+    return f"epoch {state.epoch + 1}, batch {batch_index + 1}, optimizer step {state.step + 1}"
+
+
 def loss_is_finite(run: Run, state: TrainState, loss, batch_index: int) -> bool:
-    """The NaN guard: skip a step whose loss is NaN or infinite, stop after train.max_bad_steps.
+    """The NaN guard with train.max_bad_steps > 0: skip a step whose loss is NaN or
+    infinite, stop after train.max_bad_steps.
 
     Every process must skip together (their gradients are all-reduced), so the
     verdict is reduced; this reads one value back from the device per batch.
@@ -438,16 +452,61 @@ def loss_is_finite(run: Run, state: TrainState, loss, batch_index: int) -> bool:
     if not bad:
         return True
     state.bad_steps += 1
-    where = f"epoch {state.epoch + 1}, batch {batch_index + 1}, optimizer step {state.step + 1}"
+    where = place(state, batch_index)
     if state.bad_steps > run.recipe.train.max_bad_steps:
-        last = checkpoints.find_latest_checkpoint(run.work_dir)
-        raise HfclsError(
-            f"loss is {loss.item()} at {where} ({state.bad_steps} non-finite so far, train.max_bad_steps="
-            f"{run.recipe.train.max_bad_steps}); last good checkpoint: {last or 'none yet'}. Lower optim.lr, "
-            "set train.clip_grad_norm, or raise train.max_bad_steps; then --resume-from auto or start over")
+        raise bad_loss_error(run, state, loss.item(), where)
     logger.warning("non-finite loss at %s: step skipped (%d of train.max_bad_steps=%d)",
                    where, state.bad_steps, run.recipe.train.max_bad_steps)
     return False
+
+
+def bad_loss_error(run: Run, state: TrainState, loss: float, where: str) -> HfclsError:
+    last = checkpoints.find_latest_checkpoint(run.work_dir)
+    shown = loss if not math.isfinite(loss) else "non-finite on another process"
+    return HfclsError(
+        f"loss is {shown} at {where} ({state.bad_steps} non-finite so far, train.max_bad_steps="
+        f"{run.recipe.train.max_bad_steps}); last good checkpoint: {last or 'none yet'}. Lower optim.lr, "
+        "set train.clip_grad_norm, or raise train.max_bad_steps; then --resume-from auto or start over")
+
+
+class LossWatch:
+    """The NaN guard with train.max_bad_steps = 0 (stop at the first non-finite loss),
+    without a host-device sync per step.
+
+    Each step's loss and its non-finite flag (agreed by all processes) stay on the
+    device until `read` fetches them all in one transfer. Steps after a bad one
+    train on NaN weights, but the loop reads before anything is evaluated or saved,
+    so no checkpoint or export holds them.
+    """
+
+    def __init__(self):
+        self.losses, self.flags, self.places = [], [], []
+
+    def record(self, accelerator, loss, where: str) -> None:
+        loss = loss.detach()
+        self.losses.append(loss)
+        self.flags.append(accelerator.reduce((~torch.isfinite(loss)).float(), reduction="sum"))
+        self.places.append(where)
+
+    def read(self, running) -> tuple:
+        """(the running loss sum, (loss, place) of the first non-finite loss or None)."""
+        count = len(self.flags)
+        values = torch.stack([running.float(), *self.losses, *self.flags]).tolist()
+        losses, flags = values[1:1 + count], values[1 + count:]
+        first = next(((loss, where) for loss, bad, where in zip(losses, flags, self.places) if bad), None)
+        self.losses, self.flags, self.places = [], [], []
+        return values[0], first
+
+
+def checked_loss(run: Run, state: TrainState, watch, running) -> float:
+    """The running loss sum, after raising on any non-finite loss the watch holds."""
+    if watch is None:
+        return running.item()
+    value, first = watch.read(running)
+    if first is not None:
+        state.bad_steps += 1
+        raise bad_loss_error(run, state, *first)
+    return value
 
 
 def _export(run: Run, metrics: dict, state: TrainState) -> None:

@@ -111,14 +111,16 @@ class TrainSection:
     label_smoothing: float = 0.0
     log_interval: int = 20  # steps between loss readings (each one syncs the device)
     channels_last: bool = False
-    mixup_alpha: float = 0.0  # > 0: torchvision v2 MixUp in the collate function
+    mixup_alpha: float = 0.0  # > 0: torchvision v2 MixUp on each training batch
     cutmix_alpha: float = 0.0  # > 0: CutMix (with both set, one of the two per batch)
     ema: Optional[dict] = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average
     compile: bool = False  # torch.compile the model
     auto_scale_lr: Optional[dict] = None  # {base_batch_size: 256}: lr x real total batch / base
     sync_bn: bool = False  # BatchNorm -> SyncBatchNorm with several processes
     deterministic: bool = False  # deterministic algorithms (slower on GPU)
-    max_bad_steps: int = 0  # non-finite losses tolerated (step skipped) before stopping
+    # Non-finite losses tolerated (step skipped) before stopping. 0 checks the losses at log
+    # intervals, without a sync per step; > 0 reads every loss back to decide on its step.
+    max_bad_steps: int = 0
     # Accelerate trackers ([tensorboard], [wandb], ...); unset: tensorboard when installed, []: none.
     log_with: Optional[list] = None
     # At the end of a run: <work_dir>/publish/<name>-<sha256[:8]>.safetensors and a

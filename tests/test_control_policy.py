@@ -140,6 +140,19 @@ def test_nan_loss_stops_with_step_and_last_checkpoint(tmp_path, tiny_data, nan_o
     assert checkpoint_names(work) == ["epoch_1"]
 
 
+def test_losses_are_read_back_at_log_intervals_not_each_step(tmp_path, tiny_data, nan_on_call, monkeypatch):
+    reads, per_step = [], []
+    read = engine.LossWatch.read
+    monkeypatch.setattr(engine.LossWatch, "read", lambda self, running: reads.append(len(self.flags)) or read(self, running))
+    monkeypatch.setattr(engine, "loss_is_finite", lambda *args: per_step.append(1))
+    nan_on_call(4)  # epoch 2, batch 1: found at the read after batch 2, named exactly
+    with pytest.raises(HfclsError, match=r"loss is nan at epoch 2, batch 1, optimizer step 4 "):
+        train(recipe_for(tmp_path, tiny_data, train={"epochs": 2, "log_interval": 2}), tmp_path / "w")
+    # 3 steps per epoch: read after batch 2 and at the epoch's end, then after batch 2 again.
+    assert reads == [2, 1, 2] and per_step == []
+    assert checkpoint_names(tmp_path / "w") == ["epoch_1"]
+
+
 def test_max_bad_steps_tolerates_and_skips(tmp_path, tiny_data, nan_on_call):
     nan_on_call(2)
     train(recipe_for(tmp_path, tiny_data, train={"max_bad_steps": 1}), tmp_path / "w")
