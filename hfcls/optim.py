@@ -44,8 +44,9 @@ def param_groups(model: torch.nn.Module, weight_decay: float, decay_norm_and_bia
             for (_, no_decay, mult), params in sorted(groups.items(), key=lambda item: item[0])]
 
 
-def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
-    """Freeze `optim.frozen`, then optimize the rest with the recipe's optimizer."""
+def build_optimizer(model: torch.nn.Module, optim, fused: bool = True) -> torch.optim.Optimizer:
+    """Freeze `optim.frozen`, then optimize the rest with the recipe's optimizer
+    (`fused=False`: torch's default kernels, for hfcls-bench's baseline)."""
     freeze(model, optim.frozen)
     decay_norm_and_bias = optim.decay_norm_and_bias
     if decay_norm_and_bias is None:
@@ -55,9 +56,9 @@ def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
     # (the digits model's AdamW step: 1.5 -> 0.7 ms on CPU); under an fp16 GradScaler
     # they also skip an inf step without reading the check back to the host.
     if optim.type == "sgd":
-        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, fused=True)
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, fused=fused)
     cls = torch.optim.AdamW if optim.type == "adamw" else torch.optim.Adam
-    return cls(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=True)
+    return cls(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=fused)
 
 
 def build_scheduler(optimizer, schedule, epochs: int, steps_per_epoch: int):
