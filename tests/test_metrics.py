@@ -136,3 +136,25 @@ def test_table_has_one_row_per_class_for_average_none(predictions):
     assert f"{metrics['recall_classwise'][2]:.2f}" in rows["class2"]
     assert f"| accuracy_top1 | {metrics['accuracy_top1']:.2f} |" in table
     assert "| class6 (true)" in table  # the confusion matrix rows
+
+
+def test_modules_loaded_with_evaluate_compute_what_hfcls_reports():
+    """hfcls calls each module's computation directly (no Arrow copy); evaluate's own
+    compute() must give the same, ties included (ranked in class order)."""
+    from hfcls.metrics import load_metric
+
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 4, size=(400, NUM_CLASSES)).astype(np.float32) / 4  # many tied scores
+    labels = rng.integers(0, NUM_CLASSES, size=400)
+    calls = {"accuracy": {"topk": [1, 2, 5], "thrs": [None, 0.3]},
+             "single_label": {"items": ["precision", "recall", "f1_score", "support"], "average": "macro",
+                              "thrs": [None, 0.3]},
+             "confusion_matrix": {}}
+    reported = evaluate_metrics(list(METRICS), scores, labels, topk=[1, 2, 5], thrs=[None, 0.3])
+    for module, options in calls.items():
+        public = load_metric(module).compute(predictions=scores, references=labels, **options)
+        assert public == {key: reported[key] for key in public}, module
+    # Top-k under ties: a tied class ranks ahead of the label when its class id is lower.
+    ranks = [(scores[i] > scores[i, labels[i]]).sum() + (scores[i, :labels[i]] == scores[i, labels[i]]).sum()
+             for i in range(400)]
+    assert reported["accuracy_top2"] == pytest.approx(100 * np.mean(np.array(ranks) < 2))

@@ -99,4 +99,7 @@ def evaluate_metrics(names, scores, labels, **options) -> dict:
 
 
 def _compute(module, scores, labels, **kwargs) -> dict:
-    return load_metric(module).compute(predictions=scores, references=labels, **kwargs)
+    # The module's own computation, on the arrays in hand: Metric.compute() would first
+    # copy every score through an Arrow table (for evaluate's multi-process mode; hfcls
+    # gathers with Accelerate instead), 17 of its 20 s on 50,000 x 1,000 scores.
+    return load_metric(module)._compute(predictions=scores, references=labels, **kwargs)
