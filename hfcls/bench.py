@@ -349,14 +349,24 @@ def _batch_shape(recipe, dsets, split, batch_size, device):
 def machine() -> dict:
     import torch
 
+    from hfcls.precision import cpu_has_bf16
+
     return {
         "platform": f"{platform.system()} {platform.machine()}",
-        "cpu": platform.processor() or "unknown",
+        "cpu": _cpu_name() + (", bf16" if cpu_has_bf16() else ", no bf16"),
         "cpus": os.cpu_count(),
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
 
 
 def report(info, settings, results) -> str:
