@@ -140,19 +140,17 @@ def hfcls_loader(recipe, dsets, split, batch_size, device):
     import datasets
 
     from hfcls.data.in_memory import in_memory_loaders
-    from hfcls.data.loaders import attach_transforms, build_loader, class_names
+    from hfcls.data.loaders import attach_transforms, build_loader, pin_memory
     from hfcls.engine import build_train_loader
-    from hfcls.mixing import build_mixer
 
     data = recipe.data
     dsets = attach_transforms(datasets.DatasetDict({split: dsets[split]}), data)
     if data.in_memory:
         place = types.SimpleNamespace(device=device, process_index=0, num_processes=1)
         if split == "train":
-            mix = build_mixer(len(class_names(dsets[split])), recipe.train.mixup_alpha, recipe.train.cutmix_alpha)
-            return in_memory_loaders(dsets, data, recipe.seed, place, mix)[0]
+            return in_memory_loaders(dsets, data, recipe.seed, place, recipe.train)[0]
         return in_memory_loaders({"val": dsets[split]}, data, recipe.seed, place)[1]
-    pin = device.type == "cuda" and data.pin_memory
+    pin = pin_memory(data, device)
     if split == "train":
         return build_train_loader(recipe, dsets[split], pin, process=(0, 1, device))[1]
     return build_loader(dsets[split], data, batch_size, False, recipe.seed, pin)

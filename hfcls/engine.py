@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from hfcls import checkpoints
 from hfcls.checkpoints import TrainState
 from hfcls.data.in_memory import InMemoryLoader, in_memory_loaders
-from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names
+from hfcls.data.loaders import attach_transforms, build_datasets, build_loader, class_names, pin_memory
 from hfcls.data.streaming import TransformedStream
 from hfcls.data.transforms import Normalize
 from hfcls.dist import cpu_only_processes, lost_processes_explained
@@ -35,7 +35,7 @@ from hfcls.export import image_processor, save_hf_folder
 from hfcls.loading import load_finetune_weights
 from hfcls.logs import append_jsonl, setup_logging
 from hfcls.metrics import evaluate_metrics
-from hfcls.mixing import build_mixer, mixing_collate
+from hfcls.mixing import mixing_collate
 from hfcls.models import build_model
 from hfcls.optim import build_optimizer, build_scheduler
 from hfcls.precision import check_mixed_precision, default_device_type
@@ -272,8 +272,7 @@ def prepare_run(recipe, work_dir, accelerator, model, dsets, validate, ema, proc
     optimizer = build_optimizer(model, scaled_optim(recipe, accelerator))
     if data.in_memory:  # splits held on the device and augmented there per batch; they shard themselves
         model, optimizer = accelerator.prepare(model, optimizer)
-        mix = build_mixer(len(class_names(dsets["train"])), recipe.train.mixup_alpha, recipe.train.cutmix_alpha)
-        train_loader, val_loader = in_memory_loaders(dsets, data, recipe.seed, accelerator, mix)
+        train_loader, val_loader = in_memory_loaders(dsets, data, recipe.seed, accelerator, recipe.train)
         samples = train_loader
     else:
         samples, train_loader, val_loader = build_loaders(recipe, accelerator, dsets, validate)
@@ -292,7 +291,7 @@ def prepare_run(recipe, work_dir, accelerator, model, dsets, validate, ema, proc
 def build_loaders(recipe, accelerator, dsets, validate):
     """(training samples, train loader, val loader or None) reading through DataLoader workers."""
     data = recipe.data
-    pin = accelerator.device.type == "cuda" and data.pin_memory
+    pin = pin_memory(data, accelerator.device)
     process = (accelerator.process_index, accelerator.num_processes, accelerator.device)
     samples, train_loader = build_train_loader(recipe, dsets["train"], pin, process)
     val_loader = None

@@ -9,7 +9,7 @@ import torch
 from accelerate import Accelerator
 
 from hfcls.loading import class_names_of, load_classifier
-from hfcls.data.loaders import align_labels, attach_transforms, build_datasets, build_loader, class_names
+from hfcls.data.loaders import align_labels, attach_transforms, build_datasets, build_loader, class_names, pin_memory
 from hfcls.data.transforms import Normalize
 from hfcls.dist import cpu_only_processes
 from hfcls.engine import predict
@@ -65,8 +65,7 @@ def predict_split(recipe, accelerator, model, dataset, batch_size=None):
     """(scores, labels, valid) of the whole split in dataset order, on every process."""
     data, train = recipe.data, recipe.train
     batch_size = batch_size or data.eval_batch_size or data.batch_size
-    pin = accelerator.device.type == "cuda" and data.pin_memory
-    loader = build_loader(dataset, data, batch_size, False, recipe.seed, pin)
+    loader = build_loader(dataset, data, batch_size, False, recipe.seed, pin_memory(data, accelerator.device))
     if train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, loader = accelerator.prepare(model, loader)

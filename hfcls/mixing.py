@@ -28,9 +28,10 @@ def build_mixer(num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float 
 
 
 class MixingCollate:
-    def __init__(self, collate, num_classes: int, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
-        self.collate = collate
-        self.mix = build_mixer(num_classes, mixup_alpha, cutmix_alpha)
+    """Collate a batch, then mix it with `mix` (from `build_mixer`)."""
+
+    def __init__(self, collate, mix):
+        self.collate, self.mix = collate, mix
 
     def __call__(self, samples: list) -> dict:
         batch = self.collate(samples)
@@ -42,6 +43,5 @@ class MixingCollate:
 
 def mixing_collate(collate, num_classes: int, train_section):
     """`collate` itself when neither MixUp nor CutMix is asked for."""
-    if not (train_section.mixup_alpha > 0 or train_section.cutmix_alpha > 0):
-        return collate
-    return MixingCollate(collate, num_classes, train_section.mixup_alpha, train_section.cutmix_alpha)
+    mix = build_mixer(num_classes, train_section.mixup_alpha, train_section.cutmix_alpha)
+    return collate if mix is None else MixingCollate(collate, mix)

@@ -12,7 +12,7 @@ from hfcls.ema import ModelEma
 from hfcls.engine import adapt_model, classification_loss, model_inputs, train
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
-from hfcls.mixing import MixingCollate
+from hfcls.mixing import MixingCollate, build_mixer
 from hfcls.models import build_model
 from hfcls.recipe import load_recipe
 
@@ -94,7 +94,7 @@ def plain_collate(items):
 
 def test_mixup_blends_images_and_labels():
     items = samples()
-    batch = MixingCollate(plain_collate, 3, mixup_alpha=0.4)(items)
+    batch = MixingCollate(plain_collate, build_mixer(3, mixup_alpha=0.4))(items)
     images, labels = plain_collate(items)["pixel_values"].float(), batch["labels"]
     assert labels.shape == (4, 3) and torch.allclose(labels.sum(dim=1), torch.ones(4))
     # Sample 1 (class 1) is blended with sample 0 (class 0), the batch rolled by one.
@@ -102,13 +102,13 @@ def test_mixup_blends_images_and_labels():
     assert 0 < lam < 1 and labels[1, 0].item() == pytest.approx(1 - lam)
     assert torch.allclose(batch["pixel_values"][1], lam * images[1] + (1 - lam) * images[0], atol=1e-3)
     # Seeded by the samples: the same batch mixes the same way again; another seed differently.
-    assert torch.equal(MixingCollate(plain_collate, 3, mixup_alpha=0.4)(items)["labels"], labels)
-    assert not torch.equal(MixingCollate(plain_collate, 3, mixup_alpha=0.4)(samples(seed=8))["labels"], labels)
+    assert torch.equal(MixingCollate(plain_collate, build_mixer(3, mixup_alpha=0.4))(items)["labels"], labels)
+    assert not torch.equal(MixingCollate(plain_collate, build_mixer(3, mixup_alpha=0.4))(samples(seed=8))["labels"], labels)
 
 
 def test_cutmix_pastes_a_box():
     items = samples()
-    batch = MixingCollate(plain_collate, 3, cutmix_alpha=1.0)(items)
+    batch = MixingCollate(plain_collate, build_mixer(3, cutmix_alpha=1.0))(items)
     images = plain_collate(items)["pixel_values"].float()
     pasted = batch["pixel_values"][1] != images[1]
     assert torch.equal(batch["pixel_values"][1][pasted], images[0][pasted])  # from the rolled batch

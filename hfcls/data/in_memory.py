@@ -27,9 +27,10 @@ import torch
 from accelerate.data_loader import DataLoaderStateMixin
 from accelerate.state import GradientState
 
-from hfcls.data.loaders import SampleTransform, worker_count
+from hfcls.data.loaders import SampleTransform, class_names, worker_count
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
+from hfcls.mixing import build_mixer
 from hfcls.seeding import sample_seed, seeded
 
 logger = logging.getLogger(__name__)
@@ -249,9 +250,12 @@ class InMemoryLoader(DataLoaderStateMixin):
         return order.to(device), valid.to(device), params
 
 
-def in_memory_loaders(dsets, data, seed: int, accelerator, mix=None):
+def in_memory_loaders(dsets, data, seed: int, accelerator, train_section=None):
     """(train loader, val loader or None) for `data.in_memory`; not to be passed to accelerator.prepare.
-    `mix`: MixUp/CutMix for the training batches (`hfcls.mixing.build_mixer`)."""
+    `train_section` (recipe.train): its MixUp/CutMix apply to the training batches."""
+    mix = None
+    if train_section is not None and "train" in dsets:
+        mix = build_mixer(len(class_names(dsets["train"])), train_section.mixup_alpha, train_section.cutmix_alpha)
     loaders = {}
     for split, specs, shuffle in (("train", data.train_pipeline, True), ("val", data.eval_pipeline, False)):
         if split not in dsets:
