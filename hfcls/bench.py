@@ -191,12 +191,12 @@ class Step:
         self.autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
 
     def inputs(self, batch):
-        import torch
+        from hfcls.engine import model_inputs
 
         images = batch["pixel_values"].to(self.device, non_blocking=True)
-        if self.normalize is not None:  # hfcls: uint8 in, float once per batch here
-            images = self.normalize(images)
-        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+        if self.normalize is None:  # the baseline: float, normalised and NCHW in the worker
+            return images
+        return model_inputs({"pixel_values": images}, self.normalize, self.channels_last)  # as training does
 
     def __call__(self, batch):
         import torch
