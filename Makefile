@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m hfcls.quickstart
+	$(PY) -m hfcls.cli.quickstart
 
 test: install
 	$(PY) -m pytest -q -n 2 --dist loadgroup -p no:cacheprovider tests

@@ -3,10 +3,10 @@
 # one hfcls-bench invocation: the baseline and the fast paths interleaved in one run.
 # Run it on a quiet machine: other jobs on the same cores distort the ratios.
 set -euo pipefail
-BENCH="python -m hfcls.bench"   # = hfcls-bench once installed
+BENCH="python -m hfcls.cli.bench"   # = hfcls-bench once installed
 OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
-test -d data/digits || python -m hfcls.data.prepare digits data/digits
+test -d data/digits || python -m hfcls.cli.prepare digits data/digits
 test -d data/bench/jpeg || python benchmarks/make_data.py jpeg-folder data/bench/jpeg
 test -d data/bench/cifar || python benchmarks/make_data.py cifar-pickle data/bench/cifar
 DIGITS="recipes/digits/resnet-tiny_1xb64_digits.yaml data.train.path=data/digits/train data.val.path=data/digits/val"

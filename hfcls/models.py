@@ -23,6 +23,10 @@ def label_maps(class_names: list) -> dict:
     }
 
 
+def class_names_of(model) -> list:
+    return [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+
 def build_model(model_section, class_names: list):
     labels = label_maps(class_names)
     if model_section.pretrained is not None:
@@ -52,3 +56,16 @@ def load_pretrained(name_or_path: str, labels: dict, ignore_mismatched_sizes: bo
             f"model.pretrained: cannot load {where} {name_or_path!r} ({str(error).splitlines()[0]}); "
             "check the name, or go online (HF_HUB_OFFLINE=0) to download it"
         ) from None
+
+
+def architecture_config(model_section, class_names: list):
+    """The recipe's model config with a head for `class_names` (nothing downloaded for
+    `model.config`; only the config for `model.pretrained`)."""
+    labels = label_maps(class_names)
+    if model_section.config is not None:
+        return config_from_dict(model_section.config, labels)
+    try:
+        return AutoConfig.from_pretrained(model_section.pretrained, **labels)
+    except OSError as error:
+        raise HfclsError(f"model.pretrained: cannot load the config of {model_section.pretrained!r} "
+                         f"({str(error).splitlines()[0]})") from None

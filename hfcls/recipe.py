@@ -115,6 +115,7 @@ class TrainSection:
     cutmix_alpha: float = 0.0  # > 0: CutMix (with both set, one of the two per batch)
     ema: Optional[dict] = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average
     compile: bool = False  # torch.compile the model
+    compile_backend: str = "inductor"  # torch.compile's backend (eager: graph capture only, no code generation)
     auto_scale_lr: Optional[dict] = None  # {base_batch_size: 256}: lr x real total batch / base
     sync_bn: bool = False  # BatchNorm -> SyncBatchNorm with several processes
     deterministic: bool = False  # deterministic algorithms (slower on GPU)
@@ -124,7 +125,7 @@ class TrainSection:
     # Accelerate trackers ([tensorboard], [wandb], ...); unset: tensorboard when installed, []: none.
     log_with: Optional[list] = None
     # At the end of a run: <work_dir>/publish/<name>-<sha256[:8]>.safetensors and a
-    # Hugging Face folder beside it (hfcls.publish), then optionally a push to this Hub repo id.
+    # Hugging Face folder beside it (hfcls.artifacts.publish), then optionally a push to this Hub repo id.
     publish: bool = True
     push_to_hub: Optional[str] = None
 

@@ -17,4 +17,4 @@ shift 3
 NNODES=${NNODES:-1}
 PORT=$(hfcls_port "$RECIPE")
 hfcls_launch $(( GPUS * NNODES )) "$NNODES" "${NODE_RANK:-0}" "${MASTER_ADDR:-127.0.0.1}" "$PORT" \
-    hfcls.eval "$RECIPE" "$CHECKPOINT" "$@"
+    hfcls.cli.eval "$RECIPE" "$CHECKPOINT" "$@"

@@ -1,5 +1,5 @@
 # Shared by the launch scripts (sourced, not run). They stay thin: Accelerate
-# (torchrun underneath) starts and joins the processes; hfcls.dist only answers
+# (torchrun underneath) starts and joins the processes; hfcls.cli.dist only answers
 # "which port" and "is it free".
 
 HFCLS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,7 +11,7 @@ fi
 
 # hfcls_port RECIPE: $PORT, else the recipe's dist.port, else 29500.
 hfcls_port() {
-    python -m hfcls.dist port "$1"
+    python -m hfcls.cli.dist port "$1"
 }
 
 # hfcls_launch PROCESSES MACHINES MACHINE_RANK MAIN_IP PORT MODULE [ARGS...]
@@ -24,7 +24,7 @@ hfcls_launch() {
         exec accelerate launch --num_processes 1 --num_machines 1 -m "$@"
     fi
     if (( rank == 0 )); then
-        python -m hfcls.dist check-port "$port" || exit
+        python -m hfcls.cli.dist check-port "$port" || exit
     fi
     # --multi_gpu also covers machines without GPUs: hfcls then joins the processes over gloo.
     exec accelerate launch --multi_gpu --num_processes "$processes" --num_machines "$machines" \

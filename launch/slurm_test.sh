@@ -16,4 +16,4 @@ JOB_NAME=$2
 RECIPE=$3
 CHECKPOINT=$4
 shift 4
-hfcls_srun "$PARTITION" "$JOB_NAME" "$RECIPE" hfcls.eval "$RECIPE" "$CHECKPOINT" "$@"
+hfcls_srun "$PARTITION" "$JOB_NAME" "$RECIPE" hfcls.cli.eval "$RECIPE" "$CHECKPOINT" "$@"

@@ -6,6 +6,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -86,31 +87,209 @@ def digits_dir(tmp_path_factory):
     return root
 
 
+def shared_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder `build(folder)` fills once per test run, shared by the pytest-xdist workers
+    through their common temporary folder under a file lock. Tests must not change it."""
+    from filelock import FileLock
+
+    shared = os.environ.get("PYTEST_XDIST_WORKER") is not None
+    root = (tmp_path_factory.getbasetemp().parent if shared else tmp_path_factory.getbasetemp()) / name
+    root.mkdir(exist_ok=True)
+    with FileLock(str(root / "lock")):
+        if not (root / "done").is_file():
+            build(root)
+            (root / "done").touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def trained_digits(tmp_path_factory, digits_dir):
     """(recipe path, work dir) of a tiny ResNet trained 1 epoch on digits at 16x16 (~90 % val accuracy).
 
-    Trained once per test run: pytest-xdist workers share it through their common
-    temporary folder, under a file lock. The 360 val images with eval batch 16 do
+    Trained once per test run (`shared_once`). The 360 val images with eval batch 16 do
     not divide into 2 x 16, as the multi-process evaluation test needs.
     """
-    from filelock import FileLock
+    def build(root):
+        from hfcls.api import train
+        from hfcls.recipe import load_recipe
 
-    from hfcls.engine import train
-    from hfcls.recipe import load_recipe
+        resize = [{"type": "Resize", "size": 16}]
+        write_recipe(root / "digits.yaml", tiny_recipe_dict(
+            digits_dir / "train", digits_dir / "val",
+            data={"batch_size": 32, "eval_batch_size": 16, "train_pipeline": resize, "eval_pipeline": resize},
+            train={"epochs": 1, "log_interval": 50},
+        ))
+        train(load_recipe(root / "digits.yaml"), root / "work")
 
-    shared = os.environ.get("PYTEST_XDIST_WORKER") is not None
-    root = tmp_path_factory.getbasetemp().parent if shared else tmp_path_factory.getbasetemp()
-    root = root / "trained_digits"
-    recipe, work_dir = root / "digits.yaml", root / "work"
-    root.mkdir(exist_ok=True)
-    with FileLock(str(root / "lock")):
-        if not (work_dir / "best").is_dir():
-            resize = [{"type": "Resize", "size": 16}]
-            write_recipe(recipe, tiny_recipe_dict(
-                digits_dir / "train", digits_dir / "val",
-                data={"batch_size": 32, "eval_batch_size": 16, "train_pipeline": resize, "eval_pipeline": resize},
-                train={"epochs": 1, "log_interval": 50},
-            ))
-            train(load_recipe(recipe), work_dir)
-    return recipe, work_dir
+    root = shared_once(tmp_path_factory, "trained_digits", build)
+    return root / "digits.yaml", root / "work"
+
+
+@contextmanager
+def built_run(recipe, work_dir: Path, **kwargs):
+    """The Run that training builds (hfcls.engine.setup.build_run) on its own Accelerator, for
+    tests that watch the model (forward hooks) or drive the loop's parts themselves."""
+    from hfcls.engine.setup import accelerator_session, build_run
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with accelerator_session(recipe, work_dir) as accelerator:
+        yield build_run(recipe, work_dir, accelerator, **kwargs)
+
+
+def fresh_state(run):
+    """The TrainState a new run starts from."""
+    from hfcls.artifacts.layout import TrainState
+    from hfcls.engine.checkpoints import recipe_fingerprint
+
+    return TrainState(recipe=recipe_fingerprint(run.recipe, len(run.class_names)))
+
+
+def benchmark_data():
+    """benchmarks/make_data.py, the generators of the benchmark data sets, as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_data", REPO / "benchmarks" / "make_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------- finished runs, shared
+
+
+# The CIFAR ResNet, named by model_type in a recipe like any transformers architecture.
+TINY_CIFAR_RESNET = {"model_type": "cifar_resnet", "stem_channels": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}
+
+
+@pytest.fixture(scope="session")
+def cifar_resnet_run(tmp_path_factory):
+    """Work dir of a finished 1-epoch run of hfcls's own tiny CIFAR ResNet on the tiny colours (named tiny_run)."""
+    def build(root):
+        from hfcls.api import train
+        from hfcls.recipe import recipe_from_dict
+
+        train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
+        val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
+        train(recipe_from_dict(tiny_recipe_dict(train_dir, val_dir, model={"config": TINY_CIFAR_RESNET})),
+              root / "tiny_run")
+
+    return shared_once(tmp_path_factory, "cifar_resnet_run", build) / "tiny_run"
+
+
+@pytest.fixture(scope="session")
+def two_epoch_run(tmp_path_factory):
+    """Work dir of a finished 2-epoch run of the tiny ResNet (evaluated after each epoch)."""
+    def build(root):
+        from hfcls.api import train
+        from hfcls.recipe import recipe_from_dict
+
+        train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
+        val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
+        train(recipe_from_dict(tiny_recipe_dict(train_dir, val_dir, train={"epochs": 2})), root / "run")
+
+    return shared_once(tmp_path_factory, "two_epoch_run", build) / "run"
+
+
+ALL_METRICS = ["accuracy", "precision", "recall", "f1_score", "support", "confusion_matrix"]
+
+
+@pytest.fixture(scope="session")
+def best_results(trained_digits, tmp_path_factory):
+    """evaluate_checkpoint on the digits run's best/ with every metric and every per-sample item, as read back
+    from its JSON results file."""
+    from hfcls.evaluation.results import read_results
+
+    def build(root):
+        from hfcls.evaluation.checkpoint import evaluate_checkpoint
+        from hfcls.recipe import load_recipe
+
+        recipe, work = trained_digits
+        evaluate_checkpoint(load_recipe(recipe), work / "best", metrics=ALL_METRICS, metric_options={"topk": [1, 3]},
+                            out=root / "best.json", out_items=("metrics", "pred", "class_scores"))
+
+    return read_results(shared_once(tmp_path_factory, "best_results", build) / "best.json")
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def based(tmp_path):
+    """A recipe with two bases in another folder, the second overriding the first."""
+    write(tmp_path / "_base_" / "data.yaml", """
+data:
+  batch_size: 16
+  train: {type: imagefolder, path: a}
+  train_pipeline: [{type: RandomCrop, size: 8}]
+  eval_pipeline: [{type: Resize, size: 8}]
+""")
+    write(tmp_path / "_base_" / "model.yaml", """
+model: {config: {model_type: resnet, depths: [1, 1], hidden_sizes: [8, 16]}}
+optim: {type: sgd, lr: 0.1, momentum: 0.8}
+""")
+    return write(tmp_path / "exp" / "r.yaml", """
+_base_: [../_base_/data.yaml, ../_base_/model.yaml]
+data: {batch_size: 32, val: {type: imagefolder, path: b}}
+optim: {lr: 0.05}
+""")
+
+
+def weights(work_dir, checkpoint):
+    from safetensors.torch import load_file
+
+    return load_file(work_dir / "checkpoints" / checkpoint / "model.safetensors")
+
+
+def max_difference(a, b):
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def deterministic_rows(work_dir):
+    """metrics.jsonl without its wall-clock columns."""
+    from hfcls.logs import read_jsonl
+
+    return [{k: v for k, v in row.items() if k not in ("images_per_sec", "epoch_time")}
+            for row in read_jsonl(work_dir / "metrics.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def val_files(digits_dir):
+    """The digits val images in hfcls-eval's dataset order (class folders, then file names)."""
+    return [str(p) for c in range(10) for p in sorted((digits_dir / "val" / str(c)).iterdir())]
+
+
+@pytest.fixture(scope="module")
+def classifier(trained_digits):
+    import hfcls
+
+    return hfcls.pipeline(trained_digits[1] / "best", device="cpu", batch_size=64)
+
+
+class FakeHub:
+    """Stands in for the Hub's HTTP API: records what HfApi would send."""
+
+    def __init__(self, monkeypatch):
+        from huggingface_hub import HfApi, constants
+
+        self.calls = []
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+        monkeypatch.setattr(HfApi, "create_repo", self.create_repo)
+        monkeypatch.setattr(HfApi, "create_branch", self.create_branch)
+        monkeypatch.setattr(HfApi, "upload_folder", self.upload_folder)
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+
+    def create_branch(self, repo_id, **kwargs):
+        self.calls.append(("create_branch", repo_id, kwargs))
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        files = {p.name: p.read_bytes() for p in folder_path.iterdir()}
+        self.calls.append(("upload_folder", repo_id, {**kwargs, "files": files}))
+        return type("Commit", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc"})()

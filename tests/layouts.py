@@ -131,9 +131,34 @@ def write_imagenet(root: Path, wnids=("n01440764", "n01443537", "n01484850"), pe
     return written
 
 
+def save_numbered(path: Path, count: int = 16, shards: int = 2, names=("cat", "dog", "fox")) -> datasets.Dataset:
+    """A save_to_disk dataset in `shards` files whose row i has a 4x4 image of grey level 10 * i and label
+    i % 3: the number survives decoding, so a test can tell which rows a loader read."""
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(names))})
+    pixels = [np.full((4, 4, 3), 10 * i, np.uint8) for i in range(count)]
+    ds = datasets.Dataset.from_dict({"image": pixels, "label": [i % 3 for i in range(count)]}, features=features)
+    ds.save_to_disk(str(path), num_shards=shards)
+    return ds
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """A datasets cache per test: no test reuses another's Arrow files, ~/.cache stays clean."""
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
     return tmp_path / "hf-datasets-cache"
 
+
+
+def bad_splits_recipe(tmp_path) -> tuple:
+    """(recipe path, val folder): a train split with label 7 of 3 classes in row 1, and a truncated val PNG
+    (dog/1.png). A cast does not check the range: such a label reaches disk and only hfcls-verify notices."""
+    from conftest import make_image_folder, tiny_recipe_dict, write_recipe
+
+    val = make_image_folder(tmp_path / "val", per_class=2)
+    (val / "dog" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    pixels = [np.full((4, 4, 3), value, np.uint8) for value in (0, 100, 200)]
+    saved = datasets.Dataset.from_dict({"image": pixels, "label": [0, 7, 2]}, features=features)
+    saved.cast_column("label", datasets.ClassLabel(names=["cat", "dog", "fox"])).save_to_disk(str(tmp_path / "saved"))
+    recipe = tiny_recipe_dict(None, val, data={"train": {"type": "disk", "path": str(tmp_path / "saved")}})
+    return write_recipe(tmp_path / "r.yaml", recipe), val

@@ -5,36 +5,8 @@ import yaml
 
 from hfcls.errors import HfclsError
 from hfcls.recipe import deep_merge, load_recipe, recipe_from_dict, save_recipe
-from hfcls.train import cli, parse_args, resolve
 
-from conftest import REPO
-
-
-def write(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
-@pytest.fixture
-def based(tmp_path):
-    """A recipe with two bases in another folder, the second overriding the first."""
-    write(tmp_path / "_base_" / "data.yaml", """
-data:
-  batch_size: 16
-  train: {type: imagefolder, path: a}
-  train_pipeline: [{type: RandomCrop, size: 8}]
-  eval_pipeline: [{type: Resize, size: 8}]
-""")
-    write(tmp_path / "_base_" / "model.yaml", """
-model: {config: {model_type: resnet, depths: [1, 1], hidden_sizes: [8, 16]}}
-optim: {type: sgd, lr: 0.1, momentum: 0.8}
-""")
-    return write(tmp_path / "exp" / "r.yaml", """
-_base_: [../_base_/data.yaml, ../_base_/model.yaml]
-data: {batch_size: 32, val: {type: imagefolder, path: b}}
-optim: {lr: 0.05}
-""")
+from conftest import REPO, tiny_recipe_dict, write
 
 
 def test_bases_merge_in_order_recipe_last(based):
@@ -61,18 +33,6 @@ def test_overrides_are_yaml_typed(based):
     assert recipe.train.epochs == 3
     assert recipe.data.train_pipeline[0] == {"type": "RandomCrop", "size": 12}
     assert recipe.optim.type == "adamw"
-
-
-def test_cfg_options_seed_and_work_dir_from_the_command_line(based):
-    args = parse_args([str(based), "train.epochs=2", "--cfg-options", "optim.lr=0.2", "data.batch_size=4",
-                       "--seed", "7", "--work-dir", "somewhere"])
-    recipe = resolve(args)
-    assert (recipe.train.epochs, recipe.optim.lr, recipe.data.batch_size) == (2, 0.2, 4)
-    assert recipe.seed == 7 and recipe.work_dir == "somewhere"
-
-
-def test_default_work_dir_is_named_after_the_recipe(based):
-    assert resolve(parse_args([str(based)])).work_dir == "work_dirs/r"
 
 
 @pytest.mark.parametrize("override, message", [
@@ -130,14 +90,17 @@ def test_every_shipped_recipe_resolves():
         load_recipe(path)
 
 
-def test_cli_prints_one_line_and_exits_2(based, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        cli([str(based), "optim.lrr=1"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ") and "did you mean" in err
-
-
 def test_recipe_from_dict_requires_a_model():
     with pytest.raises(HfclsError, match="set model.pretrained"):
         recipe_from_dict({})
+
+
+def test_push_needs_publish(tmp_path):
+    recipe = tiny_recipe_dict(tmp_path, tmp_path, train={"epochs": 1, "publish": False, "push_to_hub": "me/model"})
+    with pytest.raises(HfclsError, match="train.push_to_hub uploads the published model"):
+        recipe_from_dict(recipe)
+
+
+def test_compile_backend_defaults_to_inductor(based):
+    assert load_recipe(based).train.compile_backend == "inductor"
+    assert load_recipe(based, ["train.compile_backend=eager"]).train.compile_backend == "eager"

@@ -23,15 +23,15 @@ from __future__ import annotations
 import logging
 import math
 
+import datasets
 import torch
 from accelerate.data_loader import DataLoaderStateMixin
 from accelerate.state import GradientState
 
-from hfcls.data.loaders import SampleTransform, class_names, worker_count
+from hfcls.data.decode import SampleTransform
+from hfcls.data.seeding import sample_seed, seeded
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
-from hfcls.mixing import build_mixer
-from hfcls.seeding import sample_seed, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +137,11 @@ def split_pipeline(specs: list, where: str):
 # ----------------------------------------------------------------------------- loading
 
 
-def decode_split(ds, pipeline, data, where: str):
+def decode_split(ds, pipeline, data, where: str, workers: int):
     """Every image of `ds` through `pipeline` -> (uint8 images (N, C, H, W), int64 labels)."""
-    decoding = ds.with_transform(SampleTransform(pipeline, data.to_rgb))
-    loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=worker_count(data),
+    decoding = ds.cast_column("image", datasets.Image(decode=False)).with_transform(
+        SampleTransform(pipeline, data.to_rgb))
+    loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=workers,
                                          collate_fn=_collate_decoded)
     images, labels = [], []
     for decoded, samples in loader:
@@ -171,7 +172,8 @@ def _collate_decoded(samples: list):
 
 
 class InMemoryLoader(DataLoaderStateMixin):
-    """Batches of a split held on the device, sharded over processes like a prepared DataLoader.
+    """The loader protocol (hfcls.data.build) over a split held on the device, sharded over
+    processes like a prepared DataLoader.
 
     Like Accelerate's own loaders it tells Accelerate where an epoch ends, so
     gradient accumulation always steps on an epoch's last batch.
@@ -188,7 +190,7 @@ class InMemoryLoader(DataLoaderStateMixin):
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.transforms, self.mix = list(transforms), mix
         self.process_index, self.num_processes = process_index, num_processes
-        self.epoch, self._skip = 0, 0
+        self.epoch, self._skip, self._yielded = 0, 0, 0
         self.gradient_state = GradientState()
         self._drop_last = shuffle
         global_batch = batch_size * num_processes
@@ -207,14 +209,17 @@ class InMemoryLoader(DataLoaderStateMixin):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def skip_first_batches(self, count: int) -> "InMemoryLoader":
-        """Start the next pass at batch `count` of the epoch (mid-epoch resume), same order."""
-        self._skip = count
-        return self
+    def state_dict(self) -> dict:
+        return {"batches": self._yielded}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Start the next pass at batch `state["batches"]` of the epoch (mid-epoch resume), same order."""
+        self._skip = int(state.get("batches", 0))
 
     def __iter__(self):
         order, valid, params = self._plan()
         start, self._skip = self._skip, 0
+        self._yielded = start
         self.begin()
         try:
             for step in range(start, self._steps):
@@ -228,6 +233,7 @@ class InMemoryLoader(DataLoaderStateMixin):
                 if self.mix is not None:  # float images (0-255) and soft labels, seeded by the batch's place
                     images, labels = seeded(self.mix, sample_seed(self.seed, self.epoch, first), images.float(), labels)
                 self.end_of_dataloader = step == self._steps - 1
+                self._yielded = step + 1
                 yield {"pixel_values": images, "labels": labels, "valid": valid[positions], "bad_files": []}
         finally:
             self.end()
@@ -250,24 +256,15 @@ class InMemoryLoader(DataLoaderStateMixin):
         return order.to(device), valid.to(device), params
 
 
-def in_memory_loaders(dsets, data, seed: int, accelerator, train_section=None):
-    """(train loader, val loader or None) for `data.in_memory`; not to be passed to accelerator.prepare.
-    `train_section` (recipe.train): its MixUp/CutMix apply to the training batches."""
-    mix = None
-    if train_section is not None and "train" in dsets:
-        mix = build_mixer(len(class_names(dsets["train"])), train_section.mixup_alpha, train_section.cutmix_alpha)
-    loaders = {}
-    for split, specs, shuffle in (("train", data.train_pipeline, True), ("val", data.eval_pipeline, False)):
-        if split not in dsets:
-            loaders[split] = None
-            continue
-        where = f"data.{'train' if shuffle else 'eval'}_pipeline"
-        head, batchwise = split_pipeline(specs, where) if shuffle else (build_pipeline(specs, where), [])
-        images, labels = decode_split(dsets[split], head, data, f"data.{split}")
-        logger.info("data.in_memory: %s split as %s uint8 (%.1f MiB) on %s", split, tuple(images.shape),
-                    images.numel() / 2**20, accelerator.device)
-        batch_size = data.batch_size if shuffle else data.eval_batch_size or data.batch_size
-        loaders[split] = InMemoryLoader(
-            images.to(accelerator.device), labels, batch_size, shuffle=shuffle, seed=seed, transforms=batchwise,
-            mix=mix if shuffle else None, process_index=accelerator.process_index, num_processes=accelerator.num_processes)
-    return loaders["train"], loaders["val"]
+def in_memory_loader(dataset, data, seed: int, accelerator, *, train: bool, workers: int, mix=None,
+                     batch_size: int | None = None) -> InMemoryLoader:
+    """A split decoded once onto the training device; `mix` (from build_mixer) mixes training batches."""
+    specs = data.train_pipeline if train else data.eval_pipeline
+    where = f"data.{'train' if train else 'eval'}_pipeline"
+    head, batchwise = split_pipeline(specs, where) if train else (build_pipeline(specs, where), [])
+    images, labels = decode_split(dataset, head, data, "data.train" if train else "data.val", workers)
+    logger.info("data.in_memory: %s split as %s uint8 (%.1f MiB) on %s", "train" if train else "eval",
+                tuple(images.shape), images.numel() / 2**20, accelerator.device)
+    return InMemoryLoader(images.to(accelerator.device), labels, batch_size or data.batch_size, shuffle=train,
+                          seed=seed, transforms=batchwise, mix=mix, process_index=accelerator.process_index,
+                          num_processes=accelerator.num_processes)

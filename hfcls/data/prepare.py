@@ -1,16 +1,15 @@
-"""`hfcls-prepare digits DIR`: scikit-learn's bundled digits as an image folder.
+"""Data sets hfcls writes itself (hfcls-prepare), offline: scikit-learn's bundled digits as an image folder.
 
 1,797 real 8x8 handwritten digits (no download), written as PNG files into
 DIR/train/<class>/ and DIR/val/<class>/ with a seeded, stratified 80/20 split.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from hfcls.errors import HfclsError, cli_entry
+from hfcls.errors import HfclsError
 
 
 def prepare_digits(root, val_fraction=0.2, seed=0) -> dict:
@@ -39,19 +38,3 @@ def prepare_digits(root, val_fraction=0.2, seed=0) -> dict:
 
 
 DATASETS = {"digits": prepare_digits}
-
-
-@cli_entry
-def cli(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-prepare", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=sorted(DATASETS))
-    parser.add_argument("dir", help="output folder, e.g. data/digits")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    counts = DATASETS[args.dataset](args.dir, args.val_fraction, args.seed)
-    print(f"wrote {args.dataset} to {args.dir}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-
-
-if __name__ == "__main__":
-    cli()

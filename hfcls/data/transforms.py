@@ -133,3 +133,23 @@ def _size_dict(size, int_key, where):
 # PIL resample codes, as Hugging Face image processors store them; only the
 # modes whose pixels were checked to match torchvision's.
 _PIL_RESAMPLE = {InterpolationMode.BILINEAR: 2, InterpolationMode.BICUBIC: 3}
+
+
+def eval_pipeline_from_preprocessor(config: dict, where: str = "preprocessor_config.json"):
+    """(eval pipeline specs, mean, std) equal to an exported preprocessor: the inverse of
+    `preprocessor_kwargs`."""
+    names = {code: mode.value for mode, code in _PIL_RESAMPLE.items()}
+    resample = config.get("resample", 2)
+    scaled = config.get("do_rescale", True) and abs(config.get("rescale_factor", 1 / 255) - 1 / 255) < 1e-12
+    if not config.get("do_resize", True) or resample not in names or not scaled:
+        raise HfclsError(f"{where}: only resize (bilinear or bicubic) + optional center crop + rescale by 1/255 "
+                         "+ normalize are supported; pass the recipe instead")
+    size = config["size"]
+    specs = [{"type": "Resize", "size": size.get("shortest_edge") or [size["height"], size["width"]],
+              "interpolation": names[resample]}]
+    if config.get("do_center_crop"):
+        crop = config["crop_size"]
+        specs.append({"type": "CenterCrop", "size": [crop["height"], crop["width"]]})
+    if config.get("do_normalize", True):
+        return specs, config["image_mean"], config["image_std"]
+    return specs, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]

@@ -31,6 +31,7 @@ DEFAULT_OPTIONS = {"topk": [1, 5], "thrs": None, "average": "macro"}
 
 
 def check_metric_names(names) -> list:
+    names = list(names or [])
     for name in names:
         if name not in METRICS:
             raise HfclsError(f"unknown metric {name!r}{did_you_mean(name, METRICS)}; known metrics: {', '.join(METRICS)}")
@@ -38,14 +39,15 @@ def check_metric_names(names) -> list:
 
 
 def parse_metric_options(pairs) -> dict:
-    """['topk=1,5', 'average=none', 'thrs=0.5'] -> checked options, defaults filled in."""
-    options = dict(DEFAULT_OPTIONS)
+    """['topk=1,5', 'average=none', 'thrs=0.5'] -> the options given, checked (defaults are left out)."""
+    options = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or key not in DEFAULT_OPTIONS:
             raise HfclsError(f"metric option {pair!r}: expected one of {', '.join(f'{k}=...' for k in DEFAULT_OPTIONS)}")
         options[key] = _yaml_value(text) if "," not in text else [_yaml_value(part) for part in text.split(",")]
-    return check_metric_options(**options)
+    checked = check_metric_options(**options)
+    return {key: checked[key] for key in options}
 
 
 def _yaml_value(text: str):

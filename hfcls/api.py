@@ -1,0 +1,18 @@
+"""Train a recipe from Python: `hfcls.api.train(recipe, work_dir)`, what hfcls-train runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hfcls.artifacts.publish import publish_run
+from hfcls.engine.loop import fit
+
+
+def train(recipe, work_dir, *, resume_from: str | None = None, validate: bool = True,
+          load_from: str | None = None) -> dict:
+    """Train, then publish the final weights into <work_dir>/publish/ (train.publish);
+    return the last validation metrics (empty without validation)."""
+    result = fit(recipe, work_dir, resume_from=resume_from, validate=validate, load_from=load_from)
+    if result.is_main_process and result.checkpoint is not None:
+        publish_run(recipe, Path(work_dir), result.checkpoint)
+    return result.metrics

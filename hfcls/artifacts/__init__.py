@@ -1,0 +1,1 @@
+"""Model files: the one reader (`weights`), and the writers (`export`, `publish`, `hub`)."""

@@ -1,0 +1,143 @@
+"""Push a model to the Hugging Face Hub with a generated model card.
+
+The card (README.md) carries the run's validation metrics (metrics.jsonl), its
+recipe, the class names, a `transformers.pipeline` snippet and the hfcls
+version; they are read from the work dir the artifact sits in (found by
+`hfcls.artifacts.layout.work_dir_of`), or from `work_dir`. Any artifact the
+reader knows can be pushed: a Hugging Face folder is copied as it is, anything
+else is written as one first. `stage` writes the exact folder that would be
+uploaded. `train.push_to_hub: REPO_ID` in a recipe pushes the published model
+at the end of training.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import huggingface_hub
+from huggingface_hub import HfApi, constants
+from huggingface_hub.errors import HfHubHTTPError
+
+from hfcls.version import __version__
+from hfcls.artifacts.export import save_hf_folder
+from hfcls.artifacts.layout import METRICS_FILE, RECIPE_FILE
+from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
+from hfcls.errors import HfclsError
+from hfcls.logs import read_jsonl
+from hfcls.recipe import load_recipe
+
+# What a failed request raises: HTTP errors, and connection errors (OSError or the HTTP client's own).
+NETWORK_ERRORS = (OSError, HfHubHTTPError, huggingface_hub.errors.HTTPError)
+
+
+# ----------------------------------------------------------------------------- the run behind a model
+
+
+def evaluation_row(work_dir: Path, best: bool) -> dict | None:
+    """The metrics.jsonl row that describes the folder's weights: the best epoch for best/,
+    else the last evaluation (latest/ and published folders hold the final weights)."""
+    path = work_dir / METRICS_FILE
+    rows = [row for row in read_jsonl(path) if any(k.startswith("val_") for k in row)] if path.is_file() else []
+    if not rows:
+        return None
+    evaluation = load_recipe(work_dir / RECIPE_FILE).evaluation
+    key = f"val_{evaluation.save_best}"
+    if best and all(key in row for row in rows):
+        pick = max if evaluation.rule == "greater" else min
+        return pick(rows, key=lambda row: row[key])
+    return rows[-1]
+
+
+# ----------------------------------------------------------------------------- the model card
+
+
+def model_card(folder: Path, repo_id: str, work_dir: Path | None, best: bool = False) -> str:
+    config = json.loads((folder / "config.json").read_text())
+    names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+    parts = [
+        "---\nlibrary_name: transformers\npipeline_tag: image-classification\ntags:\n- hfcls\n"
+        "- image-classification\n---\n",
+        f"# {repo_id.split('/')[-1]}\n",
+        f"An image classifier (`{config['model_type']}`, {len(names)} classes) trained with "
+        f"hfcls {__version__}.\n",
+        metrics_section(work_dir, best),
+        usage_section(repo_id, config["model_type"]),
+        "## Classes\n\nIn label-index order: " + ", ".join(f"`{name}`" for name in names) + "\n",
+    ]
+    if work_dir is not None:
+        recipe = (work_dir / RECIPE_FILE).read_text()
+        parts.append(f"## Training recipe\n\nThe resolved recipe, exactly as it ran:\n\n```yaml\n{recipe}```\n")
+    return "\n".join(parts)
+
+
+def metrics_section(work_dir: Path | None, best: bool) -> str:
+    row = evaluation_row(work_dir, best) if work_dir is not None else None
+    if row is None:
+        return "## Evaluation\n\nNo validation metrics were recorded for this model.\n"
+    lines = [f"## Evaluation\n\nValidation set, epoch {row['epoch']} (accuracies in %):\n",
+             "| metric | value |", "| --- | --- |"]
+    lines += [f"| {key.removeprefix('val_')} | {value:.4g} |" for key, value in row.items() if key.startswith("val_")]
+    return "\n".join(lines) + "\n"
+
+
+def usage_section(repo_id: str, model_type: str) -> str:
+    import hfcls.modeling
+
+    custom = model_type in {config.model_type for config in hfcls.modeling.CUSTOM_MODELS}
+    register = "import hfcls.modeling  # registers hfcls's own architectures, such as this one\n" if custom else ""
+    return ("## Usage\n\n```python\n" + register + "from transformers import pipeline\n\n"
+            f'classifier = pipeline("image-classification", model="{repo_id}")\n'
+            'print(classifier("image.jpg"))\n```\n')
+
+
+# ----------------------------------------------------------------------------- staging and upload
+
+
+def stage(source, repo_id: str, out: Path, work_dir=None) -> Path:
+    """Write the folder as it would be uploaded, into the new folder `out`: the model files plus README.md."""
+    artifact = inspect_artifact(source)
+    work_dir = Path(work_dir) if work_dir is not None else artifact.work_dir
+    if work_dir is not None and not (work_dir / RECIPE_FILE).is_file():
+        raise HfclsError(f"--work-dir {work_dir} has no {RECIPE_FILE}; pass the run's work dir")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise HfclsError(f"{out} already exists and is not an empty folder; nothing was written: "
+                         "choose a new folder to stage the upload in")
+    if artifact.kind == "hf":
+        out.mkdir(parents=True, exist_ok=True)
+        for file in artifact.path.iterdir():
+            if file.is_file() and file.name != "README.md":
+                shutil.copy2(file, out / file.name)
+    else:
+        save_hf_folder(load_model(artifact), preprocessor(artifact), out)
+    (out / "README.md").write_text(model_card(out, repo_id, work_dir, best=artifact.path.name == "best"))
+    return out
+
+
+def check_can_upload() -> None:
+    if constants.is_offline_mode():
+        raise HfclsError("cannot push: HF_HUB_OFFLINE is set; unset it (or use --dry-run to write the folder only)")
+    if huggingface_hub.get_token() is None:
+        raise HfclsError("cannot push: no Hugging Face token; run `hf auth login` or set HF_TOKEN")
+
+
+def push(folder, repo_id: str, private: bool = False, revision: str | None = None,
+         commit_message: str | None = None, work_dir=None) -> str:
+    """create_repo + upload_folder of the staged folder; return the commit URL."""
+    check_can_upload()
+    api = HfApi()
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = stage(folder, repo_id, Path(tmp) / "upload", work_dir)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+            if revision is not None:
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            commit = api.upload_folder(repo_id=repo_id, folder_path=staged, revision=revision,
+                                       commit_message=commit_message or f"Upload {Path(folder).name} with hfcls")
+        except NETWORK_ERRORS as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise HfclsError(f"pushing to {repo_id} failed: {first_line}") from None
+    return commit.commit_url

@@ -1,0 +1,28 @@
+"""The console scripts: one module each, which parses its flags, calls one library function and prints.
+
+`cli_entry` gives every command the same contract: exit status 0 on success
+(or the status `main` returns), 2 with one line on stderr for a user error.
+"""
+
+import functools
+import sys
+
+from hfcls.errors import HfclsError
+
+
+def cli_entry(main):
+    """Wrap a command's main(argv): a user error prints one line and exits with status 2."""
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        try:
+            status = main(argv)
+        except HfclsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        if status is not None and not isinstance(status, int):
+            raise TypeError(f"{main.__module__}.main returned {type(status).__name__}; a command returns its "
+                            "exit status or None")
+        return status
+
+    return wrapper

@@ -1,0 +1,38 @@
+"""`hfcls-browse RECIPE [key.sub=value ...] --split train --n 16 --out grid.png`: what the model sees.
+
+Each sample after its split's pipeline (train augmentations or eval
+resize/crop), before normalisation, titled with its class name, as
+MMClassification's browse_dataset shows them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hfcls.cli import cli_entry
+from hfcls.recipe import load_recipe
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-browse", description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="recipe YAML file")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
+    parser.add_argument("--split", default="train", choices=("train", "val", "test"))
+    parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
+    parser.add_argument("--columns", type=int, help="grid columns (default: a square grid)")
+    parser.add_argument("--out", default="grid.png", help="output image file (default grid.png)")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    recipe = load_recipe(args.recipe, args.overrides)
+    from hfcls.data.browse import browse
+
+    drawn = browse(recipe, args.split, args.n, args.out, args.columns)
+    print(f"saved {drawn} {args.split} samples to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""`hfcls-demo IMAGE CHECKPOINT [options]`: classify images with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+
+from hfcls.cli import cli_entry
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("image", help="an image file, a folder of images, or a glob (quote it)")
+    parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
+                        "or a published .safetensors file (each used on its own)")
+    parser.add_argument("--recipe", help="the training recipe: needed for a bare .safetensors file; otherwise "
+                        "its mixed_precision and channels_last apply (default: the run's recipe.yaml)")
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--num-workers", type=int, default=2, help="processes decoding images")
+    parser.add_argument("--out", help="save the image with its prediction drawn on it (a .png file; "
+                        "a folder when IMAGE is a folder or glob)")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    from hfcls.inference import classify_images
+    from hfcls.logs import setup_logging
+
+    setup_logging(None, is_main=True)
+    results = classify_images(args.image, args.checkpoint, recipe=args.recipe, device=args.device, top_k=args.topk,
+                              batch_size=args.batch_size, num_workers=args.num_workers, draw_to=args.out)
+    for file, predictions in results:
+        print(file)
+        for rank, p in enumerate(predictions, 1):
+            print(f"  {rank}. {p['label']}  {p['score']:.4f}")
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`hfcls-eval RECIPE CHECKPOINT [options]`: test a model on a recipe's val or test split.
+
+Also `accelerate launch -m hfcls.cli.eval RECIPE CHECKPOINT ...` on many processes
+(launch/dist_test.sh): every sample counts once, the main process reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hfcls.cli import cli_entry
+from hfcls.evaluation.results import OUT_ITEMS
+from hfcls.metrics import METRICS, parse_metric_options
+from hfcls.recipe import load_recipe
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-eval", description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="recipe YAML file (data and eval transforms)")
+    parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
+                        "a published .safetensors file, or a bare .safetensors (architecture from the recipe)")
+    parser.add_argument("--metrics", nargs="+", metavar="NAME", default=[], help=f"any of: {', '.join(METRICS)}")
+    parser.add_argument("--metric-options", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="topk=1,5 (default: the recipe's evaluation.topk)  average=macro|micro|none  thrs=0.5[,0.7]")
+    parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
+    parser.add_argument("--out-items", nargs="+", default=["metrics", "pred"], choices=OUT_ITEMS,
+                        help="what --out holds: metrics, pred (per-sample label, class, score), "
+                        "class_scores (per-sample scores of every class)")
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--batch-size", type=int, help="per process (default: data.eval_batch_size or batch_size)")
+    ema = parser.add_mutually_exclusive_group()
+    ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
+                     help="a training checkpoint's EMA weights (the default when it holds them)")
+    ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
+                     help="a training checkpoint's raw weights")
+    parser.add_argument("--show-dir", help="write confusion_matrix.png here")
+    parser.add_argument("--cfg-options", nargs="+", default=[], metavar="key.sub=value", help="recipe overrides")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    options = parse_metric_options(args.metric_options)
+    recipe = load_recipe(args.recipe, args.cfg_options)
+    from hfcls.evaluation.checkpoint import evaluate_checkpoint  # heavy imports once the command line is good
+    from hfcls.evaluation.report import format_table
+    from hfcls.logs import setup_logging
+
+    setup_logging(None, is_main=True)
+    results = evaluate_checkpoint(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
+                                  metric_options=options, use_ema=args.use_ema, batch_size=args.batch_size,
+                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir)
+    if not results:  # not the main process
+        return
+    if results["metrics"]:
+        print(format_table(results["metrics"], results["class_names"]))
+    for path in results["written"]:
+        print(f"wrote {path}" + (f": {results['samples']} samples" if str(path) == str(args.out) else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""`hfcls-plot WORK_DIR [--out curves.png]`: loss, LR and validation accuracy per epoch of a run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hfcls.cli import cli_entry
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-plot", description=__doc__.splitlines()[0])
+    parser.add_argument("work_dir", type=Path, help="an hfcls-train work dir")
+    parser.add_argument("--out", type=Path, help="image file to write (default: WORK_DIR/curves.png)")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    from hfcls.analysis.curves import load_rows, plot_curves
+
+    print(plot_curves(load_rows(args.work_dir), args.out or args.work_dir / "curves.png", str(args.work_dir)))
+
+
+if __name__ == "__main__":
+    main()

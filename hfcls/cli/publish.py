@@ -1,0 +1,44 @@
+"""`hfcls-publish IN OUT [--date] [--ema|--no-ema]`: a release file whose name carries its own hash.
+
+IN is any model artifact (a checkpoints/epoch_N folder, best/, latest/, a
+.safetensors file). Written: OUT-<sha256[:8]>.safetensors, self-describing
+(config, class names, preprocessing in its metadata), and a Hugging Face
+folder of the same name.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hfcls.cli import cli_entry
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-publish", description=__doc__.splitlines()[0])
+    parser.add_argument("source", metavar="IN", help="a checkpoints/epoch_N folder, a Hugging Face folder "
+                        "or a .safetensors file")
+    parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_in1k")
+    parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash> (MMClassification's form)")
+    parser.add_argument("--recipe", help="the training recipe, for a bare .safetensors file")
+    ema = parser.add_mutually_exclusive_group()
+    ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
+                     help="a training checkpoint's EMA weights (the default when it holds them)")
+    ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
+                     help="a training checkpoint's raw weights, even when it holds EMA weights")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    from hfcls.artifacts.publish import publish
+    from hfcls.logs import setup_logging
+    from hfcls.recipe import load_recipe
+
+    setup_logging(None, is_main=True)  # results on stdout; library progress bars off
+    recipe = load_recipe(args.recipe) if args.recipe else None
+    print(publish(args.source, args.out, date=args.date, use_ema=args.use_ema, recipe=recipe))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""`hfcls-push MODEL REPO_ID [options]`: upload a model to the Hugging Face Hub with a generated model card.
+
+MODEL is any artifact (best/, latest/, a published folder or file, a
+checkpoints/epoch_N folder); the card's metrics and recipe come from the run it
+belongs to. `--dry-run` writes the exact folder that would be uploaded and sends nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hfcls.cli import cli_entry
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-push", description=__doc__.splitlines()[0])
+    parser.add_argument("folder", metavar="MODEL", help="a model artifact: latest/, best/, a published one, "
+                        "a checkpoints/epoch_N folder")
+    parser.add_argument("repo_id", metavar="REPO_ID", help="user/model on the Hub")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--revision", help="push to this branch (created if needed)")
+    parser.add_argument("--commit-message")
+    parser.add_argument("--work-dir", help="the run the metrics and recipe come from (default: the one MODEL is in)")
+    parser.add_argument("--dry-run", action="store_true", help="write the upload folder and card, send nothing")
+    parser.add_argument("--out", help="a new folder for --dry-run to write (default: MODEL-hub beside MODEL)")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    from hfcls.artifacts.hub import push, stage
+    from hfcls.logs import setup_logging
+
+    setup_logging(None, is_main=True)  # results on stdout; library progress bars off
+    source = Path(args.folder)
+    if args.dry_run:
+        out = Path(args.out) if args.out else source.with_name(source.with_suffix("").name + "-hub")
+        staged = stage(source, args.repo_id, out, args.work_dir)
+        files = ", ".join(sorted(p.name for p in staged.iterdir()))
+        visibility = "private" if args.private else "public"
+        print(f"dry run: wrote {staged} ({files}); would upload it to {visibility} repo {args.repo_id}")
+        return
+    print(push(source, args.repo_id, args.private, args.revision, args.commit_message, args.work_dir))
+
+
+if __name__ == "__main__":
+    main()

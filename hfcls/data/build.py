@@ -1,0 +1,151 @@
+"""The one door to the data: Recipe.data -> datasets -> loaders.
+
+    build_datasets(data, seed, splits)           the recipe's sources as datasets.Dataset(image, label)
+    build_train_loader(recipe, dataset, accelerator)
+    build_eval_loader(data, dataset, accelerator, seed, batch_size=None)
+
+Every loader is one of three kinds, chosen here and nowhere else: DataLoader
+workers (`loaders.WorkerLoader`), a stream (`streaming.StreamLoader`) or a
+split held on the device (`in_memory.InMemoryLoader`). All keep one protocol,
+so nothing above this door asks which kind it holds:
+
+    len(loader)                  batches per epoch, this process
+    loader.set_epoch(epoch)      the epoch's order and augmentations
+    iter(loader)                 dicts of uint8 `pixel_values` (float after MixUp/CutMix),
+                                 `labels`, a `valid` mask and `bad_files`, on the device
+    loader.state_dict()          where the epoch stands, as JSON-able values
+    loader.load_state_dict(s)    the next pass continues from there (exact mid-epoch resume)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import datasets
+
+from hfcls.data.decode import SampleTransform, collate
+from hfcls.data.in_memory import in_memory_loader
+from hfcls.data.loaders import WorkerLoader, data_loader
+from hfcls.data.mixing import build_mixer, mixing_collate
+from hfcls.data.seeding import SeededSamples, seed_worker
+from hfcls.data.sources import load_source
+from hfcls.data.streaming import TransformedStream, build_stream_loader
+from hfcls.data.transforms import build_pipeline
+from hfcls.errors import HfclsError
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
+    """Load the recipe's sources; val/test share train's class names and label ids."""
+    out = {}
+    for split in splits:
+        spec = getattr(data, split)
+        if spec is not None:
+            out[split] = load_source(spec, where=f"data.{split}")
+    if data.train_val_split is not None and isinstance(out.get("train"), datasets.IterableDataset):
+        raise HfclsError("data.train_val_split cannot split a stream (streaming: true); give data.val a source")
+    if data.train_val_split is not None and "train" in out and "val" in splits:
+        parts = out["train"].train_test_split(
+            test_size=data.train_val_split, seed=seed, stratify_by_column="label"
+        )
+        out["train"], out["val"] = parts["train"], parts["test"]
+    reference = next(iter(out.values()), None)
+    if reference is None:
+        raise HfclsError(f"the recipe defines none of data.{', data.'.join(splits)}")
+    names = class_names(out.get("train", reference))
+    for split, ds in out.items():
+        out[split] = align_labels(ds, names, where=f"data.{split}")
+    return datasets.DatasetDict(out)
+
+
+def class_names(ds) -> list:
+    return list(ds.features["label"].names)
+
+
+def align_labels(ds, names: list, where: str):
+    """Re-number `ds`'s labels to follow `names` (e.g. a val folder missing a class)."""
+    own = class_names(ds)
+    if own == names:
+        return ds
+    unknown = sorted(set(own) - set(names))
+    if unknown:
+        raise HfclsError(f"{where} has classes the training set lacks: {', '.join(unknown[:10])}")
+    mapping = [names.index(name) for name in own]
+    # -1 is datasets' "no label" (an unlabeled test list): it stays -1.
+    features = ds.features.copy()
+    features["label"] = datasets.ClassLabel(names=names)
+    return ds.map(lambda batch: {"label": [mapping[i] if i >= 0 else i for i in batch["label"]]},
+                  batched=True, features=features)
+
+
+def with_transform(ds, specs: list, where: str, to_rgb: bool):
+    """`ds` decoding and transforming its rows as they are read; a stream becomes a TransformedStream."""
+    transform = SampleTransform(build_pipeline(specs, where), to_rgb)
+    ds = ds.cast_column("image", datasets.Image(decode=False))
+    if isinstance(ds, datasets.IterableDataset):
+        return TransformedStream(ds, transform)
+    ds.set_transform(transform)
+    return ds
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def build_train_loader(recipe, dataset, accelerator):
+    """The training loader of `dataset` (a training split from build_datasets) for this process."""
+    data, train = recipe.data, recipe.train
+    mix = build_mixer(len(class_names(dataset)), train.mixup_alpha, train.cutmix_alpha)
+    if data.in_memory:
+        return in_memory_loader(dataset, data, recipe.seed, accelerator, train=True, workers=worker_count(data),
+                                mix=mix)
+    dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb)
+    workers = worker_count(data)
+    if isinstance(dataset, TransformedStream):
+        if mix is not None:
+            raise HfclsError("train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
+                             "lacks; turn MixUp/CutMix off or use a map-style source")
+        kwargs = dict(num_workers=workers, pin_memory=pin_memory(data, accelerator.device), worker_init_fn=seed_worker,
+                      prefetch_factor=data.prefetch_factor if workers > 0 else None)
+        process = (accelerator.process_index, accelerator.num_processes, accelerator.device)
+        return build_stream_loader(dataset, data, kwargs, recipe.seed, process)
+    samples = SeededSamples(dataset, recipe.seed)
+    loader = data_loader(samples, data, data.batch_size, True, recipe.seed, pin_memory(data, accelerator.device),
+                         mixing_collate(collate, mix), seed_worker, workers)
+    return WorkerLoader(accelerator.prepare_data_loader(loader), samples)
+
+
+def build_eval_loader(data, dataset, accelerator, seed: int, batch_size: int | None = None):
+    """The loader of an evaluation split, read in order; every sample counts once after
+    `gather_for_metrics` (repeats that even out the last batches are dropped or marked invalid)."""
+    batch_size = batch_size or data.eval_batch_size or data.batch_size
+    if data.in_memory:
+        return in_memory_loader(dataset, data, seed, accelerator, train=False, workers=worker_count(data),
+                                batch_size=batch_size)
+    dataset = with_transform(dataset, data.eval_pipeline, "data.eval_pipeline", data.to_rgb)
+    if isinstance(dataset, TransformedStream):
+        raise HfclsError("streaming (streaming: true) is for the training data; give data.val and "
+                         "data.test sources that are read in full")
+    loader = data_loader(dataset, data, batch_size, False, seed, pin_memory(data, accelerator.device), collate,
+                         seed_worker, worker_count(data))
+    return WorkerLoader(accelerator.prepare_data_loader(loader))
+
+
+def worker_count(data) -> int:
+    """data.num_workers, or by default the CPU cores this process may use (split between
+    the processes of this node), at most 8: enough to keep a GPU fed, no oversubscription."""
+    if data.num_workers is not None:
+        return data.num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
+def pin_memory(data, device) -> bool:
+    """Page-locked batches for fast, non-blocking copies: on CUDA, unless data.pin_memory is off."""
+    return device.type == "cuda" and data.pin_memory

@@ -1,0 +1,204 @@
+"""The training loop: epochs of `train_step`, evaluation, exports and checkpoints.
+
+Every process runs the same steps; only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from hfcls.artifacts.export import save_hf_folder
+from hfcls.artifacts.layout import TrainState, checkpoint_name, find_latest_checkpoint
+from hfcls.engine import checkpoints
+from hfcls.engine.guard import NanGuard
+from hfcls.engine.setup import accelerator_session, build_run
+from hfcls.engine.signals import TrainingInterrupted
+from hfcls.engine.steps import check_bad_images, predict, train_step, validation_metrics
+from hfcls.engine.trackers import tracker_config
+from hfcls.errors import HfclsError
+from hfcls.logs import append_jsonl, setup_logging
+from hfcls.recipe import save_recipe
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Fit:
+    """What a training run ends with."""
+
+    metrics: dict  # the last validation metrics (empty without validation)
+    checkpoint: Path | None  # the newest complete checkpoint
+    is_main_process: bool
+
+
+def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = True,
+        load_from: str | None = None) -> Fit:
+    """Train the recipe into `work_dir` (on every process of the job)."""
+    if resume_from is not None and load_from is not None:
+        raise HfclsError("--resume-from and --load-from exclude each other: --resume-from continues a run "
+                         "(optimizer, epoch, RNG); --load-from starts a new run from a model's weights")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    resume = checkpoints.resolve_resume(resume_from, work_dir)
+    if recipe.train.deterministic:
+        # cuBLAS refuses deterministic mode without a fixed workspace; read when CUDA starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    with accelerator_session(recipe, work_dir) as accelerator:
+        setup_logging(work_dir, accelerator.is_main_process)
+        if accelerator.is_main_process:
+            save_recipe(recipe, work_dir / "recipe.yaml")
+        run = build_run(recipe, work_dir, accelerator, validate=validate, load_from=load_from)
+        state = start(run, resume)
+        with run.stop.installed():
+            metrics = train_epochs(run, state, validate)
+        if not validate:
+            export(run, run.work_dir / "latest")
+        return Fit(metrics, find_latest_checkpoint(work_dir), accelerator.is_main_process)
+
+
+def start(run, resume: Path | None) -> TrainState:
+    """The state to train from (a resumed checkpoint's, or a fresh one), trackers told the recipe."""
+    accelerator, recipe = run.accelerator, run.recipe
+    fingerprint = checkpoints.recipe_fingerprint(recipe, len(run.class_names))
+    state = TrainState(recipe=fingerprint)
+    if resume is not None:
+        state = checkpoints.load_checkpoint(run, resume, fingerprint)
+        logger.info("resumed from %s at epoch %d, step %d", resume, state.epoch, state.step)
+    if accelerator.is_main_process:
+        accelerator.init_trackers("hfcls", config=tracker_config(recipe))
+    run.started = (time.perf_counter(), state.step)
+    return state
+
+
+def train_epochs(run, state: TrainState, validate: bool) -> dict:
+    recipe, accelerator = run.recipe, run.accelerator
+    metrics: dict = {}
+    for epoch in range(state.epoch, recipe.train.epochs):
+        row = train_one_epoch(run, state, epoch)
+        state.epoch, state.batch_in_epoch, state.epoch_loss_sum = epoch + 1, 0, 0.0
+        last = state.epoch == recipe.train.epochs
+        if validate and (state.epoch % recipe.evaluation.interval == 0 or last):
+            metrics = evaluate(run, f"eval {state.epoch}")
+            row.update({f"val_{k}": v for k, v in metrics.items()})
+            export_epoch(run, metrics, state)
+        signum = run.stop.should_stop(accelerator)
+        if state.epoch % recipe.checkpoint.interval == 0 or last or signum:
+            save(run, state)
+        record(run, row)
+        if signum and not last:
+            raise TrainingInterrupted(signum, state.step, find_latest_checkpoint(run.work_dir), run.work_dir)
+    return metrics
+
+
+def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
+    accelerator, cfg = run.accelerator, run.recipe.train
+    run.train_loader.set_epoch(epoch)
+    run.model.train()
+    guard = NanGuard(accelerator, state, cfg.max_bad_steps, run.work_dir)
+    total, done = len(run.train_loader), state.batch_in_epoch  # a mid-epoch checkpoint resumes at the next batch
+    running = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
+    seen, bad, start = 0, [], time.perf_counter()
+    bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=not accelerator.is_main_process, leave=False)
+    for i, batch in enumerate(run.train_loader, start=done):
+        check_bad_images(batch, run.recipe.data.skip_bad_images, bad)
+        loss = train_step(run, batch, guard.at(i).admits)
+        if loss is not None:
+            running += loss
+        seen += len(batch["labels"])
+        state.batch_in_epoch = i + 1
+        bar.update()
+        if accelerator.sync_gradients:
+            state.step += 1
+            if run.ema is not None:
+                run.ema.update(run.model, state.step)
+            step_boundary(run, state, running, guard, mid_epoch=i + 1 < total)
+        if (i + 1) % cfg.log_interval == 0:  # a host-device sync
+            bar.set_postfix(loss=f"{guard.checked(running) / (i + 1):.4f}",
+                            lr=f"{run.scheduler.get_last_lr()[0]:.3g}", eta=run.eta(state.step))
+    bar.close()
+    elapsed = time.perf_counter() - start
+    if bad:
+        logger.warning("skipped %d undecodable training images, first: %s", len(bad), bad[0])
+    guard.checked(running)
+    return {
+        "epoch": epoch + 1,
+        "step": state.step,
+        "lr": run.scheduler.get_last_lr()[0],
+        "loss": accelerator.reduce(running / max(total, 1), reduction="mean").item(),
+        "images_per_sec": seen * accelerator.num_processes / elapsed,
+        "epoch_time": elapsed,
+    }
+
+
+def step_boundary(run, state: TrainState, running, guard: NanGuard, mid_epoch: bool) -> None:
+    """Mid-epoch checkpoints: every checkpoint.interval_steps, and on SIGTERM/SIGINT (then stop).
+
+    At an epoch's last step the epoch-end code saves instead.
+    """
+    if not mid_epoch:
+        return
+    interval = run.recipe.checkpoint.interval_steps
+    # Asking the other processes about signals is a collective and a sync: every log_interval steps.
+    ask = run.accelerator.num_processes == 1 or state.step % run.recipe.train.log_interval == 0
+    signum = run.stop.should_stop(run.accelerator) if ask else 0
+    if not (signum or (interval and state.step % interval == 0)):
+        return
+    guard.checked(running)  # no checkpoint after a non-finite loss
+    state.epoch_loss_sum = run.accelerator.reduce(running, reduction="mean").item()
+    folder = save(run, state)
+    if signum:
+        raise TrainingInterrupted(signum, state.step, folder, run.work_dir)
+
+
+def evaluate(run, desc: str) -> dict:
+    with run.accelerator.autocast():  # the EMA copy is not wrapped by prepare()
+        outputs = predict(run.eval_model, run.val_loader, run.accelerator, run.normalize,
+                          run.recipe.train.channels_last, run.recipe.data.skip_bad_images, desc=desc)
+    return validation_metrics(*outputs, run.recipe.evaluation.topk)
+
+
+def save(run, state: TrainState) -> Path:
+    folder = run.work_dir / "checkpoints" / checkpoint_name(state)
+    checkpoints.save_checkpoint(run, state, folder)
+    if run.accelerator.is_main_process:
+        checkpoints.prune_checkpoints(run.work_dir, run.recipe.checkpoint.max_keep, state.best_epoch)
+    run.accelerator.wait_for_everyone()
+    return folder
+
+
+def export_epoch(run, metrics: dict, state: TrainState) -> None:
+    """latest/ after every evaluation; best/ when evaluation.save_best improved."""
+    export(run, run.work_dir / "latest")
+    key, rule = run.recipe.evaluation.save_best, run.recipe.evaluation.rule
+    if key is None:
+        return
+    if key not in metrics:
+        raise HfclsError(f"evaluation.save_best: no metric {key!r}; metrics are {', '.join(metrics)}")
+    value = metrics[key]
+    better = state.best_metric is None or (value > state.best_metric if rule == "greater" else value < state.best_metric)
+    if better:
+        state.best_metric, state.best_epoch = value, state.epoch
+        export(run, run.work_dir / "best")
+        logger.info("new best %s %.4f at epoch %d", key, value, state.epoch)
+
+
+def export(run, folder: Path) -> None:
+    if run.accelerator.is_main_process:
+        save_hf_folder(run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False), run.processor, folder)
+    run.accelerator.wait_for_everyone()
+
+
+def record(run, row: dict) -> None:
+    logger.info("epoch %d: %s", row["epoch"], ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if k != "epoch"))
+    run.accelerator.log({k: v for k, v in row.items() if k not in ("epoch", "step")}, step=row["step"])
+    if run.accelerator.is_main_process:
+        append_jsonl(run.work_dir / "metrics.jsonl", row)

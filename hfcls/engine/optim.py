@@ -1,0 +1,85 @@
+"""Recipe.optim / Recipe.schedule -> optimizer and per-step LR scheduler."""
+
+from __future__ import annotations
+
+import bisect
+
+import torch
+from transformers import SchedulerType, get_scheduler
+
+from hfcls.errors import HfclsError, did_you_mean
+
+
+def freeze(model: torch.nn.Module, prefixes: list) -> None:
+    """Leave the parameters whose names start with any of `prefixes` out of training."""
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        _check_prefix(prefix, names, "optim.frozen")
+    for name, param in model.named_parameters():
+        if name.startswith(tuple(prefixes)):
+            param.requires_grad_(False)
+
+
+def _check_prefix(prefix: str, names: list, key: str) -> None:
+    if not any(name.startswith(prefix) for name in names):
+        raise HfclsError(f"{key}: no parameter name starts with {prefix!r}; names look like "
+                         f"{', '.join(names[:3])} (the keys of model.safetensors)")
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, decay_norm_and_bias: bool,
+                 lr: float, lr_mult: dict) -> list:
+    """Trainable parameters grouped by weight decay (none on biases and norm parameters,
+    which are 1-D, unless asked) and by LR multiplier; groups at the base LR first."""
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in lr_mult:
+        _check_prefix(prefix, names, "optim.lr_mult")
+    groups: dict = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = param.ndim > 1 or decay_norm_and_bias
+        mult = max(((len(p), m) for p, m in lr_mult.items() if name.startswith(p)), default=(0, 1.0))[1]
+        groups.setdefault((mult != 1.0, not decay, mult), []).append(param)
+    return [{"params": params, "weight_decay": weight_decay if not no_decay else 0.0, "lr": lr * mult}
+            for (_, no_decay, mult), params in sorted(groups.items(), key=lambda item: item[0])]
+
+
+def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
+    """Freeze `optim.frozen`, then optimize the rest with the recipe's optimizer."""
+    freeze(model, optim.frozen)
+    decay_norm_and_bias = optim.decay_norm_and_bias
+    if decay_norm_and_bias is None:
+        decay_norm_and_bias = optim.type == "sgd"
+    groups = param_groups(model, optim.weight_decay, decay_norm_and_bias, optim.lr, optim.lr_mult)
+    # Fused kernels (CPU and CUDA): one pass over all tensors instead of a Python loop
+    # (the digits model's AdamW step: 1.5 -> 0.7 ms on CPU); under an fp16 GradScaler
+    # they also skip an inf step without reading the check back to the host.
+    if optim.type == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, fused=True)
+    cls = torch.optim.AdamW if optim.type == "adamw" else torch.optim.Adam
+    return cls(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=True)
+
+
+def build_scheduler(optimizer, schedule, epochs: int, steps_per_epoch: int):
+    """A LambdaLR-style scheduler stepped once per optimizer step."""
+    total = epochs * steps_per_epoch
+    warmup = schedule.warmup_steps or round(schedule.warmup_epochs * steps_per_epoch)
+    if schedule.type == "step":
+        milestones = sorted(int(epoch) * steps_per_epoch for epoch in schedule.steps)
+
+        def factor(step):
+            warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
+            return warm * schedule.gamma ** bisect.bisect_right(milestones, step)
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    known = [t.value for t in SchedulerType] + ["step"]
+    if schedule.type not in known:
+        raise HfclsError(f"schedule.type {schedule.type!r} is unknown{did_you_mean(schedule.type, known)}; "
+                         f"known: {', '.join(known)}")
+    return get_scheduler(
+        schedule.type,
+        optimizer,
+        num_warmup_steps=warmup,
+        num_training_steps=total,
+        scheduler_specific_kwargs=schedule.scheduler_kwargs or None,
+    )

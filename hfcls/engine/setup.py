@@ -1,0 +1,193 @@
+"""Everything a training run holds, built from the recipe on one Accelerator.
+
+Training (`hfcls.engine.loop`), evaluation and hfcls-bench all start here, so
+the model, optimizer, loaders and precision they use are the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import (DataLoaderConfiguration, DynamoBackend, InitProcessGroupKwargs, ProjectConfiguration,
+                               set_seed)
+from tqdm.auto import tqdm
+
+from hfcls.artifacts.export import image_processor
+from hfcls.artifacts.weights import load_finetune_weights
+from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, class_names
+from hfcls.data.transforms import Normalize
+from hfcls.engine.dist import cpu_only_processes, lost_processes_explained
+from hfcls.engine.ema import ModelEma, ema_settings
+from hfcls.engine.optim import build_optimizer, build_scheduler
+from hfcls.engine.precision import check_mixed_precision, default_device_type
+from hfcls.engine.signals import StopRequest
+from hfcls.engine.trackers import trackers
+from hfcls.errors import HfclsError, did_you_mean
+from hfcls.models import build_model
+
+logger = logging.getLogger(__name__)
+
+def make_accelerator(recipe, work_dir: Path | None = None) -> Accelerator:
+    """The recipe's Accelerator; with a `work_dir`, one for training (trackers, compile)."""
+    check_mixed_precision(recipe.train.mixed_precision, default_device_type())
+    training = work_dir is not None
+    return Accelerator(
+        cpu=cpu_only_processes(),  # several processes without GPUs: one gloo group
+        mixed_precision=recipe.train.mixed_precision,
+        gradient_accumulation_steps=recipe.train.gradient_accumulation_steps,
+        # A sampler seeded from the recipe shuffles the same way on every rank and
+        # replays exactly on resume; batches from pinned memory are copied without blocking.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed, non_blocking=True),
+        project_config=ProjectConfiguration(project_dir=str(work_dir), logging_dir=str(work_dir / "tensorboard"))
+        if training else None,
+        log_with=(trackers(recipe.train.log_with) or None) if training else None,
+        dynamo_backend=compile_backend(recipe.train) if training and recipe.train.compile else None,
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=recipe.dist.timeout_minutes))],
+    )
+
+
+def compile_backend(train_section) -> str:
+    known = [backend.value.lower() for backend in DynamoBackend if backend != DynamoBackend.NO]
+    backend = train_section.compile_backend.lower()
+    if backend not in known:
+        raise HfclsError(f"train.compile_backend: unknown backend {train_section.compile_backend!r}"
+                         f"{did_you_mean(backend, known)}; torch.compile knows {', '.join(known)}")
+    return backend
+
+
+@contextmanager
+def accelerator_session(recipe, work_dir: Path | None = None):
+    """An Accelerator for the length of the block, its process group ended after."""
+    accelerator = make_accelerator(recipe, work_dir)
+    try:
+        with lost_processes_explained(recipe.dist.timeout_minutes):  # while the process group still exists
+            yield accelerator
+    finally:
+        accelerator.end_training()
+        # Accelerate keeps its settings (mixed precision, compile) for the whole process;
+        # forget them so the next session in this process can choose its own.
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@dataclass
+class Run:
+    """Everything one training run holds, prepared by Accelerate."""
+
+    recipe: object
+    work_dir: Path
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    train_loader: object  # the loader protocol of hfcls.data.build
+    val_loader: object | None
+    normalize: Normalize
+    processor: object  # the exported preprocessor, equal to the eval pipeline
+    ema: ModelEma | None
+    class_names: list
+    stop: StopRequest
+    total_steps: int
+    started: tuple = (0.0, 0)  # (time, step) when this process started training
+
+    def eta(self, step: int, now: float | None = None) -> str:
+        """Time left for the whole run, from the pace since this process started."""
+        start_time, start_step = self.started
+        if step <= start_step:
+            return "?"
+        now = time.perf_counter() if now is None else now
+        pace = (now - start_time) / (step - start_step)
+        return tqdm.format_interval(pace * (self.total_steps - step))
+
+    @property
+    def eval_model(self):
+        """The model that is evaluated and exported: the EMA when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: bool = True,
+              load_from: str | None = None) -> Run:
+    ema = ema_settings(recipe.train.ema)
+    processor = image_processor(recipe.data)  # checks now that the eval pipeline can be exported
+    set_seed(recipe.seed, deterministic=recipe.train.deterministic)  # identical model init on every rank
+    dsets = load_datasets(recipe, accelerator, validate)
+    names = class_names(dsets["train"])
+    model = build_model(recipe.model, names)
+    if load_from is not None:
+        load_finetune_weights(model, load_from)
+    model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
+    if ema is not None:
+        ema = ModelEma(model, **ema)
+        ema.module.to(accelerator.device)
+    set_seed(recipe.seed, device_specific=True)  # model randomness (dropout) differs between ranks
+    optimizer = build_optimizer(model, scaled_optim(recipe, accelerator))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    train_loader = build_train_loader(recipe, dsets["train"], accelerator)
+    val_loader = build_eval_loader(recipe.data, dsets["val"], accelerator, recipe.seed) if validate else None
+    per_epoch = steps_per_epoch(recipe, train_loader)
+    # Stepped by hand once per optimizer step, so not prepared; saved by name in checkpoints.
+    scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, per_epoch)
+    normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
+    log_sizes(recipe, accelerator, dsets, names, per_epoch)
+    return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader, normalize,
+               processor, ema, names, StopRequest(), recipe.train.epochs * per_epoch)
+
+
+def log_sizes(recipe, accelerator, dsets, names, per_epoch) -> None:
+    sizes = {split: len(ds) if hasattr(ds, "__len__") else "streamed" for split, ds in dsets.items()}
+    logger.info("%s train / %s val images, %d classes; batch %d x %d processes x %d accumulation = %d; "
+                "%d steps per epoch", sizes["train"], sizes.get("val", "no"), len(names), recipe.data.batch_size,
+                accelerator.num_processes, recipe.train.gradient_accumulation_steps,
+                total_batch_size(recipe, accelerator), per_epoch)
+
+
+def load_datasets(recipe, accelerator, validate):
+    splits = ("train", "val") if validate else ("train",)
+    with accelerator.main_process_first():  # the main process fills the datasets cache
+        dsets = build_datasets(recipe.data, recipe.seed, splits)
+    if "train" not in dsets:
+        raise HfclsError("the recipe has no data.train source to train on")
+    if validate and "val" not in dsets:
+        raise HfclsError("no validation data: set data.val, data.train_val_split, or pass --no-validate")
+    return dsets
+
+
+def adapt_model(model, train_section, num_processes: int, device_type: str):
+    """train.sync_bn (several processes only) and train.channels_last."""
+    if train_section.sync_bn and num_processes > 1:
+        if device_type == "cpu":  # torch's SyncBatchNorm would fail at the first training step
+            raise HfclsError("train.sync_bn needs GPUs: torch's SyncBatchNorm does not run on CPU; "
+                             "set train.sync_bn=false for this CPU run")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if train_section.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def total_batch_size(recipe, accelerator) -> int:
+    return recipe.data.batch_size * accelerator.num_processes * recipe.train.gradient_accumulation_steps
+
+
+def scaled_optim(recipe, accelerator):
+    """train.auto_scale_lr: the LR grows linearly with the real total batch (Goyal et al.)."""
+    scale = recipe.train.auto_scale_lr
+    if scale is None:
+        return recipe.optim
+    total = total_batch_size(recipe, accelerator)
+    lr = recipe.optim.lr * total / scale["base_batch_size"]
+    logger.info("auto_scale_lr: lr %g x total batch %d / base batch %d = %g",
+                recipe.optim.lr, total, scale["base_batch_size"], lr)
+    return dataclasses.replace(recipe.optim, lr=lr)
+
+
+def steps_per_epoch(recipe, train_loader) -> int:
+    return math.ceil(len(train_loader) / recipe.train.gradient_accumulation_steps)

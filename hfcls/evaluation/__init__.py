@@ -1,0 +1,1 @@
+"""Testing a model: `evaluate_checkpoint(recipe, checkpoint, ...)`, its results files and report."""

@@ -1,0 +1,107 @@
+"""Test a model on a recipe's split: `evaluate_checkpoint`, the work behind `hfcls-eval`.
+
+Every process predicts its share; predictions are gathered with
+`gather_for_metrics`, so every sample counts once, and the main process
+computes the metrics and writes the results.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from hfcls.artifacts.weights import load_model
+from hfcls.data.build import align_labels, build_datasets, build_eval_loader, class_names
+from hfcls.data.transforms import Normalize
+from hfcls.engine.setup import accelerator_session
+from hfcls.engine.steps import predict
+from hfcls.errors import HfclsError
+from hfcls.evaluation.report import plot_confusion_matrix
+from hfcls.evaluation.results import OUT_ITEMS, check_results_path, prediction_records, write_results
+from hfcls.metrics import check_metric_names, check_metric_options, evaluate_metrics
+from hfcls.models import class_names_of
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), metric_options: dict | None = None,
+                        use_ema: bool | None = None, batch_size: int | None = None, out=None,
+                        out_items=("metrics", "pred"), show_dir=None) -> dict:
+    """Evaluate any artifact the reader knows on the recipe's `split`.
+
+    metrics: names from hfcls.metrics.METRICS; metric_options: topk (default the
+    recipe's evaluation.topk), thrs, average. out: a results file holding
+    `out_items` (metrics, pred, class_scores); show_dir: where confusion_matrix.png goes.
+    Returns, on the main process, {"metrics", "class_names", "samples", "written"}
+    (the files written); {} on the others.
+    """
+    metrics = check_metric_names(metrics)
+    options = check_metric_options(**{"topk": list(recipe.evaluation.topk), **(metric_options or {})})
+    if not metrics and out is None:
+        raise HfclsError("nothing to report: pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE")
+    unknown = sorted(set(out_items) - set(OUT_ITEMS))
+    if unknown:
+        raise HfclsError(f"out_items: unknown {', '.join(unknown)}; choose from {', '.join(OUT_ITEMS)}")
+    if out is not None:
+        check_results_path(out)
+    if batch_size is not None and batch_size < 1:
+        raise HfclsError("--batch-size must be at least 1")
+    with accelerator_session(recipe) as accelerator:
+        with accelerator.main_process_first():  # the main process fills the datasets cache
+            model = load_model(checkpoint, use_ema=use_ema, recipe=recipe)
+            names = class_names_of(model)
+            dataset = eval_split(recipe, split, names, checkpoint)
+        logger.info("evaluating %s on %d %s images (%d classes) with %d process(es)", checkpoint, len(dataset),
+                    split, len(names), accelerator.num_processes)
+        scores, labels, valid = predict_split(recipe, accelerator, model, dataset, batch_size)
+        if not accelerator.is_main_process:
+            return {}
+        return report(scores, labels, valid, names, metrics, options, out, out_items, show_dir)
+
+
+def eval_split(recipe, split: str, names: list, checkpoint):
+    """The split, its labels numbered as the model's classes."""
+    data = recipe.data
+    if getattr(data, split) is None and not (split == "val" and data.train_val_split):
+        raise HfclsError(f"the recipe has no data.{split} source; set it or choose another --split")
+    # A val split held out of train needs train loaded to be split off.
+    splits = ("train", split) if split == "val" and data.train_val_split else (split,)
+    dataset = build_datasets(data, recipe.seed, splits)[split]
+    unknown = sorted(set(class_names(dataset)) - set(names))
+    if unknown:
+        raise HfclsError(f"checkpoint {checkpoint} has {len(names)} classes; data.{split} has "
+                         f"{len(class_names(dataset))}, and these are not among the checkpoint's: "
+                         f"{', '.join(unknown[:10])}; evaluate with the data the model was trained on")
+    return align_labels(dataset, names, where=f"data.{split}")
+
+
+def predict_split(recipe, accelerator, model, dataset, batch_size=None):
+    """(scores, labels, valid) of the whole split in dataset order, on every process."""
+    data, train = recipe.data, recipe.train
+    loader = build_eval_loader(data, dataset, accelerator, recipe.seed, batch_size)
+    if train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = accelerator.prepare(model)
+    normalize = Normalize(data.mean, data.std).to(accelerator.device)
+    logits, labels, valid = predict(model, loader, accelerator, normalize, train.channels_last, data.skip_bad_images)
+    return logits.softmax(dim=1), labels, valid
+
+
+def report(scores, labels, valid, names, metrics, options, out, out_items, show_dir) -> dict:
+    """The metrics, and the files `out` and `show_dir` asked for."""
+    values = evaluate_metrics(metrics, scores[valid], labels[valid], **options) if metrics else {}
+    written = []
+    if show_dir is not None:
+        matrix = values.get("confusion_matrix") or evaluate_metrics(
+            ["confusion_matrix"], scores[valid], labels[valid])["confusion_matrix"]
+        written.append(plot_confusion_matrix(matrix, names, Path(show_dir) / "confusion_matrix.png"))
+    if out is not None:
+        items = set(out_items)
+        results = {"metrics": values} if "metrics" in items and values else {}
+        if items & {"pred", "class_scores"}:
+            results["predictions"] = prediction_records(scores, labels, valid, names, items)
+        write_results(out, results)
+        written.append(Path(out))
+    return {"metrics": values, "class_names": names, "samples": len(labels), "written": written}

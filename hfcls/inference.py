@@ -1,0 +1,225 @@
+"""Inference: the `hfcls.pipeline` Python API, and the library side of `hfcls-demo`.
+
+    from hfcls import pipeline
+    clf = pipeline("work_dirs/x/best")
+    clf("cat.jpg")  # [{"label": "cat", "score": 0.98}, ...] like transformers.pipeline
+
+Images go through the same steps as in `hfcls-eval`: PIL decode -> uint8 tensor
+-> the v2 eval pipeline -> `Normalize` on the device, so predictions agree with
+the evaluation and with `transformers.pipeline` on the exported folder.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.transforms.v2 import functional as F
+
+from hfcls.artifacts.layout import RECIPE_FILE
+from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
+from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor
+from hfcls.engine.precision import check_mixed_precision
+from hfcls.errors import HfclsError
+from hfcls.models import class_names_of
+from hfcls.recipe import load_recipe
+
+logger = logging.getLogger(__name__)
+
+
+class ImageClassifier:
+    """Callable like `transformers.pipeline("image-classification")`; see `pipeline`."""
+
+    def __init__(self, model, transform, normalize, device, top_k=5, batch_size=8, num_workers=0,
+                 autocast_dtype=None, channels_last=False):
+        self.model = model.to(device).eval()
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.class_names = class_names_of(model)
+        self.transform, self.normalize = transform, normalize.to(device)
+        self.device, self.top_k, self.batch_size, self.num_workers = device, top_k, batch_size, num_workers
+        self.autocast_dtype, self.channels_last = autocast_dtype, channels_last
+
+    def __call__(self, images, top_k=None, batch_size=None):
+        """A path, PIL image or HWC uint8 array -> [{label, score}, ...] best first; a list -> a list of those."""
+        single = not isinstance(images, (list, tuple))
+        scores, _ = self.scores([images] if single else list(images), batch_size)
+        results = [self.top_labels(row, top_k) for row in scores]
+        return results[0] if single else results
+
+    def top_labels(self, scores: torch.Tensor, top_k=None) -> list:
+        values, ids = scores.topk(min(top_k or self.top_k, len(self.class_names)))
+        return [{"label": self.class_names[i], "score": v} for v, i in zip(values.tolist(), ids.tolist())]
+
+    @torch.inference_mode()
+    def scores(self, images: list, batch_size=None, skip_bad_images=False):
+        """(N, C) softmax scores, and the indices of `images` they belong to (all of them unless skipping)."""
+        loader = torch.utils.data.DataLoader(
+            _Decoded(images, self.transform), batch_size=batch_size or self.batch_size,
+            num_workers=self.num_workers, collate_fn=list)
+        all_scores, kept = [], []
+        for batch in loader:
+            good = []
+            for index, pixels, error in batch:
+                if error is None:
+                    good.append((index, pixels))
+                elif skip_bad_images:
+                    logger.warning("%s; skipped", error)
+                else:
+                    raise HfclsError(error)
+            if good:
+                kept.extend(i for i, _ in good)
+                all_scores.append(self._forward(torch.stack([p for _, p in good])))
+        num_classes = len(self.class_names)
+        return (torch.cat(all_scores) if all_scores else torch.empty(0, num_classes)), kept
+
+    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        inputs = self.normalize(pixels.to(self.device))
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
+                    else nullcontext())
+        with autocast:
+            logits = self.model(pixel_values=inputs).logits
+        return logits.float().softmax(dim=1).cpu()
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """Inputs decoded and transformed in DataLoader workers: (index, uint8 CHW tensor, None)
+    or (index, None, what went wrong)."""
+
+    def __init__(self, images: list, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        image = self.images[index]
+        try:
+            return index, self.transform(to_uint8_tensor(image)), None
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            return index, None, f"cannot decode image {_describe(image)} ({error})"
+
+
+def to_uint8_tensor(image) -> torch.Tensor:
+    """A path, PIL image or HWC/HW uint8 array -> uint8 CHW RGB tensor, decoded as hfcls's loaders do."""
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as pil:
+            return F.pil_to_tensor(pil.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise ValueError(f"arrays must be uint8 HxWxC or HxW, got {image.dtype}")
+        image = Image.fromarray(image)
+    if isinstance(image, Image.Image):
+        return F.pil_to_tensor(image.convert("RGB"))
+    raise ValueError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
+
+
+def _describe(image) -> str:
+    if isinstance(image, (str, Path)):
+        return str(image)
+    return f"<{type(image).__name__}>"
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 8, num_workers: int = 0,
+             use_ema: bool | None = None):
+    """An image classifier from any artifact, called like `transformers.pipeline`'s.
+
+    model: a best/ or latest/ folder, a checkpoints/epoch_N folder or a published
+        .safetensors file, each carrying its architecture, class names and eval
+        preprocessing; a bare .safetensors file also needs `recipe`.
+    recipe: a recipe path or Recipe; default the run's recipe.yaml when the artifact sits
+        in a work dir. Its mixed_precision and channels_last apply as in hfcls-eval.
+    device: "cpu", "cuda", "cuda:1", ...; default CUDA when there is one.
+    use_ema: for a training checkpoint, its EMA (the default when it has one) or raw weights.
+    """
+    if isinstance(recipe, (str, Path)):
+        recipe = load_recipe(recipe)
+    artifact = inspect_artifact(model)
+    recipe = recipe or run_recipe(artifact)
+    classifier = load_model(artifact, use_ema=use_ema, recipe=recipe)
+    specs, mean, std = eval_pipeline_from_preprocessor(preprocessor(artifact, recipe).to_dict(), str(artifact))
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    autocast_dtype, channels_last = None, False
+    if recipe is not None:
+        # As hfcls-eval's Accelerator does: bf16 anywhere, fp16 on CUDA only.
+        precision = recipe.train.mixed_precision
+        check_mixed_precision(precision, device.type)
+        if precision == "bf16" or (precision == "fp16" and device.type == "cuda"):
+            autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        channels_last = recipe.train.channels_last
+    return ImageClassifier(classifier, build_pipeline(specs, "eval transforms"), Normalize(mean, std), device,
+                           top_k, batch_size, num_workers, autocast_dtype, channels_last)
+
+
+def run_recipe(artifact):
+    """The recipe.yaml of the run the artifact belongs to, or None for a file on its own."""
+    work_dir = artifact.work_dir
+    return load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
+
+
+# ----------------------------------------------------------------------------- hfcls-demo's inputs and pictures
+
+
+def expand_images(pattern: str) -> tuple[list, bool]:
+    """IMAGE as the demo takes it -> (files, is_many): a file, a folder (all files below it) or a glob."""
+    path = Path(pattern)
+    if path.is_file():
+        return [str(path)], False
+    if path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    else:
+        files = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not files:
+        raise HfclsError(f"no image files at {pattern}; pass an image, a folder or a glob such as 'photos/*.jpg'")
+    return files, True
+
+
+def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
+    """Save the image with its top-k labels and scores written above it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with Image.open(image_path) as pil:
+        pixels = np.asarray(pil.convert("RGB"))
+    fig, ax = plt.subplots(figsize=(4, 4 + 0.25 * len(predictions)))
+    ax.imshow(pixels, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title("\n".join(f"{p['label']}: {p['score']:.3f}" for p in predictions), fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k: int = 5, batch_size: int = 32,
+                    num_workers: int = 2, draw_to=None) -> list:
+    """hfcls-demo's work: [(file, predictions best first)] for an image, a folder or a glob.
+
+    Undecodable files among many are skipped with a warning; a single one is an error.
+    `draw_to`: a .png for one image, a folder for many, with the predictions drawn on them.
+    """
+    if top_k < 1:
+        raise HfclsError("--topk must be at least 1")
+    files, many = expand_images(images)
+    classifier = pipeline(checkpoint, recipe, device, top_k, batch_size, num_workers if many else 0)
+    scores, kept = classifier.scores(files, skip_bad_images=many)
+    results = []
+    for row, index in zip(scores, kept):
+        predictions = classifier.top_labels(row)
+        results.append((files[index], predictions))
+        if draw_to is not None:
+            out = Path(draw_to) / f"{Path(files[index]).stem}.png" if many else Path(draw_to)
+            draw_prediction(files[index], predictions, out)
+    return results

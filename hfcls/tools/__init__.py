@@ -1,1 +1,0 @@
-"""Command-line tools around datasets, models and runs."""

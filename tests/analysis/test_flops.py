@@ -1,0 +1,50 @@
+"""FLOPs and multiply-accumulates named plainly, parameters, a table by module."""
+
+import pytest
+from conftest import REPO, tiny_recipe_dict
+from transformers import AutoConfig, AutoModelForImageClassification
+
+from hfcls.analysis.flops import count_flops, count_params, eval_input_size, model_flops, per_layer_table, summary
+from hfcls.errors import HfclsError
+from hfcls.recipe import load_recipe, recipe_from_dict
+
+RECIPES = REPO / "recipes"
+
+# LeNet-5 on a 3x32x32 image, by hand: conv 5x5 3->6 at 28x28, 6->16 at 10x10,
+# 16->120 at 1x1, then 120->84->10.
+LENET_MACS = 6 * 28 * 28 * 25 * 3 + 16 * 10 * 10 * 150 + 120 * 400 + 120 * 84 + 84 * 10
+
+
+def test_lenet_flops_are_twice_the_hand_counted_macs():
+    model = AutoModelForImageClassification.from_config(AutoConfig.for_model("lenet5", num_channels=3, num_labels=10))
+    assert count_flops(model, (3, 32, 32)).get_total_flops() == 2 * LENET_MACS == 1_303_440
+
+
+def test_resnet50_matches_mmclassification():
+    model, shape, counter = model_flops(load_recipe(RECIPES / "imagenet" / "resnet50_8xb32_in1k.yaml"))
+    out = summary(shape, counter.get_total_flops(), count_params(model))
+    assert "Input shape: (3, 224, 224)" in out
+    assert "FLOPs: 8.18 G   (= 4.09 G multiply-accumulates" in out
+    assert "Params: 25.56 M" in out
+
+
+def test_per_layer_table_and_shape():
+    model, shape, counter = model_flops(load_recipe(RECIPES / "mnist" / "lenet5_1xb128_mnist.yaml"), (32, 32), 10)
+    out = summary(shape, counter.get_total_flops(), count_params(model))
+    assert "FLOPs: 1.30 M   (= 651.72 k multiply-accumulates" in out
+    assert "Params: 62.01 k" in out
+    table = [line.split() for line in per_layer_table(model, counter, depth=1).splitlines()]
+    assert table == [
+        ["module", "FLOPs", "share", "params"],
+        ["features", "1.28", "M", "98.3%", "50.99", "k"],  # 2 x (352,800 + 240,000 + 48,000) FLOPs
+        ["classifier", "21.84", "k", "1.7%", "11.01", "k"],  # 2 x (10,080 + 840) FLOPs
+    ]
+
+
+def test_input_size_comes_from_the_eval_pipeline(tmp_path):
+    sized = recipe_from_dict(tiny_recipe_dict(tmp_path, tmp_path, data={"eval_pipeline": [
+        {"type": "Resize", "size": 40}, {"type": "CenterCrop", "size": [32, 24]}]}))
+    assert eval_input_size(sized.data) == (32, 24)
+    recipe = recipe_from_dict(tiny_recipe_dict(tmp_path, tmp_path, data={"eval_pipeline": []}))
+    with pytest.raises(HfclsError, match="data.eval_pipeline has no Resize/CenterCrop .*pass --shape H W"):
+        eval_input_size(recipe.data)

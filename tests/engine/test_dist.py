@@ -1,0 +1,25 @@
+"""The launch scripts' port rule: $PORT, else the recipe's dist.port, else 29500."""
+
+import pytest
+from conftest import tiny_recipe_dict, write_recipe
+
+from hfcls.engine.dist import launch_port, parse_port
+from hfcls.errors import HfclsError
+
+
+@pytest.fixture
+def recipe_with_port(tmp_path, tiny_data):
+    return write_recipe(tmp_path / "ported.yaml", tiny_recipe_dict(*tiny_data, dist={"port": 29702}))
+
+
+def test_port_comes_from_env_then_recipe_then_default(monkeypatch, tiny_recipe, recipe_with_port):
+    monkeypatch.delenv("PORT", raising=False)
+    assert launch_port(str(tiny_recipe)) == 29500
+    assert launch_port(str(recipe_with_port)) == 29702
+    monkeypatch.setenv("PORT", "29703")
+    assert launch_port(str(recipe_with_port)) == 29703
+    monkeypatch.setenv("PORT", "http")
+    with pytest.raises(HfclsError, match="PORT='http' is not a port number"):
+        launch_port(str(tiny_recipe))
+    with pytest.raises(HfclsError, match="dist.port=70000 is not a port number; use one from 1 to 65535"):
+        parse_port(70000, "dist.port")
