@@ -70,6 +70,8 @@ def start(run, resume: Path | None) -> TrainState:
     state = TrainState(recipe=fingerprint)
     if resume is not None:
         state = checkpoints.load_checkpoint(run, resume, fingerprint)
+        if accelerator.is_main_process:
+            checkpoints.restore_rows(run.work_dir, state)
         logger.info("resumed from %s at epoch %d, step %d", resume, state.epoch, state.step)
     if accelerator.is_main_process:
         accelerator.init_trackers("hfcls", config=tracker_config(recipe))
@@ -90,7 +92,7 @@ def train_epochs(run, state: TrainState, validate: bool) -> dict:
             export_epoch(run, metrics, state)
         signum = run.stop.should_stop(accelerator)
         if state.epoch % recipe.checkpoint.interval == 0 or last or signum:
-            save(run, state)
+            save(run, state, row)  # the row rides in the checkpoint: a kill before record() loses nothing
         record(run, row)
         if signum and not last:
             raise TrainingInterrupted(signum, state.step, find_latest_checkpoint(run.work_dir), run.work_dir)
@@ -165,9 +167,9 @@ def evaluate(run, desc: str) -> dict:
     return validation_metrics(*outputs, run.recipe.evaluation.topk)
 
 
-def save(run, state: TrainState) -> Path:
+def save(run, state: TrainState, row: dict | None = None) -> Path:
     folder = run.work_dir / "checkpoints" / checkpoint_name(state)
-    checkpoints.save_checkpoint(run, state, folder)
+    checkpoints.save_checkpoint(run, state, folder, row)
     if run.accelerator.is_main_process:
         checkpoints.prune_checkpoints(run.work_dir, run.recipe.checkpoint.max_keep, state.best_epoch)
     run.accelerator.wait_for_everyone()
