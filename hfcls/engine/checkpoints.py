@@ -25,8 +25,10 @@ from accelerate import Accelerator
 
 from hfcls.artifacts.export import save_description
 from hfcls.artifacts.layout import (CHECKPOINTS, EMA_FILE, EXPORT_RESULTS, METRICS_FILE, OPTIMIZER_FILES,
-                                    SCHEDULER_FILE, STATE_FILE, TrainState, checked_state, scan_checkpoints)
+                                    SCHEDULER_FILE, STATE_FILE, WEIGHTS_FILE, TrainState, checked_state,
+                                    scan_checkpoints)
 from hfcls.artifacts.weights import read_safetensors
+from hfcls.engine.dist import whole_state_dict
 from hfcls.errors import HfclsError
 from hfcls.files import publish_folder, storage_errors, write_atomic
 from hfcls.logs import read_jsonl
@@ -61,11 +63,12 @@ def save_checkpoint(run, state: TrainState, folder: Path, row: dict | None = Non
     with storage_errors(f"checkpoint {folder}", folder.parent, RESUME_HINT,
                         cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
         accelerator.save_state(str(tmp))
+        whole = whole_state_dict(accelerator, run.model)  # FSDP: Accelerate wrote its own form of the weights
         # Every process writes its own RNG state into the folder: all must be done
         # before rank 0 renames it.
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            write_named_state(run, tmp)
+            write_named_state(run, tmp, whole)
             save_optimizer = run.recipe.checkpoint.save_optimizer
             if not save_optimizer:
                 for path in tmp.glob(OPTIMIZER_FILES):
@@ -84,10 +87,13 @@ RESUME_HINT = ("the earlier checkpoints are intact; free some space (or make the
                "then continue with --resume-from auto")
 
 
-def write_named_state(run, folder: Path) -> None:
-    """What hfcls keeps beside Accelerate's state, each in its own file."""
+def write_named_state(run, folder: Path, whole: dict | None = None) -> None:
+    """What hfcls keeps beside Accelerate's state, each in its own file; `whole`, the weights gathered
+    from a sharded model, as the model.safetensors every reader of a checkpoint reads."""
     from safetensors.torch import save_file
 
+    if whole is not None:
+        save_file({key: value.contiguous() for key, value in whole.items()}, folder / WEIGHTS_FILE)
     (folder / SCHEDULER_FILE).write_text(json.dumps(run.scheduler.state_dict()))
     if run.ema is not None:
         save_file({key: value.detach().to("cpu", copy=True).contiguous()

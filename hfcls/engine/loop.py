@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from hfcls.artifacts.export import save_hf_folder
 from hfcls.artifacts.layout import TrainState, checkpoint_name, find_latest_checkpoint
 from hfcls.engine import checkpoints
+from hfcls.engine.dist import whole_state_dict
 from hfcls.engine.guard import NanGuard
 from hfcls.engine.setup import accelerator_session, build_run
 from hfcls.engine.signals import TrainingInterrupted
@@ -193,8 +194,10 @@ def export_epoch(run, metrics: dict, state: TrainState) -> None:
 
 
 def export(run, folder: Path) -> None:
+    state = whole_state_dict(run.accelerator, run.eval_model)  # every process, when FSDP shards the weights
     if run.accelerator.is_main_process:
-        save_hf_folder(run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False), run.processor, folder)
+        save_hf_folder(run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False), run.processor, folder,
+                       state)
     run.accelerator.wait_for_everyone()
 
 
