@@ -1,22 +1,12 @@
 """Pickles someone else wrote: plain data and numpy arrays load, anything that could run is refused by name."""
 
-import os
 import pickle
 
 import numpy as np
 import pytest
+from crafted import RunsCommand
 
 from hfcls.unpickle import NUMPY_ARRAYS, UnsafePickle, load_plain
-
-
-class RunsCommand:
-    """What a crafted pickle holds: a call of os.system on loading."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])

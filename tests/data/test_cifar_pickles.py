@@ -1,23 +1,15 @@
 """A crafted CIFAR batch or meta file runs nothing: not when a recipe trains on it, not in hfcls-verify."""
 
-import os
 import pickle
 
 import pytest
+from crafted import RunsCommand
 from conftest import tiny_recipe_dict, write_recipe
 from layouts import isolated_cache, write_cifar10, write_pickle  # noqa: F401
 
 from hfcls.cli.verify import main as verify
 from hfcls.data.sources import load_source
 from hfcls.errors import HfclsError
-
-
-class RunsCommand:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 @pytest.fixture

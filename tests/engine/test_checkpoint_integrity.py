@@ -3,11 +3,11 @@ resume restores, what a new run refuses to overwrite, and crafted pickles in a c
 
 import json
 import logging
-import os
 import shutil
 
 import pytest
 import torch
+from crafted import RunsCommand
 from conftest import deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict, weights, write_recipe
 
 from hfcls.api import train
@@ -145,14 +145,6 @@ def test_resume_restores_a_row_lost_after_the_save_and_drops_rows_trained_again(
 
 
 # ----------------------------------------------------------------------------- crafted pickles
-
-
-class RunsCommand:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def plant(folder, name, content):
