@@ -36,6 +36,8 @@ from hfcls.logs import read_jsonl
 logger = logging.getLogger(__name__)
 
 RNG_FILES = "random_states_*.pkl"
+RESUME_HINT = ("the earlier checkpoints are intact; free some space (or make the work dir writable), "
+               "then continue with --resume-from auto")
 
 
 def recipe_fingerprint(recipe, num_classes: int) -> dict:
@@ -81,10 +83,6 @@ def save_checkpoint(run, state: TrainState, folder: Path, row: dict | None = Non
             (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
             publish_folder(tmp, folder)
     accelerator.wait_for_everyone()
-
-
-RESUME_HINT = ("the earlier checkpoints are intact; free some space (or make the work dir writable), "
-               "then continue with --resume-from auto")
 
 
 def write_named_state(run, folder: Path, whole: dict | None = None) -> None:
