@@ -10,6 +10,9 @@ from pathlib import Path
 import datasets
 import transformers
 
+from hfcls.errors import HfclsError
+from hfcls.files import append_line
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -21,7 +24,7 @@ def setup_logging(work_dir: Path | None, is_main: bool) -> None:
             root.removeHandler(handler)
     handlers = [logging.StreamHandler(sys.stdout)]
     if is_main and work_dir is not None:
-        handlers.append(logging.FileHandler(Path(work_dir) / "log.txt"))
+        handlers.append(RunLogFile(Path(work_dir) / "log.txt"))
     for handler in handlers:
         handler._hfcls = True
         handler.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
@@ -35,11 +38,33 @@ def setup_logging(work_dir: Path | None, is_main: bool) -> None:
     logging.getLogger("accelerate").setLevel(logging.WARNING)
 
 
+class RunLogFile(logging.FileHandler):
+    """log.txt. On a full disk it says so once, instead of a traceback under every later message."""
+
+    failed = False
+
+    def handleError(self, record):
+        if not self.failed:
+            self.failed = True
+            print(f"warning: cannot write {self.baseFilename} ({sys.exc_info()[1]}); messages go to the console only",
+                  file=sys.stderr)
+
+
 def append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_line(path, json.dumps(row))
 
 
 def read_jsonl(path: Path) -> list:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The rows of a file a killed process may have left mid-line: a torn last line is left out."""
+    lines = Path(path).read_text().splitlines(keepends=True)
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if number == len(lines) and not line.endswith("\n"):
+                break  # the write of the last row was cut short
+            raise HfclsError(f"{path}:{number}: not a JSON row ({line.strip()[:60]!r}); fix or delete that line") from None
+    return rows

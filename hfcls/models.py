@@ -8,8 +8,9 @@ size and label names always come from the dataset.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
-from transformers import AutoConfig, AutoModelForImageClassification
+from transformers import AutoConfig, AutoModelForImageClassification, PretrainedConfig
 
 import hfcls.modeling  # noqa: F401  registers hfcls's own architectures with the Auto classes
 from hfcls.errors import HfclsError
@@ -30,7 +31,8 @@ def class_names_of(model) -> list:
 def build_model(model_section, class_names: list):
     labels = label_maps(class_names)
     if model_section.pretrained is not None:
-        return load_pretrained(model_section.pretrained, labels, model_section.ignore_mismatched_sizes)
+        return load_pretrained(model_section.pretrained, labels, model_section.ignore_mismatched_sizes,
+                               model_section.trust_remote_code)
     config = config_from_dict(model_section.config, labels)
     return AutoModelForImageClassification.from_config(config)
 
@@ -44,12 +46,15 @@ def config_from_dict(config: dict, labels: dict):
         raise HfclsError(f"model.config: model_type {model_type!r} is not known to transformers ({error})") from None
 
 
-def load_pretrained(name_or_path: str, labels: dict, ignore_mismatched_sizes: bool = True):
+def load_pretrained(name_or_path: str, labels: dict, ignore_mismatched_sizes: bool = True,
+                    trust_remote_code: bool = False):
     """A Hub id or a Hugging Face folder, with a head for this dataset's classes."""
     try:
-        return AutoModelForImageClassification.from_pretrained(
-            name_or_path, ignore_mismatched_sizes=ignore_mismatched_sizes, **labels
-        )
+        with remote_code_refused(name_or_path, "model.pretrained"):
+            return AutoModelForImageClassification.from_pretrained(
+                name_or_path, ignore_mismatched_sizes=ignore_mismatched_sizes, trust_remote_code=trust_remote_code,
+                **labels
+            )
     except OSError as error:
         where = "folder" if os.path.isdir(name_or_path) else "Hub id"
         raise HfclsError(
@@ -65,7 +70,33 @@ def architecture_config(model_section, class_names: list):
     if model_section.config is not None:
         return config_from_dict(model_section.config, labels)
     try:
-        return AutoConfig.from_pretrained(model_section.pretrained, **labels)
+        with remote_code_refused(model_section.pretrained, "model.pretrained"):
+            return AutoConfig.from_pretrained(model_section.pretrained, trust_remote_code=model_section.trust_remote_code,
+                                              **labels)
     except OSError as error:
         raise HfclsError(f"model.pretrained: cannot load the config of {model_section.pretrained!r} "
                          f"({str(error).splitlines()[0]})") from None
+
+
+@contextmanager
+def remote_code_refused(name_or_path, where: str):
+    """transformers' refusal to run a model's own code (trust_remote_code=False), as one line naming it."""
+    try:
+        yield
+    except ValueError as error:
+        if "trust_remote_code" not in str(error):
+            raise
+        raise HfclsError(f"{where}: {name_or_path} needs its own Python code to load ({auto_map_entry(name_or_path)}), "
+                         "and hfcls runs no code from model files; set model.trust_remote_code: true in the recipe "
+                         "only if you trust the model's author (the code runs on this machine)") from None
+
+
+def auto_map_entry(name_or_path) -> str:
+    """The config.json auto_map entry that asks for custom code (reading the JSON runs nothing)."""
+    try:
+        config, _ = PretrainedConfig.get_config_dict(str(name_or_path))
+        auto_map = config.get("auto_map") or {}
+        key = next((k for k in ("AutoModelForImageClassification", "AutoConfig") if k in auto_map), next(iter(auto_map)))
+        return f"config.json auto_map {key}: {auto_map[key]}"
+    except Exception:  # only the message depends on it
+        return "its config.json has an auto_map"

@@ -23,6 +23,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from hfcls.errors import HfclsError, did_you_mean
+from hfcls.files import write_atomic
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -68,6 +69,10 @@ class ModelSection:
     pretrained: Optional[str] = None  # a Hub id or a local Hugging Face folder
     config: Optional[dict] = None  # {model_type: ..., **config kwargs}, random init
     ignore_mismatched_sizes: bool = True  # a new head for another class count
+    # true: let transformers import and run the Python files of a model folder or Hub repo whose
+    # config.json has an auto_map (custom code). Off, such a model is refused with one line;
+    # turn it on only for a model whose author you trust, as it runs their code on this machine.
+    trust_remote_code: bool = False
 
 
 @dataclass
@@ -210,7 +215,7 @@ def import_custom_modules(names: list, where: str) -> None:
 
 def save_recipe(recipe: Recipe, path) -> None:
     """Write the resolved recipe; `hfcls-train` can rerun from this file alone."""
-    Path(path).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    write_atomic(path, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
 
 
 def _read_yaml(path: Path) -> dict:

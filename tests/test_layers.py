@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hfcls"
 
 # Lowest first. A unit is a top-level module or sub-package of hfcls.
 LAYERS = [
-    {"version", "errors", "logs", "recipe"},
+    {"version", "errors", "files", "unpickle", "logs", "recipe"},
     {"modeling", "models", "metrics"},
     {"data"},
     {"artifacts"},

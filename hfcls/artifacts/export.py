@@ -14,6 +14,7 @@ from pathlib import Path
 from transformers import BitImageProcessor
 
 from hfcls.data.transforms import preprocessor_kwargs
+from hfcls.files import publish_folder, storage_errors
 
 
 def image_processor(data) -> BitImageProcessor:
@@ -34,15 +35,14 @@ def save_description(model, processor, folder: Path) -> None:
     processor.save_pretrained(folder)
 
 
-def save_hf_folder(model, processor, folder: Path) -> None:
-    """Write the folder atomically: a reader sees the old export or the new one, whole."""
+def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = None) -> None:
+    """Write the folder atomically and durably: a reader sees the old export or the new one, whole.
+    `state_dict`: the weights, when the model holds only a shard of them (FSDP)."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    processor.save_pretrained(tmp)
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with storage_errors(f"{folder}", folder.parent, "the earlier files there are intact; free some space "
+                        "(or fix the permissions) and run again", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+        model.save_pretrained(tmp, state_dict=state_dict)
+        processor.save_pretrained(tmp)
+        publish_folder(tmp, folder)

@@ -23,9 +23,10 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from hfcls.version import __version__
 from hfcls.artifacts.export import save_hf_folder
-from hfcls.artifacts.layout import METRICS_FILE, RECIPE_FILE
+from hfcls.artifacts.layout import METRICS_FILE, RECIPE_FILE, run_holding
 from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
 from hfcls.errors import HfclsError
+from hfcls.files import check_new_output, publish_folder, storage_errors
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
@@ -96,25 +97,42 @@ def usage_section(repo_id: str, model_type: str) -> str:
 # ----------------------------------------------------------------------------- staging and upload
 
 
-def stage(source, repo_id: str, out: Path, work_dir=None) -> Path:
-    """Write the folder as it would be uploaded, into the new folder `out`: the model files plus README.md."""
+def stage(source, repo_id: str, out: Path, work_dir=None, overwrite: bool = False) -> Path:
+    """Write the folder as it would be uploaded, into `out` (new or empty, or replaced with `overwrite`):
+    the model files plus README.md."""
     artifact = inspect_artifact(source)
     work_dir = Path(work_dir) if work_dir is not None else artifact.work_dir
     if work_dir is not None and not (work_dir / RECIPE_FILE).is_file():
         raise HfclsError(f"--work-dir {work_dir} has no {RECIPE_FILE}; pass the run's work dir")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise HfclsError(f"{out} already exists and is not an empty folder; nothing was written: "
-                         "choose a new folder to stage the upload in")
-    if artifact.kind == "hf":
-        out.mkdir(parents=True, exist_ok=True)
-        for file in artifact.path.iterdir():
-            if file.is_file() and file.name != "README.md":
-                shutil.copy2(file, out / file.name)
-    else:
-        save_hf_folder(load_model(artifact), preprocessor(artifact), out)
-    (out / "README.md").write_text(model_card(out, repo_id, work_dir, best=artifact.path.name == "best"))
+    check_stage_target(out, artifact.path, overwrite)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with storage_errors(f"{out}", out.parent, "nothing there was changed; free some space or choose another --out",
+                        cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+        if artifact.kind == "hf":
+            tmp.mkdir(parents=True)
+            for file in artifact.path.iterdir():
+                if file.is_file() and file.name != "README.md":
+                    shutil.copy2(file, tmp / file.name)
+        else:
+            save_hf_folder(load_model(artifact), preprocessor(artifact), tmp)
+        (tmp / "README.md").write_text(model_card(tmp, repo_id, work_dir, best=artifact.path.name == "best"))
+        publish_folder(tmp, out)
     return out
+
+
+def check_stage_target(out: Path, source: Path, overwrite: bool) -> None:
+    """`out` must be new or empty (or `overwrite`), and never the model itself or a training run."""
+    here, model = out.resolve(), source.resolve()
+    if here == model or model.is_relative_to(here) or here.is_relative_to(model):
+        raise HfclsError(f"--out {out} overlaps the model {source} being staged; nothing was written: "
+                         "choose a folder outside it")
+    run = run_holding(out)
+    if run is not None:
+        raise HfclsError(f"--out {out} is part of the training run in {run}; nothing was written, and --overwrite "
+                         "never replaces a run's files: choose a new folder")
+    check_new_output(out, overwrite)
 
 
 def check_can_upload() -> None:

@@ -21,20 +21,26 @@ from pathlib import Path
 from hfcls.version import __version__
 from hfcls.artifacts.export import save_hf_folder
 from hfcls.artifacts.hub import push
-from hfcls.artifacts.layout import HASH_CHARS, METADATA_KEY, file_sha256
+from hfcls.artifacts.layout import CONFIG_FILE, HASH_CHARS, METADATA_KEY, PREPROCESSOR_FILE, WEIGHTS_FILE, file_sha256
 from hfcls.artifacts.weights import load_model, preprocessor
+from hfcls.errors import HfclsError
+from hfcls.files import check_new_output, publish_file, storage_errors
 
 logger = logging.getLogger(__name__)
 
+EXPORT_FILES = {CONFIG_FILE, WEIGHTS_FILE, PREPROCESSOR_FILE}  # what save_hf_folder writes
 
-def publish(source, out, *, date: bool = False, use_ema: bool | None = None, recipe=None) -> Path:
+
+def publish(source, out, *, date: bool = False, use_ema: bool | None = None, recipe=None,
+            overwrite: bool = False) -> Path:
     """Publish any artifact to OUT-<hash>.safetensors (+ Hugging Face folder); return the file's path.
-    A bare weights file needs the `recipe` it was trained with."""
+    A bare weights file needs the `recipe` it was trained with. The same weights published
+    again give the same bytes and replace nothing; anything else already there needs `overwrite`."""
     model = load_model(source, use_ema=use_ema, recipe=recipe)
-    return write_published(model, preprocessor(source, recipe), Path(out), date)
+    return write_published(model, preprocessor(source, recipe), Path(out), date, overwrite)
 
 
-def write_published(model, processor, out: Path, date: bool = False) -> Path:
+def write_published(model, processor, out: Path, date: bool = False, overwrite: bool = False) -> Path:
     from safetensors.torch import save_file
 
     out = out.with_name(out.name.removesuffix(".safetensors"))
@@ -43,11 +49,29 @@ def write_published(model, processor, out: Path, date: bool = False) -> Path:
     tmp = out.parent / f".{stem}.tmp.safetensors"
     state = {key: tensor.detach().cpu().clone().contiguous() for key, tensor in model.state_dict().items()}
     metadata = json.dumps(published_metadata(model, processor), sort_keys=True)
-    save_file(state, tmp, metadata={METADATA_KEY: metadata})
-    final = out.parent / f"{stem}-{file_sha256(tmp)[:HASH_CHARS]}.safetensors"
-    tmp.replace(final)
+    with storage_errors(f"{out}-<hash>.safetensors", out.parent, "nothing was published; free some space "
+                        "(or fix the permissions) and run again", cleanup=lambda: tmp.unlink(missing_ok=True)):
+        save_file(state, tmp, metadata={METADATA_KEY: metadata})
+        digest = file_sha256(tmp)
+        final = out.parent / f"{stem}-{digest[:HASH_CHARS]}.safetensors"
+        if not overwrite:
+            check_republish(final, digest)
+        publish_file(tmp, final)
     save_hf_folder(model, processor, final.with_suffix(""))
     return final
+
+
+def check_republish(final: Path, digest: str) -> None:
+    """Refuse to replace a file with other bytes, or a folder holding files an export does not write."""
+    if final.exists() and (not final.is_file() or file_sha256(final) != digest):
+        check_new_output(final, False, "OUT: the published")
+    folder = final.with_suffix("")
+    if folder.exists():
+        foreign = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [folder.name]
+        foreign = [name for name in foreign if name not in EXPORT_FILES]
+        if foreign:
+            raise HfclsError(f"OUT: {folder} exists and holds files hfcls-publish does not write ({', '.join(foreign[:3])}); "
+                             "nothing was written: choose another OUT, or pass --overwrite to replace it")
 
 
 def published_metadata(model, processor) -> dict:
@@ -74,7 +98,8 @@ def publish_run(recipe, work_dir: Path, checkpoint: Path):
     """What every run ends with: <work_dir>/publish/<name>-<hash>, pushed if the recipe asks."""
     if not recipe.train.publish:
         return None
-    published = publish(checkpoint, Path(work_dir) / "publish" / Path(work_dir).name)
+    # publish/ is the run's own: a resumed run publishes again over what a killed one began.
+    published = publish(checkpoint, Path(work_dir) / "publish" / Path(work_dir).name, overwrite=True)
     logger.info("published %s", published)
     if recipe.train.push_to_hub:
         push(published.with_suffix(""), recipe.train.push_to_hub)

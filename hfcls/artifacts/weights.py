@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hfcls.artifacts.layout import (CONFIG_FILE, EMA_FILE, EXPORTS, HASH_CHARS, HASHED_NAME, METADATA_KEY,
-                                    PREPROCESSOR_FILE, STATE_FILE, WEIGHTS_FILE, file_sha256, work_dir_of)
+                                    PREPROCESSOR_FILE, STATE_FILE, WEIGHTS_FILE, checked_state, file_sha256,
+                                    work_dir_of)
 from hfcls.errors import HfclsError
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
     """The weights of any artifact as a state dict on the CPU: the EMA of a checkpoint by its file name."""
     artifact = inspect_artifact(path)
     if artifact.kind == "checkpoint":
+        checked_state(artifact.path)  # every file whole, as saved
         return read_safetensors(artifact.path / _checkpoint_weights(artifact, use_ema))
     _check_single_set(artifact, use_ema)
     if artifact.kind == "hf":
@@ -145,10 +147,13 @@ def model_config(path, recipe=None):
     from transformers import AutoConfig
 
     import hfcls.modeling  # noqa: F401  hfcls's own architectures, registered with the Auto classes
+    from hfcls.models import architecture_config, remote_code_refused
 
     artifact = inspect_artifact(path)
     if artifact.kind in ("hf", "checkpoint"):
-        return AutoConfig.from_pretrained(_described_folder(artifact))
+        folder = _described_folder(artifact)
+        with remote_code_refused(folder, str(artifact)):
+            return AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
     metadata = published_metadata(artifact.path, required=recipe is None) if artifact.kind == "published" else None
     if metadata is not None:
         config = metadata["config"]
@@ -160,8 +165,6 @@ def model_config(path, recipe=None):
     if recipe is None:
         raise HfclsError(f"{artifact} holds weights only; pass the recipe it was trained with (its model section "
                          "gives the architecture, its data the class names)")
-    from hfcls.models import architecture_config
-
     return architecture_config(recipe.model, recipe_class_names(recipe))
 
 
@@ -171,9 +174,15 @@ def load_model(path, *, use_ema: bool | None = None, recipe=None):
 
     artifact = inspect_artifact(path)
     state = load_state_dict(artifact, use_ema)
-    model = AutoModelForImageClassification.from_config(model_config(artifact, recipe))
+    model = AutoModelForImageClassification.from_config(model_config(artifact, recipe),
+                                                        trust_remote_code=trusts_remote_code(recipe))
     load_weights(model, state, artifact)
     return model.eval()
+
+
+def trusts_remote_code(recipe) -> bool:
+    """Only a recipe that says so lets a model folder's own Python files run (model.trust_remote_code)."""
+    return recipe is not None and recipe.model.trust_remote_code
 
 
 def preprocessor(path, recipe=None):

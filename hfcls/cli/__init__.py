@@ -1,13 +1,19 @@
 """The console scripts: one module each, which parses its flags, calls one library function and prints.
 
 `cli_entry` gives every command the same contract: exit status 0 on success
-(or the status `main` returns), 2 with one line on stderr for a user error.
+(or the status `main` returns), 2 with one line on stderr for a user error (and
+for a full, read-only or forbidden disk).
 """
 
 import functools
 import sys
 
 from hfcls.errors import HfclsError
+from hfcls.files import STORAGE_ERRNOS
+
+# The --help of every command that reads a recipe says what custom_imports does.
+RECIPE_RUNS_CODE = ("Security: a recipe's custom_imports key imports the Python modules it names, which runs "
+                    "their code with your permissions; use only recipes (and _base_ files) you trust.")
 
 
 def cli_entry(main):
@@ -19,6 +25,12 @@ def cli_entry(main):
             status = main(argv)
         except HfclsError as error:
             print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as error:  # a full, read-only or forbidden disk that no writer named more precisely
+            if error.errno not in STORAGE_ERRNOS:
+                raise
+            print(f"error: {error.filename or 'a file'}: {error.strerror}; free some space or fix the permissions, "
+                  "then run again", file=sys.stderr)
             sys.exit(2)
         if status is not None and not isinstance(status, int):
             raise TypeError(f"{main.__module__}.main returned {type(status).__name__}; a command returns its "

@@ -7,14 +7,15 @@ import argparse
 import json
 from pathlib import Path
 
-from hfcls.cli import cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 from hfcls.recipe import load_recipe
 
 WHAT = ("data", "train", "eval")  # hfcls.analysis.bench.WHAT, without importing torch to parse
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-bench", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--what", choices=WHAT, default="train",

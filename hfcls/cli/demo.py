@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-demo", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("image", help="an image file, a folder of images, or a glob (quote it)")
     parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
                         "or a published .safetensors file (each used on its own)")

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 from hfcls.evaluation.results import OUT_ITEMS
 from hfcls.metrics import METRICS, parse_metric_options
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-eval", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file (data and eval transforms)")
     parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
                         "a published .safetensors file, or a bare .safetensors (architecture from the recipe)")
@@ -34,6 +35,8 @@ def parse_args(argv=None):
     ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
                      help="a training checkpoint's raw weights")
     parser.add_argument("--show-dir", help="write confusion_matrix.png here")
+    parser.add_argument("--overwrite", action="store_true", help="replace an --out file or a --show-dir image "
+                        "that exists already (otherwise refused before the evaluation)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="key.sub=value", help="recipe overrides")
     return parser.parse_args(argv)
 
@@ -50,7 +53,8 @@ def main(argv=None):
     setup_logging(None, is_main=True)
     results = evaluate_checkpoint(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
                                   metric_options=options, use_ema=args.use_ema, batch_size=args.batch_size,
-                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir)
+                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir,
+                                  overwrite=args.overwrite)
     if not results:  # not the main process
         return
     if results["metrics"]:

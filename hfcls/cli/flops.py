@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-flops", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-flops", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("--shape", nargs=2, type=int, metavar=("H", "W"),
                         help="input height and width (default: the eval pipeline's output size)")

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-publish", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-publish", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("source", metavar="IN", help="a checkpoints/epoch_N folder, a Hugging Face folder "
                         "or a .safetensors file")
     parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_in1k")
     parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash> (MMClassification's form)")
     parser.add_argument("--recipe", help="the training recipe, for a bare .safetensors file")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT-<hash> files that exist already")
     ema = parser.add_mutually_exclusive_group()
     ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
                      help="a training checkpoint's EMA weights (the default when it holds them)")
@@ -37,7 +39,8 @@ def main(argv=None):
 
     setup_logging(None, is_main=True)  # results on stdout; library progress bars off
     recipe = load_recipe(args.recipe) if args.recipe else None
-    print(publish(args.source, args.out, date=args.date, use_ema=args.use_ema, recipe=recipe))
+    print(publish(args.source, args.out, date=args.date, use_ema=args.use_ema, recipe=recipe,
+                  overwrite=args.overwrite))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ def parse_args(argv=None):
     parser.add_argument("--commit-message")
     parser.add_argument("--work-dir", help="the run the metrics and recipe come from (default: the one MODEL is in)")
     parser.add_argument("--dry-run", action="store_true", help="write the upload folder and card, send nothing")
-    parser.add_argument("--out", help="a new folder for --dry-run to write (default: MODEL-hub beside MODEL)")
+    parser.add_argument("--out", help="a new (or empty) folder for --dry-run to write (default: MODEL-hub beside MODEL)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out when it holds files already "
+                        "(never the model itself or a training run)")
     return parser.parse_args(argv)
 
 
@@ -37,7 +39,7 @@ def main(argv=None):
     source = Path(args.folder)
     if args.dry_run:
         out = Path(args.out) if args.out else source.with_name(source.with_suffix("").name + "-hub")
-        staged = stage(source, args.repo_id, out, args.work_dir)
+        staged = stage(source, args.repo_id, out, args.work_dir, overwrite=args.overwrite)
         files = ", ".join(sorted(p.name for p in staged.iterdir()))
         visibility = "private" if args.private else "public"
         print(f"dry run: wrote {staged} ({files}); would upload it to {visibility} repo {args.repo_id}")

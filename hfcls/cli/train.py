@@ -8,12 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-from hfcls.cli import cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-train", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="key.sub=value",

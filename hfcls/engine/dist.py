@@ -62,6 +62,35 @@ def _is_lost_process(error: RuntimeError) -> bool:
     return isinstance(error, dist.DistError) or any(sign in message for sign in _LOST_SIGNS)
 
 
+# What `accelerate launch --config_file` sets for a sharded run, and the kind of job it asks for.
+SHARDED_LAUNCHES = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DEEPSPEED"}
+
+
+def check_launch(accelerator) -> None:
+    """Refuse a launch config whose FSDP or DeepSpeed the Accelerator did not take up.
+
+    Accelerate 1.15 makes an FSDP or DeepSpeed job only from GPUs (or other accelerators);
+    on CPU processes it quietly runs plain data parallel instead, or one process alone.
+    """
+    for variable, kind in SHARDED_LAUNCHES.items():
+        asked = os.environ.get(variable, "false").lower() == "true"
+        if asked and accelerator.distributed_type.value != kind:
+            raise HfclsError(f"the launch config asks for {kind} ({variable}=true), but Accelerate made a "
+                             f"{accelerator.distributed_type.value} job: it runs {kind} only on GPUs (or other "
+                             "accelerators); on CPU processes use launch/accelerate/cpu_processes.yaml")
+
+
+def is_sharded(accelerator) -> bool:
+    """The model's weights are split over the processes: FSDP (DeepSpeed is not verified with hfcls)."""
+    return accelerator.distributed_type.value == "FSDP"
+
+
+def whole_state_dict(accelerator, model) -> dict | None:
+    """Where the weights are sharded, the whole model's on the main process (a collective: every process
+    calls it); None otherwise, where the unwrapped model itself holds them."""
+    return accelerator.get_state_dict(model) if is_sharded(accelerator) else None
+
+
 def launch_port(recipe_path: str) -> int:
     """$PORT when set (the launch scripts' convention), else the recipe's dist.port, else 29500."""
     if os.environ.get("PORT"):

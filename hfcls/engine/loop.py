@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from hfcls.artifacts.export import save_hf_folder
 from hfcls.artifacts.layout import TrainState, checkpoint_name, find_latest_checkpoint
 from hfcls.engine import checkpoints
+from hfcls.engine.dist import whole_state_dict
 from hfcls.engine.guard import NanGuard
 from hfcls.engine.setup import accelerator_session, build_run
 from hfcls.engine.signals import TrainingInterrupted
@@ -70,6 +71,8 @@ def start(run, resume: Path | None) -> TrainState:
     state = TrainState(recipe=fingerprint)
     if resume is not None:
         state = checkpoints.load_checkpoint(run, resume, fingerprint)
+        if accelerator.is_main_process:
+            checkpoints.restore_rows(run.work_dir, state)
         logger.info("resumed from %s at epoch %d, step %d", resume, state.epoch, state.step)
     if accelerator.is_main_process:
         accelerator.init_trackers("hfcls", config=tracker_config(recipe))
@@ -90,7 +93,7 @@ def train_epochs(run, state: TrainState, validate: bool) -> dict:
             export_epoch(run, metrics, state)
         signum = run.stop.should_stop(accelerator)
         if state.epoch % recipe.checkpoint.interval == 0 or last or signum:
-            save(run, state)
+            save(run, state, row)  # the row rides in the checkpoint: a kill before record() loses nothing
         record(run, row)
         if signum and not last:
             raise TrainingInterrupted(signum, state.step, find_latest_checkpoint(run.work_dir), run.work_dir)
@@ -165,9 +168,9 @@ def evaluate(run, desc: str) -> dict:
     return validation_metrics(*outputs, run.recipe.evaluation.topk)
 
 
-def save(run, state: TrainState) -> Path:
+def save(run, state: TrainState, row: dict | None = None) -> Path:
     folder = run.work_dir / "checkpoints" / checkpoint_name(state)
-    checkpoints.save_checkpoint(run, state, folder)
+    checkpoints.save_checkpoint(run, state, folder, row)
     if run.accelerator.is_main_process:
         checkpoints.prune_checkpoints(run.work_dir, run.recipe.checkpoint.max_keep, state.best_epoch)
     run.accelerator.wait_for_everyone()
@@ -191,8 +194,10 @@ def export_epoch(run, metrics: dict, state: TrainState) -> None:
 
 
 def export(run, folder: Path) -> None:
+    state = whole_state_dict(run.accelerator, run.eval_model)  # every process, when FSDP shards the weights
     if run.accelerator.is_main_process:
-        save_hf_folder(run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False), run.processor, folder)
+        save_hf_folder(run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False), run.processor, folder,
+                       state)
     run.accelerator.wait_for_everyone()
 
 

@@ -26,7 +26,7 @@ from hfcls.artifacts.export import image_processor
 from hfcls.artifacts.weights import load_finetune_weights
 from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, class_names
 from hfcls.data.transforms import Normalize
-from hfcls.engine.dist import cpu_only_processes, lost_processes_explained
+from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.ema import ModelEma, ema_settings
 from hfcls.engine.optim import build_optimizer, build_scheduler
 from hfcls.engine.precision import check_mixed_precision, default_device_type
@@ -41,7 +41,7 @@ def make_accelerator(recipe, work_dir: Path | None = None) -> Accelerator:
     """The recipe's Accelerator; with a `work_dir`, one for training (trackers, compile)."""
     check_mixed_precision(recipe.train.mixed_precision, default_device_type())
     training = work_dir is not None
-    return Accelerator(
+    accelerator = Accelerator(
         cpu=cpu_only_processes(),  # several processes without GPUs: one gloo group
         mixed_precision=recipe.train.mixed_precision,
         gradient_accumulation_steps=recipe.train.gradient_accumulation_steps,
@@ -54,6 +54,8 @@ def make_accelerator(recipe, work_dir: Path | None = None) -> Accelerator:
         dynamo_backend=compile_backend(recipe.train) if training and recipe.train.compile else None,
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=recipe.dist.timeout_minutes))],
     )
+    check_launch(accelerator)
+    return accelerator
 
 
 def compile_backend(train_section) -> str:
@@ -125,12 +127,16 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
     if load_from is not None:
         load_finetune_weights(model, load_from)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
+    if ema is not None and is_sharded(accelerator):
+        # ModelEma averages whole parameters; FSDP holds a shard of each on every process.
+        raise HfclsError("train.ema does not work with a sharded model (FSDP): set train.ema=null, or train "
+                         "with plain data parallel (launch/accelerate/one_node.yaml)")
     if ema is not None:
         ema = ModelEma(model, **ema)
         ema.module.to(accelerator.device)
     set_seed(recipe.seed, device_specific=True)  # model randomness (dropout) differs between ranks
     optimizer = build_optimizer(model, scaled_optim(recipe, accelerator))
-    model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer = prepare_model(accelerator, model, optimizer)
     train_loader = build_train_loader(recipe, dsets["train"], accelerator)
     val_loader = build_eval_loader(recipe.data, dsets["val"], accelerator, recipe.seed) if validate else None
     per_epoch = steps_per_epoch(recipe, train_loader)
@@ -140,6 +146,20 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
     log_sizes(recipe, accelerator, dsets, names, per_epoch)
     return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader, normalize,
                processor, ema, names, StopRequest(), recipe.train.epochs * per_epoch)
+
+
+def prepare_model(accelerator, model, optimizer):
+    try:
+        return accelerator.prepare(model, optimizer)
+    except (ValueError, NotImplementedError) as error:
+        if not is_sharded(accelerator):
+            raise
+        # Accelerate's FSDP wraps the block class the launch config names (fsdp_transformer_layer_cls_to_wrap),
+        # and FSDP2 asks every model for its input embeddings, which transformers' CNNs do not have.
+        raise HfclsError(f"{accelerator.distributed_type.value} cannot wrap {model.config.model_type} with this "
+                         f"launch config ({str(error).splitlines()[0]}); name the model's block class in "
+                         "fsdp_transformer_layer_cls_to_wrap, or train it with plain data parallel "
+                         "(launch/accelerate/one_node.yaml)") from None
 
 
 def log_sizes(recipe, accelerator, dsets, names, per_epoch) -> None:

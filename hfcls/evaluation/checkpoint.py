@@ -18,6 +18,7 @@ from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.steps import predict
 from hfcls.errors import HfclsError
+from hfcls.files import check_new_output, check_writable, storage_errors
 from hfcls.evaluation.report import plot_confusion_matrix
 from hfcls.evaluation.results import OUT_ITEMS, check_results_path, prediction_records, write_results
 from hfcls.metrics import check_metric_names, check_metric_options, evaluate_metrics
@@ -25,15 +26,18 @@ from hfcls.models import class_names_of
 
 logger = logging.getLogger(__name__)
 
+CONFUSION_PNG = "confusion_matrix.png"
+
 
 def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), metric_options: dict | None = None,
                         use_ema: bool | None = None, batch_size: int | None = None, out=None,
-                        out_items=("metrics", "pred"), show_dir=None) -> dict:
+                        out_items=("metrics", "pred"), show_dir=None, overwrite: bool = False) -> dict:
     """Evaluate any artifact the reader knows on the recipe's `split`.
 
     metrics: names from hfcls.metrics.METRICS; metric_options: topk (default the
     recipe's evaluation.topk), thrs, average. out: a results file holding
-    `out_items` (metrics, pred, class_scores); show_dir: where confusion_matrix.png goes.
+    `out_items` (metrics, pred, class_scores); show_dir: where confusion_matrix.png goes. Both are
+    checked before the evaluation: writable, and new unless `overwrite`.
     Returns, on the main process, {"metrics", "class_names", "samples", "written"}
     (the files written); {} on the others.
     """
@@ -45,7 +49,10 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
     if unknown:
         raise HfclsError(f"out_items: unknown {', '.join(unknown)}; choose from {', '.join(OUT_ITEMS)}")
     if out is not None:
-        check_results_path(out)
+        check_results_path(out, overwrite)
+    if show_dir is not None:
+        check_new_output(Path(show_dir) / CONFUSION_PNG, overwrite, "--show-dir")
+        check_writable(show_dir, f"--show-dir {show_dir}")
     if batch_size is not None and batch_size < 1:
         raise HfclsError("--batch-size must be at least 1")
     with accelerator_session(recipe) as accelerator:
@@ -96,7 +103,8 @@ def report(scores, labels, valid, names, metrics, options, out, out_items, show_
     if show_dir is not None:
         matrix = values.get("confusion_matrix") or evaluate_metrics(
             ["confusion_matrix"], scores[valid], labels[valid])["confusion_matrix"]
-        written.append(plot_confusion_matrix(matrix, names, Path(show_dir) / "confusion_matrix.png"))
+        with storage_errors(f"--show-dir {show_dir}", show_dir, "free some space and run again"):
+            written.append(plot_confusion_matrix(matrix, names, Path(show_dir) / CONFUSION_PNG))
     if out is not None:
         items = set(out_items)
         results = {"metrics": values} if "metrics" in items and values else {}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 
 import yaml
 
 from hfcls.errors import HfclsError
+from hfcls.files import check_new_output, check_writable, storage_errors, write_atomic
+from hfcls.unpickle import load_plain
 
 OUT_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".pkl": "pickle", ".pickle": "pickle"}
 OUT_ITEMS = ("metrics", "pred", "class_scores")
@@ -22,22 +23,17 @@ def results_format(path) -> str:
     return kind
 
 
-def check_results_path(path) -> None:
-    """Refuse, before any work, a results file that could not be written."""
+def check_results_path(path, overwrite: bool = False) -> None:
+    """Refuse, before any work, a results file that could not be written or would replace one."""
     results_format(path)
-    folder = Path(path).resolve().parent
-    while not folder.exists():  # the nearest existing folder must let us create the rest
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise HfclsError(f"--out {path}: cannot write there ({folder} is not a writable folder); "
-                         "choose another path")
+    check_new_output(path, overwrite)
+    check_writable(Path(path).parent, f"--out {path}")
 
 
 def write_results(path, results: dict) -> None:
     """Write `results` in the format the extension names, creating the folder."""
     path = Path(path)
     kind = results_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "json":
         content = json.dumps(results, indent=1).encode()
     elif kind == "yaml":
@@ -45,9 +41,9 @@ def write_results(path, results: dict) -> None:
     else:
         content = pickle.dumps(results)
     # Written aside and renamed: an earlier results file survives a failed write whole.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(content)
-    tmp.replace(path)
+    with storage_errors(f"--out {path}", path.parent, "an earlier file there is intact; free some space and run again"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, content)
 
 
 def read_results(path) -> dict:
@@ -57,7 +53,7 @@ def read_results(path) -> dict:
         return json.loads(path.read_text())
     if kind == "yaml":
         return yaml.safe_load(path.read_text())
-    return pickle.loads(path.read_bytes())
+    return load_plain(path.read_bytes())  # a results file holds plain data only: nothing in it may run
 
 
 def prediction_records(scores, labels, valid, names, items) -> list:

@@ -66,7 +66,7 @@ def test_stage_refuses_a_folder_that_holds_files(run, tmp_path):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(HfclsError, match="already exists and is not an empty folder; nothing was written"):
+    with pytest.raises(HfclsError, match="is a non-empty folder already; nothing was written"):
         stage(run / "latest", "me/tiny", out)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     stage(run / "latest", "me/tiny", tmp_path / "empty")  # an empty folder, or a new one, is fine

@@ -119,7 +119,7 @@ def test_hfcls_push(trained, tmp_path):
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
-    user_error(run("hfcls-push", work / "best", "me/tiny", "--dry-run", "--out", keep), "not an empty folder")
+    user_error(run("hfcls-push", work / "best", "me/tiny", "--dry-run", "--out", keep), "non-empty folder", "--overwrite")
     assert (keep / "notes.txt").read_text() == "mine"
 
 

@@ -78,5 +78,5 @@ def test_cfg_options_and_metric_options_reach_the_evaluation(trained_digits, tmp
     out = tmp_path / "topk.json"
     run_eval(recipe, work / "best", "--metrics", "accuracy", "--out", out, "--cfg-options", "evaluation.topk=[1,2]")
     assert sorted(read_results(out)["metrics"]) == ["accuracy_top1", "accuracy_top2"]
-    run_eval(recipe, work / "best", "--metrics", "accuracy", "--out", out, "--metric-options", "topk=3")
+    run_eval(recipe, work / "best", "--metrics", "accuracy", "--out", out, "--metric-options", "topk=3", "--overwrite")
     assert sorted(read_results(out)["metrics"]) == ["accuracy_top3"]

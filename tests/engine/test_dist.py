@@ -1,9 +1,10 @@
-"""The launch scripts' port rule: $PORT, else the recipe's dist.port, else 29500."""
+"""The launch scripts' port rule: $PORT, else the recipe's dist.port, else 29500; a sharded launch that
+Accelerate did not honour."""
 
 import pytest
 from conftest import tiny_recipe_dict, write_recipe
 
-from hfcls.engine.dist import launch_port, parse_port
+from hfcls.engine.dist import check_launch, launch_port, parse_port
 from hfcls.errors import HfclsError
 
 
@@ -23,3 +24,20 @@ def test_port_comes_from_env_then_recipe_then_default(monkeypatch, tiny_recipe, 
         launch_port(str(tiny_recipe))
     with pytest.raises(HfclsError, match="dist.port=70000 is not a port number; use one from 1 to 65535"):
         parse_port(70000, "dist.port")
+
+
+@pytest.mark.parametrize("variable, kind", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DEEPSPEED")])
+def test_a_sharded_launch_run_as_another_kind_of_job_is_refused(monkeypatch, variable, kind):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    # What Accelerate makes of an FSDP or DeepSpeed launch config on CPU processes (launch/accelerate/fsdp.yaml
+    # itself: tests/e2e/test_fsdp.py; DeepSpeed is not installed here).
+    made = SimpleNamespace(distributed_type=DistributedType.MULTI_CPU)
+    check_launch(made)
+    monkeypatch.setenv(variable, "true")
+    with pytest.raises(HfclsError, match=rf"^the launch config asks for {kind} \({variable}=true\), but Accelerate "
+                                         rf"made a MULTI_CPU job: it runs {kind} only on GPUs"):
+        check_launch(made)
+    check_launch(SimpleNamespace(distributed_type=DistributedType[kind]))

@@ -3,7 +3,8 @@
 `root` is the folder holding `cifar-10-batches-py/` or `cifar-100-python/` (or
 that folder itself). Each batch is a pickled dict: `data`, an N x 3072 uint8
 array (1024 red, 1024 green, 1024 blue values of a 32x32 image, row by row),
-and its labels. Batches are read one at a time into PNG rows of an Arrow file.
+and its labels. Batches are read one at a time into PNG rows of an Arrow file, with an unpickler
+that admits only what the format holds (hfcls.unpickle): a crafted batch runs nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from hfcls.data.formats.common import cached_dataset, check_label, png_sample
 from hfcls.data.formats.fallback import hub_fallback
 from hfcls.errors import HfclsError, did_you_mean
+from hfcls.unpickle import NUMPY_ARRAYS, UnsafePickle, load_plain
 
 # The class names of the archives' meta files, for the Hub copies (whose CIFAR-100
 # names differ: "cra" for "crab").
@@ -123,11 +125,14 @@ def read_batch(file: Path, labels_key: str) -> tuple:
 def unpickle(file: Path) -> dict:
     """A pickled dict with str keys (the originals are Python 2 pickles with bytes keys).
 
-    Unpickling can run code: read only batches from a source you trust.
+    Only what a CIFAR batch holds is admitted (dicts, lists, str/bytes, numbers, numpy
+    arrays): a pickle that asks for anything else is refused before it can run.
     """
     try:
-        with open(file, "rb") as handle:
-            content = pickle.load(handle, encoding="bytes")
+        content = load_plain(file.read_bytes(), NUMPY_ARRAYS, encoding="bytes")
+    except UnsafePickle as error:
+        raise HfclsError(f"{file} is not a plain CIFAR file: {error}; nothing of it was run. Use the files "
+                         "of the original archive") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
         raise HfclsError(f"{file} is not a CIFAR batch (cannot unpickle it: {error}); re-extract the archive") from None
     if not isinstance(content, dict):

@@ -1,0 +1,183 @@
+"""Writing without losing anything: new places only, atomic replacement, fsync before a rename publishes.
+
+Every file or folder hfcls writes is made under a temporary name beside its
+destination, flushed to the disk (fsync), and renamed into place; the folder
+holding it is then fsynced, so that the rename itself survives a power loss. A
+reader sees the old version or the new one, whole, never a mix. What a user
+already has is replaced only when they say so (`--overwrite`), and a full or
+read-only disk is one line naming the place, not a traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from hfcls.errors import HfclsError
+
+# What a full, read-only or forbidden place raises (EDQUOT: over a quota).
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+PROBE_BYTES = 64 * 1024
+
+
+# ----------------------------------------------------------------------------- durability
+
+
+def fsync_path(path) -> None:
+    """Flush one file, or one folder's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(folder) -> None:
+    """Flush every file under `folder`, then the folders themselves, deepest first."""
+    folders = []
+    for root, _, names in os.walk(folder):
+        folders.append(root)
+        for name in names:
+            fsync_path(os.path.join(root, name))
+    for root in reversed(folders):
+        fsync_path(root)
+
+
+def write_atomic(path, content) -> None:
+    """Replace `path` with `content` (str or bytes): a reader sees the old file or the new one."""
+    path = Path(path)
+    data = content.encode() if isinstance(content, str) else content
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_path(path.parent)
+
+
+def append_line(path, line: str) -> None:
+    """Append one line and flush it to the disk before returning."""
+    with open(path, "a") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def publish_file(tmp, path) -> None:
+    """Rename the finished `tmp` onto `path`, its bytes on the disk first."""
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(Path(path).parent)
+
+
+def publish_folder(tmp, folder) -> None:
+    """Swap the finished folder `tmp` in for `folder` (new or replaced), its files on the disk first.
+
+    A process killed between the two renames leaves `folder.old` (the previous
+    version, whole) and `folder.tmp` (the new one, whole); the next publish
+    finishes the swap. Nothing is deleted before its replacement is in place.
+    """
+    tmp, folder = Path(tmp), Path(folder)
+    old = folder.with_name(folder.name + ".old")
+    fsync_tree(tmp)
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)  # a swap finished but not cleaned up: `folder` is newer
+        folder.rename(old)
+    tmp.rename(folder)
+    fsync_path(folder.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- outputs that exist
+
+
+def is_occupied(path) -> bool:
+    """A file, or a folder with anything in it."""
+    path = Path(path)
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
+def check_new_output(path, overwrite: bool, what: str = "--out") -> None:
+    """Refuse to write over something that is already there, unless `overwrite`."""
+    if overwrite or not is_occupied(path):
+        return
+    kind = "a non-empty folder" if Path(path).is_dir() else "a file"
+    raise HfclsError(f"{what} {path} is {kind} already; nothing was written: choose a new path, "
+                     "or pass --overwrite to replace it")
+
+
+def check_writable(folder, what: str) -> None:
+    """Refuse now, before any work, a place that cannot take a file: read-only, forbidden or full."""
+    folder = Path(folder).resolve()
+    while not folder.exists():  # the nearest existing folder must let us create the rest
+        folder = folder.parent
+    if not folder.is_dir():
+        raise HfclsError(f"{what}: cannot write there ({folder} is not a folder); choose another path")
+    cause = probe(folder)
+    if cause is not None:
+        raise HfclsError(f"{what}: cannot write in {folder} ({cause.strerror}); nothing was done: "
+                         "free space, fix the permissions or choose another path")
+
+
+def probe(folder) -> OSError | None:
+    """The error writing a small file in `folder` meets, or None when it can be written."""
+    path = Path(folder) / f".hfcls-probe-{os.getpid()}"
+    try:
+        with open(path, "wb") as f:
+            f.write(b"\0" * PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:
+        return error
+    finally:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+    return None
+
+
+# ----------------------------------------------------------------------------- full and read-only disks
+
+
+def storage_cause(error: BaseException, folder) -> OSError | None:
+    """The full, read-only or forbidden place behind a failed write, or None for another failure.
+
+    Python's own errors carry the errno; safetensors words it "(os error 28)"; torch's
+    zip writer only says a write failed, so the place is tried again with a probe.
+    """
+    if isinstance(error, OSError):
+        return error if error.errno in STORAGE_ERRNOS else None
+    match = re.search(r"os error (\d+)", str(error))
+    if match and int(match.group(1)) in STORAGE_ERRNOS:
+        code = int(match.group(1))
+        return OSError(code, os.strerror(code))
+    folder = Path(folder)
+    while not folder.exists():
+        folder = folder.parent
+    cause = probe(folder)
+    return cause if cause is not None and cause.errno in STORAGE_ERRNOS else None
+
+
+@contextmanager
+def storage_errors(what: str, folder, hint: str, cleanup=None):
+    """Turn a full, read-only or forbidden disk met in the block into one line naming `what`.
+
+    `cleanup` runs after the cause is found (a half-written temporary folder still
+    fills the disk while it is looked at), whatever the failure.
+    """
+    try:
+        yield
+    except BaseException as error:
+        ours = isinstance(error, HfclsError) or not isinstance(error, Exception)
+        cause = None if ours else storage_cause(error, folder)
+        if cleanup is not None:
+            cleanup()
+        if cause is None:
+            raise
+        raise HfclsError(f"cannot write {what}: {cause.strerror}; {hint}") from None
