@@ -27,13 +27,14 @@ from hfcls.artifacts.weights import load_finetune_weights
 from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.engine.dist import cpu_only_processes, lost_processes_explained
-from hfcls.engine.ema import ModelEma, ema_settings
+from hfcls.engine.ema import ModelEma
 from hfcls.engine.optim import build_optimizer, build_scheduler
 from hfcls.engine.precision import check_mixed_precision, default_device_type
 from hfcls.engine.signals import StopRequest
 from hfcls.engine.trackers import trackers
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.models import build_model
+from hfcls.recipe import ema_settings
 
 logger = logging.getLogger(__name__)
 
