@@ -61,5 +61,5 @@ def browse(recipe, split: str, n: int, out, columns: int | None = None) -> int:
     specs, where = (data.train_pipeline, "data.train_pipeline") if split == "train" else \
         (data.eval_pipeline, "data.eval_pipeline")
     torch.manual_seed(recipe.seed)  # the same augmentations on every run
-    ds = with_transform(dsets[split], specs, where, data.to_rgb)
+    ds = with_transform(dsets[split], specs, where, data.to_rgb, data.max_image_pixels)
     return sample_grid(ds, class_names(dsets[split]), n, out, columns)

@@ -24,7 +24,7 @@ import os
 
 import datasets
 
-from hfcls.data.decode import SampleTransform, collate
+from hfcls.data.decode import MAX_IMAGE_PIXELS, SampleTransform, collate
 from hfcls.data.in_memory import in_memory_loader
 from hfcls.data.loaders import WorkerLoader, data_loader
 from hfcls.data.mixing import build_mixer, mixing_collate
@@ -85,9 +85,9 @@ def align_labels(ds, names: list, where: str):
                   batched=True, features=features)
 
 
-def with_transform(ds, specs: list, where: str, to_rgb: bool):
+def with_transform(ds, specs: list, where: str, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS):
     """`ds` decoding and transforming its rows as they are read; a stream becomes a TransformedStream."""
-    transform = SampleTransform(build_pipeline(specs, where), to_rgb)
+    transform = SampleTransform(build_pipeline(specs, where), to_rgb, max_pixels)
     ds = ds.cast_column("image", datasets.Image(decode=False))
     if isinstance(ds, datasets.IterableDataset):
         return TransformedStream(ds, transform)
@@ -105,7 +105,8 @@ def build_train_loader(recipe, dataset, accelerator):
     if data.in_memory:
         return in_memory_loader(dataset, data, recipe.seed, accelerator, train=True, workers=worker_count(data),
                                 mix=mix)
-    dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb)
+    dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb,
+                             data.max_image_pixels)
     workers = worker_count(data)
     if isinstance(dataset, TransformedStream):
         if mix is not None:
@@ -128,7 +129,8 @@ def build_eval_loader(data, dataset, accelerator, seed: int, batch_size: int | N
     if data.in_memory:
         return in_memory_loader(dataset, data, seed, accelerator, train=False, workers=worker_count(data),
                                 batch_size=batch_size)
-    dataset = with_transform(dataset, data.eval_pipeline, "data.eval_pipeline", data.to_rgb)
+    dataset = with_transform(dataset, data.eval_pipeline, "data.eval_pipeline", data.to_rgb,
+                             data.max_image_pixels)
     if isinstance(dataset, TransformedStream):
         raise HfclsError("streaming (streaming: true) is for the training data; give data.val and "
                          "data.test sources that are read in full")
