@@ -19,6 +19,7 @@ so nothing above this door asks which kind it holds:
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 
@@ -52,10 +53,7 @@ def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
     if data.train_val_split is not None and isinstance(out.get("train"), datasets.IterableDataset):
         raise HfclsError("data.train_val_split cannot split a stream (streaming: true); give data.val a source")
     if data.train_val_split is not None and "train" in out and "val" in splits:
-        parts = out["train"].train_test_split(
-            test_size=data.train_val_split, seed=seed, stratify_by_column="label"
-        )
-        out["train"], out["val"] = parts["train"], parts["test"]
+        out["train"], out["val"] = split_off_val(out["train"], data.train_val_split, seed)
     reference = next(iter(out.values()), None)
     if reference is None:
         raise HfclsError(f"the recipe defines none of data.{', data.'.join(splits)}")
@@ -63,6 +61,32 @@ def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
     for split, ds in out.items():
         out[split] = align_labels(ds, names, where=f"data.{split}")
     return datasets.DatasetDict(out)
+
+
+def split_off_val(train, fraction: float, seed: int) -> tuple:
+    """(train, val): `fraction` of the images held out, stratified by class and seeded."""
+    counts = collections.Counter(train["label"]) if isinstance(train.features["label"], datasets.ClassLabel) else {}
+    fewest = min(counts, key=counts.get, default=None)
+    if fewest is not None and counts[fewest] < 2:
+        raise HfclsError(f"data.train_val_split: class {class_names(train)[fewest]!r} has {counts[fewest]} image, "
+                         "too few to hold some out (a stratified split needs 2 per class); add images or give "
+                         "data.val a source")
+    try:
+        parts = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
+    except ValueError as error:  # e.g. a val split smaller than the class count
+        raise HfclsError(f"data.train_val_split {fraction}: {error}") from None
+    return parts["train"], parts["test"]
+
+
+def check_labelled(ds, where: str, need: str) -> None:
+    """Refuse a split with unlabelled rows (-1: a list line without a label) where labels are needed;
+    a stream is not read ahead to find out."""
+    if isinstance(ds, datasets.IterableDataset) or not isinstance(ds.features["label"], datasets.ClassLabel):
+        return
+    missing = sum(1 for label in ds["label"] if label < 0)
+    if missing:
+        raise HfclsError(f"{where}: {missing} of its {len(ds)} images have no label (a list line without one); "
+                         f"{need}")
 
 
 def class_names(ds) -> list:

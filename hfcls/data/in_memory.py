@@ -159,6 +159,9 @@ def decode_split(ds, pipeline, data, where: str, workers: int):
                     f"{tuple(images[0].shape)}. Add a CenterCrop, or give Resize a [height, width]")
             images.append(image)
             labels.append(sample["labels"])
+    if not images:
+        raise HfclsError(f"{where}: no image could be decoded, every one was skipped (data.skip_bad_images); "
+                         "check the data")
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 

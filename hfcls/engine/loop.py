@@ -104,6 +104,7 @@ def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
     guard = NanGuard(accelerator, state, cfg.max_bad_steps, run.work_dir)
     total, done = len(run.train_loader), state.batch_in_epoch  # a mid-epoch checkpoint resumes at the next batch
     running = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
+    trained = torch.zeros((), dtype=torch.long, device=accelerator.device)  # valid images, read once at the end
     seen, bad, start = 0, [], time.perf_counter()
     bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                disable=not accelerator.is_main_process, leave=False)
@@ -113,6 +114,7 @@ def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
         if loss is not None:
             running += loss
         seen += len(batch["labels"])
+        trained += batch["valid"].sum()
         state.batch_in_epoch = i + 1
         bar.update()
         if accelerator.sync_gradients:
@@ -127,6 +129,9 @@ def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
     elapsed = time.perf_counter() - start
     if bad:
         logger.warning("skipped %d undecodable training images, first: %s", len(bad), bad[0])
+    if accelerator.reduce(trained, reduction="sum").item() == 0:
+        raise HfclsError(f"epoch {epoch + 1} had no image to train on: every one was undecodable and skipped "
+                         f"(data.skip_bad_images), first {bad[0] if bad else 'none'}; check the training data")
     guard.checked(running)
     return {
         "epoch": epoch + 1,

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from hfcls.artifacts.export import image_processor
 from hfcls.artifacts.weights import load_finetune_weights
-from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, class_names
+from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.engine.dist import cpu_only_processes, lost_processes_explained
 from hfcls.engine.ema import ModelEma
@@ -159,6 +159,8 @@ def load_datasets(recipe, accelerator, validate):
         raise HfclsError("the recipe has no data.train source to train on")
     if validate and "val" not in dsets:
         raise HfclsError("no validation data: set data.val, data.train_val_split, or pass --no-validate")
+    for split, ds in dsets.items():
+        check_labelled(ds, f"data.{split}", "training and validation need a label for every image")
     return dsets
 
 

@@ -88,6 +88,9 @@ def evaluate_metrics(names, scores, labels, **options) -> dict:
     scores, labels = np.asarray(scores, dtype=np.float32), np.asarray(labels, dtype=np.int64)
     if len(labels) == 0:
         raise HfclsError("no valid samples to compute metrics on")
+    if (labels < 0).any():  # -1 would index the last class
+        raise HfclsError(f"{int((labels < 0).sum())} of the {len(labels)} samples have no label (-1); metrics "
+                         "need a labelled split")
     results = {}
     if "accuracy" in names:
         results.update(_compute("accuracy", scores, labels, topk=options["topk"], thrs=options["thrs"]))
