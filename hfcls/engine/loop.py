@@ -52,10 +52,10 @@ def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = Tr
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with accelerator_session(recipe, work_dir) as accelerator:
         setup_logging(work_dir, accelerator.is_main_process)
-        if accelerator.is_main_process:
-            save_recipe(recipe, work_dir / "recipe.yaml")
         run = build_run(recipe, work_dir, accelerator, validate=validate, load_from=load_from)
         state = start(run, resume)
+        if accelerator.is_main_process:  # once the recipe is known to run: a refused resume keeps the old one
+            save_recipe(recipe, work_dir / "recipe.yaml")
         with run.stop.installed():
             metrics = train_epochs(run, state, validate)
         if not validate:
@@ -66,7 +66,8 @@ def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = Tr
 def start(run, resume: Path | None) -> TrainState:
     """The state to train from (a resumed checkpoint's, or a fresh one), trackers told the recipe."""
     accelerator, recipe = run.accelerator, run.recipe
-    fingerprint = checkpoints.recipe_fingerprint(recipe, len(run.class_names))
+    fingerprint = checkpoints.recipe_fingerprint(recipe, len(run.class_names), accelerator.num_processes,
+                                                 run.total_steps // recipe.train.epochs)
     state = TrainState(recipe=fingerprint)
     if resume is not None:
         state = checkpoints.load_checkpoint(run, resume, fingerprint)
