@@ -150,7 +150,7 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
     recipe = recipe or run_recipe(artifact)
     classifier = load_model(artifact, use_ema=use_ema, recipe=recipe)
     specs, mean, std = eval_pipeline_from_preprocessor(preprocessor(artifact, recipe).to_dict(), str(artifact))
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch_device(device)
     autocast_dtype, channels_last, max_pixels = None, False, MAX_IMAGE_PIXELS
     if recipe is not None:
         # As hfcls-eval's Accelerator does: bf16 anywhere, fp16 on CUDA only.
@@ -161,6 +161,20 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
         channels_last, max_pixels = recipe.train.channels_last, recipe.data.max_image_pixels
     return ImageClassifier(classifier, build_pipeline(specs, "eval transforms"), Normalize(mean, std), device,
                            top_k, batch_size, num_workers, autocast_dtype, channels_last, max_pixels)
+
+
+def torch_device(name: str | None) -> torch.device:
+    """The device `name` means (default: CUDA when there is one); one that is not here is an error."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise HfclsError(f"--device {name}: not a device torch knows; use cpu, cuda, cuda:1, ...") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise HfclsError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                         "use --device cpu or another index")
+    return device
 
 
 def run_recipe(artifact):
@@ -184,6 +198,16 @@ def expand_images(pattern: str) -> tuple[list, bool]:
     if not files:
         raise HfclsError(f"no image files at {pattern}; pass an image, a folder or a glob such as 'photos/*.jpg'")
     return files, True
+
+
+def check_picture_path(path) -> None:
+    """Refuse, before any work, a picture file matplotlib cannot write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if Path(path).suffix.lower().lstrip(".") not in kinds:
+        raise HfclsError(f"--out {path}: not a picture file matplotlib writes; end it in .png (or "
+                         f"{', '.join('.' + kind for kind in sorted(kinds) if kind != 'png')})")
 
 
 def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
@@ -213,7 +237,12 @@ def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k:
     """
     if top_k < 1:
         raise HfclsError("--topk must be at least 1")
+    if batch_size < 1 or num_workers < 0:
+        raise HfclsError(f"--batch-size must be at least 1 and --num-workers 0 or more, got {batch_size} and "
+                         f"{num_workers}")
     files, many = expand_images(images)
+    if draw_to is not None and not many:
+        check_picture_path(draw_to)
     classifier = pipeline(checkpoint, recipe, device, top_k, batch_size, num_workers if many else 0)
     scores, kept = classifier.scores(files, skip_bad_images=many)
     results = []

@@ -10,6 +10,8 @@ from pathlib import Path
 import datasets
 import transformers
 
+from hfcls.errors import HfclsError
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -41,5 +43,13 @@ def append_jsonl(path: Path, row: dict) -> None:
 
 
 def read_jsonl(path: Path) -> list:
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise HfclsError(f"{path} line {number} is not a JSON row ({error.msg}); remove or repair "
+                                     "that line") from None
+    return rows

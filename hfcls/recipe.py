@@ -351,6 +351,9 @@ def _load_with_bases(path: Path, chain: tuple) -> dict:
     bases = data.pop("_base_", [])
     if isinstance(bases, str):
         bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(base, str) for base in bases):
+        raise HfclsError(f"{path}: _base_ must be a file name or a list of them (paths relative to the recipe), "
+                         f"got {bases!r}")
     merged: dict = {}
     for base in bases:
         base_path = path.parent / base

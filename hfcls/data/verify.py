@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 
 from hfcls.data.build import build_datasets
 from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS, decode
+from hfcls.errors import HfclsError
 
 NO_LABEL = -1  # datasets' marker for an unlabeled row (e.g. a test list without labels)
 
@@ -59,6 +60,8 @@ def verify_split(ds, split: str, to_rgb: bool, workers: int, max_pixels: int) ->
 
 def verify_datasets(recipe, workers: int = 0) -> tuple:
     """(every problem of every split, one line each; the images read; the splits checked)."""
+    if workers < 0:
+        raise HfclsError(f"--workers must be 0 or more, got {workers}")
     dsets = build_datasets(recipe.data, recipe.seed)
     problems, total = [], 0
     for split, ds in dsets.items():
