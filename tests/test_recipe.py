@@ -295,7 +295,8 @@ def test_base_must_name_files(tmp_path, bases, shown):
     ("raises_at_import", "x = 1\nraise RuntimeError('no GPU found')\n",
      r"importing raises_at_import raised RuntimeError: no GPU found \(.*raises_at_import\.py, line 2\); "
      "fix that module"),
-    ("broken_syntax", "def f(:\n    pass\n", r"importing broken_syntax raised SyntaxError: .*broken_syntax\.py, line 1"),
+    ("broken_syntax", "def f(:\n    pass\n",
+     r"importing broken_syntax raised SyntaxError: .*broken_syntax\.py, line 1"),
     ("exits", "import sys\nsys.exit(3)\n", None),
 ])
 def test_custom_imports_that_fail_are_one_line(tmp_path, monkeypatch, based, module, source, message):

@@ -107,26 +107,26 @@ def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
     running = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
     trained = torch.zeros((), dtype=torch.long, device=accelerator.device)  # valid images, read once at the end
     seen, bad, start = 0, [], time.perf_counter()
-    bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-               disable=not accelerator.is_main_process, leave=False)
-    for i, batch in enumerate(run.train_loader, start=done):
-        check_bad_images(batch, run.recipe.data.skip_bad_images, bad)
-        loss = train_step(run, batch, guard.at(i).admits)
-        if loss is not None:
-            running += loss
-        seen += len(batch["labels"])
-        trained += batch["valid"].sum()
-        state.batch_in_epoch = i + 1
-        bar.update()
-        if accelerator.sync_gradients:
-            state.step += 1
-            if run.ema is not None:
-                run.ema.update(run.model, state.step)
-            step_boundary(run, state, running, guard, mid_epoch=i + 1 < total)
-        if (i + 1) % cfg.log_interval == 0:  # a host-device sync
-            bar.set_postfix(loss=f"{guard.checked(running) / (i + 1):.4f}",
-                            lr=f"{run.scheduler.get_last_lr()[0]:.3g}", eta=run.eta(state.step))
-    bar.close()
+    # A `with`: an error mid-epoch clears the bar, so the error line starts a line of its own.
+    with tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+              disable=not accelerator.is_main_process, leave=False) as bar:
+        for i, batch in enumerate(run.train_loader, start=done):
+            check_bad_images(batch, run.recipe.data.skip_bad_images, bad)
+            loss = train_step(run, batch, guard.at(i).admits)
+            if loss is not None:
+                running += loss
+            seen += len(batch["labels"])
+            trained += batch["valid"].sum()
+            state.batch_in_epoch = i + 1
+            bar.update()
+            if accelerator.sync_gradients:
+                state.step += 1
+                if run.ema is not None:
+                    run.ema.update(run.model, state.step)
+                step_boundary(run, state, running, guard, mid_epoch=i + 1 < total)
+            if (i + 1) % cfg.log_interval == 0:  # a host-device sync
+                bar.set_postfix(loss=f"{guard.checked(running) / (i + 1):.4f}",
+                                lr=f"{run.scheduler.get_last_lr()[0]:.3g}", eta=run.eta(state.step))
     elapsed = time.perf_counter() - start
     if bad:
         logger.warning("skipped %d undecodable training images, first: %s", len(bad), bad[0])
