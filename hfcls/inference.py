@@ -4,25 +4,27 @@
     clf = pipeline("work_dirs/x/best")
     clf("cat.jpg")  # [{"label": "cat", "score": 0.98}, ...] like transformers.pipeline
 
-Images go through the same steps as in `hfcls-eval`: PIL decode -> uint8 tensor
--> the v2 eval pipeline -> `Normalize` on the device, so predictions agree with
-the evaluation and with `transformers.pipeline` on the exported folder.
+Images go through the same steps as in `hfcls-eval`: the loaders' decode rule
+(hfcls.data.decode: bit depth, pixel limit) -> uint8 tensor -> the v2 eval pipeline
+-> `Normalize` on the device, so predictions agree with the evaluation and with
+`transformers.pipeline` on the exported folder.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
+import math
 from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
-from torchvision.transforms.v2 import functional as F
+from PIL import Image
 
 from hfcls.artifacts.layout import RECIPE_FILE
 from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
+from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS, decode, pil_to_uint8
 from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor
 from hfcls.engine.precision import check_mixed_precision
 from hfcls.errors import HfclsError
@@ -36,7 +38,7 @@ class ImageClassifier:
     """Callable like `transformers.pipeline("image-classification")`; see `pipeline`."""
 
     def __init__(self, model, transform, normalize, device, top_k=5, batch_size=8, num_workers=0,
-                 autocast_dtype=None, channels_last=False):
+                 autocast_dtype=None, channels_last=False, max_image_pixels=MAX_IMAGE_PIXELS):
         self.model = model.to(device).eval()
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -44,6 +46,7 @@ class ImageClassifier:
         self.transform, self.normalize = transform, normalize.to(device)
         self.device, self.top_k, self.batch_size, self.num_workers = device, top_k, batch_size, num_workers
         self.autocast_dtype, self.channels_last = autocast_dtype, channels_last
+        self.max_image_pixels = max_image_pixels
 
     def __call__(self, images, top_k=None, batch_size=None):
         """A path, PIL image or HWC uint8 array -> [{label, score}, ...] best first; a list -> a list of those."""
@@ -60,7 +63,7 @@ class ImageClassifier:
     def scores(self, images: list, batch_size=None, skip_bad_images=False):
         """(N, C) softmax scores, and the indices of `images` they belong to (all of them unless skipping)."""
         loader = torch.utils.data.DataLoader(
-            _Decoded(images, self.transform), batch_size=batch_size or self.batch_size,
+            _Decoded(images, self.transform, self.max_image_pixels), batch_size=batch_size or self.batch_size,
             num_workers=self.num_workers, collate_fn=list)
         all_scores, kept = [], []
         for batch in loader:
@@ -93,8 +96,8 @@ class _Decoded(torch.utils.data.Dataset):
     """Inputs decoded and transformed in DataLoader workers: (index, uint8 CHW tensor, None)
     or (index, None, what went wrong)."""
 
-    def __init__(self, images: list, transform):
-        self.images, self.transform = images, transform
+    def __init__(self, images: list, transform, max_pixels: int = MAX_IMAGE_PIXELS):
+        self.images, self.transform, self.max_pixels = images, transform, max_pixels
 
     def __len__(self):
         return len(self.images)
@@ -102,22 +105,21 @@ class _Decoded(torch.utils.data.Dataset):
     def __getitem__(self, index):
         image = self.images[index]
         try:
-            return index, self.transform(to_uint8_tensor(image)), None
-        except (OSError, UnidentifiedImageError, ValueError) as error:
+            return index, self.transform(to_uint8_tensor(image, self.max_pixels)), None
+        except DECODE_ERRORS as error:
             return index, None, f"cannot decode image {_describe(image)} ({error})"
 
 
-def to_uint8_tensor(image) -> torch.Tensor:
-    """A path, PIL image or HWC/HW uint8 array -> uint8 CHW RGB tensor, decoded as hfcls's loaders do."""
+def to_uint8_tensor(image, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
+    """A path, PIL image or HWC/HW uint8 array -> uint8 CHW RGB tensor, by the loaders' decode rule."""
     if isinstance(image, (str, Path)):
-        with Image.open(image) as pil:
-            return F.pil_to_tensor(pil.convert("RGB"))
+        return decode({"path": str(image), "bytes": None}, to_rgb=True, max_pixels=max_pixels)
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise ValueError(f"arrays must be uint8 HxWxC or HxW, got {image.dtype}")
         image = Image.fromarray(image)
     if isinstance(image, Image.Image):
-        return F.pil_to_tensor(image.convert("RGB"))
+        return pil_to_uint8(image, to_rgb=True)
     raise ValueError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
 
 
@@ -148,17 +150,31 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
     recipe = recipe or run_recipe(artifact)
     classifier = load_model(artifact, use_ema=use_ema, recipe=recipe)
     specs, mean, std = eval_pipeline_from_preprocessor(preprocessor(artifact, recipe).to_dict(), str(artifact))
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    autocast_dtype, channels_last = None, False
+    device = torch_device(device)
+    autocast_dtype, channels_last, max_pixels = None, False, MAX_IMAGE_PIXELS
     if recipe is not None:
         # As hfcls-eval's Accelerator does: bf16 anywhere, fp16 on CUDA only.
         precision = recipe.train.mixed_precision
         check_mixed_precision(precision, device.type)
         if precision == "bf16" or (precision == "fp16" and device.type == "cuda"):
             autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-        channels_last = recipe.train.channels_last
+        channels_last, max_pixels = recipe.train.channels_last, recipe.data.max_image_pixels
     return ImageClassifier(classifier, build_pipeline(specs, "eval transforms"), Normalize(mean, std), device,
-                           top_k, batch_size, num_workers, autocast_dtype, channels_last)
+                           top_k, batch_size, num_workers, autocast_dtype, channels_last, max_pixels)
+
+
+def torch_device(name: str | None) -> torch.device:
+    """The device `name` means (default: CUDA when there is one); one that is not here is an error."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise HfclsError(f"--device {name}: not a device torch knows; use cpu, cuda, cuda:1, ...") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise HfclsError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                         "use --device cpu or another index")
+    return device
 
 
 def run_recipe(artifact):
@@ -184,6 +200,16 @@ def expand_images(pattern: str) -> tuple[list, bool]:
     return files, True
 
 
+def check_picture_path(path) -> None:
+    """Refuse, before any work, a picture file matplotlib cannot write."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if Path(path).suffix.lower().lstrip(".") not in kinds:
+        raise HfclsError(f"--out {path}: not a picture file matplotlib writes; end it in .png (or "
+                         f"{', '.join('.' + kind for kind in sorted(kinds) if kind != 'png')})")
+
+
 def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
     """Save the image with its top-k labels and scores written above it."""
     import matplotlib
@@ -191,8 +217,7 @@ def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with Image.open(image_path) as pil:
-        pixels = np.asarray(pil.convert("RGB"))
+    pixels = to_uint8_tensor(image_path, max_pixels=math.inf).permute(1, 2, 0).numpy()  # classified already
     fig, ax = plt.subplots(figsize=(4, 4 + 0.25 * len(predictions)))
     ax.imshow(pixels, interpolation="nearest")
     ax.axis("off")
@@ -212,7 +237,12 @@ def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k:
     """
     if top_k < 1:
         raise HfclsError("--topk must be at least 1")
+    if batch_size < 1 or num_workers < 0:
+        raise HfclsError(f"--batch-size must be at least 1 and --num-workers 0 or more, got {batch_size} and "
+                         f"{num_workers}")
     files, many = expand_images(images)
+    if draw_to is not None and not many:
+        check_picture_path(draw_to)
     classifier = pipeline(checkpoint, recipe, device, top_k, batch_size, num_workers if many else 0)
     scores, kept = classifier.scores(files, skip_bad_images=many)
     results = []

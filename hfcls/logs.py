@@ -63,8 +63,9 @@ def read_jsonl(path: Path) -> list:
             continue
         try:
             rows.append(json.loads(line))
-        except ValueError:
+        except json.JSONDecodeError as error:
             if number == len(lines) and not line.endswith("\n"):
                 break  # the write of the last row was cut short
-            raise HfclsError(f"{path}:{number}: not a JSON row ({line.strip()[:60]!r}); fix or delete that line") from None
+            raise HfclsError(f"{path} line {number} is not a JSON row ({error.msg}); remove or repair "
+                             "that line") from None
     return rows

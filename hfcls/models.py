@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModelForImageClassification, PretrainedConfig
 
 import hfcls.modeling  # noqa: F401  registers hfcls's own architectures with the Auto classes
@@ -34,7 +35,12 @@ def build_model(model_section, class_names: list):
         return load_pretrained(model_section.pretrained, labels, model_section.ignore_mismatched_sizes,
                                model_section.trust_remote_code)
     config = config_from_dict(model_section.config, labels)
-    return AutoModelForImageClassification.from_config(config)
+    model = AutoModelForImageClassification.from_config(config)
+    empty = next((name for name, param in model.named_parameters() if param.numel() == 0), None)
+    if empty is not None:  # a size of 0 in model.config: the first forward pass would fail deep in torch
+        raise HfclsError(f"model.config builds {empty} with shape {tuple(model.get_parameter(empty).shape)}, "
+                         "which holds nothing; check the sizes in model.config")
+    return model
 
 
 def config_from_dict(config: dict, labels: dict):
@@ -44,6 +50,9 @@ def config_from_dict(config: dict, labels: dict):
         return AutoConfig.for_model(model_type, **kwargs, **labels)
     except ValueError as error:
         raise HfclsError(f"model.config: model_type {model_type!r} is not known to transformers ({error})") from None
+    except (TypeError, StrictDataclassError) as error:  # transformers checks each field's type
+        cause = error.__cause__ or error
+        raise HfclsError(f"model.config: {' '.join(str(cause).split())[:300]}") from None
 
 
 def load_pretrained(name_or_path: str, labels: dict, ignore_mismatched_sizes: bool = True,

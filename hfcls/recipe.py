@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
+import numbers
 import os
 import sys
+import traceback
 import types
 import typing
 from dataclasses import dataclass, field
@@ -48,6 +51,9 @@ class DataSection:
     prefetch_factor: int = 2
     pin_memory: bool = True  # used only on CUDA
     skip_bad_images: bool = False
+    # Images with more pixels are refused before they are decoded (as undecodable ones are,
+    # so skip_bad_images skips them); the default is Pillow's own MAX_IMAGE_PIXELS.
+    max_image_pixels: int = 89_478_485
     # Decode each split once into one uint8 tensor on the training device and
     # augment whole batches there (hfcls.data.in_memory): small data sets only.
     in_memory: bool = False
@@ -118,7 +124,7 @@ class TrainSection:
     channels_last: bool = False
     mixup_alpha: float = 0.0  # > 0: torchvision v2 MixUp on each training batch
     cutmix_alpha: float = 0.0  # > 0: CutMix (with both set, one of the two per batch)
-    ema: Optional[dict] = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average
+    ema: Optional[dict] = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average (EMA_DEFAULTS)
     compile: bool = False  # torch.compile the model
     compile_backend: str = "inductor"  # torch.compile's backend (eager: graph capture only, no code generation)
     auto_scale_lr: Optional[dict] = None  # {base_batch_size: 256}: lr x real total batch / base
@@ -181,6 +187,63 @@ class Recipe:
         return raw
 
 
+# train.ema's keys (hfcls.engine.ema): warm-up as timm's ModelEmaV3 does it.
+EMA_DEFAULTS = {"decay": 0.9998, "every_n_steps": 1, "warmup": True, "warmup_power": 2 / 3}
+
+# The values every number of a recipe may take, as intervals; a list's items and a
+# mapping's values each obey the range of their key. tests/test_recipe.py fails when
+# a numeric key is missing here.
+RANGES = {
+    "seed": "[0, 4294967295]",  # NumPy's seeds are 32-bit
+    "data.train_val_split": "(0, 1)",
+    "data.batch_size": "[1, inf)",
+    "data.eval_batch_size": "[1, inf)",
+    "data.num_workers": "[0, inf)",
+    "data.prefetch_factor": "[1, inf)",
+    "data.max_image_pixels": "[1, inf)",
+    "data.mean": "[0, 1]",
+    "data.std": "(0, 1]",
+    "data.steps_per_epoch": "[1, inf)",
+    "data.shuffle_buffer": "[1, inf)",
+    "optim.lr": "[0, inf)",  # 0: nothing moves but the BatchNorm statistics
+    "optim.momentum": "[0, 1)",
+    "optim.weight_decay": "[0, inf)",
+    "optim.betas": "[0, 1)",
+    "optim.eps": "(0, inf)",
+    "optim.lr_mult": "[0, inf)",
+    "schedule.steps": "[1, inf)",
+    "schedule.gamma": "(0, inf)",
+    "schedule.warmup_steps": "[0, inf)",
+    "schedule.warmup_epochs": "[0, inf)",
+    "train.epochs": "[1, inf)",
+    "train.gradient_accumulation_steps": "[1, inf)",
+    "train.clip_grad_norm": "(0, inf)",
+    "train.label_smoothing": "[0, 1)",
+    "train.log_interval": "[1, inf)",
+    "train.mixup_alpha": "[0, inf)",
+    "train.cutmix_alpha": "[0, inf)",
+    "train.ema.decay": "(0, 1)",
+    "train.ema.every_n_steps": "[1, inf)",
+    "train.ema.warmup_power": "(0, inf)",
+    "train.auto_scale_lr.base_batch_size": "[1, inf)",
+    "train.max_bad_steps": "[0, inf)",
+    "evaluation.interval": "[1, inf)",
+    "evaluation.topk": "[1, inf)",
+    "checkpoint.interval": "[1, inf)",
+    "checkpoint.interval_steps": "[1, inf)",
+    "checkpoint.max_keep": "[1, inf)",
+    "dist.port": "[1, 65535]",
+    "dist.timeout_minutes": "(0, inf)",
+}
+# Lists of numbers: (item type, item count or None for any).
+NUMBER_LISTS = {"data.mean": (float, 3), "data.std": (float, 3), "optim.betas": (float, 2),
+                "schedule.steps": (int, None), "evaluation.topk": (int, None)}
+# Keys of the v2 transforms in data.*_pipeline whose numbers hfcls checks with the recipe.
+TRANSFORM_RANGES = {"size": "[1, inf)", "max_size": "[1, inf)", "padding": "[0, inf)", "p": "[0, 1]"}
+# A recipe holds a few hundred values; YAML aliases could make it hold billions.
+MAX_RECIPE_VALUES = 100_000
+
+
 # ----------------------------------------------------------------------------- loading
 
 
@@ -206,11 +269,23 @@ def import_custom_modules(names: list, where: str) -> None:
     if names and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())  # last: a user's file never shadows an installed package
     for name in names:
+        if not isinstance(name, str) or not name:
+            raise HfclsError(f"{where}: custom_imports must list module names (strings), got {name!r}")
         try:
             importlib.import_module(name)
         except ImportError as error:
             raise HfclsError(f"{where}: custom_imports: cannot import {name} ({error}); run from the folder "
                              "that holds it or add that folder to PYTHONPATH") from None
+        except Exception as error:  # the module's own code failed: say where, in one line
+            raise HfclsError(f"{where}: custom_imports: importing {name} raised {type(error).__name__}: "
+                             f"{error}{_raised_at(error)}; fix that module") from None
+
+
+def _raised_at(error: Exception) -> str:
+    if isinstance(error, SyntaxError):  # its message already names the file and line
+        return ""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return f" ({frame.filename}, line {frame.lineno})"
 
 
 def save_recipe(recipe: Recipe, path) -> None:
@@ -221,18 +296,56 @@ def save_recipe(recipe: Recipe, path) -> None:
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise HfclsError(f"recipe file {path} does not exist; check the path")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise HfclsError(f"{path}:{line} invalid YAML ({problem}); fix the syntax there") from None
+    data = _parse_yaml(path.read_bytes(), str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise HfclsError(f"{path}: a recipe must be a YAML mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _parse_yaml(text, where: str):
+    """YAML text -> Python values, refusing what would not fit in memory once expanded."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise HfclsError(f"{where}:{line} invalid YAML ({problem}); fix the syntax there") from None
+    except RecursionError:
+        raise HfclsError(f"{where}: the YAML is nested too deeply to read; a recipe nests a few levels") from None
+    check_expanded_size(data, where)
+    return data
+
+
+def check_expanded_size(data, where: str) -> None:
+    """Refuse YAML whose aliases (&name ... *name) would write out more than a recipe can hold:
+    a 1 KB file of nested aliases stands for billions of values."""
+    count = expanded_size(data, where)
+    if count > MAX_RECIPE_VALUES:
+        raise HfclsError(f"{where}: its YAML aliases (*name) expand to {count:,} values, more than the "
+                         f"{MAX_RECIPE_VALUES:,} a recipe may hold; write the values out or nest fewer aliases")
+
+
+def expanded_size(value, where: str, sizes=None, open_=None) -> int:
+    """How many values `value` holds with every YAML alias written out, counted without
+    writing them out (a shared mapping or list is counted once per place that uses it)."""
+    sizes = {} if sizes is None else sizes
+    open_ = set() if open_ is None else open_
+    if not isinstance(value, (dict, list)):
+        return 1
+    key = id(value)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise HfclsError(f"{where}: a YAML alias refers to the mapping or list that holds it; "
+                         "a recipe cannot contain itself")
+    open_.add(key)
+    items = value.values() if isinstance(value, dict) else value
+    sizes[key] = 1 + sum(expanded_size(item, where, sizes, open_) for item in items)
+    open_.discard(key)
+    return sizes[key]
 
 
 def _load_with_bases(path: Path, chain: tuple) -> dict:
@@ -243,6 +356,9 @@ def _load_with_bases(path: Path, chain: tuple) -> dict:
     bases = data.pop("_base_", [])
     if isinstance(bases, str):
         bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(base, str) for base in bases):
+        raise HfclsError(f"{path}: _base_ must be a file name or a list of them (paths relative to the recipe), "
+                         f"got {bases!r}")
     merged: dict = {}
     for base in bases:
         base_path = path.parent / base
@@ -272,8 +388,9 @@ def apply_override(raw: dict, override: str) -> None:
         raise HfclsError(f'override "{override}" must look like key.sub=value')
     try:
         value = yaml.safe_load(text) if text != "" else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         raise HfclsError(f'override "{override}": the value is not valid YAML; quote it') from None
+    check_expanded_size(value, f'override "{key}"')
     parts = key.split(".")
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
@@ -355,28 +472,28 @@ def _check_type(value, hint, key: str, where: str):
         return float(value)
     if hint is float and isinstance(value, str):
         try:  # YAML 1.1 reads 1e-3 (no dot) as a string
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     expected = {int: int, float: float, bool: bool, str: str, list: list, dict: dict}[hint]
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise HfclsError(f"{where}: {key} must be {expected.__name__}, got {value!r}")
+    if expected is float and not math.isfinite(value):
+        raise HfclsError(f"{where}: {key} must be a finite number, got {value!r}")
     return value
 
 
 def _check_semantics(recipe: Recipe, where: str) -> None:
+    _check_number_shapes(recipe, where)
     data, model = recipe.data, recipe.model
     for name in ("mean", "std"):
         values = getattr(data, name)
-        if len(values) != 3 or not all(isinstance(v, (int, float)) for v in values):
-            raise HfclsError(f"{where}: data.{name} must be a list of 3 numbers, got {values!r}")
         if max(values) > 1.0:
             raise HfclsError(
                 f"{where}: data.{name} {values} looks like the 0-255 scale; hfcls uses 0-1 "
                 f"(divide by 255, e.g. 123.675 -> 0.485)"
             )
-    if data.train_val_split is not None and not 0 < data.train_val_split < 1:
-        raise HfclsError(f"{where}: data.train_val_split must be a fraction between 0 and 1")
+    _check_ranges(recipe, where)
     if data.train_val_split is not None and data.val is not None:
         raise HfclsError(f"{where}: set either data.val or data.train_val_split, not both")
     if model.pretrained is None and model.config is None:
@@ -387,39 +504,116 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
         )
     if model.config is not None and "model_type" not in model.config:
         raise HfclsError(f"{where}: model.config needs a model_type (e.g. resnet, vit, convnext)")
-    positives = {
-        "data.batch_size": data.batch_size,
-        "train.epochs": recipe.train.epochs,
-        "train.gradient_accumulation_steps": recipe.train.gradient_accumulation_steps,
-        "train.log_interval": recipe.train.log_interval,
-        "evaluation.interval": recipe.evaluation.interval,
-        "checkpoint.interval": recipe.checkpoint.interval,
-    }
-    for key, value in (("checkpoint.interval_steps", recipe.checkpoint.interval_steps),
-                       ("checkpoint.max_keep", recipe.checkpoint.max_keep)):
-        if value is not None:
-            positives[key] = value
-    for key, value in positives.items():
-        if value < 1:
-            raise HfclsError(f"{where}: {key} must be at least 1, got {value}")
-    for key in ("mixup_alpha", "cutmix_alpha", "max_bad_steps", "label_smoothing"):
-        if getattr(recipe.train, key) < 0:
-            raise HfclsError(f"{where}: train.{key} must be 0 or more")
-    scale = recipe.train.auto_scale_lr
-    if scale is not None and (set(scale) != {"base_batch_size"} or not isinstance(scale["base_batch_size"], int)
-                              or scale["base_batch_size"] < 1):
-        raise HfclsError(f"{where}: train.auto_scale_lr must be {{base_batch_size: N}} with N >= 1, got {scale!r}")
-    if data.steps_per_epoch is not None and data.steps_per_epoch < 1:
-        raise HfclsError(f"{where}: data.steps_per_epoch must be at least 1, got {data.steps_per_epoch}")
-    if data.shuffle_buffer < 1:
-        raise HfclsError(f"{where}: data.shuffle_buffer must be at least 1, got {data.shuffle_buffer}")
+    if recipe.optim.nesterov and recipe.optim.momentum == 0:
+        raise HfclsError(f"{where}: optim.nesterov needs optim.momentum above 0")
     optim = recipe.optim
     if not all(isinstance(p, str) for p in optim.frozen):
         raise HfclsError(f"{where}: optim.frozen must be a list of parameter-name prefixes, got {optim.frozen!r}")
-    for prefix, mult in optim.lr_mult.items():
-        if not isinstance(mult, (int, float)) or isinstance(mult, bool) or mult < 0:
-            raise HfclsError(f"{where}: optim.lr_mult.{prefix} must be a number >= 0, got {mult!r}")
-    if data.num_workers is not None and data.num_workers < 0:
-        raise HfclsError(f"{where}: data.num_workers must be 0 or more")
     if recipe.train.push_to_hub and not recipe.train.publish:
         raise HfclsError(f"{where}: train.push_to_hub uploads the published model; set train.publish=true too")
+
+
+# ----------------------------------------------------------------------------- ranges
+
+
+def _check_number_shapes(recipe: Recipe, where: str) -> None:
+    """Lists and mappings of numbers hold numbers, as many as they should."""
+    for key, (kind, count) in NUMBER_LISTS.items():
+        values = _value_at(recipe, key)
+        if not isinstance(values, list) or (count is not None and len(values) != count) or not all(
+                _is_number(v, kind) for v in values):
+            size = f"{count} " if count else ""
+            noun = "whole numbers" if kind is int else "numbers"
+            raise HfclsError(f"{where}: {key} must be a list of {size}{noun}, got {values!r}")
+    ema_settings(recipe.train.ema, where)
+    scale = recipe.train.auto_scale_lr
+    if scale is not None and (set(scale) != {"base_batch_size"} or not _is_number(scale["base_batch_size"], int)):
+        raise HfclsError(f"{where}: train.auto_scale_lr must be {{base_batch_size: N}}, got {scale!r}")
+    for prefix, mult in recipe.optim.lr_mult.items():
+        if not _is_number(mult, float):
+            raise HfclsError(f"{where}: optim.lr_mult.{prefix} must be a number, got {mult!r}")
+
+
+def _check_ranges(recipe: Recipe, where: str) -> None:
+    """Every number against its range in RANGES, the key named; lists and mappings item by item."""
+    for key, interval in RANGES.items():
+        value = _value_at(recipe, key)
+        values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+        for item in values:
+            if item is not None and not in_interval(item, interval):
+                raise HfclsError(f"{where}: {key} must be {interval_text(interval)}, got {value!r}")
+    for name in ("train_pipeline", "eval_pipeline"):
+        _check_transform_numbers(getattr(recipe.data, name), f"data.{name}", where)
+
+
+def _value_at(recipe: Recipe, key: str):
+    """The value of a dotted key; None when a mapping on the way (train.ema) is unset."""
+    node: Any = recipe
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part)
+        if node is None:
+            return None
+    return node
+
+
+def _is_number(value, kind) -> bool:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return isinstance(value, int) if kind is int else math.isfinite(value)
+
+
+def in_interval(value, interval: str) -> bool:
+    """Whether `value` lies in an interval written as "[0, 1)", "(0, inf)", ..."""
+    low, high = (float(end) for end in interval[1:-1].split(","))
+    above = value >= low if interval[0] == "[" else value > low
+    below = value <= high if interval[-1] == "]" else value < high
+    return above and below
+
+
+def interval_text(interval: str) -> str:
+    """ "[1, inf)" -> "at least 1", "(0, inf)" -> "above 0", "[0, 1)" -> "in [0, 1)" """
+    low, high = (end.strip() for end in interval[1:-1].split(","))
+    if high == "inf":
+        return f"at least {low}" if interval[0] == "[" else f"above {low}"
+    return f"in {interval}"
+
+
+def _check_transform_numbers(specs: list, key: str, where: str) -> None:
+    """The sizes, paddings and probabilities of a pipeline's transforms, before torchvision sees them."""
+    if not isinstance(specs, list):
+        return
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            continue  # hfcls.data.transforms names what is wrong with it
+        for name, interval in TRANSFORM_RANGES.items():
+            value = spec.get(name)
+            if value is None:
+                continue
+            kind = float if name == "p" else int
+            items = value if isinstance(value, list) and kind is int else [value]
+            if not items or not all(_is_number(v, kind) and in_interval(v, interval) for v in items):
+                what = "a number" if kind is float else "a whole number (or a list of them)"
+                raise HfclsError(f"{where}: {key}[{i}].{name} ({spec.get('type')}) must be {what} "
+                                 f"{interval_text(interval)}, got {value!r}")
+
+
+def ema_settings(ema: dict | None, where: str = "recipe") -> dict | None:
+    """train.ema with its defaults filled in (EMA_DEFAULTS), each key checked."""
+    if ema is None:
+        return None
+    if not isinstance(ema, dict):
+        raise HfclsError(f"{where}: train.ema must be a mapping such as {{decay: 0.9998}}, got {ema!r}")
+    unknown = set(ema) - set(EMA_DEFAULTS)
+    if unknown:
+        raise HfclsError(f"{where}: train.ema: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(EMA_DEFAULTS)}")
+    settings = {**EMA_DEFAULTS, **ema}
+    for key in ("decay", "warmup_power", "every_n_steps"):
+        kind, interval = int if key == "every_n_steps" else float, RANGES[f"train.ema.{key}"]
+        if not _is_number(settings[key], kind) or not in_interval(settings[key], interval):
+            noun = "a whole number" if kind is int else "a number"
+            raise HfclsError(f"{where}: train.ema.{key} must be {noun} {interval_text(interval)}, "
+                             f"got {settings[key]!r}")
+    if not isinstance(settings["warmup"], bool):
+        raise HfclsError(f"{where}: train.ema.warmup must be true or false, got {settings['warmup']!r}")
+    return settings

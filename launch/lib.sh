@@ -9,6 +9,14 @@ if [[ "${PYTHONPATH:-}" != "$HFCLS_ROOT" && "${PYTHONPATH:-}" != "$HFCLS_ROOT:"*
     export PYTHONPATH="$HFCLS_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 fi
 
+# hfcls_whole NAME VALUE MIN: stop with one line (exit 2) unless VALUE is a whole number >= MIN.
+hfcls_whole() {
+    if [[ ! "$2" =~ ^(0|[1-9][0-9]{0,8})$ ]] || (( $2 < $3 )); then
+        echo "error: $1=$2 is not a whole number of at least $3 (e.g. $1=$3)" >&2
+        exit 2
+    fi
+}
+
 # hfcls_port RECIPE: $PORT, else the recipe's dist.port, else 29500.
 hfcls_port() {
     python -m hfcls.cli.dist port "$1"
@@ -37,8 +45,11 @@ hfcls_srun() {
     local partition=$1 job_name=$2 recipe=$3
     shift 3
     export GPUS=${GPUS:-8}
+    hfcls_whole GPUS "$GPUS" 1
     export GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
+    hfcls_whole GPUS_PER_NODE "$GPUS_PER_NODE" 1
     local cpus_per_task=${CPUS_PER_TASK:-5}
+    hfcls_whole CPUS_PER_TASK "$cpus_per_task" 1
     if (( GPUS % GPUS_PER_NODE != 0 )); then
         echo "error: GPUS=$GPUS is not a multiple of GPUS_PER_NODE=$GPUS_PER_NODE; every node runs GPUS_PER_NODE processes" >&2
         exit 2

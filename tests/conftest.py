@@ -142,7 +142,8 @@ def fresh_state(run):
     from hfcls.artifacts.layout import TrainState
     from hfcls.engine.checkpoints import recipe_fingerprint
 
-    return TrainState(recipe=recipe_fingerprint(run.recipe, len(run.class_names)))
+    return TrainState(recipe=recipe_fingerprint(run.recipe, len(run.class_names), run.accelerator.num_processes,
+                                                run.total_steps // run.recipe.train.epochs))
 
 
 def benchmark_data():

@@ -162,3 +162,33 @@ def bad_splits_recipe(tmp_path) -> tuple:
     saved.cast_column("label", datasets.ClassLabel(names=["cat", "dog", "fox"])).save_to_disk(str(tmp_path / "saved"))
     recipe = tiny_recipe_dict(None, val, data={"train": {"type": "disk", "path": str(tmp_path / "saved")}})
     return write_recipe(tmp_path / "r.yaml", recipe), val
+
+
+# ----------------------------------------------------------------------------- images Pillow does not write
+
+
+def _png(width: int, height: int, bit_depth: int, colour_type: int, idat: bytes) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def png_16bit(pixels: np.ndarray) -> bytes:
+    """A 16-bit PNG of H x W (grey) or H x W x 3 (RGB) uint16 pixels; Pillow writes only the grey kind."""
+    import zlib
+
+    rgb = pixels.ndim == 3
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in pixels)  # filter 0 on every row
+    return _png(pixels.shape[1], pixels.shape[0], 16, 2 if rgb else 0, zlib.compress(rows))
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A few hundred bytes claiming width x height RGB pixels: what the pixel limit must stop unread."""
+    import zlib
+
+    return _png(width, height, 8, 2, zlib.compress(b"\x00" * 64))

@@ -10,8 +10,9 @@ Kinds (`inspect_artifact`):
   run kept an average, ema.safetensors.
 - "published": `<name>-<sha256[:8]>.safetensors` from hfcls-publish, checked against the hash
   in its name; its metadata holds the model config, class names and preprocessing.
-- "weights": any other .safetensors file, a bare state dict: the architecture and class
-  names come from a recipe.
+- "weights": any other .safetensors file: one with hfcls metadata (a published file renamed) is read
+  as published, names its own classes and is not hash-checked; a bare state dict takes its
+  architecture and class names from a recipe.
 
 `use_ema`: None (the default) reads what the run evaluated, which is the EMA of a checkpoint
 that holds one; True insists on the EMA; False takes a checkpoint's raw weights.
@@ -154,14 +155,19 @@ def model_config(path, recipe=None):
         folder = _described_folder(artifact)
         with remote_code_refused(folder, str(artifact)):
             return AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
-    metadata = published_metadata(artifact.path, required=recipe is None) if artifact.kind == "published" else None
+    metadata = own_metadata(artifact, recipe)
     if metadata is not None:
         config = metadata["config"]
         try:
-            return AutoConfig.for_model(**config)
+            config = AutoConfig.for_model(**config)
         except ValueError:
             raise HfclsError(f"{artifact}: model_type {config['model_type']!r} is not registered with transformers; "
                              "import the module that defines it first (recipe key custom_imports)") from None
+        named = [config.id2label[i] for i in range(config.num_labels)]
+        if metadata.get("class_names", named) != named:
+            raise HfclsError(f"{artifact}: the class names of its metadata and of its config differ; the file "
+                             "was altered: publish it again")
+        return config
     if recipe is None:
         raise HfclsError(f"{artifact} holds weights only; pass the recipe it was trained with (its model section "
                          "gives the architecture, its data the class names)")
@@ -192,13 +198,22 @@ def preprocessor(path, recipe=None):
     artifact = inspect_artifact(path)
     if artifact.kind in ("hf", "checkpoint"):
         return processor_from_dict(json.loads((_described_folder(artifact) / PREPROCESSOR_FILE).read_text()))
-    metadata = published_metadata(artifact.path, required=recipe is None) if artifact.kind == "published" else None
+    metadata = own_metadata(artifact, recipe)
     if metadata is not None and metadata.get("preprocessor") is not None:
         return processor_from_dict(metadata["preprocessor"])
     if recipe is None:
         raise HfclsError(f"{artifact} records no preprocessing (published by an older hfcls); pass the recipe "
                          "it was trained with, or publish it again")
     return image_processor(recipe.data)
+
+
+def own_metadata(artifact: Artifact, recipe=None) -> dict | None:
+    """What a .safetensors file says about itself: a published file's hfcls metadata (required unless a
+    recipe stands in), or that of any other file that has it (a published file renamed), which then
+    names its classes rather than the recipe."""
+    if artifact.kind not in ("published", "weights"):
+        return None
+    return published_metadata(artifact.path, required=artifact.kind == "published" and recipe is None)
 
 
 def _described_folder(artifact: Artifact) -> Path:

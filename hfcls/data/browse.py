@@ -54,6 +54,8 @@ def browse(recipe, split: str, n: int, out, columns: int | None = None) -> int:
     """Draw `n` samples of `split` after its pipeline (train: augmented) into `out`; return how many."""
     if n < 1:
         raise HfclsError(f"--n must be at least 1, got {n}")
+    if columns is not None and columns < 1:
+        raise HfclsError(f"--columns must be at least 1, got {columns}")
     dsets = build_datasets(recipe.data, recipe.seed)
     if split not in dsets:
         raise HfclsError(f"{recipe.source} defines no {split} data; splits: {', '.join(dsets)}")
@@ -61,5 +63,5 @@ def browse(recipe, split: str, n: int, out, columns: int | None = None) -> int:
     specs, where = (data.train_pipeline, "data.train_pipeline") if split == "train" else \
         (data.eval_pipeline, "data.eval_pipeline")
     torch.manual_seed(recipe.seed)  # the same augmentations on every run
-    ds = with_transform(dsets[split], specs, where, data.to_rgb)
+    ds = with_transform(dsets[split], specs, where, data.to_rgb, data.max_image_pixels)
     return sample_grid(ds, class_names(dsets[split]), n, out, columns)

@@ -19,12 +19,13 @@ so nothing above this door asks which kind it holds:
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 
 import datasets
 
-from hfcls.data.decode import SampleTransform, collate
+from hfcls.data.decode import MAX_IMAGE_PIXELS, SampleTransform, collate
 from hfcls.data.in_memory import in_memory_loader
 from hfcls.data.loaders import WorkerLoader, data_loader
 from hfcls.data.mixing import build_mixer, mixing_collate
@@ -52,10 +53,7 @@ def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
     if data.train_val_split is not None and isinstance(out.get("train"), datasets.IterableDataset):
         raise HfclsError("data.train_val_split cannot split a stream (streaming: true); give data.val a source")
     if data.train_val_split is not None and "train" in out and "val" in splits:
-        parts = out["train"].train_test_split(
-            test_size=data.train_val_split, seed=seed, stratify_by_column="label"
-        )
-        out["train"], out["val"] = parts["train"], parts["test"]
+        out["train"], out["val"] = split_off_val(out["train"], data.train_val_split, seed)
     reference = next(iter(out.values()), None)
     if reference is None:
         raise HfclsError(f"the recipe defines none of data.{', data.'.join(splits)}")
@@ -63,6 +61,32 @@ def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
     for split, ds in out.items():
         out[split] = align_labels(ds, names, where=f"data.{split}")
     return datasets.DatasetDict(out)
+
+
+def split_off_val(train, fraction: float, seed: int) -> tuple:
+    """(train, val): `fraction` of the images held out, stratified by class and seeded."""
+    counts = collections.Counter(train["label"]) if isinstance(train.features["label"], datasets.ClassLabel) else {}
+    fewest = min(counts, key=counts.get, default=None)
+    if fewest is not None and counts[fewest] < 2:
+        raise HfclsError(f"data.train_val_split: class {class_names(train)[fewest]!r} has {counts[fewest]} image, "
+                         "too few to hold some out (a stratified split needs 2 per class); add images or give "
+                         "data.val a source")
+    try:
+        parts = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
+    except ValueError as error:  # e.g. a val split smaller than the class count
+        raise HfclsError(f"data.train_val_split {fraction}: {error}") from None
+    return parts["train"], parts["test"]
+
+
+def check_labelled(ds, where: str, need: str) -> None:
+    """Refuse a split with unlabelled rows (-1: a list line without a label) where labels are needed;
+    a stream is not read ahead to find out."""
+    if isinstance(ds, datasets.IterableDataset) or not isinstance(ds.features["label"], datasets.ClassLabel):
+        return
+    missing = sum(1 for label in ds["label"] if label < 0)
+    if missing:
+        raise HfclsError(f"{where}: {missing} of its {len(ds)} images have no label (a list line without one); "
+                         f"{need}")
 
 
 def class_names(ds) -> list:
@@ -85,9 +109,9 @@ def align_labels(ds, names: list, where: str):
                   batched=True, features=features)
 
 
-def with_transform(ds, specs: list, where: str, to_rgb: bool):
+def with_transform(ds, specs: list, where: str, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS):
     """`ds` decoding and transforming its rows as they are read; a stream becomes a TransformedStream."""
-    transform = SampleTransform(build_pipeline(specs, where), to_rgb)
+    transform = SampleTransform(build_pipeline(specs, where), to_rgb, max_pixels)
     ds = ds.cast_column("image", datasets.Image(decode=False))
     if isinstance(ds, datasets.IterableDataset):
         return TransformedStream(ds, transform)
@@ -105,7 +129,8 @@ def build_train_loader(recipe, dataset, accelerator):
     if data.in_memory:
         return in_memory_loader(dataset, data, recipe.seed, accelerator, train=True, workers=worker_count(data),
                                 mix=mix)
-    dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb)
+    dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb,
+                             data.max_image_pixels)
     workers = worker_count(data)
     if isinstance(dataset, TransformedStream):
         if mix is not None:
@@ -128,7 +153,8 @@ def build_eval_loader(data, dataset, accelerator, seed: int, batch_size: int | N
     if data.in_memory:
         return in_memory_loader(dataset, data, seed, accelerator, train=False, workers=worker_count(data),
                                 batch_size=batch_size)
-    dataset = with_transform(dataset, data.eval_pipeline, "data.eval_pipeline", data.to_rgb)
+    dataset = with_transform(dataset, data.eval_pipeline, "data.eval_pipeline", data.to_rgb,
+                             data.max_image_pixels)
     if isinstance(dataset, TransformedStream):
         raise HfclsError("streaming (streaming: true) is for the training data; give data.val and "
                          "data.test sources that are read in full")

@@ -4,14 +4,29 @@ Rows hold `{'path', 'bytes'}` as `datasets.Image(decode=False)` stores them; eac
 is decoded to a uint8 CHW tensor and sent through the split's v2 pipeline in a
 DataLoader worker. Conversion to float and normalisation happen later, once
 per batch on the device.
+
+The rule, the same for training, evaluation, data.in_memory, hfcls-verify,
+hfcls-browse and hfcls-demo:
+
+- an image with more than `max_pixels` pixels (data.max_image_pixels) is refused
+  from its header, before any pixel is decoded;
+- 8-bit images are read as they are; 16-bit ones (PNG, TIFF) keep their top 8 bits,
+  as `torchvision.transforms.v2.ToDtype(torch.uint8, scale=True)` converts them;
+- 32-bit integer and float images are refused: their range is not known;
+- `to_rgb`: every image becomes 3-channel RGB; otherwise grey stays 1 channel
+  (2 with alpha) and colour 3 (4 with alpha).
+
+A refused image is handled as an undecodable one (`data.skip_bad_images`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_image
@@ -19,50 +34,107 @@ from torchvision.transforms.v2 import functional as F
 
 logger = logging.getLogger(__name__)
 
-DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError)
+MAX_IMAGE_PIXELS = 89_478_485  # data.max_image_pixels' default: Pillow's own MAX_IMAGE_PIXELS
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
-def decode(image: dict, to_rgb: bool) -> torch.Tensor:
-    """{'path', 'bytes'} -> uint8 CHW tensor.
+class ImageRefused(ValueError):
+    """An image hfcls will not read (too many pixels, a bit depth without a fixed range)."""
+
+
+DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError)  # ImageRefused is a ValueError
+
+
+def decode(image: dict, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
+    """{'path', 'bytes'} -> uint8 CHW tensor, by the rule above.
 
     torchvision's decoder reads JPEG/PNG/WebP/GIF 2-4x faster than Pillow here
     (benchmarks/README.md); Pillow reads the other formats and names what is
-    wrong with a corrupt file.
+    wrong with a corrupt file. Pillow reads the header first, for the pixel count.
     """
     data = image["bytes"] if image.get("bytes") else Path(image["path"]).read_bytes()
-    try:
-        return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                            mode=ImageReadMode.RGB if to_rgb else ImageReadMode.UNCHANGED)
-    except RuntimeError:
-        pass
-    with Image.open(io.BytesIO(data)) as pil:
-        pil = pil.convert("RGB") if to_rgb else pil
-        return F.pil_to_tensor(pil)
+    with _header(data, max_pixels) as pil:
+        try:
+            pixels = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                                  mode=ImageReadMode.RGB if to_rgb else ImageReadMode.UNCHANGED)
+        except RuntimeError:
+            return pil_to_uint8(pil, to_rgb)
+    # torchvision gives 16-bit PNGs as uint16
+    return F.to_dtype(pixels, torch.uint8, scale=True) if pixels.dtype != torch.uint8 else pixels
+
+
+def _header(data: bytes, max_pixels: int) -> Image.Image:
+    """The image opened lazily (only its header read), refused when it has too many pixels."""
+    with warnings.catch_warnings():
+        # Pillow warns above its own limit; data.max_image_pixels decides instead, just below.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            pil = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            pil = None
+        except UnidentifiedImageError:  # Pillow reads every format torchvision does
+            raise UnidentifiedImageError("not an image file in a format Pillow knows") from None
+    if pil is None:  # Pillow refuses to open an image above twice its own limit
+        pillow_limit = 2 * Image.MAX_IMAGE_PIXELS
+        if max_pixels < pillow_limit:
+            raise ImageRefused(_too_many(f"more than {pillow_limit:,} pixels", max_pixels))
+        raise ImageRefused(f"more than {pillow_limit:,} pixels, which Pillow refuses whatever data.max_image_pixels "
+                           "says; shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS too")
+    width, height = pil.size
+    if width * height > max_pixels:
+        pil.close()
+        raise ImageRefused(_too_many(f"{width} x {height} = {width * height:,} pixels", max_pixels))
+    return pil
+
+
+def _too_many(pixels: str, max_pixels: int) -> str:
+    return f"{pixels}, more than data.max_image_pixels ({max_pixels:,}); shrink the image or raise the limit"
+
+
+def pil_to_uint8(pil: Image.Image, to_rgb: bool) -> torch.Tensor:
+    """A Pillow image -> uint8 CHW tensor by the rule above (16-bit: the top 8 bits)."""
+    if pil.mode in SIXTEEN_BIT_MODES:
+        grey = torch.from_numpy(np.asarray(pil).astype(np.uint16))[None]
+        grey = F.to_dtype(grey, torch.uint8, scale=True)
+        return grey.expand(3, -1, -1).clone() if to_rgb else grey
+    if pil.mode in ("I", "F"):
+        raise ImageRefused(f"{'32-bit integer' if pil.mode == 'I' else 'floating-point'} pixels (Pillow mode "
+                           f"{pil.mode}) have no fixed range to scale from; save the image with 8 or 16 bits")
+    return F.pil_to_tensor(pil.convert("RGB" if to_rgb else _kept_channels(pil)))
+
+
+def _kept_channels(pil: Image.Image) -> str:
+    """The 8-bit mode that keeps what `pil` holds: grey or colour, with alpha if it has one."""
+    alpha = "A" in pil.getbands() or "transparency" in pil.info
+    grey = pil.mode in ("1", "L", "LA", "La")
+    return ("LA" if alpha else "L") if grey else ("RGBA" if alpha else "RGB")
 
 
 class SampleTransform:
     """Decode one batch of rows and apply the v2 pipeline; runs in DataLoader workers.
 
-    An image that cannot be decoded becomes a black placeholder marked invalid,
-    with its file name kept: the main process raises a clear error or skips it,
-    and every process still runs the same batches (no rank falls out of step).
+    An image that cannot be decoded (or is refused, or that the pipeline cannot
+    transform) becomes a black placeholder marked invalid, its `file` naming it and
+    what went wrong: the main process raises a clear error or skips it, and every
+    process still runs the same batches (no rank falls out of step).
     """
 
-    def __init__(self, pipeline, to_rgb: bool):
+    def __init__(self, pipeline, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS):
         self.pipeline = pipeline
-        self.to_rgb = to_rgb
+        self.to_rgb, self.max_pixels = to_rgb, max_pixels
 
     def __call__(self, batch: dict) -> dict:
         images, valid, names = [], [], []
         for image in batch["image"]:
             name = image.get("path") or "<in-memory image>"
             try:
-                images.append(self.pipeline(decode(image, self.to_rgb)))
+                images.append(self.pipeline(decode(image, self.to_rgb, self.max_pixels)))
                 valid.append(True)
             except DECODE_ERRORS as error:
                 logger.warning("cannot decode image %s: %s", name, error)
                 images.append(self.pipeline(torch.zeros(3, 256, 256, dtype=torch.uint8)))
                 valid.append(False)
+                name = f"{name} ({error})"  # the main process's message says why
             names.append(name)
         return {"pixel_values": images, "labels": batch["label"], "valid": valid, "file": names}
 

@@ -140,7 +140,7 @@ def split_pipeline(specs: list, where: str):
 def decode_split(ds, pipeline, data, where: str, workers: int):
     """Every image of `ds` through `pipeline` -> (uint8 images (N, C, H, W), int64 labels)."""
     decoding = ds.cast_column("image", datasets.Image(decode=False)).with_transform(
-        SampleTransform(pipeline, data.to_rgb))
+        SampleTransform(pipeline, data.to_rgb, data.max_image_pixels))
     loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=workers,
                                          collate_fn=_collate_decoded)
     images, labels = [], []
@@ -159,6 +159,9 @@ def decode_split(ds, pipeline, data, where: str, workers: int):
                     f"{tuple(images[0].shape)}. Add a CenterCrop, or give Resize a [height, width]")
             images.append(image)
             labels.append(sample["labels"])
+    if not images:
+        raise HfclsError(f"{where}: no image could be decoded, every one was skipped (data.skip_bad_images); "
+                         "check the data")
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 

@@ -14,6 +14,8 @@ from hfcls.errors import HfclsError
 
 def prepare_digits(root, val_fraction=0.2, seed=0) -> dict:
     """Write the PNG folders; return the image count per split."""
+    if not 0 < val_fraction < 1:
+        raise HfclsError(f"--val-fraction must be between 0 and 1 (both excluded), got {val_fraction}")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

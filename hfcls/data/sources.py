@@ -11,19 +11,24 @@ import inspect
 from pathlib import Path
 
 import datasets
+from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
 from hfcls.data.columns import standardize
 from hfcls.data.formats import FORMATS
+from hfcls.data.formats.common import class_folder_images
 from hfcls.errors import HfclsError, did_you_mean
 
 
 def imagefolder(path: str):
-    """A folder with one sub-folder per class: `path/<class>/<image>`."""
+    """A folder with one sub-folder per class: `path/<class>/<image>` (or a datasets metadata file)."""
     folder = Path(path)
     if not folder.is_dir():
         raise HfclsError(f"image folder {path} does not exist; prepare the data or fix data.*.path")
+    if not any((folder / name).is_file() for name in ImageFolder.METADATA_FILENAMES):
+        class_folder_images(folder, ImageFolder.EXTENSIONS)  # refuses what datasets would drop or misread
     try:
-        ds = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train")
+        # drop_labels=False: a single class folder still names its class (a val split of one class)
+        ds = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train", drop_labels=False)
     except (ValueError, FileNotFoundError) as error:
         raise HfclsError(f"image folder {path}: {error}") from None
     return standardize(ds, "image", "label", where=str(path))
@@ -36,11 +41,17 @@ def hub(name: str, split: str = "train", config: str | None = None, revision: st
     `streaming: true` reads it while training instead of downloading it first."""
     try:
         ds = datasets.load_dataset(name, config, split=split, revision=revision, streaming=streaming)
-    except datasets.exceptions.DatasetNotFoundError as error:
-        raise HfclsError(f"hub dataset {name}: {error}") from None
     except ConnectionError as error:
-        raise HfclsError(f"hub dataset {name} could not be fetched ({error}); go online or use a local source") from None
+        raise HfclsError(f"hub dataset {name} could not be fetched ({error}); go online or use a local "
+                         "source") from None
+    except (datasets.exceptions.DatasetNotFoundError, FileNotFoundError, ValueError, RuntimeError) as error:
+        # datasets' own messages (no such dataset or split, a dataset script it no longer runs, ...)
+        raise HfclsError(f"hub dataset {name}: {_one_line(error)}") from None
     return standardize(ds, image_column, label_column, where=f"hub dataset {name}", classes=classes)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 SOURCES = {"imagefolder": imagefolder, "hub": hub, **FORMATS}

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import datasets
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from hfcls.data.build import build_datasets
-from hfcls.data.decode import DECODE_ERRORS, decode
+from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS, decode
+from hfcls.errors import HfclsError
 
 NO_LABEL = -1  # datasets' marker for an unlabeled row (e.g. a test list without labels)
 
 
-def check_row(row: dict, index: int, to_rgb: bool, num_classes: int) -> str:
-    """What is wrong with one row ({'image': {'bytes', 'path'}, 'label'}), or '' when nothing is."""
+def check_row(row: dict, index: int, to_rgb: bool, num_classes: int,
+              max_pixels: int = MAX_IMAGE_PIXELS) -> str:
+    """What is wrong with one row ({'image': {'bytes', 'path'}, 'label'}), or '' when nothing is:
+    decoded by the rule training uses (hfcls.data.decode), so what passes here trains."""
     name = row["image"].get("path") or f"row {index} (image bytes)"
     try:
-        decode(row["image"], to_rgb)
-    except (*DECODE_ERRORS, Image.DecompressionBombError) as error:
+        decode(row["image"], to_rgb, max_pixels)
+    except DECODE_ERRORS as error:
         return f"cannot decode {name}: {error}"
     label = row["label"]
     if label != NO_LABEL and not 0 <= label < num_classes:
@@ -29,24 +31,25 @@ def check_row(row: dict, index: int, to_rgb: bool, num_classes: int) -> str:
 class RowCheck(torch.utils.data.Dataset):
     """Row i -> `check_row` of it; a Dataset so that DataLoader workers can share the decoding."""
 
-    def __init__(self, ds: datasets.Dataset, to_rgb: bool):
+    def __init__(self, ds: datasets.Dataset, to_rgb: bool, max_pixels: int):
         self.ds, self.to_rgb, self.num_classes = ds, to_rgb, ds.features["label"].num_classes
+        self.max_pixels = max_pixels
 
     def __len__(self):
         return len(self.ds)
 
     def __getitem__(self, index: int) -> str:
-        return check_row(self.ds[index], index, self.to_rgb, self.num_classes)
+        return check_row(self.ds[index], index, self.to_rgb, self.num_classes, self.max_pixels)
 
 
-def verify_split(ds, split: str, to_rgb: bool, workers: int) -> tuple:
+def verify_split(ds, split: str, to_rgb: bool, workers: int, max_pixels: int) -> tuple:
     """(every problem of one split, one line each in row order; the rows read)."""
     ds = ds.cast_column("image", datasets.Image(decode=False))
     if isinstance(ds, datasets.IterableDataset):  # a stream is read once, in this process
         num_classes = ds.features["label"].num_classes
-        checks = (check_row(row, index, to_rgb, num_classes) for index, row in enumerate(ds))
+        checks = (check_row(row, index, to_rgb, num_classes, max_pixels) for index, row in enumerate(ds))
     else:
-        checks = torch.utils.data.DataLoader(RowCheck(ds, to_rgb), batch_size=None, num_workers=workers)
+        checks = torch.utils.data.DataLoader(RowCheck(ds, to_rgb, max_pixels), batch_size=None, num_workers=workers)
     problems, rows = [], 0
     for problem in tqdm(checks, total=getattr(ds, "num_rows", None), desc=f"verify {split}", unit="img"):
         rows += 1
@@ -57,9 +60,11 @@ def verify_split(ds, split: str, to_rgb: bool, workers: int) -> tuple:
 
 def verify_datasets(recipe, workers: int = 0) -> tuple:
     """(every problem of every split, one line each; the images read; the splits checked)."""
+    if workers < 0:
+        raise HfclsError(f"--workers must be 0 or more, got {workers}")
     dsets = build_datasets(recipe.data, recipe.seed)
     problems, total = [], 0
     for split, ds in dsets.items():
-        found, rows = verify_split(ds, split, recipe.data.to_rgb, workers)
+        found, rows = verify_split(ds, split, recipe.data.to_rgb, workers, recipe.data.max_image_pixels)
         problems, total = problems + found, total + rows
     return problems, total, list(dsets)

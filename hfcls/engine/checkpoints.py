@@ -40,12 +40,22 @@ RESUME_HINT = ("the earlier checkpoints are intact; free some space (or make the
                "then continue with --resume-from auto")
 
 
-def recipe_fingerprint(recipe, num_classes: int) -> dict:
+def recipe_fingerprint(recipe, num_classes: int, num_processes: int = 1, steps_per_epoch: int | None = None) -> dict:
+    """What a resumed run must share with the checkpoint, by the recipe key a user would change."""
     return {
         "model": recipe.model.config or recipe.model.pretrained,
         "num_classes": num_classes,
         "optimizer": recipe.optim.type,
         "epochs": recipe.train.epochs,
+        # What the restored optimizer and LR schedule were built from: they would silently keep the
+        # checkpoint's values, or step through the schedule at another pace.
+        **{f"optim.{key}": value for key, value in asdict(recipe.optim).items() if key != "type"},
+        **{f"schedule.{key}": value for key, value in asdict(recipe.schedule).items()},
+        "train.auto_scale_lr": recipe.train.auto_scale_lr,
+        "data.batch_size": recipe.data.batch_size,
+        "train.gradient_accumulation_steps": recipe.train.gradient_accumulation_steps,
+        "number of processes": num_processes,
+        "steps per epoch": steps_per_epoch,
     }
 
 
@@ -153,12 +163,22 @@ def check_fresh_work_dir(work_dir: Path) -> None:
 
 
 def check_compatible(saved: dict, current: dict, folder: Path) -> None:
-    """Refuse a checkpoint from another recipe; allow (with a warning) a new epoch count."""
+    """Refuse a checkpoint from another recipe, or one whose schedule this run would step through
+    differently; allow (with a warning) a new epoch count, for which the schedule is recomputed."""
     for key in ("model", "num_classes", "optimizer"):
         if key in saved and saved[key] != current[key]:
             raise HfclsError(f"checkpoint {folder} was trained with another {key}: {saved[key]!r} there, "
                              f"{current[key]!r} in this recipe; resume with the recipe that made it "
                              "(its work dir holds recipe.yaml), or use --load-from to fine-tune from its weights")
+    # Checkpoints of older hfcls recorded fewer keys: those they lack are not compared.
+    changed = [key for key in current if key not in ("model", "num_classes", "optimizer", "epochs")
+               and key in saved and saved[key] != current[key]]
+    if changed:
+        key = changed[0]
+        why = " (the training data changed size?)" if key == "steps per epoch" else ""
+        raise HfclsError(f"checkpoint {folder} was trained with {key} {saved[key]!r}, this run has "
+                         f"{current[key]!r}{why}: its optimizer and LR schedule would not continue as they were; "
+                         f"resume with the {key} it had, or start a new run with --load-from {folder}")
     if saved.get("epochs") not in (None, current["epochs"]):
         logger.warning("train.epochs changed from %s to %s since checkpoint %s: the LR schedule is recomputed "
                        "for %s epochs", saved["epochs"], current["epochs"], folder, current["epochs"])

@@ -1,4 +1,5 @@
-"""Exponential moving average of the model weights (`train.ema: {decay, every_n_steps, warmup, warmup_power}`).
+"""Exponential moving average of the model weights (`train.ema: {decay, every_n_steps, warmup, warmup_power}`,
+checked and completed with its defaults by `hfcls.recipe.ema_settings`).
 
 The average lives in its own copy of the model, so it can be evaluated and
 exported like any model; checkpoints keep it in its own file (ema.safetensors).
@@ -13,37 +14,8 @@ within a few hundred.
 from __future__ import annotations
 
 import copy
-import numbers
 
 import torch
-
-from hfcls.errors import HfclsError
-
-DEFAULTS = {"decay": 0.9998, "every_n_steps": 1, "warmup": True, "warmup_power": 2 / 3}
-
-
-def ema_settings(ema: dict | None) -> dict | None:
-    if ema is None:
-        return None
-    if not isinstance(ema, dict):
-        raise HfclsError(f"train.ema must be a mapping such as {{decay: 0.9998}}, got {ema!r}")
-    unknown = set(ema) - set(DEFAULTS)
-    if unknown:
-        raise HfclsError(f"train.ema: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}")
-    settings = {**DEFAULTS, **ema}
-    for key in ("decay", "warmup_power"):
-        if not isinstance(settings[key], numbers.Real) or isinstance(settings[key], bool):
-            raise HfclsError(f"train.ema.{key} must be a number, got {settings[key]!r}")
-    if not 0 < settings["decay"] < 1:
-        raise HfclsError(f"train.ema.decay must be between 0 and 1, got {settings['decay']}")
-    if not settings["warmup_power"] > 0:
-        raise HfclsError(f"train.ema.warmup_power must be above 0, got {settings['warmup_power']}")
-    if not isinstance(settings["every_n_steps"], int) or settings["every_n_steps"] < 1:
-        raise HfclsError(f"train.ema.every_n_steps must be a whole number of at least 1, got {settings['every_n_steps']}")
-    if not isinstance(settings["warmup"], bool):
-        raise HfclsError(f"train.ema.warmup must be true or false, got {settings['warmup']!r}")
-    return settings
-
 
 def ema_decay(step: int, decay: float, warmup: bool = True, warmup_power: float = 2 / 3) -> float:
     """The decay used by the update after optimizer step `step` (1 = the first)."""

@@ -53,10 +53,10 @@ def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = Tr
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with accelerator_session(recipe, work_dir) as accelerator:
         setup_logging(work_dir, accelerator.is_main_process)
-        if accelerator.is_main_process:
-            save_recipe(recipe, work_dir / "recipe.yaml")
         run = build_run(recipe, work_dir, accelerator, validate=validate, load_from=load_from)
         state = start(run, resume)
+        if accelerator.is_main_process:  # once the recipe is known to run: a refused resume keeps the old one
+            save_recipe(recipe, work_dir / "recipe.yaml")
         with run.stop.installed():
             metrics = train_epochs(run, state, validate)
         if not validate:
@@ -67,7 +67,8 @@ def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = Tr
 def start(run, resume: Path | None) -> TrainState:
     """The state to train from (a resumed checkpoint's, or a fresh one), trackers told the recipe."""
     accelerator, recipe = run.accelerator, run.recipe
-    fingerprint = checkpoints.recipe_fingerprint(recipe, len(run.class_names))
+    fingerprint = checkpoints.recipe_fingerprint(recipe, len(run.class_names), accelerator.num_processes,
+                                                 run.total_steps // recipe.train.epochs)
     state = TrainState(recipe=fingerprint)
     if resume is not None:
         state = checkpoints.load_checkpoint(run, resume, fingerprint)
@@ -107,29 +108,34 @@ def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
     guard = NanGuard(accelerator, state, cfg.max_bad_steps, run.work_dir)
     total, done = len(run.train_loader), state.batch_in_epoch  # a mid-epoch checkpoint resumes at the next batch
     running = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
+    trained = torch.zeros((), dtype=torch.long, device=accelerator.device)  # valid images, read once at the end
     seen, bad, start = 0, [], time.perf_counter()
-    bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-               disable=not accelerator.is_main_process, leave=False)
-    for i, batch in enumerate(run.train_loader, start=done):
-        check_bad_images(batch, run.recipe.data.skip_bad_images, bad)
-        loss = train_step(run, batch, guard.at(i).admits)
-        if loss is not None:
-            running += loss
-        seen += len(batch["labels"])
-        state.batch_in_epoch = i + 1
-        bar.update()
-        if accelerator.sync_gradients:
-            state.step += 1
-            if run.ema is not None:
-                run.ema.update(run.model, state.step)
-            step_boundary(run, state, running, guard, mid_epoch=i + 1 < total)
-        if (i + 1) % cfg.log_interval == 0:  # a host-device sync
-            bar.set_postfix(loss=f"{guard.checked(running) / (i + 1):.4f}",
-                            lr=f"{run.scheduler.get_last_lr()[0]:.3g}", eta=run.eta(state.step))
-    bar.close()
+    # A `with`: an error mid-epoch clears the bar, so the error line starts a line of its own.
+    with tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+              disable=not accelerator.is_main_process, leave=False) as bar:
+        for i, batch in enumerate(run.train_loader, start=done):
+            check_bad_images(batch, run.recipe.data.skip_bad_images, bad)
+            loss = train_step(run, batch, guard.at(i).admits)
+            if loss is not None:
+                running += loss
+            seen += len(batch["labels"])
+            trained += batch["valid"].sum()
+            state.batch_in_epoch = i + 1
+            bar.update()
+            if accelerator.sync_gradients:
+                state.step += 1
+                if run.ema is not None:
+                    run.ema.update(run.model, state.step)
+                step_boundary(run, state, running, guard, mid_epoch=i + 1 < total)
+            if (i + 1) % cfg.log_interval == 0:  # a host-device sync
+                bar.set_postfix(loss=f"{guard.checked(running) / (i + 1):.4f}",
+                                lr=f"{run.scheduler.get_last_lr()[0]:.3g}", eta=run.eta(state.step))
     elapsed = time.perf_counter() - start
     if bad:
         logger.warning("skipped %d undecodable training images, first: %s", len(bad), bad[0])
+    if accelerator.reduce(trained, reduction="sum").item() == 0:
+        raise HfclsError(f"epoch {epoch + 1} had no image to train on: every one was undecodable and skipped "
+                         f"(data.skip_bad_images), first {bad[0] if bad else 'none'}; check the training data")
     guard.checked(running)
     return {
         "epoch": epoch + 1,

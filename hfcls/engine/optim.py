@@ -76,10 +76,14 @@ def build_scheduler(optimizer, schedule, epochs: int, steps_per_epoch: int):
     if schedule.type not in known:
         raise HfclsError(f"schedule.type {schedule.type!r} is unknown{did_you_mean(schedule.type, known)}; "
                          f"known: {', '.join(known)}")
-    return get_scheduler(
-        schedule.type,
-        optimizer,
-        num_warmup_steps=warmup,
-        num_training_steps=total,
-        scheduler_specific_kwargs=schedule.scheduler_kwargs or None,
-    )
+    try:
+        return get_scheduler(
+            schedule.type,
+            optimizer,
+            num_warmup_steps=warmup,
+            num_training_steps=total,
+            scheduler_specific_kwargs=schedule.scheduler_kwargs or None,
+        )
+    except (TypeError, ValueError) as error:  # e.g. a keyword the schedule does not take
+        raise HfclsError(f"schedule.scheduler_kwargs {schedule.scheduler_kwargs}: transformers' {schedule.type} "
+                         f"schedule refuses them ({error})") from None

@@ -24,16 +24,17 @@ from tqdm.auto import tqdm
 
 from hfcls.artifacts.export import image_processor
 from hfcls.artifacts.weights import load_finetune_weights
-from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, class_names
+from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
-from hfcls.engine.ema import ModelEma, ema_settings
+from hfcls.engine.ema import ModelEma
 from hfcls.engine.optim import build_optimizer, build_scheduler
 from hfcls.engine.precision import check_mixed_precision, default_device_type
 from hfcls.engine.signals import StopRequest
 from hfcls.engine.trackers import trackers
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.models import build_model
+from hfcls.recipe import ema_settings
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,9 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
     train_loader = build_train_loader(recipe, dsets["train"], accelerator)
     val_loader = build_eval_loader(recipe.data, dsets["val"], accelerator, recipe.seed) if validate else None
     per_epoch = steps_per_epoch(recipe, train_loader)
+    if per_epoch == 0:  # a map-style split smaller than one global batch (training drops the last, partial one)
+        raise HfclsError(f"the {len(dsets['train'])} training images make no full batch of data.batch_size "
+                         f"{recipe.data.batch_size} x {accelerator.num_processes} process(es); lower data.batch_size")
     # Stepped by hand once per optimizer step, so not prepared; saved by name in checkpoints.
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, per_epoch)
     normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
@@ -178,6 +182,12 @@ def load_datasets(recipe, accelerator, validate):
         raise HfclsError("the recipe has no data.train source to train on")
     if validate and "val" not in dsets:
         raise HfclsError("no validation data: set data.val, data.train_val_split, or pass --no-validate")
+    for split, ds in dsets.items():
+        check_labelled(ds, f"data.{split}", "training and validation need a label for every image")
+    names = class_names(dsets["train"])
+    if len(names) < 2:
+        raise HfclsError(f"data.train has {len(names)} class ({', '.join(names)}); a classifier learns to tell "
+                         "at least 2 apart")
     return dsets
 
 

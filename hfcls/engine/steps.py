@@ -89,6 +89,9 @@ def predict(model, loader, accelerator, normalize: Normalize, channels_last=Fals
 
 def validation_metrics(logits, labels, valid, topk) -> dict:
     """What training logs at each evaluation: the loss and top-k accuracy."""
+    if not valid.any():
+        raise HfclsError("no validation image could be decoded: every one was skipped (data.skip_bad_images); "
+                         "check the validation data")
     logits, labels = logits[valid], labels[valid]
     metrics = {"loss": F.cross_entropy(logits, labels).item()}
     metrics.update(evaluate_metrics(["accuracy"], logits.softmax(dim=1), labels, topk=topk))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from hfcls.artifacts.weights import load_model
-from hfcls.data.build import align_labels, build_datasets, build_eval_loader, class_names
+from hfcls.data.build import align_labels, build_datasets, build_eval_loader, check_labelled, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.steps import predict
@@ -60,6 +60,9 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
             model = load_model(checkpoint, use_ema=use_ema, recipe=recipe)
             names = class_names_of(model)
             dataset = eval_split(recipe, split, names, checkpoint)
+        if metrics or show_dir is not None:
+            check_labelled(dataset, f"data.{split}", "metrics need labels; for predictions alone pass --out "
+                           "without --metrics")
         logger.info("evaluating %s on %d %s images (%d classes) with %d process(es)", checkpoint, len(dataset),
                     split, len(names), accelerator.num_processes)
         scores, labels, valid = predict_split(recipe, accelerator, model, dataset, batch_size)

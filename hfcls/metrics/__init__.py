@@ -65,8 +65,8 @@ def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
     if not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk):
         raise HfclsError(f"metric option topk must be whole numbers of 1 or more, e.g. topk=1,5; got {topk}")
     thrs = list(thrs) if isinstance(thrs, (list, tuple)) else [thrs]
-    if not all(t is None or (isinstance(t, (int, float)) and not isinstance(t, bool)) for t in thrs):
-        raise HfclsError(f"metric option thrs must be numbers (score thresholds), e.g. thrs=0.5; got {thrs}")
+    if not all(t is None or (isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1) for t in thrs):
+        raise HfclsError(f"metric option thrs must be score thresholds from 0 to 1, e.g. thrs=0.5; got {thrs}")
     average = "none" if average is None else str(average)
     if average not in AVERAGES:
         raise HfclsError(f"metric option average must be one of {', '.join(AVERAGES)}, got {average!r}")
@@ -88,6 +88,9 @@ def evaluate_metrics(names, scores, labels, **options) -> dict:
     scores, labels = np.asarray(scores, dtype=np.float32), np.asarray(labels, dtype=np.int64)
     if len(labels) == 0:
         raise HfclsError("no valid samples to compute metrics on")
+    if (labels < 0).any():  # -1 would index the last class
+        raise HfclsError(f"{int((labels < 0).sum())} of the {len(labels)} samples have no label (-1); metrics "
+                         "need a labelled split")
     results = {}
     if "accuracy" in names:
         results.update(_compute("accuracy", scores, labels, topk=options["topk"], thrs=options["thrs"]))

@@ -1,15 +1,19 @@
 """The one decode rule (torchvision's decoder, Pillow for the rest) and the per-sample transform:
 the same pixels as Pillow, the same crops and values as the baseline's float pipeline."""
 
+import io
+
 import datasets
 import numpy as np
+import pytest
 import torch
 from conftest import benchmark_data
-from layouts import isolated_cache, write_mnist  # noqa: F401
+from layouts import isolated_cache, png_16bit, png_header_only, write_mnist  # noqa: F401
 from PIL import Image
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
-from hfcls.data.decode import SampleTransform, collate, decode
+from hfcls.data.decode import ImageRefused, SampleTransform, collate, decode
 from hfcls.data.sources import load_source
 from hfcls.data.transforms import Normalize, build_pipeline
 
@@ -47,7 +51,7 @@ def test_an_undecodable_image_becomes_an_invalid_placeholder_that_keeps_its_name
     batch = collate([{key: values[i] for key, values in out.items()} for i in range(2)])
     assert batch["pixel_values"].shape == (2, 3, 4, 4) and batch["pixel_values"].dtype == torch.uint8
     assert batch["labels"].tolist() == [1, 2] and batch["valid"].tolist() == [True, False]
-    assert batch["bad_files"] == [str(tmp_path / "bad.png")]
+    assert batch["bad_files"] == [f"{tmp_path / 'bad.png'} (not an image file in a format Pillow knows)"]
     assert int(batch["pixel_values"][1].max()) == 0
 
 
@@ -80,3 +84,93 @@ def test_train_transforms_crop_the_same_boxes_and_values_as_the_baseline(tmp_pat
         # Same box, same flip: only the resampling kernels differ (Pillow's vs torch's antialias).
         grey_levels = ((got - expected) * torch.tensor(std)[:, None, None] * 255).abs()
         assert grey_levels.mean() < 1.5, seed
+
+
+# ----------------------------------------------------------------------------- bit depths and the pixel limit
+
+
+def test_16_bit_pngs_grey_and_colour_decode_as_their_8_bit_originals(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    expected = torch.from_numpy(rgb).permute(2, 0, 1)
+    out = decode({"bytes": png_16bit(rgb.astype(np.uint16) * 257), "path": None}, to_rgb=True)
+    assert out.dtype == torch.uint8 and torch.equal(out, expected)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(buffer, format="PNG")  # Pillow's I;16
+    grey = decode({"bytes": buffer.getvalue()}, to_rgb=False)
+    assert grey.dtype == torch.uint8 and torch.equal(grey[0], expected[0])
+    # Values between two 8-bit levels keep their top 8 bits, as v2.ToDtype(torch.uint8, scale=True) does.
+    between = np.array([[0, 255, 256, 65535, 32896]], dtype=np.uint16)
+    assert decode({"bytes": png_16bit(between)}, to_rgb=False)[0, 0].tolist() == [0, 0, 1, 255, 128]
+
+
+def test_the_pillow_path_follows_the_same_rule(tmp_path):
+    grey = np.random.default_rng(2).integers(0, 65536, (5, 7), dtype=np.uint16)
+    Image.fromarray(grey).save(tmp_path / "a.tiff")  # TIFF: torchvision does not read it, Pillow does
+    Image.fromarray(grey).save(tmp_path / "a.png")
+    tiff, png = (decode({"path": str(tmp_path / f"a.{kind}")}, to_rgb=True) for kind in ("tiff", "png"))
+    assert torch.equal(tiff, png) and torch.equal(tiff[1], torch.from_numpy((grey >> 8).astype(np.uint8)))
+    colour = np.random.default_rng(5).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    Image.fromarray(colour).quantize(8).save(tmp_path / "p.bmp")
+    assert Image.open(tmp_path / "p.bmp").mode == "P"
+    # to_rgb false keeps the channels an image has; a palette image gives its colours, not its indices
+    colours = F.pil_to_tensor(Image.open(tmp_path / "p.bmp").convert("RGB"))
+    assert torch.equal(decode({"path": str(tmp_path / "p.bmp")}, to_rgb=False), colours)
+    Image.fromarray(grey).convert("L").convert("LA").save(tmp_path / "la.tiff")
+    assert decode({"path": str(tmp_path / "la.tiff")}, to_rgb=False).shape == (2, 5, 7)
+
+
+@pytest.mark.parametrize("array, mode", [(np.zeros((4, 4), np.float32), "F"), (np.zeros((4, 4), np.int32), "I")])
+def test_32_bit_and_float_images_are_refused(tmp_path, array, mode):
+    Image.fromarray(array).save(tmp_path / "x.tiff")
+    assert Image.open(tmp_path / "x.tiff").mode == mode
+    with pytest.raises(ImageRefused, match=f"Pillow mode {mode}.*no fixed range"):
+        decode({"path": str(tmp_path / "x.tiff")}, to_rgb=True)
+
+
+def test_the_pixel_limit_refuses_from_the_header_before_decoding():
+    # 20000 x 20000 in 400 bytes: decoding it would need 1.2 GB and fail on the missing data.
+    bomb = {"bytes": png_header_only(20_000, 20_000), "path": None}
+    with pytest.raises(ImageRefused, match=r"more than 178,956,970 pixels, more than data.max_image_pixels "
+                                           r"\(89,478,485\)"):
+        decode(bomb, to_rgb=True)
+    with pytest.raises(ImageRefused, match=r"9000 x 9000 = 81,000,000 pixels, more than data.max_image_pixels "
+                                           r"\(1,000,000\)"):
+        decode({"bytes": png_header_only(9000, 9000)}, to_rgb=True, max_pixels=1_000_000)
+    small = {"bytes": png_16bit(np.zeros((4, 5), np.uint16))}
+    assert decode(small, to_rgb=True, max_pixels=20).shape == (3, 4, 5)  # 20 pixels: at the limit, kept
+    with pytest.raises(ImageRefused, match=r"5 x 4 = 20 pixels, more than data.max_image_pixels \(19\)"):
+        decode(small, to_rgb=True, max_pixels=19)
+
+
+def test_refused_and_undecodable_images_become_placeholders_that_say_why(tmp_path):
+    transform = SampleTransform(build_pipeline([{"type": "Resize", "size": [4, 4]}]), to_rgb=True, max_pixels=100)
+    rows = {"image": [{"path": "big.png", "bytes": png_header_only(11, 10)},
+                      {"path": "ok.png", "bytes": png_16bit(np.zeros((10, 10), np.uint16))}], "label": [0, 1]}
+    out = transform(rows)
+    assert out["valid"] == [False, True]
+    assert out["file"] == ["big.png (11 x 10 = 110 pixels, more than data.max_image_pixels (100); shrink the image "
+                           "or raise the limit)", "ok.png"]
+
+
+def test_mixed_bit_depths_stack_into_one_uint8_batch(tmp_path):
+    grey = np.random.default_rng(3).integers(0, 256, (8, 8), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "8.png")
+    (tmp_path / "16.png").write_bytes(png_16bit(grey.astype(np.uint16) * 257))
+    transform = SampleTransform(build_pipeline([]), to_rgb=True)
+    out = transform({"image": [{"path": str(tmp_path / f"{bits}.png"), "bytes": None} for bits in (8, 16)],
+                     "label": [0, 0]})
+    batch = collate([{key: values[i] for key, values in out.items()} for i in range(2)])
+    assert batch["pixel_values"].dtype == torch.uint8 and torch.equal(batch["pixel_values"][0],
+                                                                       batch["pixel_values"][1])
+
+
+def test_inference_decodes_files_and_pillow_images_by_the_same_rule(tmp_path):
+    from hfcls.inference import to_uint8_tensor
+
+    grey = np.random.default_rng(4).integers(0, 65536, (5, 6), dtype=np.uint16)
+    (tmp_path / "a.png").write_bytes(png_16bit(grey))
+    from_file = to_uint8_tensor(tmp_path / "a.png")
+    assert torch.equal(from_file, decode({"path": str(tmp_path / "a.png")}, to_rgb=True))
+    assert torch.equal(to_uint8_tensor(Image.fromarray(grey)), from_file)  # an I;16 Pillow image
+    with pytest.raises(ImageRefused, match="data.max_image_pixels"):
+        to_uint8_tensor(tmp_path / "a.png", max_pixels=29)

@@ -140,7 +140,7 @@ def test_resume_restores_a_row_lost_after_the_save_and_drops_rows_trained_again(
     assert (work / "metrics.jsonl").read_text().splitlines(keepends=True) == rows
     # A damaged line that no kill explains is named, not dropped.
     (work / "metrics.jsonl").write_text(rows[0] + "not json\n" + rows[1])
-    with pytest.raises(HfclsError, match=r"metrics\.jsonl:2: not a JSON row"):
+    with pytest.raises(HfclsError, match=r"metrics\.jsonl line 2 is not a JSON row"):
         restore_rows(work, state)
 
 

@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from hfcls.engine.ema import ModelEma, ema_decay, ema_settings
-from hfcls.errors import HfclsError
+from hfcls.engine.ema import ModelEma, ema_decay
 
 
 def test_warmup_starts_from_the_weights_and_rises_towards_the_decay():
@@ -42,18 +41,3 @@ def test_update_follows_the_decay_of_its_step_and_copies_buffers():
     sparse = ModelEma(torch.nn.BatchNorm1d(2), decay=0.5, every_n_steps=2, warmup=False)
     sparse.update(model, step=1)  # not a multiple of 2: no update
     assert torch.equal(sparse.module.weight, torch.ones(2))
-
-
-@pytest.mark.parametrize("ema, word", [
-    ({"decay": 1.5}, "decay"), ({"decay": "abc"}, "decay"), ({"every_n_steps": 0}, "every_n_steps"),
-    ({"warmup": "yes"}, "warmup"), ({"warmup_power": 0}, "warmup_power"), ({"decai": 0.9}, "decai"),
-    (0.99, "mapping"),
-])
-def test_bad_settings_name_the_key(ema, word):
-    with pytest.raises(HfclsError, match=word):
-        ema_settings(ema)
-
-
-def test_settings_default_to_a_warm_average():
-    assert ema_settings({"decay": 0.999}) == {"decay": 0.999, "every_n_steps": 1, "warmup": True,
-                                              "warmup_power": pytest.approx(2 / 3)}

@@ -95,7 +95,8 @@ def test_metric_options_parse_like_mmclassification():
     (["top=1"], "expected one of topk=..., thrs=..., average=..."),
     (["average=weighted"], "average must be one of macro, micro, none, got 'weighted'"),
     (["topk=0"], "topk must be whole numbers of 1 or more"),
-    (["thrs=high"], "thrs must be numbers"),
+    (["thrs=high"], "thrs must be score thresholds from 0 to 1"),
+    (["thrs=2"], "thrs must be score thresholds from 0 to 1"),
 ])
 def test_bad_metric_options_are_named(pairs, message):
     with pytest.raises(HfclsError, match=re.escape(message)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from pathlib import Path
 
 import datasets
@@ -23,6 +24,75 @@ def image_features(names: list) -> datasets.Features:
     return datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
 
 
+def read_text(path, what: str) -> str:
+    """A text file the user wrote (a list, class names) as UTF-8, a leading BOM dropped."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = error.object[:error.start].count(b"\n") + 1
+        raise HfclsError(f"{what} {path} line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+                         "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+
+
+def shown(name) -> str:
+    """A file name as it can be printed: bytes that are not UTF-8 written as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def check_utf8_name(path, where: str) -> None:
+    """Refuse a file name that is not UTF-8: Arrow tables and printed results cannot hold it."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise HfclsError(f"{where}: the file name {shown(path)} is not UTF-8; rename it "
+                         "(e.g. convmv -f latin1 -t utf-8)") from None
+
+
+def class_folder_images(folder: Path, extensions) -> dict:
+    """{class folder name: its image file names, sorted} for `folder/<class>/<image>`.
+
+    Refuses what would otherwise be dropped or misread without a word: an empty class
+    folder, images beside the class folders, a folder without class folders, names
+    that are not UTF-8. Names starting with '.' or '__' are ignored, as datasets does.
+    """
+    classes, loose = {}, []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        check_utf8_name(entry.path, f"image folder {folder}")
+        if entry.name.startswith((".", "__")):
+            continue
+        if entry.is_dir():
+            classes[entry.name] = _folder_images(Path(entry.path), extensions)
+        elif os.path.splitext(entry.name)[1].lower() in extensions:
+            loose.append(entry.name)
+    if not classes:
+        raise HfclsError(f"image folder {folder} has no class sub-folders; put each image in the folder of its "
+                         f"class ({folder}/<class>/<image>)")
+    if loose:
+        raise HfclsError(f"image folder {folder}: {shown(loose[0])} (and {len(loose) - 1} more) sit beside the "
+                         "class folders; move each image into the folder of its class")
+    for name, images in classes.items():
+        if not images:
+            raise HfclsError(f"image folder {folder}: class folder {shown(name)} holds no images "
+                             f"({', '.join(sorted(extensions)[:6])}, ...); add its images or remove the folder")
+    return classes
+
+
+def _folder_images(folder: Path, extensions) -> list:
+    images, nested = [], None
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        check_utf8_name(entry.path, f"image folder {folder.parent}")
+        if entry.name.startswith((".", "__")):
+            continue
+        if entry.is_dir():
+            nested = nested or entry.name
+        elif os.path.splitext(entry.name)[1].lower() in extensions:
+            images.append(entry.name)
+    if nested is not None:
+        raise HfclsError(f"image folder {folder.parent}: class folder {shown(folder.name)} holds a folder "
+                         f"({shown(nested)}); images must sit directly in their class folder")
+    return images
+
+
 def read_classes(classes, where: str) -> list | None:
     """Class names as a recipe gives them: a list, or a text file with one name per line."""
     if classes is None:
@@ -32,7 +102,7 @@ def read_classes(classes, where: str) -> list | None:
         if not path.is_file():
             raise HfclsError(f"{where}: classes file {classes} does not exist; give a text file with "
                              "one class name per line, or a list of names")
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        names = [line.strip() for line in read_text(path, "classes file").splitlines() if line.strip()]
         origin = f"classes file {classes}"
     elif isinstance(classes, list):
         names, origin = [str(c) for c in classes], "the classes list"

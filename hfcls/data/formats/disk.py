@@ -21,7 +21,11 @@ def disk(path: str, split: str | None = None, image_column: str = "image", label
     if not folder.exists():
         raise HfclsError(f"disk dataset {path} does not exist; check data.*.path")
     if (folder / "state.json").is_file() or (folder / "dataset_dict.json").is_file():
-        loaded = datasets.load_from_disk(str(folder))
+        try:
+            loaded = datasets.load_from_disk(str(folder))
+        except (OSError, ValueError, KeyError) as error:  # a damaged state.json, dataset_info.json or Arrow file
+            raise HfclsError(f"disk dataset {path} cannot be read ({' '.join(str(error).split())}); save it "
+                             "again with save_to_disk") from None
         if streaming:
             loaded = _as_stream(loaded)
     elif folder.is_dir() and (builder := _file_builder(folder)):

@@ -9,6 +9,7 @@ one big-endian uint32 per dimension, then the values.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -85,11 +86,11 @@ def read_idx(file: Path, dims: int) -> np.ndarray:
     if len(data) < header:
         raise HfclsError(f"{file} is truncated: {len(data)} bytes, shorter than its {header}-byte header")
     shape = tuple(int(n) for n in np.frombuffer(data, dtype=">u4", count=dims, offset=4))
-    body = len(data) - header
-    if body != int(np.prod(shape)):
-        state = "truncated" if body < int(np.prod(shape)) else "longer than its header says"
+    body, promised = len(data) - header, math.prod(shape)  # Python ints: np.prod wraps around past 2**63
+    if body != promised:
+        state = "truncated" if body < promised else "longer than its header says"
         raise HfclsError(f"{file} is {state}: its header promises {' x '.join(map(str, shape))} = "
-                         f"{int(np.prod(shape))} bytes, the file holds {body}; download it again")
+                         f"{promised:,} bytes, the file holds {body:,}; download it again")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 

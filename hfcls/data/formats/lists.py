@@ -13,26 +13,31 @@ from pathlib import Path
 
 import datasets
 
-from hfcls.data.formats.common import check_label, image_features, read_classes
+from hfcls.data.formats.common import check_label, class_folder_images, image_features, read_classes, read_text
 from hfcls.errors import HfclsError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 UNLABELED = -1
 
 
-def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None):
+def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None,
+                    allow_outside_prefix: bool = False):
     """`data_prefix/<path>` for each `path [label]` line of `ann_file`; class names from
-    `classes` (a list or a text file), else 0..max label."""
-    return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"), f"classes {classes}")
+    `classes` (a list or a text file), else 0..max label. A path that leads out of
+    `data_prefix` (absolute, or through `..`) is refused unless `allow_outside_prefix: true`."""
+    return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"), f"classes {classes}",
+                          allow_outside_prefix)
 
 
-def imagenet(root: str, split: str = "train", classes: list | str | None = None, ann_file: str | None = None):
+def imagenet(root: str, split: str = "train", classes: list | str | None = None, ann_file: str | None = None,
+             allow_outside_prefix: bool = False):
     """ImageNet as prepared for MMClassification: `root/{train,val}/`, `root/meta/{train,val}.txt`.
 
     Images are listed by `ann_file`, else by `root/meta/<split>.txt` when it exists,
     else found in class sub-folders of `root/<split>`. Class names come from
     `classes` (a list or a file such as caffe's synsets.txt), else from the sorted
-    class folders of `root/train`, which is the order the caffe lists number.
+    class folders of `root/train`, which is the order the caffe lists number. Listed
+    paths stay inside `root/<split>` unless `allow_outside_prefix: true`.
     """
     base = Path(root)
     if not base.is_dir():
@@ -45,13 +50,16 @@ def imagenet(root: str, split: str = "train", classes: list | str | None = None,
                          "set classes: to a list or a file such as meta/synsets.txt")
     ann = ann_file or (base / "meta" / f"{split}.txt")
     if ann_file is not None or Path(ann).is_file():
-        return _listed_images(ann, base / split, names, origin)
+        return _listed_images(ann, base / split, names, origin, allow_outside_prefix)
     return _folder_images(base / split, names, origin)
 
 
-def _listed_images(ann_file, data_prefix, names: list | None, origin: str) -> datasets.Dataset:
+def _listed_images(ann_file, data_prefix, names: list | None, origin: str,
+                   allow_outside_prefix: bool = False) -> datasets.Dataset:
     """`origin` says where `names` came from; without names, classes are numbered 0..max label."""
     entries = read_annotations(ann_file)
+    if not allow_outside_prefix:
+        check_inside_prefix(entries, ann_file, data_prefix)
     labels = [label for _, label, _ in entries]
     names = names or [str(i) for i in range(max(labels) + 1)]
     for _, label, line in entries:
@@ -72,14 +80,14 @@ def read_annotations(ann_file) -> list:
     if not Path(ann_file).is_file():
         raise HfclsError(f"annotation file {ann_file} does not exist; check ann_file")
     entries = []
-    for number, line in enumerate(Path(ann_file).read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(ann_file, "annotation file").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) > 2:
             raise HfclsError(f"{ann_file} line {number}: {len(fields)} fields in {line.strip()!r}; "
                              "expected 'path label' or 'path' (no spaces in paths)")
-        if len(fields) == 2 and not fields[1].isdigit():
+        if len(fields) == 2 and not (fields[1].isascii() and fields[1].isdigit()):  # '³'.isdigit() too
             raise HfclsError(f"{ann_file} line {number}: label {fields[1]!r} is not a whole number >= 0")
         entries.append((fields[0], int(fields[1]) if len(fields) == 2 else UNLABELED, number))
     if not entries:
@@ -92,6 +100,16 @@ def read_annotations(ann_file) -> list:
     return entries
 
 
+def check_inside_prefix(entries: list, ann_file, data_prefix) -> None:
+    """Refuse a listed path that leads out of data_prefix: absolute, or climbing out through `..`."""
+    for path, _, line in entries:
+        parts = Path(os.path.normpath(path)).parts
+        if os.path.isabs(path) or (parts and parts[0] == ".."):
+            prefix = data_prefix or "the current folder"
+            raise HfclsError(f"{ann_file} line {line}: {path} leads out of data_prefix ({prefix}); list paths "
+                             "inside it, or set allow_outside_prefix: true for this source")
+
+
 def _class_folders(folder: Path) -> list:
     if not folder.is_dir():
         return []
@@ -101,20 +119,15 @@ def _class_folders(folder: Path) -> list:
 def _folder_images(folder: Path, names: list, origin: str) -> datasets.Dataset:
     if not folder.is_dir():
         raise HfclsError(f"imagenet split folder {folder} does not exist; check root and split")
-    folders = _class_folders(folder)
-    if not folders:
+    if not _class_folders(folder):
         raise HfclsError(f"{folder} has no class folders; for a flat folder give its list as "
                          f"{folder.parent / 'meta' / (folder.name + '.txt')} or set ann_file")
-    unknown = [name for name in folders if name not in names]
+    images = class_folder_images(folder.resolve(), IMAGE_EXTENSIONS)
+    unknown = [name for name in images if name not in names]
     if unknown:
         raise HfclsError(f"{folder}: class folder {unknown[0]} is not among the {len(names)} classes of {origin}")
     paths, labels = [], []
-    base = folder.resolve()
-    for name in folders:
-        images = [file for file in sorted(os.listdir(base / name))
-                  if os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS]
-        paths += [str(base / name / file) for file in images]
-        labels += [names.index(name)] * len(images)
-    if not paths:
-        raise HfclsError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    for name, files in images.items():
+        paths += [str(folder.resolve() / name / file) for file in files]
+        labels += [names.index(name)] * len(files)
     return datasets.Dataset.from_dict({"image": paths, "label": labels}, features=image_features(names))
