@@ -1,5 +1,6 @@
 """Shared fixtures: tiny generated image folders and recipes, all offline."""
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,6 +31,36 @@ def make_image_folder(root: Path, per_class: int = 8, size: int = 16, seed: int 
             pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i}.png")
     return root
+
+
+def make_multilabel_folder(root: Path, count: int = 24, size: int = 15, seed: int = 0, classes=CLASS_COLOURS) -> list:
+    """root/images/<i>.png + root/metadata.jsonl: the thirds of each image painted in 1 or 2 of the class
+    colours (its labels), the rest black. Returns each image's label names."""
+    rng = np.random.default_rng(seed)
+    names = list(classes)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rows, labels = [], []
+    for i in range(count):
+        shown = sorted(rng.choice(len(names), size=rng.integers(1, 3), replace=False).tolist())
+        thirds = rng.choice(3, size=len(shown), replace=False)
+        pixels = rng.integers(0, 30, size=(size, size, 3))
+        for c, third in zip(shown, thirds):
+            width = size // 3
+            pixels[:, third * width:(third + 1) * width] = np.array(classes[names[c]]) + rng.integers(-30, 30, size=3)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / "images" / f"{i}.png")
+        labels.append([names[c] for c in shown])
+        rows.append(json.dumps({"file_name": f"images/{i}.png", "labels": labels[-1]}))
+    (root / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    return labels
+
+
+@pytest.fixture
+def multilabel_data(tmp_path):
+    """(train_dir, val_dir): images showing 1-2 of 3 colours, 24 + 12 of them, with a metadata.jsonl each."""
+    train, val = tmp_path / "ml" / "train", tmp_path / "ml" / "val"
+    make_multilabel_folder(train, count=24, seed=0)
+    make_multilabel_folder(val, count=12, seed=1)
+    return train, val
 
 
 def tiny_recipe_dict(train_dir, val_dir, **sections) -> dict:

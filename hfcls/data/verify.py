@@ -8,21 +8,22 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from hfcls.data.build import build_datasets
+from hfcls.data.columns import NO_LABEL, label_feature
 from hfcls.data.decode import DECODE_ERRORS, decode
-
-NO_LABEL = -1  # datasets' marker for an unlabeled row (e.g. a test list without labels)
 
 
 def check_row(row: dict, index: int, to_rgb: bool, num_classes: int) -> str:
-    """What is wrong with one row ({'image': {'bytes', 'path'}, 'label'}), or '' when nothing is."""
+    """What is wrong with one row ({'image': {'bytes', 'path'}, 'label'}: a class id, or a list of
+    them for multi-label data), or '' when nothing is."""
     name = row["image"].get("path") or f"row {index} (image bytes)"
     try:
         decode(row["image"], to_rgb)
     except (*DECODE_ERRORS, Image.DecompressionBombError) as error:
         return f"cannot decode {name}: {error}"
-    label = row["label"]
-    if label != NO_LABEL and not 0 <= label < num_classes:
-        return f"{name}: label {label} is outside [0, {num_classes})"
+    labels = row["label"] if isinstance(row["label"], list) else [row["label"]]
+    outside = [label for label in labels if label != NO_LABEL and not 0 <= label < num_classes]
+    if outside:
+        return f"{name}: label {outside[0]} is outside [0, {num_classes})"
     return ""
 
 
@@ -30,7 +31,7 @@ class RowCheck(torch.utils.data.Dataset):
     """Row i -> `check_row` of it; a Dataset so that DataLoader workers can share the decoding."""
 
     def __init__(self, ds: datasets.Dataset, to_rgb: bool):
-        self.ds, self.to_rgb, self.num_classes = ds, to_rgb, ds.features["label"].num_classes
+        self.ds, self.to_rgb, self.num_classes = ds, to_rgb, label_feature(ds.features).num_classes
 
     def __len__(self):
         return len(self.ds)
@@ -43,7 +44,7 @@ def verify_split(ds, split: str, to_rgb: bool, workers: int) -> tuple:
     """(every problem of one split, one line each in row order; the rows read)."""
     ds = ds.cast_column("image", datasets.Image(decode=False))
     if isinstance(ds, datasets.IterableDataset):  # a stream is read once, in this process
-        num_classes = ds.features["label"].num_classes
+        num_classes = label_feature(ds.features).num_classes
         checks = (check_row(row, index, to_rgb, num_classes) for index, row in enumerate(ds))
     else:
         checks = torch.utils.data.DataLoader(RowCheck(ds, to_rgb), batch_size=None, num_workers=workers)

@@ -3,7 +3,11 @@
 An annotation file has one image per line, `relative/path label` (as
 MMClassification's CustomDataset and caffe's `get_ilsvrc_aux.sh` write them), or
 `relative/path` alone for an unlabeled test set (label -1, datasets' "no label").
-The rows hold file paths only; images are decoded when batches are built.
+A list is multi-label when a line holds several labels, `relative/path 3,7,12`
+(`labels_sep` another separator): every line then lists its classes, and a line
+with none is an image without classes, an error unless the source sets
+`allow_empty: true`. The rows hold file paths only; images are decoded when
+batches are built.
 """
 
 from __future__ import annotations
@@ -13,17 +17,22 @@ from pathlib import Path
 
 import datasets
 
-from hfcls.data.formats.common import check_label, image_features, read_classes
+from hfcls.data.formats.common import check_label, check_label_set, image_features, read_classes
 from hfcls.errors import HfclsError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 UNLABELED = -1
 
 
-def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None):
-    """`data_prefix/<path>` for each `path [label]` line of `ann_file`; class names from
-    `classes` (a list or a text file), else 0..max label."""
-    return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"), f"classes {classes}")
+def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None, labels_sep: str = ",",
+                    allow_empty: bool = False):
+    """`data_prefix/<path>` for each `path [label]` or `path label,label,...` line of `ann_file`; class
+    names from `classes` (a list or a text file), else 0..max label."""
+    if not labels_sep or labels_sep.isspace() or labels_sep.isdigit():
+        raise HfclsError(f"annotation_list {ann_file}: labels_sep {labels_sep!r} cannot separate labels; use a "
+                         "character that is neither a digit nor white space, such as ,")
+    return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"), f"classes {classes}",
+                          labels_sep, allow_empty)
 
 
 def imagenet(root: str, split: str = "train", classes: list | str | None = None, ann_file: str | None = None):
@@ -49,13 +58,18 @@ def imagenet(root: str, split: str = "train", classes: list | str | None = None,
     return _folder_images(base / split, names, origin)
 
 
-def _listed_images(ann_file, data_prefix, names: list | None, origin: str) -> datasets.Dataset:
+def _listed_images(ann_file, data_prefix, names: list | None, origin: str, labels_sep: str = ",",
+                   allow_empty: bool = False) -> datasets.Dataset:
     """`origin` says where `names` came from; without names, classes are numbered 0..max label."""
-    entries = read_annotations(ann_file)
+    entries = read_annotations(ann_file, labels_sep)
     labels = [label for _, label, _ in entries]
-    names = names or [str(i) for i in range(max(labels) + 1)]
+    multi_label = isinstance(labels[0], list)
+    names = names or [str(i) for i in range(max(max(label, default=0) if multi_label else label
+                                                for label in labels) + 1)]
     for _, label, line in entries:
-        if label != UNLABELED:
+        if multi_label:
+            check_label_set(label, names, f"{ann_file} line {line}", origin, allow_empty)
+        elif label != UNLABELED:
             check_label(label, names, f"{ann_file} line {line}", origin)
     paths = [os.path.join(os.path.abspath(data_prefix), path) for path, _, _ in entries]
     missing = [(path, line) for path, (_, _, line) in zip(paths, entries) if not os.path.isfile(path)]
@@ -64,11 +78,13 @@ def _listed_images(ann_file, data_prefix, names: list | None, origin: str) -> da
         more = f" (and {len(missing) - 1} more listed files)" if len(missing) > 1 else ""
         raise HfclsError(f"{ann_file} line {line}: image {path} does not exist{more}; "
                          f"check data_prefix ({data_prefix}) or the list")
-    return datasets.Dataset.from_dict({"image": paths, "label": labels}, features=image_features(names))
+    return datasets.Dataset.from_dict({"image": paths, "label": labels},
+                                      features=image_features(names, multi_label))
 
 
-def read_annotations(ann_file) -> list:
-    """[(path, label or -1, line number)] from `path label` or `path` lines; blank lines skipped."""
+def read_annotations(ann_file, labels_sep: str = ",") -> list:
+    """[(path, label or -1, line number)] from `path label` or `path` lines; blank lines skipped.
+    A multi-label list (a line with several labels) gives each line's list of labels instead."""
     if not Path(ann_file).is_file():
         raise HfclsError(f"annotation file {ann_file} does not exist; check ann_file")
     entries = []
@@ -78,12 +94,18 @@ def read_annotations(ann_file) -> list:
             continue
         if len(fields) > 2:
             raise HfclsError(f"{ann_file} line {number}: {len(fields)} fields in {line.strip()!r}; "
-                             "expected 'path label' or 'path' (no spaces in paths)")
-        if len(fields) == 2 and not fields[1].isdigit():
-            raise HfclsError(f"{ann_file} line {number}: label {fields[1]!r} is not a whole number >= 0")
-        entries.append((fields[0], int(fields[1]) if len(fields) == 2 else UNLABELED, number))
+                             f"expected 'path label', 'path label{labels_sep}label...' or 'path' (no spaces in "
+                             "paths or between labels)")
+        labels = fields[1].split(labels_sep) if len(fields) == 2 else []
+        bad = next((label for label in labels if not label.isdigit()), None)
+        if bad is not None:
+            raise HfclsError(f"{ann_file} line {number}: label {bad!r} is not a whole number >= 0")
+        entries.append((fields[0], [int(label) for label in labels], number))
     if not entries:
         raise HfclsError(f"annotation file {ann_file} lists no images; an empty split cannot be used")
+    if any(len(labels) > 1 for _, labels, _ in entries):
+        return entries
+    entries = [(path, labels[0] if labels else UNLABELED, number) for path, labels, number in entries]
     first_labeled = entries[0][1] != UNLABELED
     odd = next((line for _, label, line in entries if (label != UNLABELED) != first_labeled), None)
     if odd is not None:
