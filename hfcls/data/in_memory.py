@@ -226,6 +226,10 @@ class InMemoryLoader(DataLoaderStateMixin):
         start, self._skip = self._skip, 0
         self._yielded = start
         self.begin()
+        if not self.shuffle:
+            # The real images of the last global batch: gather_for_metrics drops the padding repeats
+            # after them, as it does for a prepared DataLoader's (and --out lists each image once).
+            self.remainder = len(self.images) % (self.batch_size * self.num_processes)
         try:
             for step in range(start, self._steps):
                 first = (step * self.num_processes + self.process_index) * self.batch_size
