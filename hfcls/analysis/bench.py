@@ -120,20 +120,20 @@ def variants(recipe, what: str, baseline: bool, synthetic: bool) -> list:
 
 @contextlib.contextmanager
 def opened(variant: Variant, what: str, split: str):
-    """(step, batches) of one turn of `variant`; everything it built is released after."""
-    if variant.pipeline == "baseline":
-        yield baseline_turn(variant.recipe, what, split)
-        return
-    with accelerator_session(variant.recipe) as accelerator:
-        step, loader, classes = hfcls_turn(variant.recipe, what, split, accelerator)
-        batches = endless(loader)
-        if variant.pipeline == "synthetic":
-            real, batches = batches, endless(synthetic_batches(next(batches), classes, accelerator.device))
-            real.close()  # its workers stop now
-        try:
-            yield step, batches
-        finally:
-            batches.close()
+    """(step, batches) of one turn of `variant`; everything it built (loader workers, the
+    Accelerator) is released after, so no variant's workers run during another's turn."""
+    with contextlib.ExitStack() as stack:
+        if variant.pipeline == "baseline":
+            step, batches = baseline_turn(variant.recipe, what, split)
+        else:
+            accelerator = stack.enter_context(accelerator_session(variant.recipe))
+            step, loader, classes = hfcls_turn(variant.recipe, what, split, accelerator)
+            batches = endless(loader)
+            if variant.pipeline == "synthetic":
+                real, batches = batches, endless(synthetic_batches(next(batches), classes, accelerator.device))
+                real.close()  # its workers stop now
+        stack.callback(batches.close)
+        yield step, batches
 
 
 def hfcls_turn(recipe, what: str, split: str, accelerator):

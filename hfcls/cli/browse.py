@@ -21,7 +21,7 @@ def parse_args(argv=None):
     parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     parser.add_argument("--columns", type=int, help="grid columns (default: a square grid)")
     parser.add_argument("--out", default="grid.png", help="output image file (default grid.png)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
 @cli_entry

@@ -18,7 +18,7 @@ def parse_args(argv=None):
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes (default: this one)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
 @cli_entry
