@@ -100,7 +100,7 @@ class Run:
     class_names: list
     stop: StopRequest
     total_steps: int
-    loss: object = None  # hfcls.engine.losses.TrainingLoss: (logits, labels, valid) -> the batch's loss
+    loss: object  # hfcls.engine.losses.TrainingLoss: (logits, labels, valid) -> the batch's loss
     started: tuple = (0.0, 0)  # (time, step) when this process started training
 
     def eta(self, step: int, now: float | None = None) -> str:
