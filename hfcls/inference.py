@@ -8,6 +8,8 @@ Images go through the same steps as in `hfcls-eval`: the loaders' decode rule
 (hfcls.data.decode: bit depth, pixel limit) -> uint8 tensor -> the v2 eval pipeline
 -> `Normalize` on the device, so predictions agree with the evaluation and with
 `transformers.pipeline` on the exported folder.
+A multi-label model scores each class with its own sigmoid (as transformers.pipeline
+does for its config's problem_type) and predicts every class at or above `threshold`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS, decode, pil_to_ui
 from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor
 from hfcls.engine.precision import check_mixed_precision
 from hfcls.errors import HfclsError
-from hfcls.models import class_names_of
+from hfcls.models import MULTI_LABEL, class_names_of, class_scores, classes_above, problem_type_of_model
 from hfcls.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
@@ -37,31 +39,41 @@ logger = logging.getLogger(__name__)
 class ImageClassifier:
     """Callable like `transformers.pipeline("image-classification")`; see `pipeline`."""
 
-    def __init__(self, model, transform, normalize, device, top_k=5, batch_size=8, num_workers=0,
-                 autocast_dtype=None, channels_last=False, max_image_pixels=MAX_IMAGE_PIXELS):
+    def __init__(self, model, transform, normalize, device, top_k=None, batch_size=8, num_workers=0,
+                 autocast_dtype=None, channels_last=False, max_image_pixels=MAX_IMAGE_PIXELS, threshold=0.5):
         self.model = model.to(device).eval()
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.class_names = class_names_of(model)
+        self.problem_type, self.threshold = problem_type_of_model(model), threshold
         self.transform, self.normalize = transform, normalize.to(device)
         self.device, self.top_k, self.batch_size, self.num_workers = device, top_k, batch_size, num_workers
         self.autocast_dtype, self.channels_last = autocast_dtype, channels_last
         self.max_image_pixels = max_image_pixels
 
     def __call__(self, images, top_k=None, batch_size=None):
-        """A path, PIL image or HWC uint8 array -> [{label, score}, ...] best first; a list -> a list of those."""
+        """A path, PIL image or HWC uint8 array -> [{label, score}, ...] best first; a list -> a list of those.
+        A multi-label model gives every label scoring >= the threshold (at most top_k when given)."""
         single = not isinstance(images, (list, tuple))
         scores, _ = self.scores([images] if single else list(images), batch_size)
         results = [self.top_labels(row, top_k) for row in scores]
         return results[0] if single else results
 
     def top_labels(self, scores: torch.Tensor, top_k=None) -> list:
-        values, ids = scores.topk(min(top_k or self.top_k, len(self.class_names)))
-        return [{"label": self.class_names[i], "score": v} for v, i in zip(values.tolist(), ids.tolist())]
+        """One image's predictions: the top_k best (5 by default), or for a multi-label model every
+        class at or above the threshold (at most top_k when given)."""
+        top_k = top_k or self.top_k
+        if self.problem_type == MULTI_LABEL:
+            chosen = classes_above(scores, self.threshold)[:top_k]
+        else:
+            values, ids = scores.topk(min(top_k or 5, len(self.class_names)))
+            chosen = zip(ids.tolist(), values.tolist())
+        return [{"label": self.class_names[i], "score": v} for i, v in chosen]
 
     @torch.inference_mode()
     def scores(self, images: list, batch_size=None, skip_bad_images=False):
-        """(N, C) softmax scores, and the indices of `images` they belong to (all of them unless skipping)."""
+        """(N, C) scores (softmax, or sigmoids for a multi-label model), and the indices of `images`
+        they belong to (all of them unless skipping)."""
         loader = torch.utils.data.DataLoader(
             _Decoded(images, self.transform, self.max_image_pixels), batch_size=batch_size or self.batch_size,
             num_workers=self.num_workers, collate_fn=list)
@@ -89,7 +101,7 @@ class ImageClassifier:
                     else nullcontext())
         with autocast:
             logits = self.model(pixel_values=inputs).logits
-        return logits.float().softmax(dim=1).cpu()
+        return class_scores(logits.float(), self.problem_type).cpu()
 
 
 class _Decoded(torch.utils.data.Dataset):
@@ -132,8 +144,8 @@ def _describe(image) -> str:
 # ----------------------------------------------------------------------------- building
 
 
-def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 8, num_workers: int = 0,
-             use_ema: bool | None = None):
+def pipeline(model, recipe=None, device=None, top_k: int | None = None, batch_size: int = 8, num_workers: int = 0,
+             use_ema: bool | None = None, threshold: float = 0.5):
     """An image classifier from any artifact, called like `transformers.pipeline`'s.
 
     model: a best/ or latest/ folder, a checkpoints/epoch_N folder or a published
@@ -142,6 +154,8 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
     recipe: a recipe path or Recipe; default the run's recipe.yaml when the artifact sits
         in a work dir. Its mixed_precision and channels_last apply as in hfcls-eval.
     device: "cpu", "cuda", "cuda:1", ...; default CUDA when there is one.
+    top_k: how many labels a call returns: the best 5 by default; for a multi-label model,
+        every label scoring >= `threshold` (at most top_k when given).
     use_ema: for a training checkpoint, its EMA (the default when it has one) or raw weights.
     """
     if isinstance(recipe, (str, Path)):
@@ -160,7 +174,7 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
             autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         channels_last, max_pixels = recipe.train.channels_last, recipe.data.max_image_pixels
     return ImageClassifier(classifier, build_pipeline(specs, "eval transforms"), Normalize(mean, std), device,
-                           top_k, batch_size, num_workers, autocast_dtype, channels_last, max_pixels)
+                           top_k, batch_size, num_workers, autocast_dtype, channels_last, max_pixels, threshold)
 
 
 def torch_device(name: str | None) -> torch.device:
@@ -228,22 +242,27 @@ def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
     plt.close(fig)
 
 
-def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k: int = 5, batch_size: int = 32,
-                    num_workers: int = 2, draw_to=None) -> list:
+def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k: int | None = None,
+                    batch_size: int = 32, num_workers: int = 2, draw_to=None, threshold: float = 0.5) -> list:
     """hfcls-demo's work: [(file, predictions best first)] for an image, a folder or a glob.
 
+    Predictions are the top_k best (5 by default), or for a multi-label model every class
+    scoring >= `threshold` (at most top_k when given).
     Undecodable files among many are skipped with a warning; a single one is an error.
     `draw_to`: a .png for one image, a folder for many, with the predictions drawn on them.
     """
-    if top_k < 1:
+    if top_k is not None and top_k < 1:
         raise HfclsError("--topk must be at least 1")
+    if not 0 <= threshold <= 1:
+        raise HfclsError(f"--threshold is a sigmoid score between 0 and 1, got {threshold}")
     if batch_size < 1 or num_workers < 0:
         raise HfclsError(f"--batch-size must be at least 1 and --num-workers 0 or more, got {batch_size} and "
                          f"{num_workers}")
     files, many = expand_images(images)
     if draw_to is not None and not many:
         check_picture_path(draw_to)
-    classifier = pipeline(checkpoint, recipe, device, top_k, batch_size, num_workers if many else 0)
+    classifier = pipeline(checkpoint, recipe, device, top_k, batch_size, num_workers if many else 0,
+                          threshold=threshold)
     scores, kept = classifier.scores(files, skip_bad_images=many)
     results = []
     for row, index in zip(scores, kept):

@@ -2,7 +2,9 @@
 
 Architectures come from a Hub id / local folder (`model.pretrained`) or from a
 config dict (`model.config: {model_type: resnet, ...}`, random init). The head
-size and label names always come from the dataset.
+size and label names always come from the dataset, and so does the problem type
+(`config.problem_type`, which tells `transformers.pipeline` to apply a sigmoid
+to a multi-label model's logits) unless the recipe sets `model.problem_type`.
 """
 
 from __future__ import annotations
@@ -10,27 +12,51 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 
+import torch
 from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig, AutoModelForImageClassification, PretrainedConfig
 
 import hfcls.modeling  # noqa: F401  registers hfcls's own architectures with the Auto classes
 from hfcls.errors import HfclsError
 
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
 
-def label_maps(class_names: list) -> dict:
-    return {
+
+def label_maps(class_names: list, problem_type: str = SINGLE_LABEL) -> dict:
+    maps = {
         "num_labels": len(class_names),
         "id2label": {i: str(name) for i, name in enumerate(class_names)},
         "label2id": {str(name): i for i, name in enumerate(class_names)},
     }
+    if problem_type == MULTI_LABEL:  # single-label configs stay as they were (transformers' default)
+        maps["problem_type"] = MULTI_LABEL
+    return maps
 
 
 def class_names_of(model) -> list:
     return [model.config.id2label[i] for i in range(model.config.num_labels)]
 
 
-def build_model(model_section, class_names: list):
-    labels = label_maps(class_names)
+def problem_type_of_model(model) -> str:
+    """A model's problem type; a config without one (older exports) is single-label, as transformers reads it."""
+    return MULTI_LABEL if model.config.problem_type == MULTI_LABEL else SINGLE_LABEL
+
+
+def class_scores(logits: torch.Tensor, problem_type: str) -> torch.Tensor:
+    """Per-class scores: a softmax over the classes, or one sigmoid per class for a multi-label model."""
+    return logits.sigmoid() if problem_type == MULTI_LABEL else logits.softmax(dim=-1)
+
+
+def classes_above(scores: torch.Tensor, threshold: float) -> list:
+    """What a multi-label model predicts for one image: [(class id, score)] of every class
+    scoring >= `threshold`, best first (ties in class order)."""
+    order = torch.argsort(scores, descending=True, stable=True)
+    return [(int(i), float(scores[i])) for i in order if scores[i] >= threshold]
+
+
+def build_model(model_section, class_names: list, problem_type: str = SINGLE_LABEL):
+    labels = label_maps(class_names, problem_type)
     if model_section.pretrained is not None:
         return load_pretrained(model_section.pretrained, labels, model_section.ignore_mismatched_sizes,
                                model_section.trust_remote_code)
@@ -72,10 +98,10 @@ def load_pretrained(name_or_path: str, labels: dict, ignore_mismatched_sizes: bo
         ) from None
 
 
-def architecture_config(model_section, class_names: list):
+def architecture_config(model_section, class_names: list, problem_type: str = SINGLE_LABEL):
     """The recipe's model config with a head for `class_names` (nothing downloaded for
     `model.config`; only the config for `model.pretrained`)."""
-    labels = label_maps(class_names)
+    labels = label_maps(class_names, problem_type)
     if model_section.config is not None:
         return config_from_dict(model_section.config, labels)
     try:

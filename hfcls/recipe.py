@@ -21,7 +21,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -68,6 +68,11 @@ class DataSection:
     # and how many rows its shuffle buffer holds.
     steps_per_epoch: Optional[int] = None
     shuffle_buffer: int = 1000
+    # class_balanced: each epoch draws its images with replacement, rare classes more often
+    # (hfcls.data.balance): in inverse proportion to their frequency, or with oversample_thr: t
+    # by MMClassification's ClassBalancedDataset rule r(c) = max(1, sqrt(t / f(c))).
+    sampler: Optional[Literal["class_balanced"]] = None
+    oversample_thr: Optional[float] = None
 
 
 @dataclass
@@ -79,6 +84,8 @@ class ModelSection:
     # config.json has an auto_map (custom code). Off, such a model is refused with one line;
     # turn it on only for a model whose author you trust, as it runs their code on this machine.
     trust_remote_code: bool = False
+    # Unset: multi_label_classification when the labels are lists of classes, else single-label.
+    problem_type: Optional[Literal["single_label_classification", "multi_label_classification"]] = None
 
 
 @dataclass
@@ -119,7 +126,13 @@ class TrainSection:
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     gradient_accumulation_steps: int = 1
     clip_grad_norm: Optional[float] = None
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # also on multi-hot targets: each class's 0/1 target moves eps/2 inward
+    # {type: cross_entropy | bce | asl | focal, ...its options} (hfcls.engine.losses); unset:
+    # cross-entropy for single-label data, BCE-with-logits for multi-label data.
+    loss: Optional[dict] = None
+    # Per-class loss weights: balanced (n / (classes x images of the class), as scikit-learn's
+    # compute_class_weight) or a list of one number per class.
+    class_weights: Union[str, list, None] = None
     log_interval: int = 20  # steps between loss readings (each one syncs the device)
     channels_last: bool = False
     mixup_alpha: float = 0.0  # > 0: torchvision v2 MixUp on each training batch
@@ -145,7 +158,8 @@ class TrainSection:
 class EvaluationSection:
     interval: int = 1  # epochs
     topk: list = field(default_factory=lambda: [1, 5])
-    save_best: Optional[str] = "accuracy_top1"  # metric that decides best/
+    # The metric that decides best/; auto: mAP for a multi-label model, else accuracy_top1.
+    save_best: Optional[str] = "auto"
     rule: Literal["greater", "less"] = "greater"
 
 
@@ -455,8 +469,13 @@ def _check_type(value, hint, key: str, where: str):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
-        hint = next(o for o in options if o is not type(None))
-        return _check_type(value, hint, key, where)
+        kinds = [o for o in options if o is not type(None)]
+        if len(kinds) > 1:  # e.g. a name or a list: the first kind the value has
+            for kind in kinds:
+                if isinstance(value, kind):
+                    return _check_type(value, kind, key, where)
+            raise HfclsError(f"{where}: {key} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+        return _check_type(value, kinds[0], key, where)
     if origin is Literal:
         choices = typing.get_args(hint)
         # YAML reads a bare `no` as False; mixed_precision: no means "no".
@@ -509,6 +528,7 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
     optim = recipe.optim
     if not all(isinstance(p, str) for p in optim.frozen):
         raise HfclsError(f"{where}: optim.frozen must be a list of parameter-name prefixes, got {optim.frozen!r}")
+    _check_imbalance_keys(recipe, where)
     if recipe.train.push_to_hub and not recipe.train.publish:
         raise HfclsError(f"{where}: train.push_to_hub uploads the published model; set train.publish=true too")
 
@@ -617,3 +637,16 @@ def ema_settings(ema: dict | None, where: str = "recipe") -> dict | None:
     if not isinstance(settings["warmup"], bool):
         raise HfclsError(f"{where}: train.ema.warmup must be true or false, got {settings['warmup']!r}")
     return settings
+
+
+def _check_imbalance_keys(recipe: Recipe, where: str) -> None:
+    data, weights = recipe.data, recipe.train.class_weights
+    if data.oversample_thr is not None and (data.sampler is None or not 0 < data.oversample_thr <= 1):
+        raise HfclsError(f"{where}: data.oversample_thr is a fraction of images in (0, 1] used by "
+                         f"data.sampler: class_balanced; got {data.oversample_thr} with data.sampler {data.sampler}")
+    if isinstance(weights, str) and weights != "balanced":
+        raise HfclsError(f"{where}: train.class_weights must be balanced or a list of numbers, got {weights!r}"
+                         f"{did_you_mean(weights, ['balanced'])}")
+    if isinstance(weights, list) and not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+                                             for w in weights):
+        raise HfclsError(f"{where}: train.class_weights must be numbers >= 0, one per class, got {weights!r}")

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny generated image folders and recipes, all offline."""
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,6 +31,36 @@ def make_image_folder(root: Path, per_class: int = 8, size: int = 16, seed: int 
             pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / name / f"{i}.png")
     return root
+
+
+def make_multilabel_folder(root: Path, count: int = 24, size: int = 15, seed: int = 0, classes=CLASS_COLOURS) -> list:
+    """root/images/<i>.png + root/metadata.jsonl: the thirds of each image painted in 1 or 2 of the class
+    colours (its labels), the rest black. Returns each image's label names."""
+    rng = np.random.default_rng(seed)
+    names = list(classes)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rows, labels = [], []
+    for i in range(count):
+        shown = sorted(rng.choice(len(names), size=rng.integers(1, 3), replace=False).tolist())
+        thirds = rng.choice(3, size=len(shown), replace=False)
+        pixels = rng.integers(0, 30, size=(size, size, 3))
+        for c, third in zip(shown, thirds):
+            width = size // 3
+            pixels[:, third * width:(third + 1) * width] = np.array(classes[names[c]]) + rng.integers(-30, 30, size=3)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / "images" / f"{i}.png")
+        labels.append([names[c] for c in shown])
+        rows.append(json.dumps({"file_name": f"images/{i}.png", "labels": labels[-1]}))
+    (root / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    return labels
+
+
+@pytest.fixture
+def multilabel_data(tmp_path):
+    """(train_dir, val_dir): images showing 1-2 of 3 colours, 24 + 12 of them, with a metadata.jsonl each."""
+    train, val = tmp_path / "ml" / "train", tmp_path / "ml" / "val"
+    make_multilabel_folder(train, count=24, seed=0)
+    make_multilabel_folder(val, count=12, seed=1)
+    return train, val
 
 
 def tiny_recipe_dict(train_dir, val_dir, **sections) -> dict:
@@ -123,6 +154,51 @@ def trained_digits(tmp_path_factory, digits_dir):
 
     root = shared_once(tmp_path_factory, "trained_digits", build)
     return root / "digits.yaml", root / "work"
+
+
+@pytest.fixture(scope="session")
+def multilabel_run(tmp_path_factory):
+    """(recipe path, work dir) of a finished 2-epoch multi-label run on the tiny colour thirds, shared."""
+    def build(root):
+        from hfcls.api import train
+        from hfcls.recipe import load_recipe
+
+        make_multilabel_folder(root / "data" / "train", count=24, seed=0)
+        make_multilabel_folder(root / "data" / "val", count=12, seed=1)
+        write_recipe(root / "multilabel.yaml", tiny_recipe_dict(root / "data" / "train", root / "data" / "val",
+                                                                train={"epochs": 2, "log_with": []}))
+        train(load_recipe(root / "multilabel.yaml"), root / "work")
+
+    root = shared_once(tmp_path_factory, "multilabel_run", build)
+    return root / "multilabel.yaml", root / "work"
+
+
+@pytest.fixture(scope="session")
+def multilabel_digits_dir(tmp_path_factory):
+    """hfcls-prepare's multi-label digits (canvases of 2-3 digits, a metadata.jsonl per split), shared."""
+    from hfcls.data.prepare import prepare_multilabel_digits
+
+    return shared_once(tmp_path_factory, "multilabel_digits", prepare_multilabel_digits)
+
+
+@pytest.fixture(scope="session")
+def trained_multilabel_digits(tmp_path_factory, multilabel_digits_dir):
+    """(recipe path, work dir) of recipes/multilabel_digits' recipe trained 5 epochs (mAP ~85 %), shared.
+
+    Eval batch 16: the 360 val canvases do not divide into 2 x 16, as the two-process test needs.
+    """
+    def build(root):
+        from hfcls.api import train
+        from hfcls.recipe import load_recipe, save_recipe
+
+        recipe = load_recipe(REPO / "recipes" / "multilabel_digits" / "resnet-tiny_1xb64_multilabel-digits.yaml", [
+            f"data.train.path={multilabel_digits_dir / 'train'}", f"data.val.path={multilabel_digits_dir / 'val'}",
+            "data.eval_batch_size=16", "train.epochs=5", "train.log_with=[]"])
+        save_recipe(recipe, root / "multilabel.yaml")
+        train(recipe, root / "work")
+
+    root = shared_once(tmp_path_factory, "trained_multilabel_digits", build)
+    return root / "multilabel.yaml", root / "work"
 
 
 @contextmanager

@@ -192,3 +192,24 @@ def png_header_only(width: int, height: int) -> bytes:
     import zlib
 
     return _png(width, height, 8, 2, zlib.compress(b"\x00" * 64))
+
+
+VOC_OBJECTS = {  # image id -> [(class, difficult)]
+    "000001": [("dog", 0), ("person", 0)],
+    "000002": [("cat", 0), ("cat", 1), ("chair", 1)],  # chair: only difficult
+    "000003": [("bird", 1)],                            # nothing but a difficult bird
+}
+
+
+def write_voc(root: Path, objects: dict = VOC_OBJECTS, split: str = "trainval") -> Path:
+    """A PASCAL VOC 2007 folder: JPEGImages/, Annotations/<id>.xml, ImageSets/Main/<split>.txt."""
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for i, (image_id, objs) in enumerate(objects.items()):
+        Image.fromarray(np.full((10, 12, 3), 40 * i, dtype=np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
+        body = "".join(f"\n  <object>\n    <name>{name}</name>\n    <pose>Left</pose>\n"
+                       f"    <difficult>{hard}</difficult>\n  </object>" for name, hard in objs)
+        (root / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation>\n  <folder>VOC2007</folder>\n  <filename>{image_id}.jpg</filename>{body}\n</annotation>\n")
+    (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(objects) + "\n")
+    return root

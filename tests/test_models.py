@@ -17,7 +17,8 @@ from hfcls.recipe import load_recipe
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ZOO = sorted(p for p in RECIPES.rglob("*.yaml") if "_base_" not in p.parts)
 
-CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "mnist": 10, "digits": 10}
+CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "mnist": 10, "digits": 10, "imbalanced_digits": 10,
+           "multilabel_digits": 10, "voc": 20}
 
 # Millions of parameters: MMClassification's model zoo, torchvision, timm.
 REFERENCE_PARAMS = {
@@ -38,6 +39,11 @@ REFERENCE_PARAMS = {
     "resnet18_8xb16_cifar100": 11.22,
     "lenet5_1xb128_mnist": 0.06,  # 61,706 on 1 channel; 62,006 on RGB
     "resnet-tiny_1xb64_digits": 0.08,
+    "resnet-tiny_1xb64_imbalanced-digits": 0.08,
+    "resnet-tiny_1xb64_imbalanced-digits_class-balanced": 0.08,
+    "resnet-tiny_1xb64_imbalanced-digits_class-weights": 0.08,
+    "resnet-tiny_1xb64_multilabel-digits": 0.08,
+    "resnet50_8xb16_voc": 23.55,  # 25.56 less 980 of the 1000 classes' head (2048 x 980 + 980)
 }
 
 

@@ -184,6 +184,8 @@ def synthetic_batches(real: dict, classes: int, device) -> list:
     shape = tuple(real["pixel_values"].shape)
     images = torch.randint(0, 256, shape, dtype=torch.uint8, device=device)
     labels = torch.randint(0, classes, (shape[0],), device=device)
+    if real["labels"].ndim == 2:  # multi-hot vectors of a multi-label recipe
+        labels = torch.randint(0, 2, real["labels"].shape, device=device).float()
     valid = torch.ones(shape[0], dtype=torch.bool, device=device)
     return [{"pixel_values": images, "labels": labels, "valid": valid, "bad_files": []}]
 

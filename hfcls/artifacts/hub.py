@@ -28,6 +28,7 @@ from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
 from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, publish_folder, storage_errors
 from hfcls.logs import read_jsonl
+from hfcls.metrics import best_metric_key
 from hfcls.recipe import load_recipe
 
 # What a failed request raises: HTTP errors, and connection errors (OSError or the HTTP client's own).
@@ -45,7 +46,8 @@ def evaluation_row(work_dir: Path, best: bool) -> dict | None:
     if not rows:
         return None
     evaluation = load_recipe(work_dir / RECIPE_FILE).evaluation
-    key = f"val_{evaluation.save_best}"
+    metrics = {name.removeprefix("val_"): value for name, value in rows[-1].items()}
+    key = f"val_{best_metric_key(evaluation.save_best, metrics)}"
     if best and all(key in row for row in rows):
         pick = max if evaluation.rule == "greater" else min
         return pick(rows, key=lambda row: row[key])

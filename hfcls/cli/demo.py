@@ -15,7 +15,10 @@ def parse_args(argv=None):
                         "or a published .safetensors file (each used on its own)")
     parser.add_argument("--recipe", help="the training recipe: needed for a bare .safetensors file; otherwise "
                         "its mixed_precision and channels_last apply (default: the run's recipe.yaml)")
-    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--topk", type=int, help="how many labels to show (default 5; a multi-label model shows "
+                        "every label scoring at least --threshold, at most --topk when given)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="a multi-label model's sigmoid score for a label to be predicted (default 0.5)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=2, help="processes decoding images")
@@ -32,11 +35,14 @@ def main(argv=None):
 
     setup_logging(None, is_main=True)
     results = classify_images(args.image, args.checkpoint, recipe=args.recipe, device=args.device, top_k=args.topk,
-                              batch_size=args.batch_size, num_workers=args.num_workers, draw_to=args.out)
+                              batch_size=args.batch_size, num_workers=args.num_workers, draw_to=args.out,
+                              threshold=args.threshold)
     for file, predictions in results:
         print(file)
         for rank, p in enumerate(predictions, 1):
             print(f"  {rank}. {p['label']}  {p['score']:.4f}")
+        if not predictions:
+            print(f"  no label scores {args.threshold} or more")
     if args.out:
         print(f"wrote {args.out}")
 

@@ -1,4 +1,8 @@
-"""`hfcls-prepare DATASET DIR`: write a data set hfcls can generate offline (digits: scikit-learn's bundled digits)."""
+"""`hfcls-prepare DATASET DIR`: write a data set hfcls can generate offline from scikit-learn's bundled digits.
+
+digits: class folders; imbalanced_digits: the same with 2 % of class 0's training images;
+multilabel_digits: canvases of 2-3 digits side by side, labelled with the digits shown.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import argparse
 
 from hfcls.cli import cli_entry
 
-DATASETS = ("digits",)
+DATASETS = ("digits", "imbalanced_digits", "multilabel_digits")
 
 
 def parse_args(argv=None):

@@ -2,7 +2,7 @@
 
 What the model sees, as MMClassification's browse_dataset shows it: each image
 after the split's pipeline (train augmentations or eval resize/crop), before
-normalisation, titled with its class name.
+normalisation, titled with its class name (every class, for multi-label data).
 """
 
 from __future__ import annotations
@@ -40,14 +40,22 @@ def sample_grid(ds, names: list, n: int, out: str, columns: int | None = None) -
         axis.axis("off")
     for sample, axis in zip(samples, axes.flat):
         axis.imshow(sample["pixel_values"].permute(1, 2, 0).numpy(), cmap="gray")
-        label = sample["labels"]
-        title = names[label] if label >= 0 else "(no label)"
-        axis.set_title(title if sample["valid"] else f"UNREADABLE {sample['file']}", fontsize=8)
+        axis.set_title(title(sample["labels"], names) if sample["valid"] else f"UNREADABLE {sample['file']}",
+                       fontsize=8)
     figure.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=100)
     plt.close(figure)
     return count
+
+
+def title(label, names: list) -> str:
+    """A class id, or a multi-hot vector (every class shown; a difficult-only one in brackets)."""
+    if isinstance(label, torch.Tensor):
+        shown = [names[i] for i in (label == 1).nonzero().flatten()]
+        shown += [f"({names[i]})" for i in (label == -1).nonzero().flatten()]
+        return ", ".join(shown) or "(no label)"
+    return names[label] if label >= 0 else "(no label)"
 
 
 def browse(recipe, split: str, n: int, out, columns: int | None = None) -> int:

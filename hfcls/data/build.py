@@ -25,6 +25,9 @@ import os
 
 import datasets
 
+from hfcls.data.balance import sample_weights
+from hfcls.data.columns import (DIFFICULT, as_multi_label, class_names, is_multi_label, label_encoder,
+                                multi_label_features)
 from hfcls.data.decode import MAX_IMAGE_PIXELS, SampleTransform, collate
 from hfcls.data.in_memory import in_memory_loader
 from hfcls.data.loaders import WorkerLoader, data_loader
@@ -34,6 +37,7 @@ from hfcls.data.sources import load_source
 from hfcls.data.streaming import TransformedStream, build_stream_loader
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
+from hfcls.models import MULTI_LABEL, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +61,15 @@ def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
     reference = next(iter(out.values()), None)
     if reference is None:
         raise HfclsError(f"the recipe defines none of data.{', data.'.join(splits)}")
-    names = class_names(out.get("train", reference))
+    reference = out.get("train", reference)
+    names = class_names(reference)
     for split, ds in out.items():
+        if split != "train" and is_multi_label(reference.features):  # a val list where no image has two classes
+            ds = as_multi_label(ds, where=f"data.{split}")
         out[split] = align_labels(ds, names, where=f"data.{split}")
+        if is_multi_label(out[split].features) != is_multi_label(reference.features):
+            raise HfclsError(f"data.{split} has lists of classes (multi-label) but data.train one class per image; "
+                             "give every split the same kind of labels")
     return datasets.DatasetDict(out)
 
 
@@ -71,8 +81,10 @@ def split_off_val(train, fraction: float, seed: int) -> tuple:
         raise HfclsError(f"data.train_val_split: class {class_names(train)[fewest]!r} has {counts[fewest]} image, "
                          "too few to hold some out (a stratified split needs 2 per class); add images or give "
                          "data.val a source")
+    # datasets stratifies by one ClassLabel only, so multi-label data is split at random.
+    stratify = "label" if counts else None
     try:
-        parts = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column="label")
+        parts = train.train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify)
     except ValueError as error:  # e.g. a val split smaller than the class count
         raise HfclsError(f"data.train_val_split {fraction}: {error}") from None
     return parts["train"], parts["test"]
@@ -89,8 +101,21 @@ def check_labelled(ds, where: str, need: str) -> None:
                          f"{need}")
 
 
-def class_names(ds) -> list:
-    return list(ds.features["label"].names)
+def problem_type_of(ds) -> str:
+    """What the data asks the model to be: multi-label when its labels are lists of classes."""
+    return MULTI_LABEL if is_multi_label(ds.features) else SINGLE_LABEL
+
+
+def for_problem(ds, problem_type: str, where: str):
+    """`ds` labelled as a model of `problem_type` is trained and tested: single-label data
+    becomes one-class lists for a multi-label model; multi-label data cannot serve a single-label one."""
+    if problem_type == MULTI_LABEL:
+        return as_multi_label(ds, where)
+    if is_multi_label(ds.features):
+        raise HfclsError(f"{where} is multi-label (lists of classes) but the model is single-label; train a "
+                         "multi-label model (model.problem_type: multi_label_classification, inferred from the data "
+                         "when unset) or give single-label data")
+    return ds
 
 
 def align_labels(ds, names: list, where: str):
@@ -102,6 +127,10 @@ def align_labels(ds, names: list, where: str):
     if unknown:
         raise HfclsError(f"{where} has classes the training set lacks: {', '.join(unknown[:10])}")
     mapping = [names.index(name) for name in own]
+    if is_multi_label(ds.features):
+        columns = [c for c in ("label", DIFFICULT) if c in ds.column_names]
+        return ds.map(lambda batch: {c: [[mapping[i] for i in row] for row in batch[c]] for c in columns},
+                      batched=True, features=multi_label_features(ds.features, names))
     # -1 is datasets' "no label" (an unlabeled test list): it stays -1.
     features = ds.features.copy()
     features["label"] = datasets.ClassLabel(names=names)
@@ -111,7 +140,7 @@ def align_labels(ds, names: list, where: str):
 
 def with_transform(ds, specs: list, where: str, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS):
     """`ds` decoding and transforming its rows as they are read; a stream becomes a TransformedStream."""
-    transform = SampleTransform(build_pipeline(specs, where), to_rgb, max_pixels)
+    transform = SampleTransform(build_pipeline(specs, where), to_rgb, max_pixels, label_encoder(ds.features))
     ds = ds.cast_column("image", datasets.Image(decode=False))
     if isinstance(ds, datasets.IterableDataset):
         return TransformedStream(ds, transform)
@@ -126,9 +155,12 @@ def build_train_loader(recipe, dataset, accelerator):
     """The training loader of `dataset` (a training split from build_datasets) for this process."""
     data, train = recipe.data, recipe.train
     mix = build_mixer(len(class_names(dataset)), train.mixup_alpha, train.cutmix_alpha)
+    if DIFFICULT in dataset.column_names:  # trained as absent, as MMPretrain trains on VOC; metrics ignore them
+        dataset = dataset.remove_columns(DIFFICULT)
+    weights = balance_weights(dataset, data)
     if data.in_memory:
         return in_memory_loader(dataset, data, recipe.seed, accelerator, train=True, workers=worker_count(data),
-                                mix=mix)
+                                mix=mix, weights=weights)
     dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb,
                              data.max_image_pixels)
     workers = worker_count(data)
@@ -140,10 +172,17 @@ def build_train_loader(recipe, dataset, accelerator):
                       prefetch_factor=data.prefetch_factor if workers > 0 else None)
         process = (accelerator.process_index, accelerator.num_processes, accelerator.device)
         return build_stream_loader(dataset, data, kwargs, recipe.seed, process)
-    samples = SeededSamples(dataset, recipe.seed)
+    samples = SeededSamples(dataset, recipe.seed, weights)
     loader = data_loader(samples, data, data.batch_size, True, recipe.seed, pin_memory(data, accelerator.device),
                          mixing_collate(collate, mix), seed_worker, workers)
     return WorkerLoader(accelerator.prepare_data_loader(loader), samples)
+
+
+def balance_weights(dataset, data):
+    """Each training row's weight in a class-balanced epoch (data.sampler), or None for plain shuffling."""
+    if data.sampler is None:
+        return None
+    return sample_weights(dataset, data.oversample_thr)
 
 
 def build_eval_loader(data, dataset, accelerator, seed: int, batch_size: int | None = None):

@@ -119,9 +119,11 @@ class SampleTransform:
     process still runs the same batches (no rank falls out of step).
     """
 
-    def __init__(self, pipeline, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS):
+    def __init__(self, pipeline, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS, encode_labels=None):
         self.pipeline = pipeline
         self.to_rgb, self.max_pixels = to_rgb, max_pixels
+        # batch -> labels (hfcls.data.columns.label_encoder): class ids, or multi-hot vectors
+        self.encode_labels = encode_labels
 
     def __call__(self, batch: dict) -> dict:
         images, valid, names = [], [], []
@@ -136,14 +138,23 @@ class SampleTransform:
                 valid.append(False)
                 name = f"{name} ({error})"  # the main process's message says why
             names.append(name)
-        return {"pixel_values": images, "labels": batch["label"], "valid": valid, "file": names}
+        labels = self.encode_labels(batch) if self.encode_labels is not None else batch["label"]
+        return {"pixel_values": images, "labels": labels, "valid": valid, "file": names}
 
 
 def collate(samples: list) -> dict:
-    """Stack uint8 images, labels and the valid-image mask; list undecodable files."""
+    """Stack uint8 images, labels (class ids, or multi-hot vectors) and the valid-image mask;
+    list undecodable files."""
     return {
         "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
-        "labels": torch.tensor([s["labels"] for s in samples], dtype=torch.long),
+        "labels": stack_labels([s["labels"] for s in samples]),
         "valid": torch.tensor([s["valid"] for s in samples], dtype=torch.bool),
         "bad_files": [s["file"] for s in samples if not s["valid"]],
     }
+
+
+def stack_labels(labels: list) -> torch.Tensor:
+    """Class ids -> an int64 (N,) tensor; multi-hot vectors -> a float (N, C) tensor."""
+    if labels and isinstance(labels[0], torch.Tensor):
+        return torch.stack(labels)
+    return torch.tensor(labels, dtype=torch.long)

@@ -28,8 +28,9 @@ import torch
 from accelerate.data_loader import DataLoaderStateMixin
 from accelerate.state import GradientState
 
-from hfcls.data.decode import SampleTransform
-from hfcls.data.seeding import sample_seed, seeded
+from hfcls.data.columns import label_encoder
+from hfcls.data.decode import SampleTransform, stack_labels
+from hfcls.data.seeding import balanced_rows, sample_seed, seeded
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
 
@@ -138,14 +139,15 @@ def split_pipeline(specs: list, where: str):
 
 
 def decode_split(ds, pipeline, data, where: str, workers: int):
-    """Every image of `ds` through `pipeline` -> (uint8 images (N, C, H, W), int64 labels)."""
+    """Every image of `ds` through `pipeline` -> (uint8 images (N, C, H, W), labels: int64 (N,)
+    class ids or float (N, classes) multi-hot vectors, the row numbers kept: all but skipped bad images)."""
     decoding = ds.cast_column("image", datasets.Image(decode=False)).with_transform(
-        SampleTransform(pipeline, data.to_rgb, data.max_image_pixels))
+        SampleTransform(pipeline, data.to_rgb, data.max_image_pixels, label_encoder(ds.features)))
     loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=workers,
                                          collate_fn=_collate_decoded)
-    images, labels = [], []
-    for decoded, samples in loader:
-        for image, sample in zip(decoded, samples):
+    images, labels, kept = [], [], []
+    for batch, (decoded, samples) in enumerate(loader):
+        for row, (image, sample) in enumerate(zip(decoded, samples), start=batch * loader.batch_size):
             if not sample["valid"]:
                 if not data.skip_bad_images:
                     raise HfclsError(f"cannot decode image {sample['file']}; remove or replace it, "
@@ -159,10 +161,11 @@ def decode_split(ds, pipeline, data, where: str, workers: int):
                     f"{tuple(images[0].shape)}. Add a CenterCrop, or give Resize a [height, width]")
             images.append(image)
             labels.append(sample["labels"])
+            kept.append(row)
     if not images:
         raise HfclsError(f"{where}: no image could be decoded, every one was skipped (data.skip_bad_images); "
                          "check the data")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+    return torch.stack(images), stack_labels(labels), kept
 
 
 def _collate_decoded(samples: list):
@@ -185,12 +188,14 @@ class InMemoryLoader(DataLoaderStateMixin):
     (`set_epoch`), the last incomplete global batch dropped. Evaluation: the
     split in order, the last batches padded with repeats marked `valid=False`,
     so every process runs the same number of steps and each image counts once.
+    With class-balance `weights` (hfcls.data.balance), training positions map to the
+    epoch's balanced draw (`balanced_rows`) instead of to the images themselves.
     """
 
     def __init__(self, images, labels, batch_size, *, shuffle, seed, transforms=(), mix=None,
-                 process_index=0, num_processes=1):
+                 process_index=0, num_processes=1, weights=None):
         self.images, self.labels = images, labels.to(images.device)
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.batch_size, self.shuffle, self.seed, self.weights = batch_size, shuffle, seed, weights
         self.transforms, self.mix = list(transforms), mix
         self.process_index, self.num_processes = process_index, num_processes
         self.epoch, self._skip, self._yielded = 0, 0, 0
@@ -224,6 +229,10 @@ class InMemoryLoader(DataLoaderStateMixin):
         start, self._skip = self._skip, 0
         self._yielded = start
         self.begin()
+        if not self.shuffle:
+            # The real images of the last global batch: gather_for_metrics drops the padding repeats
+            # after them, as it does for a prepared DataLoader's (and --out lists each image once).
+            self.remainder = len(self.images) % (self.batch_size * self.num_processes)
         try:
             for step in range(start, self._steps):
                 first = (step * self.num_processes + self.process_index) * self.batch_size
@@ -247,6 +256,8 @@ class InMemoryLoader(DataLoaderStateMixin):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         if self.shuffle:
             order = torch.randperm(count, generator=generator)[:total]
+            if self.weights is not None:
+                order = balanced_rows(self.weights, self.seed, self.epoch)[order]
         else:
             order = torch.arange(total) % count  # padded with repeats of the first images
         valid = torch.arange(total) < count
@@ -260,14 +271,17 @@ class InMemoryLoader(DataLoaderStateMixin):
 
 
 def in_memory_loader(dataset, data, seed: int, accelerator, *, train: bool, workers: int, mix=None,
-                     batch_size: int | None = None) -> InMemoryLoader:
-    """A split decoded once onto the training device; `mix` (from build_mixer) mixes training batches."""
+                     batch_size: int | None = None, weights=None) -> InMemoryLoader:
+    """A split decoded once onto the training device; `mix` (from build_mixer) mixes training batches,
+    `weights` (hfcls.data.balance) balance their classes."""
     specs = data.train_pipeline if train else data.eval_pipeline
     where = f"data.{'train' if train else 'eval'}_pipeline"
     head, batchwise = split_pipeline(specs, where) if train else (build_pipeline(specs, where), [])
-    images, labels = decode_split(dataset, head, data, "data.train" if train else "data.val", workers)
+    images, labels, kept = decode_split(dataset, head, data, "data.train" if train else "data.val", workers)
+    if weights is not None:
+        weights = weights[kept]
     logger.info("data.in_memory: %s split as %s uint8 (%.1f MiB) on %s", "train" if train else "eval",
                 tuple(images.shape), images.numel() / 2**20, accelerator.device)
     return InMemoryLoader(images.to(accelerator.device), labels, batch_size or data.batch_size, shuffle=train,
                           seed=seed, transforms=batchwise, mix=mix, process_index=accelerator.process_index,
-                          num_processes=accelerator.num_processes)
+                          num_processes=accelerator.num_processes, weights=weights)

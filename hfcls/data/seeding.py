@@ -6,6 +6,10 @@ which batches came before. That is what makes a resume in the middle of an
 epoch exact: Accelerate skips the batches already trained on without loading
 them, and prefetching (by workers or by Accelerate itself) consumes nothing
 from the global RNG that the model's own randomness (dropout) uses.
+
+Class-balanced sampling (`data.sampler: class_balanced`) is a function of
+(seed, epoch) too: each epoch's drawn rows (`balanced_rows`) are the same on
+every process and after a resume, so sharding and mid-epoch resume stay exact.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return ((seed * 1_000_003 + epoch) * 1_000_000_007 + index) & _MASK
 
 
+def balanced_rows(weights: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+    """The rows of one class-balanced epoch: as many as there are rows, drawn with replacement
+    in proportion to `weights` (hfcls.data.balance), under a generator seeded by (seed, epoch)."""
+    generator = torch.Generator().manual_seed(sample_seed(seed, epoch, -1))  # -1: the seed of no sample
+    return torch.multinomial(weights, len(weights), replacement=True, generator=generator)
+
+
 class SeededSamples(torch.utils.data.Dataset):
     """Wrap a `datasets.Dataset` whose transform (`attach_transforms`) decodes and augments
     rows: item i of epoch e is produced under `sample_seed(seed, e, i)`.
@@ -30,12 +41,16 @@ class SeededSamples(torch.utils.data.Dataset):
     A DataLoader batch is read from Arrow in one call (`__getitems__`), then
     each row is transformed under its own seed. The epoch lives in shared
     memory, so persistent DataLoader workers see `set_epoch` from the main process.
+    With class-balance `weights`, item i of epoch e is row `balanced_rows(...)[i]`:
+    a row drawn twice is augmented twice, differently.
     """
 
-    def __init__(self, dataset, seed: int):
+    def __init__(self, dataset, seed: int, weights: torch.Tensor | None = None):
         self.transform = dataset.format["format_kwargs"]["transform"]
         self.rows = dataset.with_format(None)  # the same rows, untransformed
         self.seed = seed
+        self.weights = weights
+        self._drawn = (None, None)  # (epoch, its balanced rows), drawn once per epoch and process
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
@@ -49,7 +64,7 @@ class SeededSamples(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: list) -> list:
         epoch = int(self._epoch)
-        rows = self.rows[list(indices)]  # one Arrow read: {column: values}
+        rows = self.rows[self._row_numbers(list(indices), epoch)]  # one Arrow read: {column: values}
         samples = []
         with torch.random.fork_rng(devices=[]):
             for j, index in enumerate(indices):
@@ -58,6 +73,13 @@ class SeededSamples(torch.utils.data.Dataset):
                 one = self.transform({column: values[j:j + 1] for column, values in rows.items()})
                 samples.append({**{key: values[0] for key, values in one.items()}, "seed": seed})
         return samples
+
+    def _row_numbers(self, indices: list, epoch: int) -> list:
+        if self.weights is None:
+            return indices
+        if self._drawn[0] != epoch:
+            self._drawn = (epoch, balanced_rows(self.weights, self.seed, epoch))
+        return self._drawn[1][indices].tolist()
 
 
 def _seed_cpu(seed: int) -> None:

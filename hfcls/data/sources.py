@@ -15,17 +15,26 @@ from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
 from hfcls.data.columns import standardize
 from hfcls.data.formats import FORMATS
-from hfcls.data.formats.common import class_folder_images
+from hfcls.data.formats.common import class_folder_images, read_classes
+from hfcls.data.formats.metadata import metadata_file, metadata_images
 from hfcls.errors import HfclsError, did_you_mean
 
 
-def imagefolder(path: str):
-    """A folder with one sub-folder per class: `path/<class>/<image>` (or a datasets metadata file)."""
+def imagefolder(path: str, classes: list | str | None = None, labels_sep: str = ",", allow_empty: bool = False):
+    """A folder with one sub-folder per class, `path/<class>/<image>`; or images whose labels a
+    `path/metadata.jsonl` or `metadata.csv` lists (hfcls.data.formats.metadata; multi-label when a
+    row lists several: then `classes`, `labels_sep` and `allow_empty` apply)."""
     folder = Path(path)
     if not folder.is_dir():
         raise HfclsError(f"image folder {path} does not exist; prepare the data or fix data.*.path")
-    if not any((folder / name).is_file() for name in ImageFolder.METADATA_FILENAMES):
-        class_folder_images(folder, ImageFolder.EXTENSIONS)  # refuses what datasets would drop or misread
+    metadata = metadata_file(folder)
+    if metadata is not None:
+        return metadata_images(metadata, read_classes(classes, f"image folder {path}"), f"classes {classes}",
+                               labels_sep, allow_empty)
+    if classes is not None:
+        raise HfclsError(f"image folder {path}: classes applies to a folder with a metadata.jsonl or metadata.csv; "
+                         "class folders name the classes themselves")
+    class_folder_images(folder, ImageFolder.EXTENSIONS)  # refuses what datasets would drop or misread
     try:
         # drop_labels=False: a single class folder still names its class (a val split of one class)
         ds = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train", drop_labels=False)

@@ -64,7 +64,7 @@ class TransformedStream(torch.utils.data.IterableDataset):
             yield self._one(row)
 
     def _one(self, row: dict) -> dict:
-        sample = self.transform({"image": [row["image"]], "label": [row["label"]]})
+        sample = self.transform({column: [value] for column, value in row.items()})
         return {key: values[0] for key, values in sample.items()}
 
     def __iter__(self):

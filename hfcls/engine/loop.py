@@ -25,6 +25,7 @@ from hfcls.engine.steps import check_bad_images, predict, train_step, validation
 from hfcls.engine.trackers import tracker_config
 from hfcls.errors import HfclsError
 from hfcls.logs import append_jsonl, setup_logging
+from hfcls.metrics import best_metric_key
 from hfcls.recipe import save_recipe
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def export_epoch(run, metrics: dict, state: TrainState) -> None:
     key, rule = run.recipe.evaluation.save_best, run.recipe.evaluation.rule
     if key is None:
         return
+    key = best_metric_key(key, metrics)
     if key not in metrics:
         raise HfclsError(f"evaluation.save_best: no metric {key!r}; metrics are {', '.join(metrics)}")
     value = metrics[key]

@@ -24,10 +24,13 @@ from tqdm.auto import tqdm
 
 from hfcls.artifacts.export import image_processor
 from hfcls.artifacts.weights import load_finetune_weights
-from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names
+from hfcls.data.balance import class_counts
+from hfcls.data.build import (build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names,
+                              for_problem, problem_type_of)
 from hfcls.data.transforms import Normalize
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.ema import ModelEma
+from hfcls.engine.losses import build_loss, loss_function
 from hfcls.engine.optim import build_optimizer, build_scheduler
 from hfcls.engine.precision import check_mixed_precision, default_device_type
 from hfcls.engine.signals import StopRequest
@@ -100,6 +103,7 @@ class Run:
     class_names: list
     stop: StopRequest
     total_steps: int
+    loss: object  # hfcls.engine.losses.TrainingLoss: (logits, labels, valid) -> the batch's loss
     started: tuple = (0.0, 0)  # (time, step) when this process started training
 
     def eta(self, step: int, now: float | None = None) -> str:
@@ -123,8 +127,11 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
     processor = image_processor(recipe.data)  # checks now that the eval pipeline can be exported
     set_seed(recipe.seed, deterministic=recipe.train.deterministic)  # identical model init on every rank
     dsets = load_datasets(recipe, accelerator, validate)
+    problem_type = recipe.model.problem_type or problem_type_of(dsets["train"])
+    loss_function(recipe.train.loss, problem_type)  # checks train.loss before the model is built
+    dsets = {split: for_problem(ds, problem_type, f"data.{split}") for split, ds in dsets.items()}
     names = class_names(dsets["train"])
-    model = build_model(recipe.model, names)
+    model = build_model(recipe.model, names, problem_type)
     if load_from is not None:
         load_finetune_weights(model, load_from)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
@@ -147,9 +154,11 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
     # Stepped by hand once per optimizer step, so not prepared; saved by name in checkpoints.
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, per_epoch)
     normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
+    counts = class_counts(dsets["train"]) if recipe.train.class_weights == "balanced" else None
+    loss = build_loss(recipe.train, problem_type, counts, names)
     log_sizes(recipe, accelerator, dsets, names, per_epoch)
     return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader, normalize,
-               processor, ema, names, StopRequest(), recipe.train.epochs * per_epoch)
+               processor, ema, names, StopRequest(), recipe.train.epochs * per_epoch, loss)
 
 
 def prepare_model(accelerator, model, optimizer):

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hfcls.data.transforms import Normalize
+from hfcls.engine.losses import bce
 from hfcls.errors import HfclsError
-from hfcls.metrics import evaluate_metrics
+from hfcls.metrics import MULTI_LABEL_METRICS, evaluate_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +23,6 @@ logger = logging.getLogger(__name__)
 def model_inputs(batch: dict, normalize: Normalize, channels_last: bool) -> torch.Tensor:
     images = normalize(batch["pixel_values"])
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
-
-
-def classification_loss(logits, labels, valid, label_smoothing: float) -> torch.Tensor:
-    """Mean cross-entropy over the valid images; `labels` are class ids or, after
-    MixUp/CutMix, soft labels of shape (batch, classes)."""
-    losses = F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
-    return (losses * valid).sum() / valid.sum().clamp(min=1)
 
 
 def train_step(run, batch: dict, admits=lambda loss: True) -> torch.Tensor | None:
@@ -40,7 +34,7 @@ def train_step(run, batch: dict, admits=lambda loss: True) -> torch.Tensor | Non
     accelerator, model, optimizer, train = run.accelerator, run.model, run.optimizer, run.recipe.train
     with accelerator.accumulate(model):
         logits = model(pixel_values=model_inputs(batch, run.normalize, train.channels_last)).logits
-        loss = classification_loss(logits, batch["labels"], batch["valid"], train.label_smoothing)
+        loss = run.loss(logits, batch["labels"], batch["valid"])
         admitted = admits(loss)
         if admitted:
             accelerator.backward(loss)
@@ -88,11 +82,18 @@ def predict(model, loader, accelerator, normalize: Normalize, channels_last=Fals
 
 
 def validation_metrics(logits, labels, valid, topk) -> dict:
-    """What training logs at each evaluation: the loss and top-k accuracy."""
+    """What training logs at each evaluation: the loss and top-k accuracy; for multi-hot labels
+    the binary cross-entropy, mAP and the CP/CR/CF1/OP/OR/OF1 at the 0.5 threshold."""
     if not valid.any():
         raise HfclsError("no validation image could be decoded: every one was skipped (data.skip_bad_images); "
                          "check the validation data")
     logits, labels = logits[valid], labels[valid]
+    if labels.ndim == 2:
+        metrics = {"loss": bce(logits, labels, 0.0, None).mean().item()}
+        scalars = evaluate_metrics(MULTI_LABEL_METRICS, logits.sigmoid(), labels)
+        # Per-class lists go to hfcls-eval's table; metrics.jsonl and the trackers take numbers.
+        metrics.update({name: value for name, value in scalars.items() if not isinstance(value, list)})
+        return metrics
     metrics = {"loss": F.cross_entropy(logits, labels).item()}
     metrics.update(evaluate_metrics(["accuracy"], logits.softmax(dim=1), labels, topk=topk))
     return metrics

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from hfcls.artifacts.weights import load_model
-from hfcls.data.build import align_labels, build_datasets, build_eval_loader, check_labelled, class_names
+from hfcls.data.build import (align_labels, build_datasets, build_eval_loader, check_labelled, class_names,
+                              for_problem)
 from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.steps import predict
@@ -21,8 +22,8 @@ from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, check_writable, storage_errors
 from hfcls.evaluation.report import plot_confusion_matrix
 from hfcls.evaluation.results import OUT_ITEMS, check_results_path, prediction_records, write_results
-from hfcls.metrics import check_metric_names, check_metric_options, evaluate_metrics
-from hfcls.models import class_names_of
+from hfcls.metrics import check_metric_kind, check_metric_names, check_metric_options, evaluate_metrics
+from hfcls.models import MULTI_LABEL, class_names_of, class_scores, problem_type_of_model
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +35,17 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
                         out_items=("metrics", "pred"), show_dir=None, overwrite: bool = False) -> dict:
     """Evaluate any artifact the reader knows on the recipe's `split`.
 
-    metrics: names from hfcls.metrics.METRICS; metric_options: topk (default the
-    recipe's evaluation.topk), thrs, average. out: a results file holding
-    `out_items` (metrics, pred, class_scores); show_dir: where confusion_matrix.png goes. Both are
+    metrics: names from hfcls.metrics.METRICS, of the model's kind (single- or multi-label);
+    metric_options: topk (single-label: default the recipe's evaluation.topk; multi-label:
+    the top-k rule instead of the 0.5 threshold), thrs, average. out: a results file holding
+    `out_items` (metrics, pred, class_scores; a multi-label prediction is every class at or
+    above the first of thrs, else 0.5); show_dir: where confusion_matrix.png goes. Both are
     checked before the evaluation: writable, and new unless `overwrite`.
     Returns, on the main process, {"metrics", "class_names", "samples", "written"}
     (the files written); {} on the others.
     """
     metrics = check_metric_names(metrics)
-    options = check_metric_options(**{"topk": list(recipe.evaluation.topk), **(metric_options or {})})
+    check_metric_options(**(metric_options or {}))
     if not metrics and out is None:
         raise HfclsError("nothing to report: pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE")
     unknown = sorted(set(out_items) - set(OUT_ITEMS))
@@ -58,8 +61,9 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
     with accelerator_session(recipe) as accelerator:
         with accelerator.main_process_first():  # the main process fills the datasets cache
             model = load_model(checkpoint, use_ema=use_ema, recipe=recipe)
-            names = class_names_of(model)
-            dataset = eval_split(recipe, split, names, checkpoint)
+            names, problem_type = class_names_of(model), problem_type_of_model(model)
+            dataset = eval_split(recipe, split, names, checkpoint, problem_type)
+            options = metric_settings(recipe, problem_type, metrics, metric_options, show_dir, f"data.{split}")
         if metrics or show_dir is not None:
             check_labelled(dataset, f"data.{split}", "metrics need labels; for predictions alone pass --out "
                            "without --metrics")
@@ -71,8 +75,20 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
         return report(scores, labels, valid, names, metrics, options, out, out_items, show_dir)
 
 
-def eval_split(recipe, split: str, names: list, checkpoint):
-    """The split, its labels numbered as the model's classes."""
+def metric_settings(recipe, problem_type: str, metrics: list, metric_options: dict | None, show_dir,
+                    where: str) -> dict:
+    """The metric options for a model of `problem_type`, after refusing metrics of the other kind."""
+    multi_label = problem_type == MULTI_LABEL
+    check_metric_kind(metrics, multi_label, where)
+    if multi_label and show_dir is not None:
+        raise HfclsError("--show-dir draws a confusion matrix, which a multi-label model has none of (an image may "
+                         "show several classes); leave --show-dir out")
+    defaults = {"topk": None} if multi_label else {"topk": list(recipe.evaluation.topk)}
+    return check_metric_options(**{**defaults, **(metric_options or {})})
+
+
+def eval_split(recipe, split: str, names: list, checkpoint, problem_type: str):
+    """The split, its labels numbered as the model's classes and shaped for its problem type."""
     data = recipe.data
     if getattr(data, split) is None and not (split == "val" and data.train_val_split):
         raise HfclsError(f"the recipe has no data.{split} source; set it or choose another --split")
@@ -84,7 +100,7 @@ def eval_split(recipe, split: str, names: list, checkpoint):
         raise HfclsError(f"checkpoint {checkpoint} has {len(names)} classes; data.{split} has "
                          f"{len(class_names(dataset))}, and these are not among the checkpoint's: "
                          f"{', '.join(unknown[:10])}; evaluate with the data the model was trained on")
-    return align_labels(dataset, names, where=f"data.{split}")
+    return align_labels(for_problem(dataset, problem_type, f"data.{split}"), names, where=f"data.{split}")
 
 
 def predict_split(recipe, accelerator, model, dataset, batch_size=None):
@@ -93,10 +109,11 @@ def predict_split(recipe, accelerator, model, dataset, batch_size=None):
     loader = build_eval_loader(data, dataset, accelerator, recipe.seed, batch_size)
     if train.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    problem_type = problem_type_of_model(model)
     model = accelerator.prepare(model)
     normalize = Normalize(data.mean, data.std).to(accelerator.device)
     logits, labels, valid = predict(model, loader, accelerator, normalize, train.channels_last, data.skip_bad_images)
-    return logits.softmax(dim=1), labels, valid
+    return class_scores(logits, problem_type), labels, valid
 
 
 def report(scores, labels, valid, names, metrics, options, out, out_items, show_dir) -> dict:
@@ -112,7 +129,8 @@ def report(scores, labels, valid, names, metrics, options, out, out_items, show_
         items = set(out_items)
         results = {"metrics": values} if "metrics" in items and values else {}
         if items & {"pred", "class_scores"}:
-            results["predictions"] = prediction_records(scores, labels, valid, names, items)
+            threshold = options["thrs"][0] if options["thrs"][0] is not None else 0.5
+            results["predictions"] = prediction_records(scores, labels, valid, names, items, threshold)
         write_results(out, results)
         written.append(Path(out))
     return {"metrics": values, "class_names": names, "samples": len(labels), "written": written}

@@ -11,6 +11,7 @@ import yaml
 from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, check_writable, storage_errors, write_atomic
 from hfcls.unpickle import load_plain
+from hfcls.models import classes_above
 
 OUT_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".pkl": "pickle", ".pickle": "pickle"}
 OUT_ITEMS = ("metrics", "pred", "class_scores")
@@ -56,8 +57,15 @@ def read_results(path) -> dict:
     return load_plain(path.read_bytes())  # a results file holds plain data only: nothing in it may run
 
 
-def prediction_records(scores, labels, valid, names, items) -> list:
-    """One record per sample, in dataset order; an undecodable (skipped) image has no prediction."""
+def prediction_records(scores, labels, valid, names, items, threshold: float = 0.5) -> list:
+    """One record per sample, in dataset order; an undecodable (skipped) image has no prediction.
+
+    Multi-hot labels (a multi-label model): gt_label lists the classes shown, and the prediction
+    every class scoring >= `threshold`, best first (pred_label, pred_class, pred_score as lists).
+    """
+    if labels.ndim == 2:
+        return [_multi_label_record(scores[i], labels[i], bool(valid[i]), names, items, threshold)
+                for i in range(len(labels))]
     best_scores, best_labels = scores.max(dim=1)
     records = []
     for i in range(len(labels)):
@@ -71,3 +79,15 @@ def prediction_records(scores, labels, valid, names, items) -> list:
             record["class_scores"] = scores[i].tolist() if ok else None
         records.append(record)
     return records
+
+
+def _multi_label_record(scores, labels, ok: bool, names, items, threshold: float) -> dict:
+    record = {"gt_label": [int(c) for c in (labels == 1).nonzero().flatten()]}
+    if "pred" in items:
+        above = classes_above(scores, threshold) if ok else None
+        record.update(pred_label=[c for c, _ in above] if ok else None,
+                      pred_class=[names[c] for c, _ in above] if ok else None,
+                      pred_score=[s for _, s in above] if ok else None)
+    if "class_scores" in items:
+        record["class_scores"] = scores.tolist() if ok else None
+    return record

@@ -1,10 +1,12 @@
 """Classification metrics, computed by the `evaluate` modules shipped in this folder.
 
 Each metric has one implementation, in its module file (accuracy/, single_label/,
-confusion_matrix/). They are loaded by local path, so nothing is fetched from
+confusion_matrix/, multi_label/). They are loaded by local path, so nothing is fetched from
 the Hub, and kept in memory, so processes computing at once share no cache
-files. Inputs are the per-sample class scores (softmax) and true labels of the
-whole split, already gathered with `accelerator.gather_for_metrics`.
+files. Inputs are the per-sample class scores and true labels of the whole
+split, already gathered with `accelerator.gather_for_metrics`: softmax scores
+and class ids (N,) for single-label data, sigmoid scores and multi-hot labels
+(N, C) for multi-label data. Each metric serves one of the two kinds.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ METRICS = {
     "f1_score": "single_label",
     "support": "single_label",
     "confusion_matrix": "confusion_matrix",
+    "mAP": "multi_label",
+    "CP": "multi_label",
+    "CR": "multi_label",
+    "CF1": "multi_label",
+    "OP": "multi_label",
+    "OR": "multi_label",
+    "OF1": "multi_label",
 }
+MULTI_LABEL_METRICS = [name for name, module in METRICS.items() if module == "multi_label"]
+SINGLE_LABEL_METRICS = [name for name in METRICS if name not in MULTI_LABEL_METRICS]
 AVERAGES = ("macro", "micro", "none")
 DEFAULT_OPTIONS = {"topk": [1, 5], "thrs": None, "average": "macro"}
 
@@ -60,7 +71,29 @@ def _yaml_value(text: str):
         raise HfclsError(f"metric option value {text!r} is not a number or word") from None
 
 
+def check_metric_kind(names, multi_label: bool, where: str = "the data") -> None:
+    """Refuse metrics of the other kind: single-label metrics on multi-hot labels, and the reverse."""
+    wrong = [name for name in names if (name in MULTI_LABEL_METRICS) != multi_label]
+    if not wrong:
+        return
+    if multi_label:
+        raise HfclsError(f"metric {wrong[0]} counts one class per image, but {where} is multi-label (lists of "
+                         f"classes); use {', '.join(MULTI_LABEL_METRICS)}")
+    raise HfclsError(f"metric {wrong[0]} is for multi-label data (lists of classes), but {where} has one class "
+                     f"per image; use {', '.join(SINGLE_LABEL_METRICS)}")
+
+
+def best_metric_key(save_best: str, metrics: dict) -> str:
+    """evaluation.save_best as a key of `metrics`: auto is mAP for a multi-label model, else accuracy_top1."""
+    if save_best != "auto":
+        return save_best
+    return "mAP" if "mAP" in metrics else "accuracy_top1"
+
+
 def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
+    """The options, checked; topk=None (multi-label metrics: the threshold rule alone) stays None."""
+    if topk is None:
+        return {**check_metric_options(thrs=thrs, average=average), "topk": None}
     topk = list(topk) if isinstance(topk, (list, tuple)) else [topk]
     if not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk):
         raise HfclsError(f"metric option topk must be whole numbers of 1 or more, e.g. topk=1,5; got {topk}")
@@ -82,15 +115,22 @@ def load_metric(module: str):
 
 
 def evaluate_metrics(names, scores, labels, **options) -> dict:
-    """{metric: value} for the named metrics on (N, C) scores and (N,) labels."""
+    """{metric: value} for the named metrics on (N, C) scores and (N,) class ids or (N, C) multi-hot labels.
+
+    Multi-label metrics take topk (the top-k rule) and thrs; without either, the 0.5 threshold.
+    """
     names = check_metric_names(names)
-    options = check_metric_options(**options)
     scores, labels = np.asarray(scores, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+    check_metric_kind(names, multi_label=labels.ndim == 2)
     if len(labels) == 0:
         raise HfclsError("no valid samples to compute metrics on")
     if (labels < 0).any():  # -1 would index the last class
         raise HfclsError(f"{int((labels < 0).sum())} of the {len(labels)} samples have no label (-1); metrics "
                          "need a labelled split")
+    if labels.ndim == 2:
+        options = check_metric_options(**{"topk": None, **options})
+        return _compute("multi_label", scores, labels, items=names, thrs=options["thrs"], topk=options["topk"])
+    options = check_metric_options(**options)
     results = {}
     if "accuracy" in names:
         results.update(_compute("accuracy", scores, labels, topk=options["topk"], thrs=options["thrs"]))

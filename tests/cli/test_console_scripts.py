@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, make_image_folder, tiny_recipe_dict, write_recipe
+from layouts import write_voc
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
@@ -83,6 +84,18 @@ def test_hfcls_prepare(tmp_path):
     user_error(run("hfcls-prepare", "digits", tmp_path / "digits"), "already has files")
 
 
+def test_prepare_writes_imbalanced_and_multilabel_digits(tmp_path):
+    out = ok(run("hfcls-prepare", "imbalanced_digits", tmp_path / "imbalanced"))
+    assert out.strip() == f"wrote imbalanced_digits to {tmp_path / 'imbalanced'}: 1298 train, 360 val"
+    counts = [len(list((tmp_path / "imbalanced" / "train" / str(c)).iterdir())) for c in range(10)]
+    assert counts[0] == 3 and min(counts[1:]) > 130  # 2 % of class 0's 142 training images
+    assert "1437 train, 360 val" in ok(run("hfcls-prepare", "multilabel_digits", tmp_path / "multi"))
+    rows = [json.loads(line) for line in (tmp_path / "multi" / "val" / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 360 and all(2 <= len(set(row["labels"])) == len(row["labels"]) <= 3 for row in rows)
+    assert (tmp_path / "multi" / "val" / rows[0]["file_name"]).is_file()
+    user_error(run("hfcls-prepare", "multilabel_digits", tmp_path / "multi"), "already has files")
+
+
 def test_hfcls_verify(trained):
     root, recipe, _ = trained
     assert "all 36 images" in ok(run("hfcls-verify", recipe))
@@ -140,6 +153,45 @@ def test_hfcls_demo(trained, tmp_path):
     out = ok(run("hfcls-demo", root / "data" / "val" / "cat" / "0.png", lone, "--topk", "2"))
     assert out.splitlines()[1].strip().startswith("1. ")
     user_error(run("hfcls-demo", root / "data" / "val" / "cat" / "0.png", lone, "--topk", "0"), "--topk")
+
+
+def test_eval_and_demo_of_a_multi_label_model(multilabel_run, tmp_path):
+    recipe, work = multilabel_run
+    out = ok(run("hfcls-eval", recipe, work / "best", "--metrics", "mAP", "CR", "OF1", "--out", tmp_path / "r.json"))
+    assert "| mAP " in out and "| class | AP_classwise | recall_classwise |" in out and "| fox " in out
+    records = json.loads((tmp_path / "r.json").read_text())["predictions"]
+    assert len(records) == 12 and all(isinstance(r["gt_label"], list) and r["gt_label"] for r in records)
+    user_error(run("hfcls-eval", recipe, work / "best", "--metrics", "accuracy"), "accuracy", "data.val is multi-label",
+               "use mAP")
+    image = recipe.parent / "data" / "val" / "images" / "0.png"
+    lines = ok(run("hfcls-demo", image, work / "best", "--threshold", "0.3")).splitlines()
+    scores = [float(line.split()[-1]) for line in lines[1:] if line.strip()[0].isdigit()]
+    assert lines[0] == str(image) and scores == sorted(scores, reverse=True) and all(s >= 0.3 for s in scores)
+    user_error(run("hfcls-demo", image, work / "best", "--threshold", "1.5"), "--threshold", "between 0 and 1")
+
+
+def test_verify_and_browse_read_multi_label_data(multilabel_run, tmp_path):
+    recipe, _ = multilabel_run
+    assert "all 36 images in train, val decode" in ok(run("hfcls-verify", recipe))
+    assert "saved 4 val samples" in ok(run("hfcls-browse", recipe, "--split", "val", "--n", "4",
+                                           "--out", tmp_path / "grid.png"))
+
+
+def test_bad_multi_label_input_is_one_line(multilabel_run, tmp_path):
+    """A label outside the classes, an image without labels, an XML that does not parse: file and line."""
+    recipe, _ = multilabel_run
+    train = recipe.parent / "data" / "train"
+    lists = tmp_path / "train.txt"
+    lists.write_text("images/0.png 0,1\nimages/1.png 2,3\n")
+    spec = f"data.train={{type: annotation_list, ann_file: {lists}, data_prefix: {train}, classes: [cat, dog, fox]}}"
+    user_error(run("hfcls-verify", recipe, spec), f"{lists} line 2", "label 3 is outside [0, 3)")
+    lists.write_text("images/0.png 0,1\nimages/1.png\n")
+    user_error(run("hfcls-verify", recipe, spec), f"{lists} line 2", "no labels", "allow_empty: true")
+    voc = write_voc(tmp_path / "VOC2007")
+    xml = voc / "Annotations" / "000003.xml"
+    xml.write_text(xml.read_text().replace("<difficult>", "<difficult", 1))
+    user_error(run("hfcls-verify", recipe, f"data.train={{type: voc, root: {voc}}}", "data.val=null"),
+               f"{xml} line 7", "does not parse")
 
 
 def test_hfcls_plot(trained, tmp_path):

@@ -53,3 +53,17 @@ def test_browse_reads_streams(tmp_path):
     recipe = recipe_from_dict(tiny_recipe_dict(None, val, data={"train": train_spec, "steps_per_epoch": 1}))
     assert browse(recipe, "train", 9, tmp_path / "grid.png") == 5  # the stream holds 5
     assert (tmp_path / "grid.png").is_file()
+
+
+def test_multi_label_titles_name_every_class(tmp_path, monkeypatch):
+    """VOC's difficult-only classes in brackets; an image without classes says so."""
+    import matplotlib.axes
+    from layouts import write_voc
+
+    voc = {"type": "voc", "root": str(write_voc(tmp_path / "VOC2007"))}
+    recipe = recipe_from_dict(tiny_recipe_dict(None, None, data={"train": voc, "val": voc}))
+    titles, set_title = [], matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda axis, title, **kw: titles.append(title) or set_title(axis, title, **kw))
+    assert browse(recipe, "val", 3, tmp_path / "grid.png") == 3
+    assert titles == ["dog, person", "cat, (chair)", "(bird)"]

@@ -157,3 +157,24 @@ def test_gradient_accumulation_steps_on_each_epochs_last_batch(tmp_path, tiny_da
     path = write_recipe(tmp_path / "r.yaml", recipe)
     train(load_recipe(path), tmp_path / "work")
     assert [row["step"] for row in read_jsonl(tmp_path / "work" / "metrics.jsonl")] == [2, 4]
+
+
+def test_evaluation_predictions_hold_each_image_once(tmp_path, tiny_data):
+    """12 val images in batches of 5: the padded last batch's repeats are dropped when gathered."""
+    from conftest import tiny_recipe_dict, write_recipe
+
+    from hfcls.data.build import build_datasets, build_eval_loader
+    from hfcls.data.transforms import Normalize
+    from hfcls.engine.setup import accelerator_session
+    from hfcls.engine.steps import predict
+    from hfcls.models import build_model
+    from hfcls.recipe import load_recipe
+
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data, data={"in_memory": True})))
+    val = build_datasets(recipe.data, recipe.seed, ("val",))["val"]
+    with accelerator_session(recipe) as accelerator:
+        loader = build_eval_loader(recipe.data, val, accelerator, recipe.seed, batch_size=5)
+        model = build_model(recipe.model, ["cat", "dog", "fox"])
+        logits, labels, valid = predict(model, loader, accelerator, Normalize(recipe.data.mean, recipe.data.std))
+    assert len(loader) == 3 and logits.shape == (12, 3) and bool(valid.all())
+    assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4

@@ -65,3 +65,28 @@ def test_mixup_in_training_feeds_soft_labels(tmp_path, tiny_data, in_memory):
             assert loss is not None and torch.isfinite(loss)
     assert len(seen) == 3 and all(labels.shape == (8, 3) and labels.dtype == torch.float32 for labels in seen)
     assert all(((labels > 0) & (labels < 1)).any() for labels in seen)
+
+
+def multi_hot_samples():
+    targets = [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    return [{**s, "labels": torch.tensor(t)} for s, t in zip(samples(), targets)]
+
+
+def multi_hot_collate(items):
+    return {"pixel_values": torch.stack([s["pixel_values"] for s in items]),
+            "labels": torch.stack([s["labels"] for s in items])}
+
+
+def test_mixup_and_cutmix_mix_multi_hot_targets():
+    """Each mixed image's target is the same blend of its two images' multi-hot vectors (not one-hot)."""
+    items = multi_hot_samples()
+    images, targets = multi_hot_collate(items)["pixel_values"].float(), multi_hot_collate(items)["labels"]
+    mixed = MixingCollate(multi_hot_collate, build_mixer(3, mixup_alpha=0.4))(items)
+    # lam from the pixels of image 1 = lam * image 1 + (1 - lam) * image 0, then every target follows it.
+    a, b = images[1].flatten(), images[0].flatten()
+    lam = torch.dot(mixed["pixel_values"][1].flatten() - b, a - b) / torch.dot(a - b, a - b)
+    assert 0 < lam < 1
+    assert torch.allclose(mixed["labels"], lam * targets + (1 - lam) * targets.roll(1, 0), atol=1e-4)
+    cut = MixingCollate(multi_hot_collate, build_mixer(3, cutmix_alpha=1.0))(items)
+    area = (cut["pixel_values"][1] != images[1]).any(dim=0).float().mean()
+    assert torch.allclose(cut["labels"], (1 - area) * targets + area * targets.roll(1, 0), atol=1e-6)

@@ -32,3 +32,13 @@ def test_verify_reads_streams(tmp_path):
     train_spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
     recipe = recipe_from_dict(tiny_recipe_dict(None, val, data={"train": train_spec, "steps_per_epoch": 1}))
     assert verify_datasets(recipe) == ([], 8, ["train", "val"])
+
+
+
+def test_verify_checks_every_label_of_a_multi_label_row(tmp_path, multilabel_data):
+    make_image_folder(tmp_path, per_class=1)
+    row = {"image": {"path": str(tmp_path / "cat" / "0.png"), "bytes": None}, "label": [0, 2]}
+    assert check_row(row, 0, to_rgb=True, num_classes=3) == ""
+    assert check_row({**row, "label": [1, 3]}, 0, to_rgb=True, num_classes=3).endswith("label 3 is outside [0, 3)")
+    recipe = recipe_from_dict(tiny_recipe_dict(*multilabel_data))
+    assert verify_datasets(recipe) == ([], 36, ["train", "val"])

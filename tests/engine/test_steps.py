@@ -1,23 +1,11 @@
-"""One step's work on batches: the classification loss, the validation metrics training logs."""
+"""One step's work on batches: the validation metrics training logs."""
 
 import numpy as np
 import pytest
 import torch
 
-from hfcls.engine.steps import classification_loss, validation_metrics
+from hfcls.engine.steps import validation_metrics
 from hfcls.metrics import evaluate_metrics
-
-
-def test_label_smoothing_changes_the_loss():
-    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
-    labels = torch.tensor([0, 1])
-    valid = torch.tensor([True, True])
-    log_p = logits.log_softmax(dim=1)
-    eps = 0.3
-    # (1 - eps) * NLL + eps * mean over classes of -log p
-    expected = ((1 - eps) * -log_p[[0, 1], labels] + eps * -log_p.mean(dim=1)).mean()
-    assert classification_loss(logits, labels, valid, eps).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert classification_loss(logits, labels, valid, 0.0).item() == pytest.approx(-log_p[[0, 1], labels].mean().item())
 
 
 def test_validation_metrics_count_only_valid_images():
@@ -41,3 +29,19 @@ def test_training_loop_metrics_use_the_same_accuracy():
     assert got["accuracy_top1"] == pytest.approx(expected["accuracy_top1"])
     assert got["accuracy_top2"] == pytest.approx(expected["accuracy_top2"])
     assert got["loss"] == pytest.approx(float(-np.log(scores[np.arange(10, 301), labels[10:]]).mean()), rel=1e-5)
+
+
+def test_multi_hot_labels_are_validated_with_multi_label_metrics():
+    """Multi-hot labels: BCE over the known classes, mAP and CP..OF1, numbers only (no per-class lists)."""
+    rng = np.random.default_rng(2)
+    logits = torch.from_numpy(rng.normal(size=(40, 4)).astype(np.float32))
+    labels = torch.from_numpy((rng.random((40, 4)) < 0.4).astype(np.float32))
+    labels[0, 1] = -1  # a difficult-only class: out of the loss and the metrics
+    valid = torch.ones(40, dtype=torch.bool)
+    valid[-5:] = False
+    got = validation_metrics(logits, labels, valid, topk=[1, 5])
+    expected = evaluate_metrics(["mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"], logits[:35].sigmoid(), labels[:35])
+    assert got == pytest.approx({"loss": got["loss"], **{k: v for k, v in expected.items() if not isinstance(v, list)}})
+    known = labels[:35] >= 0
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits[:35], labels[:35].clamp(min=0), reduction="none")
+    assert got["loss"] == pytest.approx(((bce * known).sum(1) / known.sum(1)).mean().item(), rel=1e-6)

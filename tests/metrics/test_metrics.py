@@ -8,7 +8,7 @@ from conftest import REPO
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 
 from hfcls.errors import HfclsError
-from hfcls.metrics import METRICS, check_metric_options, evaluate_metrics, parse_metric_options
+from hfcls.metrics import METRICS, SINGLE_LABEL_METRICS, check_metric_options, evaluate_metrics, parse_metric_options
 
 NUM_CLASSES = 7
 
@@ -39,6 +39,8 @@ def test_precision_recall_f1_support_equal_sklearn(predictions, average):
         np.testing.assert_allclose(got[item + suffix], value, rtol=1e-9, atol=1e-9)
     support = np.bincount(labels, minlength=NUM_CLASSES)
     assert got["support" + suffix] == (support.tolist() if average == "none" else len(labels))
+    # Per-class recall comes with every average: the rare classes stay visible.
+    np.testing.assert_allclose(got["recall_classwise"], sklearn_prfs(labels, scores.argmax(axis=1), "none")["recall"])
 
 
 @pytest.mark.parametrize("average", ["macro", "micro", "none"])
@@ -105,7 +107,7 @@ def test_bad_metric_options_are_named(pairs, message):
 
 def test_unknown_metric_lists_the_known_ones(predictions):
     with pytest.raises(HfclsError, match="unknown metric 'f1'.*known metrics: accuracy, precision, recall, "
-                                         "f1_score, support, confusion_matrix"):
+                                         "f1_score, support, confusion_matrix, mAP, CP, CR, CF1, OP, OR, OF1"):
         evaluate_metrics(["f1"], *predictions)
 
 
@@ -128,7 +130,7 @@ def test_modules_loaded_with_evaluate_compute_what_hfcls_reports():
              "single_label": {"items": ["precision", "recall", "f1_score", "support"], "average": "macro",
                               "thrs": [None, 0.3]},
              "confusion_matrix": {}}
-    reported = evaluate_metrics(list(METRICS), scores, labels, topk=[1, 2, 5], thrs=[None, 0.3])
+    reported = evaluate_metrics(SINGLE_LABEL_METRICS, scores, labels, topk=[1, 2, 5], thrs=[None, 0.3])
     for module, options in calls.items():
         public = load_metric(module).compute(predictions=scores, references=labels, **options)
         assert public == {key: reported[key] for key in public}, module

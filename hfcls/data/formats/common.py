@@ -13,15 +13,17 @@ import numpy as np
 from datasets.exceptions import DatasetGenerationError
 from PIL import Image
 
-from hfcls.errors import HfclsError
+from hfcls.errors import HfclsError, did_you_mean
 
 # Part of every cache key: bump it when a reader's output changes so that old
 # caches are rebuilt instead of reused.
 FORMAT_VERSION = 1
 
 
-def image_features(names: list) -> datasets.Features:
-    return datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+def image_features(names: list, multi_label: bool = False) -> datasets.Features:
+    """image + label: one ClassLabel, or for multi-label data a List of them."""
+    label = datasets.ClassLabel(names=names)
+    return datasets.Features({"image": datasets.Image(), "label": datasets.List(label) if multi_label else label})
 
 
 def read_text(path, what: str) -> str:
@@ -156,3 +158,21 @@ def check_label(label: int, names: list, where: str, origin: str) -> None:
     if not 0 <= label < len(names):
         raise HfclsError(f"{where}: label {label} is outside [0, {len(names)}) for the {len(names)} classes "
                          f"of {origin}; fix the label or the class list")
+
+
+def check_label_set(labels: list, names: list, where: str, origin: str, allow_empty: bool) -> None:
+    """A multi-label row's class ids: each within the class list, at least one unless `allow_empty`."""
+    if not labels and not allow_empty:
+        raise HfclsError(f"{where}: no labels; list the image's classes, or set allow_empty: true on this source "
+                         "if images may show none")
+    for label in labels:
+        check_label(label, names, where, origin)
+
+
+def class_ids(labels: list, index: dict, where: str, origin: str) -> list:
+    """Class names -> ids; a name outside the class list is an error naming `where`."""
+    for name in labels:
+        if name not in index:
+            raise HfclsError(f"{where}: label {name!r} is not among the {len(index)} classes of {origin}"
+                             f"{did_you_mean(name, index)}; fix the label or the class list")
+    return [index[name] for name in labels]

@@ -3,7 +3,11 @@
 An annotation file has one image per line, `relative/path label` (as
 MMClassification's CustomDataset and caffe's `get_ilsvrc_aux.sh` write them), or
 `relative/path` alone for an unlabeled test set (label -1, datasets' "no label").
-The rows hold file paths only; images are decoded when batches are built.
+A list is multi-label when a line holds several labels, `relative/path 3,7,12`
+(`labels_sep` another separator): every line then lists its classes, and a line
+with none is an image without classes, an error unless the source sets
+`allow_empty: true`. The rows hold file paths only; images are decoded when
+batches are built.
 """
 
 from __future__ import annotations
@@ -13,20 +17,24 @@ from pathlib import Path
 
 import datasets
 
-from hfcls.data.formats.common import check_label, class_folder_images, image_features, read_classes, read_text
+from hfcls.data.formats.common import (check_label, check_label_set, class_folder_images, image_features,
+                                        read_classes, read_text)
 from hfcls.errors import HfclsError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 UNLABELED = -1
 
 
-def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None,
-                    allow_outside_prefix: bool = False):
-    """`data_prefix/<path>` for each `path [label]` line of `ann_file`; class names from
-    `classes` (a list or a text file), else 0..max label. A path that leads out of
+def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None, labels_sep: str = ",",
+                    allow_empty: bool = False, allow_outside_prefix: bool = False):
+    """`data_prefix/<path>` for each `path [label]` or `path label,label,...` line of `ann_file`; class
+    names from `classes` (a list or a text file), else 0..max label. A path that leads out of
     `data_prefix` (absolute, or through `..`) is refused unless `allow_outside_prefix: true`."""
+    if not labels_sep or labels_sep.isspace() or labels_sep.isdigit():
+        raise HfclsError(f"annotation_list {ann_file}: labels_sep {labels_sep!r} cannot separate labels; use a "
+                         "character that is neither a digit nor white space, such as ,")
     return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"), f"classes {classes}",
-                          allow_outside_prefix)
+                          labels_sep, allow_empty, allow_outside_prefix)
 
 
 def imagenet(root: str, split: str = "train", classes: list | str | None = None, ann_file: str | None = None,
@@ -50,20 +58,24 @@ def imagenet(root: str, split: str = "train", classes: list | str | None = None,
                          "set classes: to a list or a file such as meta/synsets.txt")
     ann = ann_file or (base / "meta" / f"{split}.txt")
     if ann_file is not None or Path(ann).is_file():
-        return _listed_images(ann, base / split, names, origin, allow_outside_prefix)
+        return _listed_images(ann, base / split, names, origin, allow_outside_prefix=allow_outside_prefix)
     return _folder_images(base / split, names, origin)
 
 
-def _listed_images(ann_file, data_prefix, names: list | None, origin: str,
-                   allow_outside_prefix: bool = False) -> datasets.Dataset:
+def _listed_images(ann_file, data_prefix, names: list | None, origin: str, labels_sep: str = ",",
+                   allow_empty: bool = False, allow_outside_prefix: bool = False) -> datasets.Dataset:
     """`origin` says where `names` came from; without names, classes are numbered 0..max label."""
-    entries = read_annotations(ann_file)
+    entries = read_annotations(ann_file, labels_sep)
     if not allow_outside_prefix:
         check_inside_prefix(entries, ann_file, data_prefix)
     labels = [label for _, label, _ in entries]
-    names = names or [str(i) for i in range(max(labels) + 1)]
+    multi_label = isinstance(labels[0], list)
+    names = names or [str(i) for i in range(max(max(label, default=0) if multi_label else label
+                                                for label in labels) + 1)]
     for _, label, line in entries:
-        if label != UNLABELED:
+        if multi_label:
+            check_label_set(label, names, f"{ann_file} line {line}", origin, allow_empty)
+        elif label != UNLABELED:
             check_label(label, names, f"{ann_file} line {line}", origin)
     paths = [os.path.join(os.path.abspath(data_prefix), path) for path, _, _ in entries]
     missing = [(path, line) for path, (_, _, line) in zip(paths, entries) if not os.path.isfile(path)]
@@ -72,11 +84,13 @@ def _listed_images(ann_file, data_prefix, names: list | None, origin: str,
         more = f" (and {len(missing) - 1} more listed files)" if len(missing) > 1 else ""
         raise HfclsError(f"{ann_file} line {line}: image {path} does not exist{more}; "
                          f"check data_prefix ({data_prefix}) or the list")
-    return datasets.Dataset.from_dict({"image": paths, "label": labels}, features=image_features(names))
+    return datasets.Dataset.from_dict({"image": paths, "label": labels},
+                                      features=image_features(names, multi_label))
 
 
-def read_annotations(ann_file) -> list:
-    """[(path, label or -1, line number)] from `path label` or `path` lines; blank lines skipped."""
+def read_annotations(ann_file, labels_sep: str = ",") -> list:
+    """[(path, label or -1, line number)] from `path label` or `path` lines; blank lines skipped.
+    A multi-label list (a line with several labels) gives each line's list of labels instead."""
     if not Path(ann_file).is_file():
         raise HfclsError(f"annotation file {ann_file} does not exist; check ann_file")
     entries = []
@@ -86,12 +100,18 @@ def read_annotations(ann_file) -> list:
             continue
         if len(fields) > 2:
             raise HfclsError(f"{ann_file} line {number}: {len(fields)} fields in {line.strip()!r}; "
-                             "expected 'path label' or 'path' (no spaces in paths)")
-        if len(fields) == 2 and not (fields[1].isascii() and fields[1].isdigit()):  # '³'.isdigit() too
-            raise HfclsError(f"{ann_file} line {number}: label {fields[1]!r} is not a whole number >= 0")
-        entries.append((fields[0], int(fields[1]) if len(fields) == 2 else UNLABELED, number))
+                             f"expected 'path label', 'path label{labels_sep}label...' or 'path' (no spaces in "
+                             "paths or between labels)")
+        labels = fields[1].split(labels_sep) if len(fields) == 2 else []
+        bad = next((label for label in labels if not (label.isascii() and label.isdigit())), None)  # '³'.isdigit()
+        if bad is not None:
+            raise HfclsError(f"{ann_file} line {number}: label {bad!r} is not a whole number >= 0")
+        entries.append((fields[0], [int(label) for label in labels], number))
     if not entries:
         raise HfclsError(f"annotation file {ann_file} lists no images; an empty split cannot be used")
+    if any(len(labels) > 1 for _, labels, _ in entries):
+        return entries
+    entries = [(path, labels[0] if labels else UNLABELED, number) for path, labels, number in entries]
     first_labeled = entries[0][1] != UNLABELED
     odd = next((line for _, label, line in entries if (label != UNLABELED) != first_labeled), None)
     if odd is not None:
