@@ -11,7 +11,6 @@ the evaluation and with `transformers.pipeline` on the exported folder.
 
 from __future__ import annotations
 
-import glob
 import logging
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,11 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms.v2 import functional as F
 
-from hfcls.artifacts.layout import RECIPE_FILE
-from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
-from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor
+from hfcls.artifacts.weights import inspect_artifact, load_predictor, preprocessor, run_recipe
+from hfcls.data.images import eval_preprocessing, expand_images, to_uint8_tensor  # noqa: F401  (hfcls.inference's API)
 from hfcls.engine.precision import check_mixed_precision
 from hfcls.errors import HfclsError
 from hfcls.models import class_names_of
@@ -107,20 +104,6 @@ class _Decoded(torch.utils.data.Dataset):
             return index, None, f"cannot decode image {_describe(image)} ({error})"
 
 
-def to_uint8_tensor(image) -> torch.Tensor:
-    """A path, PIL image or HWC/HW uint8 array -> uint8 CHW RGB tensor, decoded as hfcls's loaders do."""
-    if isinstance(image, (str, Path)):
-        with Image.open(image) as pil:
-            return F.pil_to_tensor(pil.convert("RGB"))
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ValueError(f"arrays must be uint8 HxWxC or HxW, got {image.dtype}")
-        image = Image.fromarray(image)
-    if isinstance(image, Image.Image):
-        return F.pil_to_tensor(image.convert("RGB"))
-    raise ValueError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
-
-
 def _describe(image) -> str:
     if isinstance(image, (str, Path)):
         return str(image)
@@ -146,8 +129,8 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
         recipe = load_recipe(recipe)
     artifact = inspect_artifact(model)
     recipe = recipe or run_recipe(artifact)
-    classifier = load_model(artifact, use_ema=use_ema, recipe=recipe)
-    specs, mean, std = eval_pipeline_from_preprocessor(preprocessor(artifact, recipe).to_dict(), str(artifact))
+    classifier = load_predictor(artifact, use_ema=use_ema, recipe=recipe)
+    transform, normalize = eval_preprocessing(preprocessor(artifact, recipe).to_dict(), str(artifact))
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     autocast_dtype, channels_last = None, False
     if recipe is not None:
@@ -157,31 +140,11 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
         if precision == "bf16" or (precision == "fp16" and device.type == "cuda"):
             autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         channels_last = recipe.train.channels_last
-    return ImageClassifier(classifier, build_pipeline(specs, "eval transforms"), Normalize(mean, std), device,
+    return ImageClassifier(classifier, transform, normalize, device,
                            top_k, batch_size, num_workers, autocast_dtype, channels_last)
 
 
-def run_recipe(artifact):
-    """The recipe.yaml of the run the artifact belongs to, or None for a file on its own."""
-    work_dir = artifact.work_dir
-    return load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
-
-
 # ----------------------------------------------------------------------------- hfcls-demo's inputs and pictures
-
-
-def expand_images(pattern: str) -> tuple[list, bool]:
-    """IMAGE as the demo takes it -> (files, is_many): a file, a folder (all files below it) or a glob."""
-    path = Path(pattern)
-    if path.is_file():
-        return [str(path)], False
-    if path.is_dir():
-        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    else:
-        files = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
-    if not files:
-        raise HfclsError(f"no image files at {pattern}; pass an image, a folder or a glob such as 'photos/*.jpg'")
-    return files, True
 
 
 def draw_prediction(image_path: str, predictions: list, out: Path) -> None:

@@ -12,6 +12,7 @@
         scheduler.json         the LR schedule's position
       latest/, best/         Hugging Face folders of the evaluated weights (the EMA when there is one)
       publish/<name>-<sha256[:8]>.safetensors (and a Hugging Face folder of the same name)
+    anywhere: <name>.onnx from hfcls-export, metadata under the same key as a published file's
 
 A published file's name carries the first 8 hex digits of its own sha256, and
 its metadata (one key, `hfcls`) holds the model config, class names and preprocessing.
@@ -36,6 +37,7 @@ EMA_FILE = "ema.safetensors"
 SCHEDULER_FILE = "scheduler.json"
 OPTIMIZER_FILES = "optimizer*.bin"
 EXPORTS = ("latest", "best")
+ONNX_SUFFIX = ".onnx"  # hfcls-export's graphs, their metadata under METADATA_KEY
 
 HASH_CHARS = 8
 HASHED_NAME = re.compile(r"-([0-9a-f]{8})\.safetensors$")

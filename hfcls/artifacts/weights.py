@@ -12,6 +12,9 @@ Kinds (`inspect_artifact`):
   in its name; its metadata holds the model config, class names and preprocessing.
 - "weights": any other .safetensors file, a bare state dict: the architecture and class
   names come from a recipe.
+- "onnx": an `.onnx` graph from hfcls-export, its config, class names and preprocessing in its
+  metadata. It has no PyTorch weights: `load_predictor` runs it with onnxruntime for
+  evaluation and inference; `load_model` (what needs weights) refuses it.
 
 `use_ema`: None (the default) reads what the run evaluated, which is the EMA of a checkpoint
 that holds one; True insists on the EMA; False takes a checkpoint's raw weights.
@@ -25,19 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hfcls.artifacts.layout import (CONFIG_FILE, EMA_FILE, EXPORTS, HASH_CHARS, HASHED_NAME, METADATA_KEY,
-                                    PREPROCESSOR_FILE, STATE_FILE, WEIGHTS_FILE, file_sha256, work_dir_of)
+                                    ONNX_SUFFIX, PREPROCESSOR_FILE, RECIPE_FILE, STATE_FILE, WEIGHTS_FILE,
+                                    file_sha256, work_dir_of)
 from hfcls.errors import HfclsError
 
 logger = logging.getLogger(__name__)
 
-FORMS = ("a best/ or latest/ folder, a checkpoints/epoch_N folder, a published <name>-<hash>.safetensors "
-         "or another .safetensors file")
+FORMS = ("a best/ or latest/ folder, a checkpoints/epoch_N folder, a published <name>-<hash>.safetensors, "
+         "another .safetensors file or an .onnx file from hfcls-export")
 
 
 @dataclass(frozen=True)
 class Artifact:
     path: Path
-    kind: str  # "hf", "checkpoint", "published" or "weights"
+    kind: str  # "hf", "checkpoint", "published", "weights" or "onnx"
 
     @property
     def work_dir(self) -> Path | None:
@@ -63,6 +67,8 @@ def inspect_artifact(path) -> Artifact:
         raise HfclsError(f"{path} is not a model folder (no {CONFIG_FILE} or {STATE_FILE}); pass {FORMS}")
     if path.is_file() and path.suffix == ".safetensors":
         return Artifact(path, "published" if HASHED_NAME.search(path.name) else "weights")
+    if path.is_file() and path.suffix == ONNX_SUFFIX:
+        return Artifact(path, "onnx")
     if path.exists():
         raise HfclsError(f"checkpoint {path} is not a folder or a .safetensors file; pass {FORMS}")
     raise HfclsError(f"checkpoint {path} does not exist; pass {FORMS}")
@@ -77,6 +83,9 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
     if artifact.kind == "checkpoint":
         return read_safetensors(artifact.path / _checkpoint_weights(artifact, use_ema))
     _check_single_set(artifact, use_ema)
+    if artifact.kind == "onnx":
+        raise HfclsError(f"{artifact} is an ONNX graph, not PyTorch weights: it evaluates and predicts "
+                         "(hfcls-eval, hfcls-demo), but this needs the checkpoint or folder it was exported from")
     if artifact.kind == "hf":
         return read_safetensors(artifact.path / WEIGHTS_FILE)
     if artifact.kind == "published":
@@ -149,7 +158,7 @@ def model_config(path, recipe=None):
     artifact = inspect_artifact(path)
     if artifact.kind in ("hf", "checkpoint"):
         return AutoConfig.from_pretrained(_described_folder(artifact))
-    metadata = published_metadata(artifact.path, required=recipe is None) if artifact.kind == "published" else None
+    metadata = _file_metadata(artifact, recipe)
     if metadata is not None:
         config = metadata["config"]
         try:
@@ -176,6 +185,29 @@ def load_model(path, *, use_ema: bool | None = None, recipe=None):
     return model.eval()
 
 
+def load_predictor(path, *, use_ema: bool | None = None, recipe=None):
+    """What evaluation and inference run: `load_model`'s model, or for an .onnx file its graph
+    on onnxruntime behind the same call (`model(pixel_values=x).logits`, `config.id2label`)."""
+    artifact = inspect_artifact(path)
+    if artifact.kind == "onnx":
+        from hfcls.artifacts.onnx_model import OnnxClassifier
+
+        _check_single_set(artifact, use_ema)
+        return OnnxClassifier(artifact.path, model_config(artifact)).eval()
+    return load_model(artifact, use_ema=use_ema, recipe=recipe)
+
+
+def _file_metadata(artifact: Artifact, recipe) -> dict | None:
+    """The hfcls metadata of a published or ONNX file (None for a bare weights file)."""
+    if artifact.kind == "onnx":
+        from hfcls.artifacts.onnx_model import onnx_metadata
+
+        return onnx_metadata(artifact.path)
+    if artifact.kind == "published":
+        return published_metadata(artifact.path, required=recipe is None)
+    return None
+
+
 def preprocessor(path, recipe=None):
     """The artifact's eval preprocessing as a BitImageProcessor; a bare weights file takes the recipe's."""
     from hfcls.artifacts.export import image_processor, processor_from_dict
@@ -183,7 +215,7 @@ def preprocessor(path, recipe=None):
     artifact = inspect_artifact(path)
     if artifact.kind in ("hf", "checkpoint"):
         return processor_from_dict(json.loads((_described_folder(artifact) / PREPROCESSOR_FILE).read_text()))
-    metadata = published_metadata(artifact.path, required=recipe is None) if artifact.kind == "published" else None
+    metadata = _file_metadata(artifact, recipe)
     if metadata is not None and metadata.get("preprocessor") is not None:
         return processor_from_dict(metadata["preprocessor"])
     if recipe is None:
@@ -229,6 +261,14 @@ def load_weights(model, state: dict, where) -> None:
 def _is_head(ours, theirs, num_labels: int) -> bool:
     """A classifier tensor: one row per class, the same otherwise."""
     return ours.shape[0] == num_labels and ours.shape[1:] == theirs.shape[1:]
+
+
+def run_recipe(artifact):
+    """The recipe.yaml of the run the artifact belongs to, or None for a file on its own."""
+    from hfcls.recipe import load_recipe
+
+    work_dir = inspect_artifact(artifact).work_dir
+    return load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
 
 
 def recipe_class_names(recipe) -> list:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from hfcls.artifacts.weights import load_model
+from hfcls.artifacts.weights import load_predictor
 from hfcls.data.build import align_labels, build_datasets, build_eval_loader, class_names
 from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import accelerator_session
@@ -50,7 +50,7 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
         raise HfclsError("--batch-size must be at least 1")
     with accelerator_session(recipe) as accelerator:
         with accelerator.main_process_first():  # the main process fills the datasets cache
-            model = load_model(checkpoint, use_ema=use_ema, recipe=recipe)
+            model = load_predictor(checkpoint, use_ema=use_ema, recipe=recipe)
             names = class_names_of(model)
             dataset = eval_split(recipe, split, names, checkpoint)
         logger.info("evaluating %s on %d %s images (%d classes) with %d process(es)", checkpoint, len(dataset),
@@ -83,7 +83,7 @@ def predict_split(recipe, accelerator, model, dataset, batch_size=None):
     loader = build_eval_loader(data, dataset, accelerator, recipe.seed, batch_size)
     if train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    model = accelerator.prepare(model)
+    model = accelerator.prepare_model(model, evaluation_mode=True)  # no DDP: nothing to synchronise
     normalize = Normalize(data.mean, data.std).to(accelerator.device)
     logits, labels, valid = predict(model, loader, accelerator, normalize, train.channels_last, data.skip_bad_images)
     return logits.softmax(dim=1), labels, valid
