@@ -21,7 +21,9 @@ from PIL import Image, UnidentifiedImageError
 
 from hfcls.artifacts.weights import inspect_artifact, load_predictor, preprocessor, run_recipe
 from hfcls.data.images import eval_preprocessing, expand_images, to_uint8_tensor  # noqa: F401  (hfcls.inference's API)
+from hfcls.engine.features import PenultimateFeatures
 from hfcls.engine.precision import check_mixed_precision
+from hfcls.engine.tta import with_tta
 from hfcls.errors import HfclsError
 from hfcls.models import class_names_of
 from hfcls.recipe import load_recipe
@@ -33,10 +35,11 @@ class ImageClassifier:
     """Callable like `transformers.pipeline("image-classification")`; see `pipeline`."""
 
     def __init__(self, model, transform, normalize, device, top_k=5, batch_size=8, num_workers=0,
-                 autocast_dtype=None, channels_last=False):
+                 autocast_dtype=None, channels_last=False, tta=None):
         self.model = model.to(device).eval()
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.scorer = with_tta(self.model, tta)  # the model itself without test-time views
         self.class_names = class_names_of(model)
         self.transform, self.normalize = transform, normalize.to(device)
         self.device, self.top_k, self.batch_size, self.num_workers = device, top_k, batch_size, num_workers
@@ -53,9 +56,17 @@ class ImageClassifier:
         values, ids = scores.topk(min(top_k or self.top_k, len(self.class_names)))
         return [{"label": self.class_names[i], "score": v} for v, i in zip(values.tolist(), ids.tolist())]
 
-    @torch.inference_mode()
     def scores(self, images: list, batch_size=None, skip_bad_images=False):
         """(N, C) softmax scores, and the indices of `images` they belong to (all of them unless skipping)."""
+        return self._outputs(images, batch_size, skip_bad_images, self._forward, len(self.class_names))
+
+    def features(self, images: list, batch_size=None) -> torch.Tensor:
+        """(N, D) embeddings: the pooled features the model's head reads (hfcls.engine.features), without TTA."""
+        embedder = PenultimateFeatures(self.model)
+        return self._outputs(list(images), batch_size, False, lambda pixels: self._run(embedder, pixels), 0)[0]
+
+    @torch.inference_mode()
+    def _outputs(self, images: list, batch_size, skip_bad_images, forward, width: int):
         loader = torch.utils.data.DataLoader(
             _Decoded(images, self.transform), batch_size=batch_size or self.batch_size,
             num_workers=self.num_workers, collate_fn=list)
@@ -71,19 +82,22 @@ class ImageClassifier:
                     raise HfclsError(error)
             if good:
                 kept.extend(i for i, _ in good)
-                all_scores.append(self._forward(torch.stack([p for _, p in good])))
-        num_classes = len(self.class_names)
-        return (torch.cat(all_scores) if all_scores else torch.empty(0, num_classes)), kept
+                all_scores.append(forward(torch.stack([p for _, p in good])))
+        return (torch.cat(all_scores) if all_scores else torch.empty(0, width)), kept
 
     def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self._run(self.scorer, pixels).softmax(dim=1)
+
+    def _run(self, model, pixels: torch.Tensor) -> torch.Tensor:
+        """`model`'s float logits for a uint8 batch, on the CPU, with the recipe's precision and layout."""
         inputs = self.normalize(pixels.to(self.device))
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
                     else nullcontext())
         with autocast:
-            logits = self.model(pixel_values=inputs).logits
-        return logits.float().softmax(dim=1).cpu()
+            logits = model(pixel_values=inputs).logits
+        return logits.float().cpu()
 
 
 class _Decoded(torch.utils.data.Dataset):
@@ -114,7 +128,7 @@ def _describe(image) -> str:
 
 
 def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 8, num_workers: int = 0,
-             use_ema: bool | None = None):
+             use_ema: bool | None = None, tta=None):
     """An image classifier from any artifact, called like `transformers.pipeline`'s.
 
     model: a best/ or latest/ folder, a checkpoints/epoch_N folder or a published
@@ -124,6 +138,8 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
         in a work dir. Its mixed_precision and channels_last apply as in hfcls-eval.
     device: "cpu", "cuda", "cuda:1", ...; default CUDA when there is one.
     use_ema: for a training checkpoint, its EMA (the default when it has one) or raw weights.
+    tta: "flip", "crops" or "flip,crops": scores averaged over those views (hfcls.engine.tta).
+    `.features(images)` of the result gives the pooled features (embeddings) instead of scores.
     """
     if isinstance(recipe, (str, Path)):
         recipe = load_recipe(recipe)
@@ -141,7 +157,7 @@ def pipeline(model, recipe=None, device=None, top_k: int = 5, batch_size: int = 
             autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         channels_last = recipe.train.channels_last
     return ImageClassifier(classifier, transform, normalize, device,
-                           top_k, batch_size, num_workers, autocast_dtype, channels_last)
+                           top_k, batch_size, num_workers, autocast_dtype, channels_last, tta)
 
 
 # ----------------------------------------------------------------------------- hfcls-demo's inputs and pictures
@@ -186,3 +202,29 @@ def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k:
             out = Path(draw_to) / f"{Path(files[index]).stem}.png" if many else Path(draw_to)
             draw_prediction(files[index], predictions, out)
     return results
+
+
+PREDICTION_FILES = (".csv", ".json")
+
+
+def save_predictions(results: list, path) -> Path:
+    """classify_images' results as one row per image: path, then each top-k label and score
+    (.csv: label_1, score_1, ...; .json: [{"path", "predictions": [{"label", "score"}, ...]}])."""
+    import csv
+    import json
+
+    path = Path(path)
+    if path.suffix not in PREDICTION_FILES:
+        raise HfclsError(f"{path}: predictions are written as {' or '.join(PREDICTION_FILES)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        path.write_text(json.dumps([{"path": file, "predictions": predictions} for file, predictions in results],
+                                   indent=1))
+        return path
+    k = max((len(predictions) for _, predictions in results), default=0)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", *(f"{column}_{rank}" for rank in range(1, k + 1) for column in ("label", "score"))])
+        for file, predictions in results:
+            writer.writerow([file, *(value for p in predictions for value in (p["label"], f"{p['score']:.6f}"))])
+    return path

@@ -25,7 +25,9 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
     parser.add_argument("--out-items", nargs="+", default=["metrics", "pred"], choices=OUT_ITEMS,
                         help="what --out holds: metrics, pred (per-sample label, class, score), "
-                        "class_scores (per-sample scores of every class)")
+                        "class_scores (per-sample scores of every class), features (per-sample pooled features)")
+    parser.add_argument("--tta", metavar="VIEWS", help="test-time augmentation: flip, crops or flip,crops "
+                        "(the softmax averaged over those views)")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--batch-size", type=int, help="per process (default: data.eval_batch_size or batch_size)")
     ema = parser.add_mutually_exclusive_group()
@@ -50,7 +52,7 @@ def main(argv=None):
     setup_logging(None, is_main=True)
     results = evaluate_checkpoint(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
                                   metric_options=options, use_ema=args.use_ema, batch_size=args.batch_size,
-                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir)
+                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir, tta=args.tta)
     if not results:  # not the main process
         return
     if results["metrics"]:

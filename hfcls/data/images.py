@@ -48,3 +48,11 @@ def eval_preprocessing(processor_config: dict, where: str):
     """(uint8 transform, Normalize) equal to an exported preprocessor: what the model saw in evaluation."""
     specs, mean, std = eval_pipeline_from_preprocessor(processor_config, where)
     return build_pipeline(specs, "eval transforms"), Normalize(mean, std)
+
+
+def dataset_files(dataset) -> list:
+    """Each row's image file (None for an image stored only as bytes), read without decoding."""
+    import datasets
+
+    column = dataset.select_columns(["image"]).cast_column("image", datasets.Image(decode=False))
+    return [row["image"].get("path") if row["image"] else None for row in column]

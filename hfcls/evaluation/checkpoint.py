@@ -14,9 +14,12 @@ import torch
 
 from hfcls.artifacts.weights import load_predictor
 from hfcls.data.build import align_labels, build_datasets, build_eval_loader, class_names
+from hfcls.data.images import dataset_files
 from hfcls.data.transforms import Normalize
+from hfcls.engine.features import PenultimateFeatures
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.steps import predict
+from hfcls.engine.tta import parse_tta, with_tta
 from hfcls.errors import HfclsError
 from hfcls.evaluation.report import plot_confusion_matrix
 from hfcls.evaluation.results import OUT_ITEMS, check_results_path, prediction_records, write_results
@@ -28,12 +31,14 @@ logger = logging.getLogger(__name__)
 
 def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), metric_options: dict | None = None,
                         use_ema: bool | None = None, batch_size: int | None = None, out=None,
-                        out_items=("metrics", "pred"), show_dir=None) -> dict:
+                        out_items=("metrics", "pred"), show_dir=None, tta=None) -> dict:
     """Evaluate any artifact the reader knows on the recipe's `split`.
 
     metrics: names from hfcls.metrics.METRICS; metric_options: topk (default the
     recipe's evaluation.topk), thrs, average. out: a results file holding
-    `out_items` (metrics, pred, class_scores); show_dir: where confusion_matrix.png goes.
+    `out_items` (metrics, pred, class_scores, features: the pooled features the head reads);
+    show_dir: where confusion_matrix.png goes; tta: "flip", "crops" or "flip,crops" averages
+    the softmax over those views (hfcls.engine.tta).
     Returns, on the main process, {"metrics", "class_names", "samples", "written"}
     (the files written); {} on the others.
     """
@@ -48,6 +53,7 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
         check_results_path(out)
     if batch_size is not None and batch_size < 1:
         raise HfclsError("--batch-size must be at least 1")
+    tta = parse_tta(tta)
     with accelerator_session(recipe) as accelerator:
         with accelerator.main_process_first():  # the main process fills the datasets cache
             model = load_predictor(checkpoint, use_ema=use_ema, recipe=recipe)
@@ -55,10 +61,13 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
             dataset = eval_split(recipe, split, names, checkpoint)
         logger.info("evaluating %s on %d %s images (%d classes) with %d process(es)", checkpoint, len(dataset),
                     split, len(names), accelerator.num_processes)
-        scores, labels, valid = predict_split(recipe, accelerator, model, dataset, batch_size)
+        scores, labels, valid = predict_split(recipe, accelerator, with_tta(model, tta), dataset, batch_size)
+        features = (predict_logits(recipe, accelerator, PenultimateFeatures(model), dataset, batch_size)[0]
+                    if out is not None and "features" in out_items else None)
         if not accelerator.is_main_process:
             return {}
-        return report(scores, labels, valid, names, metrics, options, out, out_items, show_dir)
+        files = dataset_files(dataset) if out is not None else None
+        return report(scores, labels, valid, names, metrics, options, out, out_items, show_dir, features, files)
 
 
 def eval_split(recipe, split: str, names: list, checkpoint):
@@ -79,17 +88,23 @@ def eval_split(recipe, split: str, names: list, checkpoint):
 
 def predict_split(recipe, accelerator, model, dataset, batch_size=None):
     """(scores, labels, valid) of the whole split in dataset order, on every process."""
+    logits, labels, valid = predict_logits(recipe, accelerator, model, dataset, batch_size)
+    return logits.softmax(dim=1), labels, valid
+
+
+def predict_logits(recipe, accelerator, model, dataset, batch_size=None):
+    """(what the model's `logits` hold, labels, valid) of the whole split in dataset order."""
     data, train = recipe.data, recipe.train
     loader = build_eval_loader(data, dataset, accelerator, recipe.seed, batch_size)
     if train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = accelerator.prepare_model(model, evaluation_mode=True)  # no DDP: nothing to synchronise
     normalize = Normalize(data.mean, data.std).to(accelerator.device)
-    logits, labels, valid = predict(model, loader, accelerator, normalize, train.channels_last, data.skip_bad_images)
-    return logits.softmax(dim=1), labels, valid
+    return predict(model, loader, accelerator, normalize, train.channels_last, data.skip_bad_images)
 
 
-def report(scores, labels, valid, names, metrics, options, out, out_items, show_dir) -> dict:
+def report(scores, labels, valid, names, metrics, options, out, out_items, show_dir, features=None,
+           files=None) -> dict:
     """The metrics, and the files `out` and `show_dir` asked for."""
     values = evaluate_metrics(metrics, scores[valid], labels[valid], **options) if metrics else {}
     written = []
@@ -100,8 +115,9 @@ def report(scores, labels, valid, names, metrics, options, out, out_items, show_
     if out is not None:
         items = set(out_items)
         results = {"metrics": values} if "metrics" in items and values else {}
-        if items & {"pred", "class_scores"}:
-            results["predictions"] = prediction_records(scores, labels, valid, names, items)
+        if items & {"pred", "class_scores", "features"}:
+            results["class_names"] = list(names)
+            results["predictions"] = prediction_records(scores, labels, valid, names, items, features, files)
         write_results(out, results)
         written.append(Path(out))
     return {"metrics": values, "class_names": names, "samples": len(labels), "written": written}

@@ -12,7 +12,7 @@ import yaml
 from hfcls.errors import HfclsError
 
 OUT_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".pkl": "pickle", ".pickle": "pickle"}
-OUT_ITEMS = ("metrics", "pred", "class_scores")
+OUT_ITEMS = ("metrics", "pred", "class_scores", "features")
 
 
 def results_format(path) -> str:
@@ -60,8 +60,9 @@ def read_results(path) -> dict:
     return pickle.loads(path.read_bytes())
 
 
-def prediction_records(scores, labels, valid, names, items) -> list:
-    """One record per sample, in dataset order; an undecodable (skipped) image has no prediction."""
+def prediction_records(scores, labels, valid, names, items, features=None, files=None) -> list:
+    """One record per sample, in dataset order; an undecodable (skipped) image has no prediction.
+    `files`: each sample's image file (None where it has none), recorded as `image`."""
     best_scores, best_labels = scores.max(dim=1)
     records = []
     for i in range(len(labels)):
@@ -73,5 +74,9 @@ def prediction_records(scores, labels, valid, names, items) -> list:
                           pred_score=float(best_scores[i]) if ok else None)
         if "class_scores" in items:
             record["class_scores"] = scores[i].tolist() if ok else None
+        if "features" in items and features is not None:
+            record["features"] = features[i].tolist() if ok else None
+        if files is not None and i < len(files) and files[i] is not None:
+            record["image"] = files[i]
         records.append(record)
     return records
