@@ -208,9 +208,14 @@ def import_custom_modules(names: list, where: str) -> None:
                              "that holds it or add that folder to PYTHONPATH") from None
 
 
+def recipe_yaml(recipe: Recipe) -> str:
+    """The resolved recipe (bases merged, overrides applied) as YAML: `hfcls-train` can rerun from it alone."""
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+
+
 def save_recipe(recipe: Recipe, path) -> None:
     """Write the resolved recipe; `hfcls-train` can rerun from this file alone."""
-    Path(path).write_text(yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    Path(path).write_text(recipe_yaml(recipe))
 
 
 def _read_yaml(path: Path) -> dict:
