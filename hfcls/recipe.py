@@ -128,6 +128,7 @@ class TrainSection:
     # Hugging Face folder beside it (hfcls.artifacts.publish), then optionally a push to this Hub repo id.
     publish: bool = True
     push_to_hub: Optional[str] = None
+    license: Optional[str] = None  # the model card's license, a Hub license id (apache-2.0, mit, ...)
 
 
 @dataclass
