@@ -32,8 +32,8 @@ DEFAULT_LAYERS = {
     "convnext": ("convnext.encoder.stages", ""),
     "mobilenet_v2": (None, "mobilenet_v2.conv_1x1"),
     "efficientnet": (None, "efficientnet.encoder.top_activation"),
-    "vit": ("vit.encoder.layer", ".layernorm_before"),
-    "deit": ("deit.encoder.layer", ".layernorm_before"),
+    "vit": ("vit.layers", ".layernorm_before"),
+    "deit": ("deit.layers", ".layernorm_before"),
     "swin": ("swin.encoder.layers", ".blocks"),  # then that stage's last block, below
     "cifar_resnet": ("stages", ""),
     "lenet5": (None, "features.4"),  # the second convolution's tanh: 10 x 10 on a 32 x 32 image
