@@ -87,10 +87,30 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
         raise HfclsError(f"{artifact} is an ONNX graph, not PyTorch weights: it evaluates and predicts "
                          "(hfcls-eval, hfcls-demo), but this needs the checkpoint or folder it was exported from")
     if artifact.kind == "hf":
-        return read_safetensors(artifact.path / WEIGHTS_FILE)
+        return _hf_folder_state(artifact)
     if artifact.kind == "published":
         verify_published(artifact.path)
     return read_safetensors(artifact.path)
+
+
+def _hf_folder_state(artifact: Artifact) -> dict:
+    """A Hugging Face folder's weights under the model's own names. save_pretrained may store them
+    under the original checkpoint names (transformers 5 does for ViT, DeiT and Swin attention);
+    from_pretrained maps them back, and whatever it could not place is an error, not a random init."""
+    from transformers import AutoModelForImageClassification
+
+    import hfcls.modeling  # noqa: F401  hfcls's own architectures, registered with the Auto classes
+
+    read_safetensors(artifact.path / WEIGHTS_FILE, check_only=True)
+    model, info = AutoModelForImageClassification.from_pretrained(artifact.path, output_loading_info=True,
+                                                                  trust_remote_code=False)
+    problems = {name: sorted(info[key]) for name, key in (("missing", "missing_keys"), ("unexpected", "unexpected_keys"),
+                                                          ("differently shaped", "mismatched_keys")) if info[key]}
+    if problems:
+        name, keys = next(iter(problems.items()))
+        raise HfclsError(f"{artifact}: {WEIGHTS_FILE} does not match its {CONFIG_FILE} ({len(keys)} {name} tensors, "
+                         f"e.g. {keys[0]}); the folder is damaged: export it again")
+    return {key: value.detach() for key, value in model.state_dict().items()}
 
 
 def _checkpoint_weights(artifact: Artifact, use_ema: bool | None) -> str:
@@ -107,10 +127,15 @@ def _check_single_set(artifact: Artifact, use_ema: bool | None) -> None:
                          "EMA and the raw weights needs a training checkpoint (checkpoints/epoch_N)")
 
 
-def read_safetensors(path) -> dict:
+def read_safetensors(path, check_only: bool = False) -> dict | None:
+    """The tensors of a .safetensors file; with `check_only`, only that it opens as one."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     try:
+        if check_only:
+            with safe_open(str(path), framework="pt"):
+                return None
         return load_file(str(path), device="cpu")
     except Exception as error:  # safetensors raises its own untyped errors
         raise HfclsError(f"cannot read weights {path} ({error}); the file is damaged or not safetensors") from None
