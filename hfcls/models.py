@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import torch
 from transformers import AutoConfig, AutoModelForImageClassification
 
 import hfcls.modeling  # noqa: F401  registers hfcls's own architectures with the Auto classes
@@ -21,6 +22,18 @@ def label_maps(class_names: list) -> dict:
         "id2label": {i: str(name) for i, name in enumerate(class_names)},
         "label2id": {str(name): i for i, name in enumerate(class_names)},
     }
+
+
+class LogitsOnly(torch.nn.Module):
+    """A classifier as a module that returns its logits tensor, not a ModelOutput: the form
+    torch's ONNX exporter and pytorch-grad-cam call."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        return self.model(pixel_values=pixel_values).logits
 
 
 def class_names_of(model) -> list:

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hfcls.analysis.figures import pyplot, save_figure
 from hfcls.artifacts.weights import load_model, preprocessor, run_recipe
 from hfcls.data.images import eval_preprocessing, to_uint8_tensor
 from hfcls.errors import HfclsError, did_you_mean
-from hfcls.models import class_names_of
+from hfcls.models import LogitsOnly, class_names_of
 
 METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "scorecam": "ScoreCAM", "eigencam": "EigenCAM"}
 
@@ -91,15 +92,6 @@ def reshape_transform(model_type: str):
     return to_grid
 
 
-class _Logits(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values):
-        return self.model(pixel_values=pixel_values).logits
-
-
 def class_activation_map(image, checkpoint, *, method: str = "gradcam", target_class=None, layer: str | None = None,
                          recipe=None, use_ema: bool | None = None) -> CamResult:
     """The CAM of `image` (a path, PIL image or array) for `target_class` (an index or a class
@@ -125,7 +117,7 @@ def class_activation_map(image, checkpoint, *, method: str = "gradcam", target_c
     target = _target_index(target_class, names, int(scores.argmax()))
     layer = layer or default_layer(model)
     cam_class = getattr(pytorch_grad_cam, METHODS[method])
-    with cam_class(model=_Logits(model), target_layers=[find_layer(model, layer)],
+    with cam_class(model=LogitsOnly(model), target_layers=[find_layer(model, layer)],
                    reshape_transform=reshape_transform(model.config.model_type)) as cam:
         heatmap = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)])[0]
     return CamResult(np.nan_to_num(heatmap), pixels.permute(1, 2, 0).numpy(), target, names[target],
@@ -145,22 +137,13 @@ def _target_index(target_class, names: list, predicted: int) -> int:
 
 def save_overlay(result: CamResult, out) -> Path:
     """The image and the heat map over it, side by side, titled with the class and its score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
     overlay = show_cam_on_image(result.image.astype(np.float32) / 255, result.heatmap, use_rgb=True)
-    fig, axes = plt.subplots(1, 2, figsize=(6, 3.4))
+    fig, axes = pyplot().subplots(1, 2, figsize=(6, 3.4))
     for ax, picture, title in zip(axes, (result.image, overlay), ("input", f"{result.method} @ {result.layer}")):
         ax.imshow(picture, interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.suptitle(f"class {result.label}: score {result.score:.3f}", fontsize=10)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

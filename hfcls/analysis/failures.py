@@ -17,7 +17,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from hfcls.analysis.figures import pyplot, save_figure
 from hfcls.errors import HfclsError
 from hfcls.evaluation.results import read_results
 
@@ -82,7 +84,6 @@ def write_pairs(pairs: list, names: list, path: Path) -> Path:
 
 def image_grid(records: list, names: list, path: Path, title: str) -> Path:
     """The records' images in a square grid, each titled true/predicted label and score."""
-    plt = _pyplot()
     missing = [r for r in records if not r.get("image") or not Path(r["image"]).is_file()]
     if missing:
         raise HfclsError(f"image {missing[0].get('image') or '(none recorded)'} of the results cannot be opened: "
@@ -90,39 +91,21 @@ def image_grid(records: list, names: list, path: Path, title: str) -> Path:
                          "where those paths resolve")
     columns = max(1, math.ceil(math.sqrt(len(records))))
     rows = max(1, math.ceil(len(records) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2.3 * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, columns, figsize=(2 * columns, 2.3 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, record in zip(axes.flat, records):
-        from PIL import Image
-
         with Image.open(record["image"]) as pil:
             ax.imshow(np.asarray(pil.convert("RGB")), interpolation="nearest")
         ax.set_title(f"true {names[record['gt_label']]}\npred {names[record['pred_label']]} "
                      f"({record['pred_score']:.2f})", fontsize=8)
     fig.suptitle(f"{title} ({len(records)})" if records else f"{title}: none", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_class_accuracy(accuracy: list, names: list, path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.4 * len(names) + 2), 3.5))
+    fig, ax = pyplot().subplots(figsize=(max(4.0, 0.4 * len(names) + 2), 3.5))
     ax.bar(range(len(names)), [a or 0 for a in accuracy], color="tab:blue")
     ax.set(xticks=range(len(names)), ylim=(0, 100), ylabel="top-1 accuracy (%)", title="accuracy per class")
     ax.set_xticklabels(names, rotation=45 if len(names) > 10 else 0, ha="right" if len(names) > 10 else "center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return save_figure(fig, path)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import torch
 
+from hfcls.analysis.figures import pyplot, save_figure
 from hfcls.data.build import build_datasets
 from hfcls.engine.optim import build_scheduler
 from hfcls.engine.setup import scaled_optim
@@ -48,19 +49,9 @@ def lr_schedule(recipe, num_processes: int = 1, per_epoch: int | None = None) ->
 
 
 def plot_lr(rates: list, per_epoch: int, out, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = pyplot().subplots(figsize=(7, 3.5))
     ax.plot(range(1, len(rates) + 1), rates)
     ax.set(xlabel=f"optimizer step ({per_epoch} per epoch)", ylabel="learning rate", title=title or "LR schedule")
     epochs = ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
     epochs.set_xlabel("epoch")
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

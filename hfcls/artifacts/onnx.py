@@ -32,7 +32,7 @@ from hfcls.data.build import align_labels, build_datasets
 from hfcls.data.decode import decode
 from hfcls.data.images import eval_preprocessing, expand_images, to_uint8_tensor
 from hfcls.errors import HfclsError
-from hfcls.models import class_names_of
+from hfcls.models import LogitsOnly, class_names_of
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +66,6 @@ class OnnxCheck:
 
 
 # ----------------------------------------------------------------------------- export
-
-
-class _LogitsOnly(torch.nn.Module):
-    """The graph's one output: the logits tensor (transformers returns a ModelOutput)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, pixel_values):
-        return self.model(pixel_values=pixel_values).logits
 
 
 def export_onnx(source, out, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, fp16: bool = False,
@@ -132,7 +121,7 @@ def export_graph(model, example: torch.Tensor, opset: int, dynamic_batch: bool, 
     example = example.half() if fp16 else example
     dynamic = {"pixel_values": {0: torch.export.Dim("batch")}} if dynamic_batch else None
     try:
-        program = torch.onnx.export(_LogitsOnly(model).eval(), (example,), dynamo=True, opset_version=opset,
+        program = torch.onnx.export(LogitsOnly(model).eval(), (example,), dynamo=True, opset_version=opset,
                                     dynamic_shapes=dynamic, verbose=False)
     except Exception as error:  # torch.export and onnxscript raise many types; all mean "cannot export"
         raise HfclsError(f"cannot export {model_type} to ONNX at opset {opset}: {_export_failure(error)}; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import add_ema_flags, cli_entry
 
 
 def parse_args(argv=None):
@@ -14,11 +14,7 @@ def parse_args(argv=None):
     parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_avg")
     parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash>")
     parser.add_argument("--recipe", help="the training recipe, for bare .safetensors files")
-    ema = parser.add_mutually_exclusive_group()
-    ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
-                     help="the checkpoints' EMA weights (the default when they hold them)")
-    ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
-                     help="the checkpoints' raw weights")
+    add_ema_flags(parser)
     return parser.parse_args(argv)
 
 

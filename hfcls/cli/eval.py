@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import add_ema_flags, cli_entry
 from hfcls.evaluation.results import OUT_ITEMS
 from hfcls.metrics import METRICS, parse_metric_options
 from hfcls.recipe import load_recipe
@@ -30,11 +30,7 @@ def parse_args(argv=None):
                         "(the softmax averaged over those views)")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--batch-size", type=int, help="per process (default: data.eval_batch_size or batch_size)")
-    ema = parser.add_mutually_exclusive_group()
-    ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
-                     help="a training checkpoint's EMA weights (the default when it holds them)")
-    ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
-                     help="a training checkpoint's raw weights")
+    add_ema_flags(parser)
     parser.add_argument("--show-dir", help="write confusion_matrix.png here")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="key.sub=value", help="recipe overrides")
     return parser.parse_args(argv)

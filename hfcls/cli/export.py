@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import add_ema_flags, cli_entry
 
 
 def parse_args(argv=None):
@@ -25,8 +25,7 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, default=256, help="validate on at most this many images (default 256)")
     parser.add_argument("--recipe", help="the training recipe (default: the run's recipe.yaml); a bare .safetensors "
                         "file needs it")
-    parser.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
-                        help="a training checkpoint's raw weights instead of its EMA")
+    add_ema_flags(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     return parser.parse_args(argv)
 
