@@ -137,7 +137,7 @@ def export_graph(model, example: torch.Tensor, opset: int, dynamic_batch: bool, 
 def _exportable(model, fp16: bool):
     # SDPA attention decomposes into a view torch's ONNX decomposition rejects (Swin, torch 2.14);
     # eager attention is the same arithmetic written out, and exports.
-    if getattr(model.config, "_attn_implementation", None) not in (None, "eager"):
+    if hasattr(model, "set_attn_implementation"):  # every transformers model; a no-op without attention
         model.set_attn_implementation("eager")
     return model.half() if fp16 else model.float()
 
