@@ -16,6 +16,7 @@ closer than that tolerance: a tie, not a disagreement.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -139,7 +140,8 @@ def _exportable(model, fp16: bool):
     # eager attention is the same arithmetic written out, and exports.
     if hasattr(model, "set_attn_implementation"):  # every transformers model; a no-op without attention
         model.set_attn_implementation("eager")
-    return model.half() if fp16 else model.float()
+    # A copy: the float32 model stays the reference the check compares the graph with.
+    return copy.deepcopy(model).half() if fp16 else model.float()
 
 
 def _export_failure(error: Exception) -> str:
