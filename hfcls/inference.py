@@ -14,21 +14,19 @@ does for its config's problem_type) and predicts every class at or above `thresh
 
 from __future__ import annotations
 
-import glob
 import logging
 import math
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from hfcls.artifacts.layout import RECIPE_FILE
-from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
-from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS, decode, pil_to_uint8
-from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor
+from hfcls.artifacts.weights import inspect_artifact, load_predictor, preprocessor, run_recipe
+from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS
+from hfcls.data.images import eval_preprocessing, expand_images, to_uint8_tensor  # noqa: F401  (hfcls.inference's API)
+from hfcls.engine.features import PenultimateFeatures
 from hfcls.engine.precision import check_mixed_precision
+from hfcls.engine.tta import with_tta
 from hfcls.errors import HfclsError
 from hfcls.models import MULTI_LABEL, class_names_of, class_scores, classes_above, problem_type_of_model
 from hfcls.recipe import load_recipe
@@ -40,10 +38,12 @@ class ImageClassifier:
     """Callable like `transformers.pipeline("image-classification")`; see `pipeline`."""
 
     def __init__(self, model, transform, normalize, device, top_k=None, batch_size=8, num_workers=0,
-                 autocast_dtype=None, channels_last=False, max_image_pixels=MAX_IMAGE_PIXELS, threshold=0.5):
+                 autocast_dtype=None, channels_last=False, max_image_pixels=MAX_IMAGE_PIXELS, threshold=0.5,
+                 tta=None):
         self.model = model.to(device).eval()
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.scorer = with_tta(self.model, tta)  # the model itself without test-time views
         self.class_names = class_names_of(model)
         self.problem_type, self.threshold = problem_type_of_model(model), threshold
         self.transform, self.normalize = transform, normalize.to(device)
@@ -70,10 +70,18 @@ class ImageClassifier:
             chosen = zip(ids.tolist(), values.tolist())
         return [{"label": self.class_names[i], "score": v} for i, v in chosen]
 
-    @torch.inference_mode()
     def scores(self, images: list, batch_size=None, skip_bad_images=False):
         """(N, C) scores (softmax, or sigmoids for a multi-label model), and the indices of `images`
         they belong to (all of them unless skipping)."""
+        return self._outputs(images, batch_size, skip_bad_images, self._forward, len(self.class_names))
+
+    def features(self, images: list, batch_size=None) -> torch.Tensor:
+        """(N, D) embeddings: the pooled features the model's head reads (hfcls.engine.features), without TTA."""
+        embedder = PenultimateFeatures(self.model)
+        return self._outputs(list(images), batch_size, False, lambda pixels: self._run(embedder, pixels), 0)[0]
+
+    @torch.inference_mode()
+    def _outputs(self, images: list, batch_size, skip_bad_images, forward, width: int):
         loader = torch.utils.data.DataLoader(
             _Decoded(images, self.transform, self.max_image_pixels), batch_size=batch_size or self.batch_size,
             num_workers=self.num_workers, collate_fn=list)
@@ -89,19 +97,22 @@ class ImageClassifier:
                     raise HfclsError(error)
             if good:
                 kept.extend(i for i, _ in good)
-                all_scores.append(self._forward(torch.stack([p for _, p in good])))
-        num_classes = len(self.class_names)
-        return (torch.cat(all_scores) if all_scores else torch.empty(0, num_classes)), kept
+                all_scores.append(forward(torch.stack([p for _, p in good])))
+        return (torch.cat(all_scores) if all_scores else torch.empty(0, width)), kept
 
     def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return class_scores(self._run(self.scorer, pixels), self.problem_type)
+
+    def _run(self, model, pixels: torch.Tensor) -> torch.Tensor:
+        """`model`'s float logits for a uint8 batch, on the CPU, with the recipe's precision and layout."""
         inputs = self.normalize(pixels.to(self.device))
         if self.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
                     else nullcontext())
         with autocast:
-            logits = self.model(pixel_values=inputs).logits
-        return class_scores(logits.float(), self.problem_type).cpu()
+            logits = model(pixel_values=inputs).logits
+        return logits.float().cpu()
 
 
 class _Decoded(torch.utils.data.Dataset):
@@ -122,19 +133,6 @@ class _Decoded(torch.utils.data.Dataset):
             return index, None, f"cannot decode image {_describe(image)} ({error})"
 
 
-def to_uint8_tensor(image, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
-    """A path, PIL image or HWC/HW uint8 array -> uint8 CHW RGB tensor, by the loaders' decode rule."""
-    if isinstance(image, (str, Path)):
-        return decode({"path": str(image), "bytes": None}, to_rgb=True, max_pixels=max_pixels)
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ValueError(f"arrays must be uint8 HxWxC or HxW, got {image.dtype}")
-        image = Image.fromarray(image)
-    if isinstance(image, Image.Image):
-        return pil_to_uint8(image, to_rgb=True)
-    raise ValueError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
-
-
 def _describe(image) -> str:
     if isinstance(image, (str, Path)):
         return str(image)
@@ -145,7 +143,7 @@ def _describe(image) -> str:
 
 
 def pipeline(model, recipe=None, device=None, top_k: int | None = None, batch_size: int = 8, num_workers: int = 0,
-             use_ema: bool | None = None, threshold: float = 0.5):
+             use_ema: bool | None = None, threshold: float = 0.5, tta=None):
     """An image classifier from any artifact, called like `transformers.pipeline`'s.
 
     model: a best/ or latest/ folder, a checkpoints/epoch_N folder or a published
@@ -157,13 +155,15 @@ def pipeline(model, recipe=None, device=None, top_k: int | None = None, batch_si
     top_k: how many labels a call returns: the best 5 by default; for a multi-label model,
         every label scoring >= `threshold` (at most top_k when given).
     use_ema: for a training checkpoint, its EMA (the default when it has one) or raw weights.
+    tta: "flip", "crops" or "flip,crops": scores averaged over those views (hfcls.engine.tta).
+    `.features(images)` of the result gives the pooled features (embeddings) instead of scores.
     """
     if isinstance(recipe, (str, Path)):
         recipe = load_recipe(recipe)
     artifact = inspect_artifact(model)
     recipe = recipe or run_recipe(artifact)
-    classifier = load_model(artifact, use_ema=use_ema, recipe=recipe)
-    specs, mean, std = eval_pipeline_from_preprocessor(preprocessor(artifact, recipe).to_dict(), str(artifact))
+    classifier = load_predictor(artifact, use_ema=use_ema, recipe=recipe)
+    transform, normalize = eval_preprocessing(preprocessor(artifact, recipe).to_dict(), str(artifact))
     device = torch_device(device)
     autocast_dtype, channels_last, max_pixels = None, False, MAX_IMAGE_PIXELS
     if recipe is not None:
@@ -173,8 +173,8 @@ def pipeline(model, recipe=None, device=None, top_k: int | None = None, batch_si
         if precision == "bf16" or (precision == "fp16" and device.type == "cuda"):
             autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         channels_last, max_pixels = recipe.train.channels_last, recipe.data.max_image_pixels
-    return ImageClassifier(classifier, build_pipeline(specs, "eval transforms"), Normalize(mean, std), device,
-                           top_k, batch_size, num_workers, autocast_dtype, channels_last, max_pixels, threshold)
+    return ImageClassifier(classifier, transform, normalize, device, top_k, batch_size, num_workers, autocast_dtype,
+                           channels_last, max_pixels, threshold, tta)
 
 
 def torch_device(name: str | None) -> torch.device:
@@ -191,27 +191,7 @@ def torch_device(name: str | None) -> torch.device:
     return device
 
 
-def run_recipe(artifact):
-    """The recipe.yaml of the run the artifact belongs to, or None for a file on its own."""
-    work_dir = artifact.work_dir
-    return load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
-
-
 # ----------------------------------------------------------------------------- hfcls-demo's inputs and pictures
-
-
-def expand_images(pattern: str) -> tuple[list, bool]:
-    """IMAGE as the demo takes it -> (files, is_many): a file, a folder (all files below it) or a glob."""
-    path = Path(pattern)
-    if path.is_file():
-        return [str(path)], False
-    if path.is_dir():
-        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    else:
-        files = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
-    if not files:
-        raise HfclsError(f"no image files at {pattern}; pass an image, a folder or a glob such as 'photos/*.jpg'")
-    return files, True
 
 
 def check_picture_path(path) -> None:
@@ -272,3 +252,29 @@ def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k:
             out = Path(draw_to) / f"{Path(files[index]).stem}.png" if many else Path(draw_to)
             draw_prediction(files[index], predictions, out)
     return results
+
+
+PREDICTION_FILES = (".csv", ".json")
+
+
+def save_predictions(results: list, path) -> Path:
+    """classify_images' results as one row per image: path, then each top-k label and score
+    (.csv: label_1, score_1, ...; .json: [{"path", "predictions": [{"label", "score"}, ...]}])."""
+    import csv
+    import json
+
+    path = Path(path)
+    if path.suffix not in PREDICTION_FILES:
+        raise HfclsError(f"{path}: predictions are written as {' or '.join(PREDICTION_FILES)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        path.write_text(json.dumps([{"path": file, "predictions": predictions} for file, predictions in results],
+                                   indent=1))
+        return path
+    k = max((len(predictions) for _, predictions in results), default=0)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", *(f"{column}_{rank}" for rank in range(1, k + 1) for column in ("label", "score"))])
+        for file, predictions in results:
+            writer.writerow([file, *(value for p in predictions for value in (p["label"], f"{p['score']:.6f}"))])
+    return path

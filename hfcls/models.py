@@ -34,6 +34,18 @@ def label_maps(class_names: list, problem_type: str = SINGLE_LABEL) -> dict:
     return maps
 
 
+class LogitsOnly(torch.nn.Module):
+    """A classifier as a module that returns its logits tensor, not a ModelOutput: the form
+    torch's ONNX exporter and pytorch-grad-cam call."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        return self.model(pixel_values=pixel_values).logits
+
+
 def class_names_of(model) -> list:
     return [model.config.id2label[i] for i in range(model.config.num_labels)]
 

@@ -152,6 +152,7 @@ class TrainSection:
     # Hugging Face folder beside it (hfcls.artifacts.publish), then optionally a push to this Hub repo id.
     publish: bool = True
     push_to_hub: Optional[str] = None
+    license: Optional[str] = None  # the model card's license, a Hub license id (apache-2.0, mit, ...)
 
 
 @dataclass
@@ -302,9 +303,14 @@ def _raised_at(error: Exception) -> str:
     return f" ({frame.filename}, line {frame.lineno})"
 
 
+def recipe_yaml(recipe: Recipe) -> str:
+    """The resolved recipe (bases merged, overrides applied) as YAML: `hfcls-train` can rerun from it alone."""
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
+
+
 def save_recipe(recipe: Recipe, path) -> None:
     """Write the resolved recipe; `hfcls-train` can rerun from this file alone."""
-    write_atomic(path, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    write_atomic(path, recipe_yaml(recipe))
 
 
 def _read_yaml(path: Path) -> dict:

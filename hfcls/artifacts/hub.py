@@ -1,6 +1,9 @@
 """Push a model to the Hugging Face Hub with a generated model card.
 
-The card (README.md) carries the run's validation metrics (metrics.jsonl), its
+The card (README.md) is built with huggingface_hub's ModelCard: its front matter
+has a `model-index` with the validation accuracies as fractions (what the Hub shows),
+`base_model` (model.pretrained), `datasets` (a hub source) and `license`
+(train.license). Its text carries the run's validation metrics (metrics.jsonl), its
 recipe, the class names, a `transformers.pipeline` snippet and the hfcls
 version; they are read from the work dir the artifact sits in (found by
 `hfcls.artifacts.layout.work_dir_of`), or from `work_dir`. Any artifact the
@@ -58,26 +61,65 @@ def evaluation_row(work_dir: Path, best: bool) -> dict | None:
 
 
 def model_card(folder: Path, repo_id: str, work_dir: Path | None, best: bool = False) -> str:
+    """README.md: front matter the Hub reads (huggingface_hub's ModelCardData: model-index with the
+    validation accuracies as fractions, base_model, datasets, license), then the text for people."""
+    from huggingface_hub import ModelCard
+
     config = json.loads((folder / "config.json").read_text())
     names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+    recipe = load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
+    row = evaluation_row(work_dir, best) if work_dir is not None else None
     parts = [
-        "---\nlibrary_name: transformers\npipeline_tag: image-classification\ntags:\n- hfcls\n"
-        "- image-classification\n---\n",
         f"# {repo_id.split('/')[-1]}\n",
         f"An image classifier (`{config['model_type']}`, {len(names)} classes) trained with "
         f"hfcls {__version__}.\n",
-        metrics_section(work_dir, best),
-        usage_section(repo_id, config["model_type"]),
+        metrics_section(row),
+        usage_section(repo_id, config),
         "## Classes\n\nIn label-index order: " + ", ".join(f"`{name}`" for name in names) + "\n",
     ]
     if work_dir is not None:
-        recipe = (work_dir / RECIPE_FILE).read_text()
-        parts.append(f"## Training recipe\n\nThe resolved recipe, exactly as it ran:\n\n```yaml\n{recipe}```\n")
-    return "\n".join(parts)
+        text = (work_dir / RECIPE_FILE).read_text()
+        parts.append(f"## Training recipe\n\nThe resolved recipe, exactly as it ran:\n\n```yaml\n{text}```\n")
+    data = card_data(repo_id, recipe, row)
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts)))
 
 
-def metrics_section(work_dir: Path | None, best: bool) -> str:
-    row = evaluation_row(work_dir, best) if work_dir is not None else None
+def card_data(repo_id: str, recipe, row: dict | None):
+    from huggingface_hub import EvalResult, ModelCardData
+
+    source = _evaluated_source(recipe)
+    hub_name = source.get("name") if source.get("type") == "hub" else None
+    dataset_name = hub_name or Path(str(source.get("path") or source.get("root") or source.get("type", "custom"))).name
+    accuracies = sorted((int(key.removeprefix("val_accuracy_top")), value) for key, value in (row or {}).items()
+                        if key.startswith("val_accuracy_top"))
+    results = [EvalResult(task_type="image-classification", dataset_type=hub_name or source.get("type", "custom"),
+                          dataset_name=dataset_name, dataset_split="validation", metric_type="accuracy",
+                          metric_name=f"top-{k} accuracy", metric_value=round(value / 100, 6))
+               for k, value in accuracies]  # metrics.jsonl holds percentages; the Hub reads fractions
+    pretrained = recipe.model.pretrained if recipe is not None else None
+    return ModelCardData(
+        library_name="transformers", pipeline_tag="image-classification", tags=["hfcls", "image-classification"],
+        license=recipe.train.license if recipe is not None else None,
+        base_model=pretrained if pretrained and not Path(pretrained).exists() else None,
+        datasets=[hub_name] if hub_name else None,
+        model_name=repo_id.split("/")[-1] if results else None, eval_results=results or None)
+
+
+def card_metadata(folder: Path) -> str:
+    """The YAML front matter of a staged folder's model card, as the Hub parses it."""
+    from huggingface_hub import ModelCard
+
+    return ModelCard.load(Path(folder) / "README.md").data.to_yaml() + "\n"
+
+
+def _evaluated_source(recipe) -> dict:
+    """The data source the card's metrics come from: data.val, else the train split it was held out of."""
+    if recipe is None:
+        return {}
+    return dict(recipe.data.val or recipe.data.train or {})
+
+
+def metrics_section(row: dict | None) -> str:
     if row is None:
         return "## Evaluation\n\nNo validation metrics were recorded for this model.\n"
     lines = [f"## Evaluation\n\nValidation set, epoch {row['epoch']} (accuracies in %):\n",
@@ -86,13 +128,14 @@ def metrics_section(work_dir: Path | None, best: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def usage_section(repo_id: str, model_type: str) -> str:
-    import hfcls.modeling
-
-    custom = model_type in {config.model_type for config in hfcls.modeling.CUSTOM_MODELS}
-    register = "import hfcls.modeling  # registers hfcls's own architectures, such as this one\n" if custom else ""
-    return ("## Usage\n\n```python\n" + register + "from transformers import pipeline\n\n"
-            f'classifier = pipeline("image-classification", model="{repo_id}")\n'
+def usage_section(repo_id: str, config: dict) -> str:
+    """A pipeline snippet; hfcls's own architectures travel as code beside the weights (auto_map)."""
+    remote = ", trust_remote_code=True" if "auto_map" in config else ""
+    note = ("`trust_remote_code=True` runs the model's code shipped in this repo "
+            f"({', '.join(sorted(set(v.split('.')[0] + '.py' for v in config['auto_map'].values())))}); "
+            "hfcls itself is not needed.\n\n" if remote else "")
+    return ("## Usage\n\n" + note + "```python\nfrom transformers import pipeline\n\n"
+            f'classifier = pipeline("image-classification", model="{repo_id}"{remote})\n'
             'print(classifier("image.jpg"))\n```\n')
 
 

@@ -14,6 +14,7 @@
         scheduler.json         the LR schedule's position
       latest/, best/         Hugging Face folders of the evaluated weights (the EMA when there is one)
       publish/<name>-<sha256[:8]>.safetensors (and a Hugging Face folder of the same name)
+    anywhere: <name>.onnx from hfcls-export, metadata under the same key as a published file's
 
 A published file's name carries the first 8 hex digits of its own sha256, and
 its metadata (one key, `hfcls`) holds the model config, class names and preprocessing.
@@ -45,6 +46,7 @@ EXPORT_RESULTS = (*EXPORTS, "publish", METRICS_FILE)  # what a finished run leav
 RUN_NAMES = {RECIPE_FILE, LOCK_FILE, CHECKPOINTS, *EXPORT_RESULTS, "log.txt", "tensorboard"}  # a run's own entries
 # Only a completed save has its final name: epoch_3.tmp is being written, epoch_3.old being removed.
 CHECKPOINT_NAME = re.compile(r"(epoch|step)_\d+")
+ONNX_SUFFIX = ".onnx"  # hfcls-export's graphs, their metadata under METADATA_KEY
 
 HASH_CHARS = 8
 HASHED_NAME = re.compile(r"-([0-9a-f]{8})\.safetensors$")

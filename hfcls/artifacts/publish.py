@@ -89,6 +89,7 @@ def portable_config(model) -> dict:
     weights publish to the same bytes (and hash) from any folder or checkpoint."""
     config = json.loads(model.config.to_json_string(use_diff=False))
     config.pop("_name_or_path", None)
+    config.pop("auto_map", None)  # set by the first save_pretrained of a custom model: not part of the model
     config["architectures"] = [type(model).__name__]
     config["dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
     return config

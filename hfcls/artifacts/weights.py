@@ -13,6 +13,9 @@ Kinds (`inspect_artifact`):
 - "weights": any other .safetensors file: one with hfcls metadata (a published file renamed) is read
   as published, names its own classes and is not hash-checked; a bare state dict takes its
   architecture and class names from a recipe.
+- "onnx": an `.onnx` graph from hfcls-export, its config, class names and preprocessing in its
+  metadata. It has no PyTorch weights: `load_predictor` runs it with onnxruntime for
+  evaluation and inference; `load_model` (what needs weights) refuses it.
 
 `use_ema`: None (the default) reads what the run evaluated, which is the EMA of a checkpoint
 that holds one; True insists on the EMA; False takes a checkpoint's raw weights.
@@ -26,20 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hfcls.artifacts.layout import (CONFIG_FILE, EMA_FILE, EXPORTS, HASH_CHARS, HASHED_NAME, METADATA_KEY,
-                                    PREPROCESSOR_FILE, STATE_FILE, WEIGHTS_FILE, checked_state, file_sha256,
-                                    work_dir_of)
+                                    ONNX_SUFFIX, PREPROCESSOR_FILE, RECIPE_FILE, STATE_FILE, WEIGHTS_FILE,
+                                    checked_state, file_sha256, work_dir_of)
 from hfcls.errors import HfclsError
 
 logger = logging.getLogger(__name__)
 
-FORMS = ("a best/ or latest/ folder, a checkpoints/epoch_N folder, a published <name>-<hash>.safetensors "
-         "or another .safetensors file")
+FORMS = ("a best/ or latest/ folder, a checkpoints/epoch_N folder, a published <name>-<hash>.safetensors, "
+         "another .safetensors file or an .onnx file from hfcls-export")
 
 
 @dataclass(frozen=True)
 class Artifact:
     path: Path
-    kind: str  # "hf", "checkpoint", "published" or "weights"
+    kind: str  # "hf", "checkpoint", "published", "weights" or "onnx"
 
     @property
     def work_dir(self) -> Path | None:
@@ -65,6 +68,8 @@ def inspect_artifact(path) -> Artifact:
         raise HfclsError(f"{path} is not a model folder (no {CONFIG_FILE} or {STATE_FILE}); pass {FORMS}")
     if path.is_file() and path.suffix == ".safetensors":
         return Artifact(path, "published" if HASHED_NAME.search(path.name) else "weights")
+    if path.is_file() and path.suffix == ONNX_SUFFIX:
+        return Artifact(path, "onnx")
     if path.exists():
         raise HfclsError(f"checkpoint {path} is not a folder or a .safetensors file; pass {FORMS}")
     raise HfclsError(f"checkpoint {path} does not exist; pass {FORMS}")
@@ -80,11 +85,35 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
         checked_state(artifact.path)  # every file whole, as saved
         return read_safetensors(artifact.path / _checkpoint_weights(artifact, use_ema))
     _check_single_set(artifact, use_ema)
+    if artifact.kind == "onnx":
+        raise HfclsError(f"{artifact} is an ONNX graph, not PyTorch weights: it evaluates and predicts "
+                         "(hfcls-eval, hfcls-demo), but this needs the checkpoint or folder it was exported from")
     if artifact.kind == "hf":
-        return read_safetensors(artifact.path / WEIGHTS_FILE)
+        return _hf_folder_state(artifact)
     if artifact.kind == "published":
         verify_published(artifact.path)
     return read_safetensors(artifact.path)
+
+
+def _hf_folder_state(artifact: Artifact) -> dict:
+    """A Hugging Face folder's weights under the model's own names. save_pretrained may store them
+    under the original checkpoint names (transformers 5 does for ViT, DeiT and Swin attention);
+    from_pretrained maps them back, and whatever it could not place is an error, not a random init."""
+    from transformers import AutoModelForImageClassification
+
+    from hfcls.models import remote_code_refused  # registers hfcls's own architectures with the Auto classes
+
+    read_safetensors(artifact.path / WEIGHTS_FILE, check_only=True)
+    with remote_code_refused(artifact.path, str(artifact)):
+        model, info = AutoModelForImageClassification.from_pretrained(artifact.path, output_loading_info=True,
+                                                                      trust_remote_code=False)
+    problems = {name: sorted(info[key]) for name, key in (("missing", "missing_keys"), ("unexpected", "unexpected_keys"),
+                                                          ("differently shaped", "mismatched_keys")) if info[key]}
+    if problems:
+        name, keys = next(iter(problems.items()))
+        raise HfclsError(f"{artifact}: {WEIGHTS_FILE} does not match its {CONFIG_FILE} ({len(keys)} {name} tensors, "
+                         f"e.g. {keys[0]}); the folder is damaged: export it again")
+    return {key: value.detach() for key, value in model.state_dict().items()}
 
 
 def _checkpoint_weights(artifact: Artifact, use_ema: bool | None) -> str:
@@ -101,10 +130,15 @@ def _check_single_set(artifact: Artifact, use_ema: bool | None) -> None:
                          "EMA and the raw weights needs a training checkpoint (checkpoints/epoch_N)")
 
 
-def read_safetensors(path) -> dict:
+def read_safetensors(path, check_only: bool = False) -> dict | None:
+    """The tensors of a .safetensors file; with `check_only`, only that it opens as one."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     try:
+        if check_only:
+            with safe_open(str(path), framework="pt"):
+                return None
         return load_file(str(path), device="cpu")
     except Exception as error:  # safetensors raises its own untyped errors
         raise HfclsError(f"cannot read weights {path} ({error}); the file is damaged or not safetensors") from None
@@ -189,6 +223,16 @@ def load_model(path, *, use_ema: bool | None = None, recipe=None):
 def trusts_remote_code(recipe) -> bool:
     """Only a recipe that says so lets a model folder's own Python files run (model.trust_remote_code)."""
     return recipe is not None and recipe.model.trust_remote_code
+def load_predictor(path, *, use_ema: bool | None = None, recipe=None):
+    """What evaluation and inference run: `load_model`'s model, or for an .onnx file its graph
+    on onnxruntime behind the same call (`model(pixel_values=x).logits`, `config.id2label`)."""
+    artifact = inspect_artifact(path)
+    if artifact.kind == "onnx":
+        from hfcls.artifacts.onnx_model import OnnxClassifier
+
+        _check_single_set(artifact, use_ema)
+        return OnnxClassifier(artifact.path, model_config(artifact)).eval()
+    return load_model(artifact, use_ema=use_ema, recipe=recipe)
 
 
 def preprocessor(path, recipe=None):
@@ -208,9 +252,13 @@ def preprocessor(path, recipe=None):
 
 
 def own_metadata(artifact: Artifact, recipe=None) -> dict | None:
-    """What a .safetensors file says about itself: a published file's hfcls metadata (required unless a
-    recipe stands in), or that of any other file that has it (a published file renamed), which then
-    names its classes rather than the recipe."""
+    """What a file says about itself: an ONNX graph's metadata, a published file's hfcls metadata
+    (required unless a recipe stands in), or that of any other .safetensors file that has it (a
+    published file renamed), which then names its classes rather than the recipe."""
+    if artifact.kind == "onnx":
+        from hfcls.artifacts.onnx_model import onnx_metadata
+
+        return onnx_metadata(artifact.path)
     if artifact.kind not in ("published", "weights"):
         return None
     return published_metadata(artifact.path, required=artifact.kind == "published" and recipe is None)
@@ -253,6 +301,14 @@ def load_weights(model, state: dict, where) -> None:
 def _is_head(ours, theirs, num_labels: int) -> bool:
     """A classifier tensor: one row per class, the same otherwise."""
     return ours.shape[0] == num_labels and ours.shape[1:] == theirs.shape[1:]
+
+
+def run_recipe(artifact):
+    """The recipe.yaml of the run the artifact belongs to, or None for a file on its own."""
+    from hfcls.recipe import load_recipe
+
+    work_dir = inspect_artifact(artifact).work_dir
+    return load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
 
 
 def recipe_class_names(recipe) -> list:

@@ -38,3 +38,12 @@ def cli_entry(main):
         return status
 
     return wrapper
+
+
+def add_ema_flags(parser) -> None:
+    """--ema / --no-ema into `use_ema` (None: what the run evaluated, the EMA when there is one)."""
+    ema = parser.add_mutually_exclusive_group()
+    ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
+                     help="a training checkpoint's EMA weights (the default when it holds them)")
+    ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
+                     help="a training checkpoint's raw weights, even when it holds EMA weights")

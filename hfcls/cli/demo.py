@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 
@@ -22,21 +23,25 @@ def parse_args(argv=None):
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-workers", type=int, default=2, help="processes decoding images")
-    parser.add_argument("--out", help="save the image with its prediction drawn on it (a .png file; "
-                        "a folder when IMAGE is a folder or glob)")
+    parser.add_argument("--out", help="preds.csv or preds.json: one row per image (path, top-k labels and scores); "
+                        "else the image with its prediction drawn on it (a .png file; a folder when IMAGE is a "
+                        "folder or glob)")
     return parser.parse_args(argv)
 
 
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.inference import classify_images
+    from hfcls.inference import PREDICTION_FILES, classify_images, save_predictions
     from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)
+    table = args.out is not None and Path(args.out).suffix in PREDICTION_FILES
     results = classify_images(args.image, args.checkpoint, recipe=args.recipe, device=args.device, top_k=args.topk,
-                              batch_size=args.batch_size, num_workers=args.num_workers, draw_to=args.out,
-                              threshold=args.threshold)
+                              batch_size=args.batch_size, num_workers=args.num_workers,
+                              draw_to=None if table else args.out, threshold=args.threshold)
+    if table:
+        save_predictions(results, args.out)
     for file, predictions in results:
         print(file)
         for rank, p in enumerate(predictions, 1):

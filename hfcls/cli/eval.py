@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry
 from hfcls.evaluation.results import OUT_ITEMS
 from hfcls.metrics import METRICS, parse_metric_options
 from hfcls.recipe import load_recipe
@@ -26,14 +26,12 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
     parser.add_argument("--out-items", nargs="+", default=["metrics", "pred"], choices=OUT_ITEMS,
                         help="what --out holds: metrics, pred (per-sample label, class, score), "
-                        "class_scores (per-sample scores of every class)")
+                        "class_scores (per-sample scores of every class), features (per-sample pooled features)")
+    parser.add_argument("--tta", metavar="VIEWS", help="test-time augmentation: flip, crops or flip,crops "
+                        "(the softmax averaged over those views)")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--batch-size", type=int, help="per process (default: data.eval_batch_size or batch_size)")
-    ema = parser.add_mutually_exclusive_group()
-    ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
-                     help="a training checkpoint's EMA weights (the default when it holds them)")
-    ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
-                     help="a training checkpoint's raw weights")
+    add_ema_flags(parser)
     parser.add_argument("--show-dir", help="write confusion_matrix.png here")
     parser.add_argument("--overwrite", action="store_true", help="replace an --out file or a --show-dir image "
                         "that exists already (otherwise refused before the evaluation)")
@@ -53,7 +51,7 @@ def main(argv=None):
     setup_logging(None, is_main=True)
     results = evaluate_checkpoint(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
                                   metric_options=options, use_ema=args.use_ema, batch_size=args.batch_size,
-                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir,
+                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir, tta=args.tta,
                                   overwrite=args.overwrite)
     if not results:  # not the main process
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry
 
 
 def parse_args(argv=None):
@@ -22,11 +22,7 @@ def parse_args(argv=None):
     parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash> (MMClassification's form)")
     parser.add_argument("--recipe", help="the training recipe, for a bare .safetensors file")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT-<hash> files that exist already")
-    ema = parser.add_mutually_exclusive_group()
-    ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
-                     help="a training checkpoint's EMA weights (the default when it holds them)")
-    ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
-                     help="a training checkpoint's raw weights, even when it holds EMA weights")
+    add_ema_flags(parser)
     return parser.parse_args(argv)
 
 

@@ -32,7 +32,7 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.artifacts.hub import push, stage
+    from hfcls.artifacts.hub import card_metadata, push, stage
     from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)  # results on stdout; library progress bars off
@@ -43,6 +43,7 @@ def main(argv=None):
         files = ", ".join(sorted(p.name for p in staged.iterdir()))
         visibility = "private" if args.private else "public"
         print(f"dry run: wrote {staged} ({files}); would upload it to {visibility} repo {args.repo_id}")
+        print(f"model card metadata (README.md front matter):\n{card_metadata(staged)}", end="")
         return
     print(push(source, args.repo_id, args.private, args.revision, args.commit_message, args.work_dir))
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
-from hfcls.recipe import load_recipe
+from hfcls.recipe import load_recipe, recipe_yaml
 
 
 def parse_args(argv=None):
@@ -30,6 +30,8 @@ def parse_args(argv=None):
     start.add_argument("--load-from", metavar="CKPT", help="start a new run (epoch 0) from these weights only: "
                        "a checkpoint or Hugging Face folder, a .safetensors file or a Hub id")
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training (not advised)")
+    parser.add_argument("--print-recipe", action="store_true",
+                        help="print the resolved recipe (after _base_ and overrides) and exit without training")
     return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
@@ -50,6 +52,9 @@ def merge_args(args):
 def main(argv=None):
     args = parse_args(argv)
     recipe = merge_args(args)
+    if args.print_recipe:
+        print(recipe_yaml(recipe), end="")
+        return
     from hfcls.api import train  # heavy imports after the recipe is known to be valid
     from hfcls.engine.signals import TrainingInterrupted
 

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import torch
 
-from hfcls.artifacts.weights import load_model
+from hfcls.artifacts.weights import load_predictor
 from hfcls.data.build import (align_labels, build_datasets, build_eval_loader, check_labelled, class_names,
                               for_problem)
+from hfcls.data.images import dataset_files
 from hfcls.data.transforms import Normalize
+from hfcls.engine.features import PenultimateFeatures
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.steps import predict
+from hfcls.engine.tta import parse_tta, with_tta
 from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, check_writable, storage_errors
 from hfcls.evaluation.report import plot_confusion_matrix
@@ -32,15 +35,17 @@ CONFUSION_PNG = "confusion_matrix.png"
 
 def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), metric_options: dict | None = None,
                         use_ema: bool | None = None, batch_size: int | None = None, out=None,
-                        out_items=("metrics", "pred"), show_dir=None, overwrite: bool = False) -> dict:
+                        out_items=("metrics", "pred"), show_dir=None, tta=None, overwrite: bool = False) -> dict:
     """Evaluate any artifact the reader knows on the recipe's `split`.
 
     metrics: names from hfcls.metrics.METRICS, of the model's kind (single- or multi-label);
     metric_options: topk (single-label: default the recipe's evaluation.topk; multi-label:
     the top-k rule instead of the 0.5 threshold), thrs, average. out: a results file holding
-    `out_items` (metrics, pred, class_scores; a multi-label prediction is every class at or
-    above the first of thrs, else 0.5); show_dir: where confusion_matrix.png goes. Both are
-    checked before the evaluation: writable, and new unless `overwrite`.
+    `out_items` (metrics, pred, class_scores, features: the pooled features the head reads; a
+    multi-label prediction is every class at or above the first of thrs, else 0.5); show_dir:
+    where confusion_matrix.png goes. Both are checked before the evaluation: writable, and new
+    unless `overwrite`. tta: "flip", "crops" or "flip,crops" averages the class probabilities
+    over those views (hfcls.engine.tta).
     Returns, on the main process, {"metrics", "class_names", "samples", "written"}
     (the files written); {} on the others.
     """
@@ -58,9 +63,10 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
         check_writable(show_dir, f"--show-dir {show_dir}")
     if batch_size is not None and batch_size < 1:
         raise HfclsError("--batch-size must be at least 1")
+    tta = parse_tta(tta)
     with accelerator_session(recipe) as accelerator:
         with accelerator.main_process_first():  # the main process fills the datasets cache
-            model = load_model(checkpoint, use_ema=use_ema, recipe=recipe)
+            model = load_predictor(checkpoint, use_ema=use_ema, recipe=recipe)
             names, problem_type = class_names_of(model), problem_type_of_model(model)
             dataset = eval_split(recipe, split, names, checkpoint, problem_type)
             options = metric_settings(recipe, problem_type, metrics, metric_options, show_dir, f"data.{split}")
@@ -69,10 +75,13 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
                            "without --metrics")
         logger.info("evaluating %s on %d %s images (%d classes) with %d process(es)", checkpoint, len(dataset),
                     split, len(names), accelerator.num_processes)
-        scores, labels, valid = predict_split(recipe, accelerator, model, dataset, batch_size)
+        scores, labels, valid = predict_split(recipe, accelerator, with_tta(model, tta), dataset, batch_size)
+        features = (predict_logits(recipe, accelerator, PenultimateFeatures(model), dataset, batch_size)[0]
+                    if out is not None and "features" in out_items else None)
         if not accelerator.is_main_process:
             return {}
-        return report(scores, labels, valid, names, metrics, options, out, out_items, show_dir)
+        files = dataset_files(dataset) if out is not None else None
+        return report(scores, labels, valid, names, metrics, options, out, out_items, show_dir, features, files)
 
 
 def metric_settings(recipe, problem_type: str, metrics: list, metric_options: dict | None, show_dir,
@@ -105,18 +114,23 @@ def eval_split(recipe, split: str, names: list, checkpoint, problem_type: str):
 
 def predict_split(recipe, accelerator, model, dataset, batch_size=None):
     """(scores, labels, valid) of the whole split in dataset order, on every process."""
+    logits, labels, valid = predict_logits(recipe, accelerator, model, dataset, batch_size)
+    return class_scores(logits, problem_type_of_model(model)), labels, valid
+
+
+def predict_logits(recipe, accelerator, model, dataset, batch_size=None):
+    """(what the model's `logits` hold, labels, valid) of the whole split in dataset order."""
     data, train = recipe.data, recipe.train
     loader = build_eval_loader(data, dataset, accelerator, recipe.seed, batch_size)
     if train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    problem_type = problem_type_of_model(model)
-    model = accelerator.prepare(model)
+    model = accelerator.prepare_model(model, evaluation_mode=True)  # no DDP: nothing to synchronise
     normalize = Normalize(data.mean, data.std).to(accelerator.device)
-    logits, labels, valid = predict(model, loader, accelerator, normalize, train.channels_last, data.skip_bad_images)
-    return class_scores(logits, problem_type), labels, valid
+    return predict(model, loader, accelerator, normalize, train.channels_last, data.skip_bad_images)
 
 
-def report(scores, labels, valid, names, metrics, options, out, out_items, show_dir) -> dict:
+def report(scores, labels, valid, names, metrics, options, out, out_items, show_dir, features=None,
+           files=None) -> dict:
     """The metrics, and the files `out` and `show_dir` asked for."""
     values = evaluate_metrics(metrics, scores[valid], labels[valid], **options) if metrics else {}
     written = []
@@ -128,9 +142,11 @@ def report(scores, labels, valid, names, metrics, options, out, out_items, show_
     if out is not None:
         items = set(out_items)
         results = {"metrics": values} if "metrics" in items and values else {}
-        if items & {"pred", "class_scores"}:
+        if items & {"pred", "class_scores", "features"}:
+            results["class_names"] = list(names)
             threshold = options["thrs"][0] if options["thrs"][0] is not None else 0.5
-            results["predictions"] = prediction_records(scores, labels, valid, names, items, threshold)
+            results["predictions"] = prediction_records(scores, labels, valid, names, items, threshold, features,
+                                                        files)
         write_results(out, results)
         written.append(Path(out))
     return {"metrics": values, "class_names": names, "samples": len(labels), "written": written}

@@ -14,7 +14,7 @@ from hfcls.unpickle import load_plain
 from hfcls.models import classes_above
 
 OUT_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".pkl": "pickle", ".pickle": "pickle"}
-OUT_ITEMS = ("metrics", "pred", "class_scores")
+OUT_ITEMS = ("metrics", "pred", "class_scores", "features")
 
 
 def results_format(path) -> str:
@@ -57,14 +57,18 @@ def read_results(path) -> dict:
     return load_plain(path.read_bytes())  # a results file holds plain data only: nothing in it may run
 
 
-def prediction_records(scores, labels, valid, names, items, threshold: float = 0.5) -> list:
+def prediction_records(scores, labels, valid, names, items, threshold: float = 0.5, features=None,
+                       files=None) -> list:
     """One record per sample, in dataset order; an undecodable (skipped) image has no prediction.
+    `files`: each sample's image file (None where it has none), recorded as `image`.
 
     Multi-hot labels (a multi-label model): gt_label lists the classes shown, and the prediction
     every class scoring >= `threshold`, best first (pred_label, pred_class, pred_score as lists).
     """
     if labels.ndim == 2:
-        return [_multi_label_record(scores[i], labels[i], bool(valid[i]), names, items, threshold)
+        return [_multi_label_record(scores[i], labels[i], bool(valid[i]), names, items, threshold,
+                                    features[i] if features is not None else None,
+                                    files[i] if files is not None and i < len(files) else None)
                 for i in range(len(labels))]
     best_scores, best_labels = scores.max(dim=1)
     records = []
@@ -77,11 +81,16 @@ def prediction_records(scores, labels, valid, names, items, threshold: float = 0
                           pred_score=float(best_scores[i]) if ok else None)
         if "class_scores" in items:
             record["class_scores"] = scores[i].tolist() if ok else None
+        if "features" in items and features is not None:
+            record["features"] = features[i].tolist() if ok else None
+        if files is not None and i < len(files) and files[i] is not None:
+            record["image"] = files[i]
         records.append(record)
     return records
 
 
-def _multi_label_record(scores, labels, ok: bool, names, items, threshold: float) -> dict:
+def _multi_label_record(scores, labels, ok: bool, names, items, threshold: float, features=None,
+                        file=None) -> dict:
     record = {"gt_label": [int(c) for c in (labels == 1).nonzero().flatten()]}
     if "pred" in items:
         above = classes_above(scores, threshold) if ok else None
@@ -90,4 +99,8 @@ def _multi_label_record(scores, labels, ok: bool, names, items, threshold: float
                       pred_score=[s for _, s in above] if ok else None)
     if "class_scores" in items:
         record["class_scores"] = scores.tolist() if ok else None
+    if "features" in items and features is not None:
+        record["features"] = features.tolist() if ok else None
+    if file is not None:
+        record["image"] = file
     return record

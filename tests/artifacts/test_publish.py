@@ -44,7 +44,11 @@ def test_run_ends_with_a_hashed_file_of_the_final_weights(run):
     assert metadata["config"]["model_type"] == "cifar_resnet"
     assert metadata["preprocessor"] == json.loads((run / "latest" / "preprocessor_config.json").read_text())
     folder = published.with_suffix("")
-    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "preprocessor_config.json"}
+    # cifar_resnet is hfcls's own: its code travels beside the weights, for transformers alone (auto_map)
+    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "preprocessor_config.json",
+                                                 "cifar_resnet.py"}
+    assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModelForImageClassification"] == \
+        "cifar_resnet.CifarResNetForImageClassification"
 
 
 def test_published_model_predicts_as_the_source(run):

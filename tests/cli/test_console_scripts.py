@@ -214,3 +214,90 @@ def test_launch_helpers_module():
     root = REPO / "recipes" / "digits" / "resnet-tiny_1xb64_digits.yaml"
     assert ok(run("hfcls.cli.dist", "port", root)).strip() == "29500"
     user_error(run("hfcls.cli.dist", "check-port", "abc"), "port", "1 to 65535")
+
+
+def test_hfcls_export(trained, tmp_path):
+    root, recipe, work = trained
+    out = ok(run("hfcls-export", work / "best", tmp_path / "m.onnx", "--dynamic-batch"))
+    assert "max |delta logit|" in out and "top-1 accuracy: pytorch" in out and (tmp_path / "m.onnx").is_file()
+    # The graph evaluates like any checkpoint, through onnxruntime.
+    evaluated = ok(run("hfcls-eval", recipe, tmp_path / "m.onnx", "--metrics", "accuracy", "--out", tmp_path / "o.json"))
+    torch_eval = ok(run("hfcls-eval", recipe, work / "best", "--metrics", "accuracy"))
+    line = [l for l in evaluated.splitlines() if "accuracy_top1" in l]
+    assert line and line == [l for l in torch_eval.splitlines() if "accuracy_top1" in l]
+    assert json.loads((tmp_path / "o.json").read_text())["predictions"]
+    user_error(run("hfcls-export", work / "best", tmp_path / "x.onnx", "--opset", "99"), "--opset 99", "opsets 7 to")
+    user_error(run("hfcls-export", work / "best", tmp_path / "m.onnx"), "m.onnx", "--overwrite")
+
+
+def test_hfcls_cam(trained, tmp_path):
+    root, recipe, work = trained
+    out = ok(run("hfcls-cam", root / "data" / "val" / "cat" / "0.png", work / "best", "--method", "gradcam++",
+                 "--out", tmp_path / "cam.png"))
+    assert "gradcam++ of class" in out and (tmp_path / "cam.png").stat().st_size > 2000
+    user_error(run("hfcls-cam", root / "data" / "val" / "cat" / "0.png", work / "best", "--layer", "resnet.encoder.stage"),
+               "--layer resnet.encoder.stage", "close names", "resnet.encoder.stages")
+
+
+def test_hfcls_analyze(trained, tmp_path):
+    root, recipe, work = trained
+    ok(run("hfcls-eval", recipe, work / "best", "--out", tmp_path / "r.pkl", "--out-items", "pred"))
+    out = ok(run("hfcls-analyze", tmp_path / "r.pkl", "--out", tmp_path / "analysis", "--n", "4"))
+    assert "mistakes in 12 images" in out
+    assert {p.name for p in (tmp_path / "analysis").iterdir()} == {
+        "failures.png", "successes.png", "per_class_accuracy.png", "confusion_pairs.csv"}
+    ok(run("hfcls-eval", recipe, work / "best", "--metrics", "accuracy", "--out", tmp_path / "m.json",
+           "--out-items", "metrics"))
+    user_error(run("hfcls-analyze", tmp_path / "m.json", "--out", tmp_path / "a2"), "m.json", "--out-items metrics pred")
+
+
+def test_hfcls_lr(trained, tmp_path):
+    root, recipe, _ = trained
+    out = ok(run("hfcls-lr", recipe, "train.epochs=4", "--out", tmp_path / "lr.png"))
+    assert out.startswith("12 steps (4 epochs x 3)") and (tmp_path / "lr.png").stat().st_size > 2000
+    user_error(run("hfcls-lr", recipe, "schedule.type=cosinus"), "cosinus", "did you mean")
+
+
+def test_hfcls_average(trained, tmp_path):
+    from safetensors.torch import load_file
+
+    import hfcls.modeling  # noqa: F401  registers lenet5
+    from hfcls.artifacts.export import image_processor, save_hf_folder
+    from hfcls.recipe import DataSection
+
+    root, recipe, work = trained
+    epochs = [work / "checkpoints" / f"epoch_{e}" for e in (1, 2)]
+    out = ok(run("hfcls-average", *epochs, tmp_path / "avg"))
+    averaged = load_file(next(tmp_path.glob("avg-*.safetensors")))
+    ema = [load_file(e / "ema.safetensors") for e in epochs]  # an EMA run averages what it evaluated
+    key = "classifier.1.weight"
+    assert "averaged 2 checkpoints" in out and torch_close(averaged[key], (ema[0][key] + ema[1][key]) / 2)
+    ok(run("hfcls-eval", recipe, next(tmp_path.glob("avg-*.safetensors")), "--metrics", "accuracy"))
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    other = AutoModelForImageClassification.from_config(AutoConfig.for_model("lenet5", num_channels=3, num_labels=3))
+    save_hf_folder(other, image_processor(DataSection(eval_pipeline=[{"type": "Resize", "size": 32}])), tmp_path / "le")
+    user_error(run("hfcls-average", work / "best", tmp_path / "le", tmp_path / "bad"), "different architectures",
+               "resnet and lenet5")
+
+
+def torch_close(a, b) -> bool:
+    return bool((a - b).abs().max() < 1e-6)
+
+
+def test_new_flags_of_existing_commands(trained, tmp_path):
+    root, recipe, work = trained
+    printed = ok(run("hfcls-train", recipe, "optim.lr=0.5", "--print-recipe"))
+    assert "lr: 0.5" in printed and "epochs: 2" in printed and not (tmp_path / "work").exists()
+    ok(run("hfcls-eval", recipe, work / "best", "--tta", "flip,crops", "--metrics", "accuracy",
+           "--out", tmp_path / "f.json", "--out-items", "pred", "features"))
+    records = json.loads((tmp_path / "f.json").read_text())["predictions"]
+    assert len(records) == 12 and len(records[0]["features"]) == 16 and records[0]["image"].endswith(".png")
+    user_error(run("hfcls-eval", recipe, work / "best", "--metrics", "accuracy", "--tta", "flips"), "flips", "flip")
+    for suffix in ("csv", "json"):
+        ok(run("hfcls-demo", root / "data" / "val", work / "best", "--topk", "2", "--out", tmp_path / f"p.{suffix}"))
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "path,label_1,score_1,label_2,score_2" and len(rows) == 13
+    predictions = json.loads((tmp_path / "p.json").read_text())
+    assert len(predictions) == 12 and len(predictions[0]["predictions"]) == 2
+    assert rows[1].split(",")[0] == predictions[0]["path"] and rows[1].split(",")[1] == predictions[0]["predictions"][0]["label"]

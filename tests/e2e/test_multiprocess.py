@@ -302,3 +302,24 @@ def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, 
     assert [r["gt_label"] for r in results["predictions"]] == [r["gt_label"] for r in best_results["predictions"]]
     np.testing.assert_allclose([r["class_scores"] for r in results["predictions"]],
                                [r["class_scores"] for r in best_results["predictions"]], atol=1e-5)
+
+
+def test_tta_and_features_on_two_processes_equal_one(tmp_path, tiny_data):
+    """Every image's TTA scores and features once, as one process computes them."""
+    from hfcls.api import train
+    from hfcls.evaluation.checkpoint import evaluate_checkpoint
+
+    recipe = tiny_recipe_file(tmp_path, tiny_data, dist={"port": 29727})
+    train(load_recipe(recipe), tmp_path / "work")
+    items = ["pred", "class_scores", "features"]
+    evaluate_checkpoint(load_recipe(recipe), tmp_path / "work" / "best", out=tmp_path / "one.json", tta="flip,crops",
+                        out_items=items)
+    cmd = [LAUNCH / "dist_test.sh", recipe, tmp_path / "work" / "best", 2, "--tta", "flip,crops",
+           "--out", tmp_path / "two.json", "--out-items", *items]
+    done = subprocess.run([str(c) for c in cmd], env=launch_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    one, two = (json.loads((tmp_path / name).read_text())["predictions"] for name in ("one.json", "two.json"))
+    assert len(two) == len(one) == 12
+    for a, b in zip(one, two):
+        assert a["gt_label"] == b["gt_label"] and a["image"] == b["image"]
+        assert max(abs(x - y) for x, y in zip(a["class_scores"] + a["features"], b["class_scores"] + b["features"])) < 1e-5

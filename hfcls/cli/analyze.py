@@ -1,0 +1,35 @@
+"""`hfcls-analyze RESULTS.pkl|json --out DIR [--n N]`: the most confident mistakes and successes of an
+evaluation as image grids, accuracy per class and the confused pairs (from hfcls-eval --out-items pred)."""
+
+from __future__ import annotations
+
+import argparse
+
+from hfcls.cli import cli_entry
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-analyze", description=__doc__.splitlines()[0])
+    parser.add_argument("results", help="a results file of hfcls-eval --out (.json, .yaml or .pkl) with per-image "
+                        "predictions (--out-items pred)")
+    parser.add_argument("--out", required=True, help="the folder to write into")
+    parser.add_argument("--n", type=int, default=16, help="images per grid (default 16)")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    from hfcls.analysis.failures import analyze
+
+    found = analyze(args.results, args.out, args.n)
+    names = found["class_names"]
+    print(f"{found['mistakes']} mistakes in {found['images']} images")
+    for true, predicted, count in found["pairs"]:
+        print(f"  {names[true]} -> {names[predicted]}: {count}")
+    for path in found["written"].values():
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

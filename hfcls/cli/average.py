@@ -1,0 +1,35 @@
+"""`hfcls-average CKPT CKPT [CKPT ...] OUT [--date] [--ema|--no-ema]`: one model whose weights are the mean of
+the checkpoints' (timm's avg_checkpoints.py), published as OUT-<sha256[:8]>.safetensors and a Hugging Face folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from hfcls.cli import add_ema_flags, cli_entry
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-average", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="two or more artifacts of one architecture")
+    parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_avg")
+    parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash>")
+    parser.add_argument("--recipe", help="the training recipe, for bare .safetensors files")
+    add_ema_flags(parser)
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    from hfcls.artifacts.average import average_checkpoints
+    from hfcls.logs import setup_logging
+    from hfcls.recipe import load_recipe
+
+    setup_logging(None, is_main=True)
+    recipe = load_recipe(args.recipe) if args.recipe else None
+    out = average_checkpoints(args.checkpoints, args.out, use_ema=args.use_ema, date=args.date, recipe=recipe)
+    print(f"averaged {len(args.checkpoints)} checkpoints into {out}")
+
+
+if __name__ == "__main__":
+    main()

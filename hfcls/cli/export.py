@@ -1,0 +1,50 @@
+"""`hfcls-export CHECKPOINT OUT.onnx [--opset N] [--dynamic-batch] [--fp16]`: an ONNX graph, proven against PyTorch.
+
+CHECKPOINT is any artifact the reader knows. After the export, onnxruntime and
+PyTorch run the same images (the eval split of the run's recipe, or --images);
+the command prints the largest logit difference and both top-1s, and fails
+(writing nothing) beyond the tolerance hfcls.artifacts.onnx explains.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from hfcls.cli import add_ema_flags, cli_entry
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-export", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a .safetensors file")
+    parser.add_argument("out", help="the .onnx file to write")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18, what torch's exporter implements)")
+    parser.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batches of 1)")
+    parser.add_argument("--fp16", action="store_true", help="float16 weights and input")
+    parser.add_argument("--images", help="validate on these images (a file, folder or quoted glob) instead of the eval split")
+    parser.add_argument("--split", choices=("val", "test"), default="val", help="the recipe's split to validate on")
+    parser.add_argument("--limit", type=int, default=256, help="validate on at most this many images (default 256)")
+    parser.add_argument("--recipe", help="the training recipe (default: the run's recipe.yaml); a bare .safetensors "
+                        "file needs it")
+    add_ema_flags(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    from hfcls.artifacts.onnx import export_onnx
+    from hfcls.logs import setup_logging
+    from hfcls.recipe import load_recipe
+
+    setup_logging(None, is_main=True)
+    recipe = load_recipe(args.recipe) if args.recipe else None
+    out, check = export_onnx(args.checkpoint, args.out, opset=args.opset, dynamic_batch=args.dynamic_batch,
+                             fp16=args.fp16, images=args.images, split=args.split, limit=args.limit,
+                             use_ema=args.use_ema, recipe=recipe, overwrite=args.overwrite)
+    print(check.summary())
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""`hfcls-lr RECIPE [key.sub=value ...] [--num-processes N] --out lr.png`: the LR at every step of a recipe, without training."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hfcls.cli import cli_entry
+from hfcls.recipe import load_recipe
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="hfcls-lr", description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="recipe YAML file")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
+    parser.add_argument("--num-processes", type=int, default=1, help="processes training together (default 1)")
+    parser.add_argument("--out", default="lr.png", help="the picture to write (default lr.png)")
+    return parser.parse_intermixed_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    args = parse_args(argv)
+    recipe = load_recipe(args.recipe, args.overrides)
+    from hfcls.analysis.lr import lr_schedule, plot_lr, steps_per_epoch
+    from hfcls.logs import setup_logging
+
+    setup_logging(None, is_main=False)
+    per_epoch = steps_per_epoch(recipe, args.num_processes)
+    rates = lr_schedule(recipe, args.num_processes, per_epoch)
+    print(f"{len(rates)} steps ({recipe.train.epochs} epochs x {per_epoch}): lr {rates[0]:.4g} at the first, "
+          f"{max(rates):.4g} at most, {rates[-1]:.4g} at the last")
+    print(f"wrote {plot_lr(rates, per_epoch, args.out, Path(args.recipe).stem)}")
+
+
+if __name__ == "__main__":
+    main()

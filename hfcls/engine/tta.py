@@ -1,0 +1,73 @@
+"""Test-time augmentation: a model whose class probabilities are averaged over views of each image.
+
+    flip    the image and its mirror image (2 views)
+    crops   the image and its four corner and centre crops of 7/8 the side, each resized back (6 views)
+    flip,crops  every crop and its mirror image (12 views)
+
+Views are made from the normalised batch: flips, crops and bilinear resizing commute with the
+per-channel normalisation, so this equals augmenting the uint8 images first.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from hfcls.errors import HfclsError, did_you_mean
+from hfcls.models import MULTI_LABEL, class_scores, problem_type_of_model
+
+VIEWS = ("flip", "crops")
+CROP_FRACTION = 0.875  # the share of the side a crop keeps, as a 224 crop of a 256 image
+
+
+def parse_tta(spec) -> tuple:
+    """"flip", "flip,crops" or a list of those names -> a tuple of view names; None or "" -> ()."""
+    if not spec:
+        return ()
+    names = [name.strip() for name in (spec.split(",") if isinstance(spec, str) else spec)]
+    for name in names:
+        if name not in VIEWS:
+            raise HfclsError(f"--tta: unknown view {name!r}{did_you_mean(name, VIEWS)}; choose from "
+                             f"{', '.join(VIEWS)} (comma-separated, e.g. flip,crops)")
+    return tuple(view for view in VIEWS if view in names)
+
+
+def views(pixels: torch.Tensor, tta: tuple) -> list:
+    """The batch as each view sees it, all of the input's size."""
+    crops = [pixels, *five_crops(pixels)] if "crops" in tta else [pixels]
+    return [*crops, *(crop.flip(-1) for crop in crops)] if "flip" in tta else crops
+
+
+def five_crops(pixels: torch.Tensor) -> list:
+    height, width = pixels.shape[-2:]
+    h, w = max(1, round(height * CROP_FRACTION)), max(1, round(width * CROP_FRACTION))
+    corners = [(0, 0), (0, width - w), (height - h, 0), (height - h, width - w),
+               ((height - h) // 2, (width - w) // 2)]
+    return [F.interpolate(pixels[..., top:top + h, left:left + w], size=(height, width), mode="bilinear",
+                          align_corners=False) for top, left in corners]
+
+
+class TestTimeAugmented(torch.nn.Module):
+    """The model under TTA. Its `logits` are those whose class scores (softmax, or a multi-label
+    model's sigmoids) are the views' mean scores, so metrics, top-k and results files read the
+    averaged probabilities unchanged."""
+
+    def __init__(self, model, tta: tuple):
+        super().__init__()
+        self.model, self.tta, self.config = model, tta, model.config
+        self.problem_type = problem_type_of_model(model)
+
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> ImageClassifierOutput:
+        scores = torch.stack([class_scores(self.model(pixel_values=view).logits.float(), self.problem_type)
+                              for view in views(pixel_values, self.tta)]).mean(dim=0)
+        tiny = torch.finfo(torch.float32).tiny
+        if self.problem_type == MULTI_LABEL:  # the sigmoid's inverse
+            return ImageClassifierOutput(logits=torch.logit(scores.double(), eps=1e-12).float())
+        return ImageClassifierOutput(logits=scores.clamp_min(tiny).log())
+
+
+def with_tta(model, spec):
+    """`model` itself without views; else the model averaging over them."""
+    tta = parse_tta(spec)
+    return TestTimeAugmented(model, tta) if tta else model

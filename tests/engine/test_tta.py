@@ -1,0 +1,49 @@
+"""Test-time augmentation: the scores are the mean softmax over the views, computed view by view."""
+
+import pytest
+import torch
+
+from hfcls.engine.tta import parse_tta, views, with_tta
+from hfcls.errors import HfclsError
+
+
+class Recorder(torch.nn.Module):
+    """A linear classifier that records every batch it is called on."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(3 * 8 * 8, 4)
+        self.config = type("Config", (), {"model_type": "recorder"})()
+        self.seen = []
+
+    def forward(self, pixel_values):
+        self.seen.append(pixel_values.clone())
+        return type("Out", (), {"logits": self.linear(pixel_values.flatten(1))})()
+
+
+@pytest.mark.parametrize("spec, count", [("flip", 2), ("crops", 6), ("flip,crops", 12)])
+def test_scores_are_the_mean_softmax_over_the_views(spec, count):
+    model = Recorder()
+    x = torch.randn(5, 3, 8, 8)
+    scores = with_tta(model, spec)(pixel_values=x).logits.softmax(dim=1)
+    assert len(model.seen) == count and all(v.shape == x.shape for v in model.seen)
+    assert torch.equal(model.seen[0], x)
+    if "flip" in spec:
+        assert torch.equal(model.seen[count // 2], x.flip(-1))
+    expected = torch.stack([model.linear(v.flatten(1)).softmax(dim=1) for v in model.seen]).mean(dim=0)
+    assert torch.allclose(scores, expected, atol=1e-6)
+
+
+def test_a_corner_crop_is_the_corner_resized():
+    x = torch.arange(64.0).view(1, 1, 8, 8)
+    top_left = views(x, ("crops",))[1]
+    expected = torch.nn.functional.interpolate(x[..., :7, :7], size=(8, 8), mode="bilinear", align_corners=False)
+    assert torch.equal(top_left, expected)
+
+
+def test_no_views_is_the_model_itself_and_unknown_views_are_named():
+    model = Recorder()
+    assert with_tta(model, None) is model and parse_tta("crops,flip") == ("flip", "crops")
+    with pytest.raises(HfclsError, match="unknown view 'flips'.*did you mean \"flip\""):
+        parse_tta("flips")
