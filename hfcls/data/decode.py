@@ -29,7 +29,7 @@ def decode(image: dict, to_rgb: bool) -> torch.Tensor:
     (benchmarks/README.md); Pillow reads the other formats and names what is
     wrong with a corrupt file.
     """
-    data = image["bytes"] if image.get("bytes") else Path(image["path"]).read_bytes()
+    data = image_bytes(image)
     try:
         return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
                             mode=ImageReadMode.RGB if to_rgb else ImageReadMode.UNCHANGED)
@@ -38,6 +38,11 @@ def decode(image: dict, to_rgb: bool) -> torch.Tensor:
     with Image.open(io.BytesIO(data)) as pil:
         pil = pil.convert("RGB") if to_rgb else pil
         return F.pil_to_tensor(pil)
+
+
+def image_bytes(image: dict) -> bytes:
+    """The encoded file of a {'path', 'bytes'} row: its bytes, or the file they were left in."""
+    return image["bytes"] if image.get("bytes") else Path(image["path"]).read_bytes()
 
 
 class SampleTransform:
