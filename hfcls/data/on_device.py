@@ -133,9 +133,9 @@ def image_size(data: bytes, to_rgb: bool) -> tuple:
 def collate_encoded(samples: list) -> dict:
     """A batch of encoded files as one flat uint8 tensor (one shared-memory block to pass to the
     training process, not one per file), with each file's length and drawn parameters."""
-    joined = b"".join(sample["encoded"] for sample in samples)
+    joined = bytearray(b"".join(sample["encoded"] for sample in samples))
     return {
-        "encoded": torch.frombuffer(bytearray(joined), dtype=torch.uint8) if joined else torch.empty(0, dtype=torch.uint8),
+        "encoded": torch.frombuffer(joined, dtype=torch.uint8) if joined else torch.empty(0, dtype=torch.uint8),
         "lengths": [len(sample["encoded"]) for sample in samples],
         "sizes": [sample["size"] for sample in samples],
         "params": [sample["params"] for sample in samples],
@@ -164,7 +164,8 @@ class OnDevice:
         if self.mix is not None:
             pixels, labels = mix_batch(self.mix, batch["seed"], pixels, labels)
         return {"pixel_values": to(pixels, self.target), "labels": to(labels, self.target),
-                "valid": to(torch.tensor(valid), self.target), "bad_files": [f for f, ok in zip(files, valid) if not ok]}
+                "valid": to(torch.tensor(valid), self.target),
+                "bad_files": [name for name, ok in zip(files, valid) if not ok]}
 
 
 def decode_batch(encoded, sizes, valid: list, files, device, to_rgb: bool) -> list:
