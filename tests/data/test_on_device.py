@@ -92,18 +92,25 @@ def load_recipe_path(path, **data):
     return write_recipe(path.with_name("changed.yaml"), raw)
 
 
-def test_evaluation_through_it_gives_the_worker_loaders_metrics(photos):
-    recipe = load_recipe(photos)
+def evaluated(recipe_path, decodes) -> dict:
+    """{decode: (logits, labels, valid)} of a fresh tiny model on the val split, eval batch 5."""
+    recipe = load_recipe(recipe_path)
     dsets = build_datasets(recipe.data, recipe.seed)
     torch.manual_seed(0)
     model = build_model(recipe.model, dsets["train"].features["label"].names).eval()
-    normalize = Normalize(recipe.data.mean, recipe.data.std)
     outputs = {}
     with accelerator_session(recipe) as accelerator:
-        for decode in ("workers", "cpu"):
+        model = model.to(accelerator.device)
+        normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
+        for decode in decodes:
             recipe.data.decode = decode
             loader = build_eval_loader(recipe.data, dsets["val"], accelerator, recipe.seed, batch_size=5)
             outputs[decode] = predict(model, loader, accelerator, normalize)
+    return outputs
+
+
+def test_evaluation_through_it_gives_the_worker_loaders_metrics(photos):
+    outputs = evaluated(photos, ("workers", "cpu"))
     for a, b in zip(outputs["workers"], outputs["cpu"]):
         assert torch.equal(a, b)
     assert len(outputs["cpu"][0]) == 12  # every image once
@@ -183,18 +190,7 @@ def test_nvjpeg_batches_match_the_cpu_decoders_within_a_level(photos, tmp_path):
 
 @CUDA
 def test_nvjpeg_evaluation_gives_the_cpu_metrics(photos):
-    recipe = load_recipe(photos)
-    dsets = build_datasets(recipe.data, recipe.seed)
-    torch.manual_seed(0)
-    model = build_model(recipe.model, dsets["train"].features["label"].names).eval()
-    outputs = {}
-    with accelerator_session(recipe) as accelerator:
-        model = model.to(accelerator.device)
-        normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
-        for decode in ("workers", "cuda"):
-            recipe.data.decode = decode
-            loader = build_eval_loader(recipe.data, dsets["val"], accelerator, recipe.seed, batch_size=5)
-            outputs[decode] = predict(model, loader, accelerator, normalize)
+    outputs = evaluated(photos, ("workers", "cuda"))
     logits_gap = (outputs["workers"][0] - outputs["cuda"][0]).abs().max().item()
     print(f"nvJPEG vs CPU evaluation: largest logit difference {logits_gap:.4f}")
     assert torch.equal(outputs["workers"][1], outputs["cuda"][1]) and len(outputs["cuda"][0]) == 12

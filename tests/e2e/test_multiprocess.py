@@ -240,25 +240,26 @@ def test_dist_test_evaluates_each_image_once_on_two_processes(tmp_path, tiny_dat
 
 
 
+def train_on_two_cpu_processes(port: int, recipe, *args) -> None:
+    """hfcls-train RECIPE ARGS on two gloo processes of this machine."""
+    # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(port), "-m", "hfcls.cli.train", str(recipe)]
+    subprocess.run([*launch, *map(str, args)], env=env, check=True, capture_output=True, timeout=300)
+
+
 def test_two_process_mid_epoch_resume_is_exact(tmp_path):
     """Two CPU processes (gloo): sharded data, collective saves, the same exactness as one."""
     folders = (make_image_folder(tmp_path / "train", per_class=16), make_image_folder(tmp_path / "val", per_class=4))
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
         *folders, train={"epochs": 2, "deterministic": True}, checkpoint={"interval_steps": 2}))
-    # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", "29621", "-m", "hfcls.cli.train", str(recipe)]
-
-    def launch_run(*args):
-        subprocess.run([*launch, *args], env=env, check=True, capture_output=True, timeout=300)
-
-    launch_run("--work-dir", str(tmp_path / "straight"))
+    train_on_two_cpu_processes(29621, recipe, "--work-dir", tmp_path / "straight")
     state = read_state(tmp_path / "straight" / "checkpoints" / "step_2")
     assert (state.epoch, state.batch_in_epoch) == (0, 2)  # 48 images / (8 x 2 processes) = 3 steps an epoch
     shutil.copytree(tmp_path / "straight" / "checkpoints" / "step_2", tmp_path / "stopped" / "checkpoints" / "step_2")
-    launch_run("--work-dir", str(tmp_path / "stopped"), "--resume")
+    train_on_two_cpu_processes(29621, recipe, "--work-dir", tmp_path / "stopped", "--resume")
     assert max_difference(weights(tmp_path / "straight", "epoch_2"), weights(tmp_path / "stopped", "epoch_2")) == 0
     assert deterministic_rows(tmp_path / "stopped") == deterministic_rows(tmp_path / "straight")
 
@@ -272,13 +273,8 @@ def test_two_processes_decoding_on_the_device_train_as_the_workers_do(tmp_path):
         png.unlink()
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
         *folders, data={"eval_batch_size": 5}, train={"epochs": 2, "deterministic": True, "mixup_alpha": 0.2}))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", "29622", "-m", "hfcls.cli.train", str(recipe)]
     for decode in ("workers", "cpu"):
-        subprocess.run([*launch, "--work-dir", str(tmp_path / decode), f"data.decode={decode}"], env=env, check=True,
-                       capture_output=True, timeout=300)
+        train_on_two_cpu_processes(29622, recipe, "--work-dir", tmp_path / decode, f"data.decode={decode}")
     assert "decode: cpu" in (tmp_path / "cpu" / "recipe.yaml").read_text()
     assert max_difference(weights(tmp_path / "workers", "epoch_2"), weights(tmp_path / "cpu", "epoch_2")) == 0
     rows = deterministic_rows(tmp_path / "cpu")
