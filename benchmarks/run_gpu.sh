@@ -90,7 +90,7 @@ import json
 import sys
 from pathlib import Path
 
-print(f"\n{'run':<22} {'variant':<44} {'images/s':>9} {'of synthetic':>13} {'data wait':>10} {'GPU idle':>9} "
+print(f"\n{'run':<22} {'variant':<46} {'images/s':>9} {'of synthetic':>13} {'data wait':>10} {'GPU idle':>9} "
       f"{'workers':>8} {'CPU cores':>10}")
 for path in sorted(Path(sys.argv[1]).glob("*.json")):
     measured = json.loads(path.read_text())
@@ -99,7 +99,7 @@ for path in sorted(Path(sys.argv[1]).glob("*.json")):
         verdict = "" if fraction is None or r["pipeline"] == "synthetic" else (" >= 90 %" if fraction >= 0.9 else
                                                                                 " below 90 %")
         idle = "-" if r.get("gpu_idle_fraction") is None else f"{r['gpu_idle_fraction']:.0%}"
-        print(f"{path.stem:<22} {r['variant']:<44} {r['images_per_sec']:>9.0f} "
+        print(f"{path.stem:<22} {r['variant']:<46} {r['images_per_sec']:>9.0f} "
               f"{'-' if fraction is None else f'{fraction:.0%}':>13} {r['data_wait_fraction']:>10.0%} {idle:>9} "
               f"{r['num_workers']:>8} {measured['machine']['cpus']:>10}{verdict}")
 EOF

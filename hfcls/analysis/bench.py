@@ -13,11 +13,11 @@ for its steps, and a wait would stop this process from preparing the next batch
 (the on-device decoder's work) while the GPU computes. The data wait is the share
 of that time spent in `next(batches)`; on CUDA, the GPU idle share is the time the
 GPU did not spend in the steps themselves (CUDA events around each): waiting for
-a batch, or decoding it. The variants run in turns (`rounds`), so a load that drifts on a shared
-machine weighs on all of them alike; each turn builds its variant afresh (its
-own Accelerator and loader workers), warms it up and shuts it down after, so
-no variant's workers run during another's turn. Peak memory is the PSS of
-this process plus its workers, sampled during the measured steps.
+a batch, or decoding it. The variants run in turns (`rounds`), so a load that
+drifts on a shared machine weighs on all of them alike; each turn builds its
+variant afresh (its own Accelerator and loader workers), warms it up and shuts
+it down after, so no variant's workers run during another's turn. Peak memory
+is the PSS of this process plus its workers, sampled during the measured steps.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def variants(recipe, what: str, baseline: bool, synthetic: bool) -> list:
     """The baseline first, then hfcls at fp32 NCHW, at the recipe's own settings, and synthetic."""
     train = recipe.train
     plain = dataclasses.replace(recipe, train=dataclasses.replace(train, mixed_precision="no", channels_last=False))
-    data_path = "in-memory" if recipe.data.in_memory else "loader" if recipe.data.decode == "workers" else \
-        f"decode {recipe.data.decode}"
+    data = recipe.data
+    data_path = "in-memory" if data.in_memory else "loader" if data.decode == "workers" else f"decode {data.decode}"
     out = [Variant("baseline (HF examples)", "baseline", plain)] if baseline else []
     out.append(Variant(f"hfcls {data_path}, fp32 NCHW", "hfcls", plain))
     if what != "data" and (train.mixed_precision != "no" or train.channels_last):
@@ -352,13 +352,13 @@ def report(info, settings, results) -> str:
         "machine: {platform}, {cpus} CPUs ({cpu}), torch {torch}, device {device}, "
         "load average {load_average[0]} {load_average[1]} {load_average[2]}".format(**info),
         "settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
-        f"{'variant':<42} {'images/s':>10} {'step ms':>9} {'peak PSS MiB':>13} {'CUDA MiB':>9} {'workers':>8} "
+        f"{'variant':<46} {'images/s':>10} {'step ms':>9} {'peak PSS MiB':>13} {'CUDA MiB':>9} {'workers':>8} "
         f"{'data wait':>10} {'GPU idle':>9}",
     ]
     for r in results:
         cuda = f"{r['cuda_max_allocated_mib']:.0f}" if r["cuda_max_allocated_mib"] is not None else "-"
         idle = f"{r['gpu_idle_fraction']:.0%}" if r["gpu_idle_fraction"] is not None else "-"
-        lines.append(f"{r['variant']:<42} {r['images_per_sec']:>10.1f} {r['step_ms_median']:>9.1f} "
+        lines.append(f"{r['variant']:<46} {r['images_per_sec']:>10.1f} {r['step_ms_median']:>9.1f} "
                      f"{r['peak_mem_mib']:>13.0f} {cuda:>9} {r['num_workers']:>8} {r['data_wait_fraction']:>10.0%} "
                      f"{idle:>9}")
     for r in results:

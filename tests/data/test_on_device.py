@@ -16,7 +16,7 @@ from hfcls.errors import HfclsError
 from hfcls.models import build_model
 from hfcls.recipe import load_recipe
 
-from conftest import tiny_recipe_dict, write_recipe
+from conftest import benchmark_data, tiny_recipe_dict, write_recipe
 
 TRAIN = [{"type": "RandomResizedCrop", "size": 16, "scale": [0.3, 1.0]}, {"type": "RandomHorizontalFlip"}]
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/run_gpu.sh runs it)")
@@ -169,29 +169,42 @@ def test_in_memory_and_streams_keep_their_own_decoding(photos):
 # ----------------------------------------------------------------------------- on a GPU (benchmarks/run_gpu.sh)
 
 
+@pytest.fixture
+def real_photos(tmp_path):
+    """A recipe on 3 x 8 + 3 x 8 of the benchmark's 500x375 photo JPEGs, at 64 pixels."""
+    benchmark_data().jpeg_folder(tmp_path / "photos", classes=3, per_class=8, val_per_class=8)
+    recipe = tiny_recipe_dict(tmp_path / "photos" / "train", tmp_path / "photos" / "val", data={
+        "train_pipeline": [{"type": "RandomResizedCrop", "size": 64}, {"type": "RandomHorizontalFlip"}],
+        "eval_pipeline": [{"type": "Resize", "size": 72}, {"type": "CenterCrop", "size": 64}]})
+    return write_recipe(tmp_path / "real_photos.yaml", recipe)
+
+
 def level_difference(a: torch.Tensor, b: torch.Tensor) -> tuple:
     difference = (a.float() - b.float().to(a.device)).abs()
     return difference.mean().item(), difference.max().item()
 
 
 @CUDA
-def test_nvjpeg_batches_match_the_cpu_decoders_within_a_level(photos, tmp_path):
-    """nvJPEG's IDCT and chroma upsampling are not libjpeg-turbo's: pixels may differ by a level or
-    two, rarely more at sharp edges; the crops, flips, order and labels are the same."""
-    recipe = load_recipe_path(photos, train_pipeline=TRAIN)
-    cpu, cuda = epoch_batches(recipe, "cpu"), epoch_batches(recipe, "cuda")
+def test_nvjpeg_batches_match_the_cpu_decoders_within_two_levels(real_photos):
+    """Two conforming JPEG decoders may differ: nvJPEG's IDCT and chroma upsampling are not
+    libjpeg-turbo's, by about the quantisation error of quality 90 (a level or two). The crops,
+    flips, order and labels are the same, so a mean difference above 2 levels would be a bug."""
+    cpu, cuda = epoch_batches(real_photos, "cpu"), epoch_batches(real_photos, "cuda")
+    assert len(cpu) == len(cuda) == 3
     for a, b in zip(cpu, cuda):
         assert b["pixel_values"].is_cuda and torch.equal(a["valid"].cpu(), b["valid"].cpu())
-        assert torch.allclose(a["labels"].float().cpu(), b["labels"].float().cpu(), atol=1e-6)
+        assert torch.equal(a["labels"].cpu(), b["labels"].cpu())
         mean, largest = level_difference(b["pixel_values"], a["pixel_values"])
-        print(f"nvJPEG vs CPU batch: mean |difference| {mean:.3f} levels, largest {largest:.0f}")
-        assert mean < 1.5
+        print(f"nvJPEG against the CPU decoder, one batch: mean |difference| {mean:.3f} levels, largest {largest:.0f}")
+        assert mean < 2
 
 
 @CUDA
-def test_nvjpeg_evaluation_gives_the_cpu_metrics(photos):
-    outputs = evaluated(photos, ("workers", "cuda"))
+def test_nvjpeg_evaluation_gives_the_cpu_predictions(real_photos):
+    outputs = evaluated(real_photos, ("workers", "cuda"))
     logits_gap = (outputs["workers"][0] - outputs["cuda"][0]).abs().max().item()
-    print(f"nvJPEG vs CPU evaluation: largest logit difference {logits_gap:.4f}")
-    assert torch.equal(outputs["workers"][1], outputs["cuda"][1]) and len(outputs["cuda"][0]) == 12
-    assert (outputs["workers"][0].argmax(1) == outputs["cuda"][0].argmax(1)).float().mean() >= 11 / 12
+    agree = (outputs["workers"][0].argmax(1) == outputs["cuda"][0].argmax(1)).float().mean().item()
+    print(f"nvJPEG against the CPU decoder, evaluation: largest logit difference {logits_gap:.4f}, "
+          f"{agree:.0%} of the predictions the same")
+    assert torch.equal(outputs["workers"][1], outputs["cuda"][1]) and len(outputs["cuda"][0]) == 24
+    assert agree >= 0.9
