@@ -1,14 +1,15 @@
 """Decoding on the device (`data.decode: cuda` or `cpu`): DataLoader workers only read the files.
 
-With `data.decode: workers` (the default) each DataLoader worker decodes and augments its
-samples on the CPU, and on a GPU that is the limit: ResNet-50 trains at a quarter of its
-compute-only speed on real JPEGs (benchmarks/README.md). Here the workers read each
-file's encoded bytes and draw its augmentation (RandomResizedCrop's window, the flips)
-under the sample's own seed (hfcls.data.seeding), exactly as the v2 pipeline would draw
-it; the training process then decodes the whole batch in one call
-(`torchvision.io.decode_jpeg` on a list: nvJPEG on CUDA), crops and resizes each image on
-the device with v2's own kernels, and flips and mixes the batch there. `data.decode: cpu`
-runs the same code on the CPU (for tests and CPU runs; on a CPU the workers are faster).
+With `data.decode: workers` (the default) each DataLoader worker decodes and augments
+its samples on the CPU, which can be what limits a GPU (an H100 trained ResNet-50 at a
+quarter of its compute-only speed on real JPEGs through 14 workers: benchmarks/README.md).
+Here the workers read each file's encoded bytes and draw its augmentation
+(RandomResizedCrop's window, the flips) under the sample's own seed (hfcls.data.seeding),
+exactly as the v2 pipeline would draw it; the training process then decodes the whole
+batch in one call (`torchvision.io.decode_jpeg` on a list: nvJPEG on CUDA), crops and
+resizes each image on the device with v2's own kernels, and flips and mixes the batch
+there. `data.decode: cpu` runs the same code on the CPU (for tests and CPU runs; on a CPU
+the workers are faster).
 
 Supported pipelines: Resize, CenterCrop, RandomCrop and RandomResizedCrop first (one image
 at a time), then RandomHorizontalFlip and RandomVerticalFlip (the whole batch at once);

@@ -22,8 +22,8 @@ TRAIN = [{"type": "RandomResizedCrop", "size": 16, "scale": [0.3, 1.0]}, {"type"
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/run_gpu.sh runs it)")
 
 
-def photo_folder(root, per_class: int, seed: int):
-    """root/<class>/<i>.jpg|png: colour and grey JPEGs and a few PNGs of different sizes, as a real folder has."""
+def mixed_folder(root, per_class: int, seed: int):
+    """root/<class>/<i>.jpg|png: noise of different sizes, colour and grey, mostly JPEGs, some PNGs."""
     rng = np.random.default_rng(seed)
     for name in ("cat", "dog", "fox"):
         (root / name).mkdir(parents=True)
@@ -36,12 +36,21 @@ def photo_folder(root, per_class: int, seed: int):
 
 
 @pytest.fixture
-def photos(tmp_path):
+def mixed_files(tmp_path):
     """A recipe path on 3 x 8 training and 3 x 4 validation images, with MixUp and CutMix."""
-    train, val = photo_folder(tmp_path / "train", 8, seed=0), photo_folder(tmp_path / "val", 4, seed=1)
+    train, val = mixed_folder(tmp_path / "train", 8, seed=0), mixed_folder(tmp_path / "val", 4, seed=1)
     recipe = tiny_recipe_dict(train, val, data={"train_pipeline": TRAIN}, train={"mixup_alpha": 0.4,
                                                                                 "cutmix_alpha": 1.0})
-    return write_recipe(tmp_path / "photos.yaml", recipe)
+    return write_recipe(tmp_path / "mixed.yaml", recipe)
+
+
+def changed_recipe(path, **data):
+    """The recipe file `path` with data.* changed, as a new file beside it."""
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    raw["data"].update(data)
+    return write_recipe(path.with_name("changed.yaml"), raw)
 
 
 def epoch_batches(recipe, decode: str, epoch: int = 1, state=None) -> list:
@@ -64,32 +73,24 @@ def assert_same_batches(expected: list, got: list) -> None:
         assert a["bad_files"] == b["bad_files"]
 
 
-def test_device_batches_equal_the_worker_loaders(photos):
+def test_device_batches_equal_the_worker_loaders(mixed_files):
     """Same seeds, same crops, flips, MixUp/CutMix, bit for bit: each sample is drawn by v2's own code."""
     for epoch in (0, 1):
-        workers = epoch_batches(photos, "workers", epoch)
-        assert_same_batches(workers, epoch_batches(photos, "cpu", epoch))
+        workers = epoch_batches(mixed_files, "workers", epoch)
+        assert_same_batches(workers, epoch_batches(mixed_files, "cpu", epoch))
     assert workers[0]["pixel_values"].shape == (8, 3, 16, 16) and workers[0]["labels"].shape == (8, 3)  # mixed
 
 
-def test_a_mid_epoch_resume_replays_the_same_batches(photos):
-    full = epoch_batches(photos, "cpu", epoch=2)
+def test_a_mid_epoch_resume_replays_the_same_batches(mixed_files):
+    full = epoch_batches(mixed_files, "cpu", epoch=2)
     assert len(full) == 3
-    assert_same_batches(full[1:], epoch_batches(photos, "cpu", epoch=2, state={"batches": 1}))
+    assert_same_batches(full[1:], epoch_batches(mixed_files, "cpu", epoch=2, state={"batches": 1}))
 
 
-def test_one_worker_reads_what_the_main_process_reads(photos):
+def test_one_worker_reads_what_the_main_process_reads(mixed_files):
     """The files and draws come from DataLoader workers like any batch; the worker count changes nothing."""
-    assert_same_batches(epoch_batches(photos, "cpu"), epoch_batches(load_recipe_path(photos, num_workers=1), "cpu"))
-
-
-def load_recipe_path(path, **data):
-    """The recipe file `path` with data.* changed, as a new file beside it."""
-    import yaml
-
-    raw = yaml.safe_load(path.read_text())
-    raw["data"].update(data)
-    return write_recipe(path.with_name("changed.yaml"), raw)
+    one_worker = changed_recipe(mixed_files, num_workers=1)
+    assert_same_batches(epoch_batches(mixed_files, "cpu"), epoch_batches(one_worker, "cpu"))
 
 
 def evaluated(recipe_path, decodes) -> dict:
@@ -109,19 +110,20 @@ def evaluated(recipe_path, decodes) -> dict:
     return outputs
 
 
-def test_evaluation_through_it_gives_the_worker_loaders_metrics(photos):
-    outputs = evaluated(photos, ("workers", "cpu"))
+def test_evaluation_through_it_gives_the_worker_loaders_metrics(mixed_files):
+    outputs = evaluated(mixed_files, ("workers", "cpu"))
     for a, b in zip(outputs["workers"], outputs["cpu"]):
         assert torch.equal(a, b)
     assert len(outputs["cpu"][0]) == 12  # every image once
     assert validation_metrics(*outputs["cpu"], [1, 2]) == validation_metrics(*outputs["workers"], [1, 2])
 
 
-def test_undecodable_files_are_marked_as_the_worker_loader_marks_them(photos, tmp_path):
+def test_undecodable_files_are_marked_as_the_worker_loader_marks_them(mixed_files, tmp_path):
     (tmp_path / "train" / "cat" / "0.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")  # no header
     good = (tmp_path / "train" / "dog" / "1.jpg").read_bytes()
     (tmp_path / "train" / "dog" / "1.jpg").write_bytes(good[:len(good) // 3])  # a header, then cut off
-    recipe = load_recipe_path(photos, skip_bad_images=True, train_pipeline=[{"type": "Resize", "size": [16, 16]}])
+    recipe = changed_recipe(mixed_files, skip_bad_images=True,
+                            train_pipeline=[{"type": "Resize", "size": [16, 16]}])
     workers = epoch_batches(recipe, "workers")
     on_device = epoch_batches(recipe, "cpu")
     assert_same_batches(workers, on_device)
@@ -141,10 +143,10 @@ def test_transforms_outside_the_checked_list_are_errors_naming_them():
         DevicePipeline([{"type": "RandomHorizontalFlip"}, {"type": "RandomResizedCrop", "size": 8}], "p", "cuda")
 
 
-def test_images_that_come_out_of_different_sizes_are_an_error(photos):
+def test_images_that_come_out_of_different_sizes_are_an_error(mixed_files):
     with pytest.raises(HfclsError, match=r"data.train_pipeline: data.decode=cpu stacks the images .* came out "
                                          r"\(3, 16, \d+\) and \(3, \d+, 16\); .* give Resize \[height, width\]"):
-        epoch_batches(load_recipe_path(photos, train_pipeline=[{"type": "Resize", "size": 16}]), "cpu")
+        epoch_batches(changed_recipe(mixed_files, train_pipeline=[{"type": "Resize", "size": 16}]), "cpu")
 
 
 def test_cuda_without_a_gpu_names_the_key_and_the_fix():
@@ -154,11 +156,11 @@ def test_cuda_without_a_gpu_names_the_key_and_the_fix():
     assert decode_device("cpu", torch.device("cpu")) == torch.device("cpu")
 
 
-def test_in_memory_and_streams_keep_their_own_decoding(photos):
+def test_in_memory_and_streams_keep_their_own_decoding(mixed_files):
     with pytest.raises(HfclsError, match="data.in_memory decodes each split once itself; leave data.decode at "
                                          "workers or set data.in_memory=false"):
-        load_recipe(photos, ["data.in_memory=true", "data.decode=cpu"])
-    recipe = load_recipe(photos, ["data.decode=cpu"])
+        load_recipe(mixed_files, ["data.in_memory=true", "data.decode=cpu"])
+    recipe = load_recipe(mixed_files, ["data.decode=cpu"])
     stream = datasets.Dataset.from_dict({"image": [None], "label": [0]}).to_iterable_dataset()
     with accelerator_session(recipe) as accelerator:
         with pytest.raises(HfclsError, match=r"a stream \(streaming: true\) decodes in its workers: set "
