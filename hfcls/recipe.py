@@ -57,6 +57,10 @@ class DataSection:
     # Decode each split once into one uint8 tensor on the training device and
     # augment whole batches there (hfcls.data.in_memory): small data sets only.
     in_memory: bool = False
+    # Where images are decoded and augmented: in the DataLoader workers (workers), or in the
+    # training process, a whole batch at a time on the GPU (cuda: nvJPEG) or on the CPU (cpu:
+    # the same code); then the workers only read the files (hfcls.data.on_device).
+    decode: Literal["workers", "cuda", "cpu"] = "workers"
     to_rgb: bool = True  # grayscale and RGBA images become 3-channel RGB
     # Normalisation on the 0-1 scale (torchvision's), applied on the training device.
     mean: list = field(default_factory=lambda: list(IMAGENET_MEAN))
@@ -519,6 +523,9 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
                 f"(divide by 255, e.g. 123.675 -> 0.485)"
             )
     _check_ranges(recipe, where)
+    if data.in_memory and data.decode != "workers":
+        raise HfclsError(f"{where}: data.in_memory decodes each split once itself; leave data.decode at workers "
+                         "or set data.in_memory=false")
     if data.train_val_split is not None and data.val is not None:
         raise HfclsError(f"{where}: set either data.val or data.train_val_split, not both")
     if model.pretrained is None and model.config is None:

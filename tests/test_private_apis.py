@@ -38,3 +38,16 @@ def test_torch_cpu_bf16_probes():
     # hfcls.engine.precision.cpu_has_bf16: torch has no public probe for bf16 instructions.
     assert isinstance(torch.cpu._is_avx512_bf16_supported(), bool)
     assert isinstance(torch.cpu._is_amx_tile_supported(), bool)
+
+
+def test_v2_flips_draw_one_uniform_number_first():
+    # hfcls.data.on_device draws each sample's flip in a worker as v2's _RandomApplyTransform.forward
+    # does (flip when torch.rand(1) < p), to apply it on the device later.
+    from torchvision.transforms import v2
+
+    image = torch.arange(6, dtype=torch.uint8).view(1, 2, 3)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        flipped = not torch.equal(v2.RandomHorizontalFlip(p=0.3)(image), image)
+        torch.manual_seed(seed)
+        assert flipped == bool(torch.rand(1) < 0.3)

@@ -4,14 +4,20 @@ against the baseline the Hugging Face examples teach (hfcls.analysis.baseline).
 What is timed for hfcls is the engine's own: the run `hfcls.engine.setup.build_run`
 builds (loaders from the data door, the prepared model, the optimizer) and one
 `hfcls.engine.steps.train_step` or `predict_batch` per batch. `synthetic` feeds
-random uint8 batches from the device to the same step: the compute-only ceiling.
-Step time is the median over the measured steps (warm-up excluded, data
-waiting included); images/s is measured images over the measured steps' total
-time. The variants run in turns (`rounds`), so a load that drifts on a shared
-machine weighs on all of them alike; each turn builds its variant afresh (its
-own Accelerator and loader workers), warms it up and shuts it down after, so
-no variant's workers run during another's turn. Peak memory is the PSS of
-this process plus its workers, sampled during the measured steps.
+random uint8 batches from the device to the same step: the compute-only ceiling,
+and each variant at its settings is reported as a fraction of it. Step time is
+the median over the measured steps (warm-up excluded, data waiting included);
+images/s is measured images over the measured steps' wall time. The device is
+synchronised once after a turn's steps, not after each: training does not wait
+for its steps, and a wait would stop this process from preparing the next batch
+(the on-device decoder's work) while the GPU computes. The data wait is the share
+of that time spent in `next(batches)`; on CUDA, the GPU idle share is the time the
+GPU did not spend in the steps themselves (CUDA events around each): waiting for
+a batch, or decoding it. The variants run in turns (`rounds`), so a load that
+drifts on a shared machine weighs on all of them alike; each turn builds its
+variant afresh (its own Accelerator and loader workers), warms it up and shuts
+it down after, so no variant's workers run during another's turn. Peak memory
+is the PSS of this process plus its workers, sampled during the measured steps.
 """
 
 from __future__ import annotations
@@ -106,7 +112,8 @@ def variants(recipe, what: str, baseline: bool, synthetic: bool) -> list:
     """The baseline first, then hfcls at fp32 NCHW, at the recipe's own settings, and synthetic."""
     train = recipe.train
     plain = dataclasses.replace(recipe, train=dataclasses.replace(train, mixed_precision="no", channels_last=False))
-    data_path = "in-memory" if recipe.data.in_memory else "loader"
+    data = recipe.data
+    data_path = "in-memory" if data.in_memory else "loader" if data.decode == "workers" else f"decode {data.decode}"
     out = [Variant("baseline (HF examples)", "baseline", plain)] if baseline else []
     out.append(Variant(f"hfcls {data_path}, fp32 NCHW", "hfcls", plain))
     if what != "data" and (train.mixed_precision != "no" or train.channels_last):
@@ -203,12 +210,31 @@ def endless(loader):
 # ----------------------------------------------------------------------------- timing
 
 
+class GpuClock:
+    """The GPU time of the steps timed in `step()` blocks, from CUDA events (read after a synchronize)."""
+
+    def __init__(self):
+        self.events = []
+
+    @contextlib.contextmanager
+    def step(self):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        yield
+        end.record()
+        self.events.append((start, end))
+
+    def seconds(self) -> float:
+        return sum(start.elapsed_time(end) for start, end in self.events) / 1000
+
+
 class Timed:
     """One variant's measured steps and memory, over its turns."""
 
     def __init__(self, variant: Variant, what: str, split: str):
         self.variant, self.what, self.split = variant, what, split
-        self.times, self.images, self.peak_mem, self.cuda_peak = [], 0, 0, 0
+        self.times, self.waits, self.images, self.peak_mem, self.cuda_peak = [], [], 0, 0, 0
+        self.wall, self.gpu_busy = 0.0, 0.0
 
     def turn(self, warmup: int, count: int) -> None:
         """Build the variant, run `warmup` steps unmeasured and `count` measured, release it."""
@@ -225,15 +251,24 @@ class Timed:
         gc.collect()
 
     def _run(self, step, batches, count, measured):
+        cuda = torch.cuda.is_available()
+        clock = GpuClock() if cuda else None
+        started = time.perf_counter()
         for _ in range(count):
             start = time.perf_counter()
             batch = next(batches)
-            step(batch)
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            waited = time.perf_counter() - start
+            with clock.step() if cuda else contextlib.nullcontext():
+                step(batch)
             if measured:
                 self.times.append(time.perf_counter() - start)
+                self.waits.append(waited)
                 self.images += len(batch["labels"])
+        if cuda:
+            torch.cuda.synchronize()  # once: the steps ran ahead of the GPU, as in training
+        if measured:
+            self.wall += time.perf_counter() - started
+            self.gpu_busy += clock.seconds() if cuda else 0.0
 
     def result(self) -> dict:
         data = self.variant.recipe.data
@@ -245,8 +280,10 @@ class Timed:
             "batch_size": data.batch_size if self.split == "train" else data.eval_batch_size or data.batch_size,
             "num_workers": 0 if self.variant.pipeline == "synthetic" or data.in_memory and
             self.variant.pipeline == "hfcls" else worker_count(data),
-            "images_per_sec": self.images / sum(self.times),
+            "images_per_sec": self.images / self.wall,
             "step_ms_median": 1000 * statistics.median(self.times),
+            "data_wait_fraction": sum(self.waits) / self.wall,
+            "gpu_idle_fraction": max(0.0, 1 - self.gpu_busy / self.wall) if torch.cuda.is_available() else None,
             "peak_mem_mib": self.peak_mem / 2**20,
             "cuda_max_allocated_mib": self.cuda_peak / 2**20 if torch.cuda.is_available() else None,
             "measured_steps": len(self.times),
@@ -274,7 +311,20 @@ def bench(recipe, what: str = "train", *, steps: int = 30, warmup: int = 5, roun
                 "rounds": rounds, "torch_threads": torch.get_num_threads()}
     timed = [Timed(v, what, split) for v in variants(recipe, what, baseline, synthetic)]
     measure_interleaved(timed, steps, warmup, rounds)
-    return {"machine": machine(), "settings": settings, "results": [t.result() for t in timed]}
+    results = [t.result() for t in timed]
+    for result in results:
+        result["fraction_of_synthetic"] = fraction_of_synthetic(result, results)
+    return {"machine": machine(), "settings": settings, "results": results}
+
+
+def fraction_of_synthetic(result: dict, results: list) -> float | None:
+    """images/s as a fraction of the compute-only images/s at the same precision and memory format."""
+    same = ("mixed_precision", "channels_last")
+    ceiling = next((r for r in results if r["pipeline"] == "synthetic" and all(r[k] == result[k] for k in same)),
+                   None)
+    if ceiling is None or result is ceiling:
+        return None
+    return result["images_per_sec"] / ceiling["images_per_sec"]
 
 
 # ----------------------------------------------------------------------------- report
@@ -304,12 +354,19 @@ def report(info, settings, results) -> str:
         "machine: {platform}, {cpus} CPUs ({cpu}), torch {torch}, device {device}, "
         "load average {load_average[0]} {load_average[1]} {load_average[2]}".format(**info),
         "settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()),
-        f"{'variant':<42} {'images/s':>10} {'step ms':>9} {'peak PSS MiB':>13} {'CUDA MiB':>9} {'workers':>8}",
+        f"{'variant':<46} {'images/s':>10} {'step ms':>9} {'peak PSS MiB':>13} {'CUDA MiB':>9} {'workers':>8} "
+        f"{'data wait':>10} {'GPU idle':>9}",
     ]
     for r in results:
         cuda = f"{r['cuda_max_allocated_mib']:.0f}" if r["cuda_max_allocated_mib"] is not None else "-"
-        lines.append(f"{r['variant']:<42} {r['images_per_sec']:>10.1f} {r['step_ms_median']:>9.1f} "
-                     f"{r['peak_mem_mib']:>13.0f} {cuda:>9} {r['num_workers']:>8}")
+        idle = f"{r['gpu_idle_fraction']:.0%}" if r["gpu_idle_fraction"] is not None else "-"
+        lines.append(f"{r['variant']:<46} {r['images_per_sec']:>10.1f} {r['step_ms_median']:>9.1f} "
+                     f"{r['peak_mem_mib']:>13.0f} {cuda:>9} {r['num_workers']:>8} {r['data_wait_fraction']:>10.0%} "
+                     f"{idle:>9}")
+    for r in results:
+        if r["fraction_of_synthetic"] is not None:
+            lines.append(f"real / synthetic {r['variant']}: {r['fraction_of_synthetic']:.0%} of the compute-only "
+                         "images/s")
     base = next((r for r in results if r["pipeline"] == "baseline"), None)
     for r in results:
         if base is not None and r is not base:

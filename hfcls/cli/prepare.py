@@ -1,34 +1,81 @@
-"""`hfcls-prepare DATASET DIR`: write a data set hfcls can generate offline from scikit-learn's bundled digits.
+"""`hfcls-prepare DATASET DIR` | `hfcls-prepare shrink RECIPE DST [key=value ...] --short-side N`: write a data set.
 
-digits: class folders; imbalanced_digits: the same with 2 % of class 0's training images;
-multilabel_digits: canvases of 2-3 digits side by side, labelled with the digits shown.
+From scikit-learn's bundled digits (offline): digits, class folders; imbalanced_digits, the
+same with 2 % of class 0's training images; multilabel_digits, canvases of 2-3 digits side
+by side, labelled with the digits shown. shrink: a copy of
+the recipe's splits with every image's shorter side at most N pixels, as parquet
+shards in DST/<split>/ that a `disk` source reads (`data.train={type: disk, path: DST/train}`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from hfcls.cli import cli_entry
+from hfcls.errors import HfclsError
+from hfcls.recipe import load_recipe
 
-DATASETS = ("digits", "imbalanced_digits", "multilabel_digits")
+DATASETS = {"digits": "scikit-learn's digits as an image folder",
+            "imbalanced_digits": "the digits with 2%% of class 0's training images",
+            "multilabel_digits": "canvases of 2-3 digits, labelled with the digits shown (metadata.jsonl)"}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="hfcls-prepare", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=DATASETS)
-    parser.add_argument("dir", help="output folder, e.g. data/digits")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="dataset", required=True, metavar=f"{{{','.join(DATASETS)},shrink}}")
+    for name, help in DATASETS.items():
+        digits = commands.add_parser(name, help=help)
+        digits.add_argument("dir", help=f"output folder, e.g. data/{name}")
+        digits.add_argument("--val-fraction", type=float, default=0.2)
+        digits.add_argument("--seed", type=int, default=0)
+    shrink = commands.add_parser("shrink", help="a recipe's splits with smaller images, as parquet shards",
+                                 epilog="recipe overrides (key.sub=value, YAML-typed) may follow DST")
+    shrink.add_argument("recipe", help="recipe YAML file whose data.train/val/test sources are copied")
+    shrink.add_argument("dst", help="output folder: DST/<split>/*.parquet")
+    shrink.add_argument("--short-side", type=int, default=320, help="largest shorter side, pixels (default 320)")
+    shrink.add_argument("--quality", type=int, default=90, help="JPEG quality of resized images (default 90)")
+    shrink.add_argument("--splits", nargs="+", choices=("train", "val", "test"), default=["train", "val", "test"],
+                        help="the recipe's splits to copy, those it defines (default: train val test)")
+    shrink.add_argument("--rows-per-shard", type=int, default=1000)
+    shrink.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="processes writing shards (default: this machine's cores)")
+    args, rest = parser.parse_known_args(argv)  # overrides may come anywhere after the command
+    unknown = [arg for arg in rest if args.dataset != "shrink" or arg.startswith("-") or "=" not in arg]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = rest
+    return args
 
 
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.data.prepare import DATASETS as WRITERS
+    if args.dataset in DATASETS:
+        from hfcls.data.prepare import DATASETS as WRITERS
 
-    counts = WRITERS[args.dataset](args.dir, args.val_fraction, args.seed)
-    print(f"wrote {args.dataset} to {args.dir}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        counts = WRITERS[args.dataset](args.dir, args.val_fraction, args.seed)
+        print(f"wrote {args.dataset} to {args.dir}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        return
+    for flag, value, low, high in (("--short-side", args.short_side, 1, None), ("--quality", args.quality, 1, 100),
+                                   ("--rows-per-shard", args.rows_per_shard, 1, None),
+                                   ("--workers", args.workers, 1, None)):
+        if value < low or (high is not None and value > high):
+            raise HfclsError(f"{flag} must be {f'{low} to {high}' if high else f'at least {low}'}, got {value}")
+    recipe = load_recipe(args.recipe, args.overrides)
+    from hfcls.data.build import build_datasets
+    from hfcls.data.prepare import shrink_splits
+
+    splits = [split for split in args.splits if getattr(recipe.data, split, None) is not None or
+              (split == "val" and recipe.data.train_val_split)]
+    if not splits:
+        raise HfclsError(f"{args.recipe} defines none of data.{', data.'.join(args.splits)}; --splits names "
+                         "the splits to copy")
+    written = shrink_splits(build_datasets(recipe.data, recipe.seed, tuple(splits)), args.dst, args.short_side,
+                            args.quality, args.rows_per_shard, args.workers)
+    for split, (images, shards, mib) in written.items():
+        print(f"wrote {split}: {images} images, shorter side at most {args.short_side}, in {shards} parquet "
+              f"shard(s), {mib:.1f} MiB: data.{split}={{type: disk, path: {args.dst}/{split}}}")
 
 
 if __name__ == "__main__":

@@ -4,10 +4,12 @@
     build_train_loader(recipe, dataset, accelerator)
     build_eval_loader(data, dataset, accelerator, seed, batch_size=None)
 
-Every loader is one of three kinds, chosen here and nowhere else: DataLoader
-workers (`loaders.WorkerLoader`), a stream (`streaming.StreamLoader`) or a
-split held on the device (`in_memory.InMemoryLoader`). All keep one protocol,
-so nothing above this door asks which kind it holds:
+Every loader is one of four kinds, chosen here and nowhere else: DataLoader
+workers (`loaders.WorkerLoader`), workers that only read the files for a batch
+decoded on the device (`on_device.on_device_loader`, data.decode: cuda or cpu),
+a stream (`streaming.StreamLoader`) or a split held on the device
+(`in_memory.InMemoryLoader`). All keep one protocol, so nothing above this door
+asks which kind it holds:
 
     len(loader)                  batches per epoch, this process
     loader.set_epoch(epoch)      the epoch's order and augmentations
@@ -32,6 +34,7 @@ from hfcls.data.decode import MAX_IMAGE_PIXELS, SampleTransform, collate
 from hfcls.data.in_memory import in_memory_loader
 from hfcls.data.loaders import WorkerLoader, data_loader
 from hfcls.data.mixing import build_mixer, mixing_collate
+from hfcls.data.on_device import on_device_loader
 from hfcls.data.seeding import SeededSamples, seed_worker
 from hfcls.data.sources import load_source
 from hfcls.data.streaming import TransformedStream, build_stream_loader
@@ -161,9 +164,15 @@ def build_train_loader(recipe, dataset, accelerator):
     if data.in_memory:
         return in_memory_loader(dataset, data, recipe.seed, accelerator, train=True, workers=worker_count(data),
                                 mix=mix, weights=weights)
+    workers = worker_count(data)
+    if data.decode != "workers":
+        if weights is not None:
+            raise HfclsError(f"data.decode {data.decode} draws no class-balanced sample; leave data.decode at "
+                             "workers to use data.sampler")
+        return on_device_loader(dataset, data, recipe.seed, accelerator, train=True, workers=workers,
+                                batch_size=data.batch_size, mix=mix)
     dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb,
                              data.max_image_pixels)
-    workers = worker_count(data)
     if isinstance(dataset, TransformedStream):
         if mix is not None:
             raise HfclsError("train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
@@ -191,6 +200,9 @@ def build_eval_loader(data, dataset, accelerator, seed: int, batch_size: int | N
     batch_size = batch_size or data.eval_batch_size or data.batch_size
     if data.in_memory:
         return in_memory_loader(dataset, data, seed, accelerator, train=False, workers=worker_count(data),
+                                batch_size=batch_size)
+    if data.decode != "workers":
+        return on_device_loader(dataset, data, seed, accelerator, train=False, workers=worker_count(data),
                                 batch_size=batch_size)
     dataset = with_transform(dataset, data.eval_pipeline, "data.eval_pipeline", data.to_rgb,
                              data.max_image_pixels)

@@ -52,7 +52,7 @@ def decode(image: dict, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS) -> tor
     (benchmarks/README.md); Pillow reads the other formats and names what is
     wrong with a corrupt file. Pillow reads the header first, for the pixel count.
     """
-    data = image["bytes"] if image.get("bytes") else Path(image["path"]).read_bytes()
+    data = image_bytes(image)
     with _header(data, max_pixels) as pil:
         try:
             pixels = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
@@ -108,6 +108,11 @@ def _kept_channels(pil: Image.Image) -> str:
     alpha = "A" in pil.getbands() or "transparency" in pil.info
     grey = pil.mode in ("1", "L", "LA", "La")
     return ("LA" if alpha else "L") if grey else ("RGBA" if alpha else "RGB")
+
+
+def image_bytes(image: dict) -> bytes:
+    """The encoded file of a {'path', 'bytes'} row: its bytes, or the file they were left in."""
+    return image["bytes"] if image.get("bytes") else Path(image["path"]).read_bytes()
 
 
 class SampleTransform:

@@ -30,8 +30,9 @@ from accelerate.state import GradientState
 
 from hfcls.data.columns import label_encoder
 from hfcls.data.decode import SampleTransform, stack_labels
-from hfcls.data.seeding import balanced_rows, sample_seed, seeded
-from hfcls.data.transforms import build_pipeline
+from hfcls.data.mixing import mix_batch
+from hfcls.data.seeding import balanced_rows, sample_seed
+from hfcls.data.transforms import build_pipeline, compose
 from hfcls.errors import HfclsError
 
 logger = logging.getLogger(__name__)
@@ -118,21 +119,24 @@ BATCHWISE = {
 }
 
 
-def split_pipeline(specs: list, where: str):
-    """A recipe pipeline -> (the static head as a v2 pipeline, the batch-wise transforms)."""
+def split_pipeline(specs: list, where: str, head=STATIC, tail=BATCHWISE, mode="data.in_memory",
+                   off="data.in_memory=false"):
+    """A recipe pipeline -> (its leading `head` transforms, the rest as `tail`'s batch-wise transforms).
+    Anything else is an error naming the transform, what `mode` supports and how to turn it `off`."""
     pipeline = build_pipeline(specs, where)  # checks names and arguments
-    head = 0
-    while head < len(specs) and specs[head]["type"] in STATIC:
-        head += 1
+    transforms = pipeline.transforms if specs else []
+    count = 0
+    while count < len(specs) and specs[count]["type"] in head:
+        count += 1
     batchwise = []
-    for i in range(head, len(specs)):
+    for i in range(count, len(specs)):
         name = specs[i]["type"]
-        if name not in BATCHWISE:
+        if name not in tail:
             raise HfclsError(
-                f"{where}[{i}]: {name} cannot run with data.in_memory; supported: {', '.join(STATIC)} first, "
-                f"then {', '.join(BATCHWISE)} (or set data.in_memory=false)")
-        batchwise.append(BATCHWISE[name](pipeline.transforms[i], f"{where}[{i}]"))
-    return build_pipeline(specs[:head], where), batchwise
+                f"{where}[{i}]: {name} cannot run with {mode}; supported: {', '.join(head)} first, "
+                f"then {', '.join(tail)} (or set {off})")
+        batchwise.append(tail[name](transforms[i], f"{where}[{i}]"))
+    return transforms[:count], batchwise
 
 
 # ----------------------------------------------------------------------------- loading
@@ -243,7 +247,7 @@ class InMemoryLoader(DataLoaderStateMixin):
                     images = transform(images, {k: v[positions] for k, v in drawn.items()})
                 labels = self.labels[index]
                 if self.mix is not None:  # float images (0-255) and soft labels, seeded by the batch's place
-                    images, labels = seeded(self.mix, sample_seed(self.seed, self.epoch, first), images.float(), labels)
+                    images, labels = mix_batch(self.mix, sample_seed(self.seed, self.epoch, first), images, labels)
                 self.end_of_dataloader = step == self._steps - 1
                 self._yielded = step + 1
                 yield {"pixel_values": images, "labels": labels, "valid": valid[positions], "bad_files": []}
@@ -276,7 +280,11 @@ def in_memory_loader(dataset, data, seed: int, accelerator, *, train: bool, work
     `weights` (hfcls.data.balance) balance their classes."""
     specs = data.train_pipeline if train else data.eval_pipeline
     where = f"data.{'train' if train else 'eval'}_pipeline"
-    head, batchwise = split_pipeline(specs, where) if train else (build_pipeline(specs, where), [])
+    if train:
+        head, batchwise = split_pipeline(specs, where)
+        head = compose(head)
+    else:
+        head, batchwise = build_pipeline(specs, where), []
     images, labels, kept = decode_split(dataset, head, data, "data.train" if train else "data.val", workers)
     if weights is not None:
         weights = weights[kept]

@@ -16,9 +16,10 @@ from accelerate import skip_first_batches
 class WorkerLoader:
     """The loader protocol (hfcls.data.build) over an Accelerate-prepared DataLoader."""
 
-    def __init__(self, prepared, samples=None):
+    def __init__(self, prepared, samples=None, finish=None):
         self.prepared = prepared
         self.samples = samples  # SeededSamples of a training split: told the epoch too
+        self.finish = finish  # work on each batch in this process (hfcls.data.on_device decodes there)
         self._start = 0  # batches to skip on the next pass (a resume)
         self._yielded = 0
 
@@ -41,7 +42,7 @@ class WorkerLoader:
         self._yielded = start
         for batch in skip_first_batches(self.prepared, start) if start else self.prepared:
             self._yielded += 1
-            yield batch
+            yield batch if self.finish is None else self.finish(batch)
 
 
 def data_loader(dataset, data, batch_size: int, shuffle: bool, seed: int, pin_memory: bool,

@@ -4,7 +4,7 @@ Mixed batches carry float images (still on the 0-255 scale, which `Normalize`
 accepts) and soft labels of shape (batch, classes). With both alphas set, each
 batch gets one of the two at random, as timm does. Samples come from
 `hfcls.data.seeding.SeededSamples`, whose per-sample seed also seeds the mixing; the
-in-memory loader applies the same mixer to its batches on the device.
+in-memory and on-device loaders apply the same mixer (`mix_batch`) to their batches on the device.
 """
 
 from __future__ import annotations
@@ -35,10 +35,15 @@ class MixingCollate:
 
     def __call__(self, samples: list) -> dict:
         batch = self.collate(samples)
-        images = batch["pixel_values"].float()  # MixUp blends pixels: uint8 would truncate
         # Seeded by the batch's first sample (see hfcls.data.seeding): replays exactly on resume.
-        batch["pixel_values"], batch["labels"] = seeded(self.mix, samples[0]["seed"], images, batch["labels"])
+        batch["pixel_values"], batch["labels"] = mix_batch(self.mix, samples[0]["seed"], batch["pixel_values"],
+                                                           batch["labels"])
         return batch
+
+
+def mix_batch(mix, seed: int, images, labels):
+    """(float images, soft labels): `mix` applied under `seed`, wherever the batch is (worker, device)."""
+    return seeded(mix, seed, images.float(), labels)  # MixUp blends pixels: uint8 would truncate
 
 
 def mixing_collate(collate, mix):

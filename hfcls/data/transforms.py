@@ -61,7 +61,11 @@ def build_pipeline(specs: list, where: str = "pipeline") -> v2.Compose:
             transforms.append(classes[name](**kwargs))
         except (TypeError, ValueError) as error:
             raise HfclsError(f"{here}: {name}({_format_kwargs(kwargs)}) is invalid: {error}") from None
-    # v2.Compose refuses an empty list; no transforms (the default) means none.
+    return compose(transforms)
+
+
+def compose(transforms: list):
+    """v2.Compose of `transforms`; v2.Identity for none (the default), which v2.Compose refuses."""
     return v2.Compose(transforms) if transforms else v2.Identity()
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REPO, make_image_folder, tiny_recipe_dict, write_recipe
 from layouts import write_voc
@@ -82,6 +83,18 @@ def test_hfcls_prepare(tmp_path):
     assert "wrote digits" in ok(run("hfcls-prepare", "digits", tmp_path / "digits"))
     assert len(list((tmp_path / "digits" / "val").glob("*/*.png"))) == 360
     user_error(run("hfcls-prepare", "digits", tmp_path / "digits"), "already has files")
+    # shrink: a recipe's splits as parquet shards of smaller images, read back by a disk source.
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(make_image_folder(tmp_path / "train", per_class=4),
+                                                                make_image_folder(tmp_path / "val", per_class=2)))
+    out = ok(run("hfcls-prepare", "shrink", recipe, tmp_path / "small", "data.val=null", "--short-side", "8",
+                 "--workers", "2", "--rows-per-shard", "5"))
+    assert "wrote train: 12 images, shorter side at most 8, in 3 parquet shard(s)" in out
+    assert f"data.train={{type: disk, path: {tmp_path / 'small'}/train}}" in out and "wrote val" not in out
+    assert len(list((tmp_path / "small" / "train").glob("train-0000?-of-00003.parquet"))) == 3
+    ok(run("hfcls-verify", recipe, f"data.train={{type: disk, path: {tmp_path / 'small' / 'train'}}}"))
+    user_error(run("hfcls-prepare", "shrink", recipe, tmp_path / "x", "--short-side", "0"), "--short-side",
+               "at least 1")
+    user_error(run("hfcls-prepare", "shrink", recipe, tmp_path / "small"), "small/train already has files")
 
 
 def test_prepare_writes_imbalanced_and_multilabel_digits(tmp_path):
@@ -208,6 +221,12 @@ def test_hfcls_bench(trained, tmp_path):
     assert "ratio hfcls loader, fp32 NCHW / baseline" in out
     assert len(json.loads((tmp_path / "b.json").read_text())["results"]) == 2
     user_error(run("hfcls-bench", recipe, "data.val=null", "--what", "eval"), "data.val")
+    # Decoding on the device, against the compute-only ceiling: the report GPU runs give (benchmarks/run_gpu.sh).
+    out = ok(run("hfcls-bench", recipe, "data.decode=cpu", "--what", "eval", "--synthetic", "--steps", "2",
+                 "--warmup", "0", "--rounds", "1"))
+    assert "data wait" in out and "real / synthetic hfcls decode cpu, fp32 NCHW: " in out
+    if not torch.cuda.is_available():
+        user_error(run("hfcls-bench", recipe, "data.decode=cuda"), "data.decode=cuda", "data.decode=cpu")
 
 
 def test_launch_helpers_module():

@@ -33,10 +33,11 @@ def pixels(batches):
     return [batch["pixel_values"] for batch in batches]
 
 
-@pytest.mark.parametrize("in_memory", [False, True], ids=["workers", "in-memory"])
-def test_every_loader_kind_keeps_the_protocol(tmp_path, tiny_data, in_memory):
-    data = {"in_memory": in_memory, "train_pipeline": [{"type": "RandomCrop", "size": 12, "padding": 2},
-                                                       {"type": "RandomHorizontalFlip"}]}
+@pytest.mark.parametrize("kind", [{}, {"in_memory": True}, {"decode": "cpu"}],
+                         ids=["workers", "in-memory", "on-device"])
+def test_every_loader_kind_keeps_the_protocol(tmp_path, tiny_data, kind):
+    data = {**kind, "train_pipeline": [{"type": "RandomCrop", "size": 12, "padding": 2},
+                                       {"type": "RandomHorizontalFlip"}]}
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data, data=data)))
     dsets = build_datasets(recipe.data, recipe.seed)
     with accelerator_session(recipe) as accelerator:

@@ -50,7 +50,7 @@ def test_batch_flip_flips_exactly_the_drawn_images():
 def test_split_pipeline_keeps_the_static_head_and_rejects_the_rest():
     head, batchwise = split_pipeline([{"type": "Resize", "size": 36}, {"type": "RandomCrop", "size": 32},
                                       {"type": "RandomHorizontalFlip"}], "data.train_pipeline")
-    assert [type(t).__name__ for t in head.transforms] == ["Resize"]
+    assert [type(t).__name__ for t in head] == ["Resize"]
     assert [type(t).__name__ for t in batchwise] == ["RandomCrop", "RandomFlip"]
     with pytest.raises(HfclsError, match=r"data.train_pipeline\[1\]: RandomResizedCrop cannot run with data.in_memory"):
         split_pipeline([{"type": "Resize", "size": 36}, {"type": "RandomResizedCrop", "size": 32}],

@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 import pytest
 from layouts import isolated_cache, save_numbered  # noqa: F401
+from PIL import Image
 from transformers import AutoModelForImageClassification
 
 from hfcls.artifacts.layout import read_state
@@ -239,27 +240,46 @@ def test_dist_test_evaluates_each_image_once_on_two_processes(tmp_path, tiny_dat
 
 
 
+def train_on_two_cpu_processes(port: int, recipe, *args) -> None:
+    """hfcls-train RECIPE ARGS on two gloo processes of this machine."""
+    # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(port), "-m", "hfcls.cli.train", str(recipe)]
+    subprocess.run([*launch, *map(str, args)], env=env, check=True, capture_output=True, timeout=300)
+
+
 def test_two_process_mid_epoch_resume_is_exact(tmp_path):
     """Two CPU processes (gloo): sharded data, collective saves, the same exactness as one."""
     folders = (make_image_folder(tmp_path / "train", per_class=16), make_image_folder(tmp_path / "val", per_class=4))
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
         *folders, train={"epochs": 2, "deterministic": True}, checkpoint={"interval_steps": 2}))
-    # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", "29621", "-m", "hfcls.cli.train", str(recipe)]
-
-    def launch_run(*args):
-        subprocess.run([*launch, *args], env=env, check=True, capture_output=True, timeout=300)
-
-    launch_run("--work-dir", str(tmp_path / "straight"))
+    train_on_two_cpu_processes(29621, recipe, "--work-dir", tmp_path / "straight")
     state = read_state(tmp_path / "straight" / "checkpoints" / "step_2")
     assert (state.epoch, state.batch_in_epoch) == (0, 2)  # 48 images / (8 x 2 processes) = 3 steps an epoch
     shutil.copytree(tmp_path / "straight" / "checkpoints" / "step_2", tmp_path / "stopped" / "checkpoints" / "step_2")
-    launch_run("--work-dir", str(tmp_path / "stopped"), "--resume")
+    train_on_two_cpu_processes(29621, recipe, "--work-dir", tmp_path / "stopped", "--resume")
     assert max_difference(weights(tmp_path / "straight", "epoch_2"), weights(tmp_path / "stopped", "epoch_2")) == 0
     assert deterministic_rows(tmp_path / "stopped") == deterministic_rows(tmp_path / "straight")
+
+
+def test_two_processes_decoding_on_the_device_train_as_the_workers_do(tmp_path):
+    """data.decode=cpu on two gloo processes: the same shards, augmentations, mixing and evaluation
+    (gather_for_metrics over uneven eval batches) as the worker loader, so the same weights and metrics."""
+    folders = (make_image_folder(tmp_path / "train", per_class=16), make_image_folder(tmp_path / "val", per_class=4))
+    for png in list((tmp_path / "train").glob("*/*[02468].png")):  # half the files JPEGs: one batched decode
+        Image.open(png).save(png.with_suffix(".jpg"), quality=90)
+        png.unlink()
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
+        *folders, data={"eval_batch_size": 5}, train={"epochs": 2, "deterministic": True, "mixup_alpha": 0.2}))
+    for decode in ("workers", "cpu"):
+        train_on_two_cpu_processes(29622, recipe, "--work-dir", tmp_path / decode, f"data.decode={decode}")
+    assert "decode: cpu" in (tmp_path / "cpu" / "recipe.yaml").read_text()
+    assert max_difference(weights(tmp_path / "workers", "epoch_2"), weights(tmp_path / "cpu", "epoch_2")) == 0
+    rows = deterministic_rows(tmp_path / "cpu")
+    assert rows == deterministic_rows(tmp_path / "workers") and [row["step"] for row in rows] == [3, 6]
+    assert all("val_accuracy_top1" in row for row in rows)
 
 
 def test_two_processes_train_from_one_stream(tmp_path):
