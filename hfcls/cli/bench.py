@@ -1,5 +1,13 @@
-"""`hfcls-bench RECIPE [key=value ...] [--what data|train|eval] [options]`: images/s of hfcls's own
-data path, training step or evaluation, against the Hugging Face examples' baseline, in one run."""
+"""`hfcls-bench RECIPE [key=value ...] [--what data|train|eval|accuracy] [options]`: hfcls against what users
+would pick instead, in one interleaved run.
+
+--what data|train|eval: images/s of hfcls's own data path, training step or evaluation step, against the
+Hugging Face examples' baseline (--baseline) and random on-device batches (--synthetic).
+--peers trainer[,timm]: whole training commands of hfcls (workers, in memory), the Hugging Face Trainer and
+timm's train.py (--timm-train PATH) on the same work: wall time, time to the first step, steady images/s,
+evaluation time, top-1; --what accuracy adds the time to --target top-1. --load N runs N busy processes
+against every command (one per core: a shared machine).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from pathlib import Path
 from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 from hfcls.recipe import load_recipe
 
-WHAT = ("data", "train", "eval")  # hfcls.analysis.bench.WHAT, without importing torch to parse
+WHAT = ("data", "train", "eval", "accuracy")
 
 
 def parse_args(argv=None):
@@ -27,10 +35,15 @@ def parse_args(argv=None):
                         help="the measured steps are split into this many turns per variant, interleaved")
     parser.add_argument("--baseline", action="store_true", help="also run the Hugging Face examples' pipeline")
     parser.add_argument("--synthetic", action="store_true", help="also run on random on-device batches")
+    parser.add_argument("--peers", help="compare whole training runs with these tools: trainer, timm (comma-separated)")
+    parser.add_argument("--timm-train", metavar="PATH", help="train.py of a pytorch-image-models checkout (--peers timm)")
+    parser.add_argument("--load", type=int, default=0, metavar="N", help="busy processes competing with every run")
+    parser.add_argument("--target", type=float, default=98.0, help="--what accuracy: the validation top-1 to reach (%%)")
     parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
     args = parser.parse_intermixed_args(argv)  # overrides may follow the options
-    if args.steps < 1 or args.warmup < 0 or not 1 <= args.rounds <= args.steps:
-        parser.error("--steps must be at least 1, --warmup at least 0, --rounds between 1 and --steps")
+    if args.steps < 1 or args.warmup < 0 or not 1 <= args.rounds <= args.steps or args.load < 0:
+        parser.error("--steps must be at least 1, --warmup and --load at least 0, --rounds between 1 and --steps")
+    args.peers = [p for p in (args.peers or "").split(",") if p]
     return args
 
 
@@ -38,16 +51,33 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
-    from hfcls.analysis.bench import bench, report
     from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=False)  # warnings only: the report is the output
-    measured = bench(recipe, args.what, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
-                     baseline=args.baseline, synthetic=args.synthetic)
-    measured["settings"]["overrides"] = " ".join(args.overrides) or "none"
-    print(report(measured["machine"], measured["settings"], measured["results"]))
+    if args.peers or args.what == "accuracy":
+        measured = compare_peers(recipe, args)
+    else:
+        from hfcls.analysis.bench import bench, report
+
+        measured = bench(recipe, args.what, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
+                         baseline=args.baseline, synthetic=args.synthetic)
+        measured["settings"]["overrides"] = " ".join(args.overrides) or "none"
+        print(report(measured["machine"], measured["settings"], measured["results"]))
     if args.json:
         Path(args.json).write_text(json.dumps(measured, indent=2))
+
+
+def compare_peers(recipe, args) -> dict:
+    from hfcls.analysis.bench import machine
+    from hfcls.analysis.peers.compare import compare, table
+
+    info = machine()
+    measured = compare(recipe, args.peers, timm_train=args.timm_train, rounds=args.rounds, load=args.load,
+                       overrides=args.overrides)
+    print("machine: {platform}, {cpus} CPUs ({cpu}), torch {torch}, device {device}, load average {load_average[0]} "
+          "{load_average[1]} {load_average[2]}".format(**info) + f", {args.load} busy processes competing")
+    print(table(measured, args.target if args.what == "accuracy" else None))
+    return {"machine": info, **measured}
 
 
 if __name__ == "__main__":

@@ -90,8 +90,9 @@ def train_epochs(run, state: TrainState, validate: bool) -> dict:
         state.epoch, state.batch_in_epoch, state.epoch_loss_sum = epoch + 1, 0, 0.0
         last = state.epoch == recipe.train.epochs
         if validate and (state.epoch % recipe.evaluation.interval == 0 or last):
+            started = time.perf_counter()
             metrics = evaluate(run, f"eval {state.epoch}")
-            row.update({f"val_{k}": v for k, v in metrics.items()})
+            row.update({f"val_{k}": v for k, v in metrics.items()}, eval_time=time.perf_counter() - started)
             export_epoch(run, metrics, state)
         signum = run.stop.should_stop(accelerator)
         if state.epoch % recipe.checkpoint.interval == 0 or last or signum:
@@ -100,6 +101,15 @@ def train_epochs(run, state: TrainState, validate: bool) -> dict:
         if signum and not last:
             raise TrainingInterrupted(signum, state.step, find_latest_checkpoint(run.work_dir), run.work_dir)
     return metrics
+
+
+def optimizer_stepped(run, state: TrainState, running, guard, mid_epoch: bool) -> None:
+    state.step += 1
+    if state.step == run.started[1] + 1:
+        logger.info("first optimizer step %.2f s after this process started", process_age())
+    if run.ema is not None:
+        run.ema.update(run.model, state.step)
+    step_boundary(run, state, running, guard, mid_epoch=mid_epoch)
 
 
 def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
@@ -124,10 +134,7 @@ def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
             state.batch_in_epoch = i + 1
             bar.update()
             if accelerator.sync_gradients:
-                state.step += 1
-                if run.ema is not None:
-                    run.ema.update(run.model, state.step)
-                step_boundary(run, state, running, guard, mid_epoch=i + 1 < total)
+                optimizer_stepped(run, state, running, guard, mid_epoch=i + 1 < total)
             if (i + 1) % cfg.log_interval == 0:  # a host-device sync
                 bar.set_postfix(loss=f"{guard.checked(running) / (i + 1):.4f}",
                                 lr=f"{run.scheduler.get_last_lr()[0]:.3g}", eta=run.eta(state.step))
@@ -146,6 +153,12 @@ def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
         "images_per_sec": seen * accelerator.num_processes / elapsed,
         "epoch_time": elapsed,
     }
+
+
+def process_age() -> float:
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def step_boundary(run, state: TrainState, running, guard: NanGuard, mid_epoch: bool) -> None:

@@ -1,0 +1,1 @@
+"""The tools users pick instead of hfcls, run on the same work for hfcls-bench --peers."""
