@@ -213,3 +213,18 @@ def write_voc(root: Path, objects: dict = VOC_OBJECTS, split: str = "trainval") 
             f"<annotation>\n  <folder>VOC2007</folder>\n  <filename>{image_id}.jpg</filename>{body}\n</annotation>\n")
     (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(objects) + "\n")
     return root
+
+
+def add_to_checkpoint(checkpoint: Path, name: str, tensors: dict) -> Path:
+    """Save `tensors` as checkpoint/name and list it in trainer_state.json, as a save that wrote it would."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from hfcls.artifacts.layout import STATE_FILE
+
+    save_file(tensors, checkpoint / name)
+    state = json.loads((checkpoint / STATE_FILE).read_text())
+    state["files"][name] = (checkpoint / name).stat().st_size
+    (checkpoint / STATE_FILE).write_text(json.dumps(state))
+    return checkpoint / name

@@ -55,23 +55,33 @@ def write_published(model, processor, out: Path, date: bool = False, overwrite: 
         digest = file_sha256(tmp)
         final = out.parent / f"{stem}-{digest[:HASH_CHARS]}.safetensors"
         if not overwrite:
-            check_republish(final, digest)
+            check_republish(final, digest, custom_code_files(model))
         publish_file(tmp, final)
     save_hf_folder(model, processor, final.with_suffix(""))
     return final
 
 
-def check_republish(final: Path, digest: str) -> None:
+def check_republish(final: Path, digest: str, code_files=frozenset()) -> None:
     """Refuse to replace a file with other bytes, or a folder holding files an export does not write."""
     if final.exists() and (not final.is_file() or file_sha256(final) != digest):
         check_new_output(final, False, "OUT: the published")
     folder = final.with_suffix("")
     if folder.exists():
         foreign = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [folder.name]
-        foreign = [name for name in foreign if name not in EXPORT_FILES]
+        foreign = [name for name in foreign if name not in EXPORT_FILES and name not in code_files]
         if foreign:
             raise HfclsError(f"OUT: {folder} exists and holds files hfcls-publish does not write ({', '.join(foreign[:3])}); "
                              "nothing was written: choose another OUT, or pass --overwrite to replace it")
+
+
+def custom_code_files(model) -> set:
+    """The module files save_pretrained copies beside config.json for a model registered for the
+    Auto classes' remote code (hfcls.modeling): the model's and its config's."""
+    import inspect
+
+    if getattr(type(model), "_auto_class", None) is None:
+        return set()
+    return {Path(inspect.getfile(cls)).name for cls in (type(model), type(model.config))}
 
 
 def published_metadata(model, processor) -> dict:

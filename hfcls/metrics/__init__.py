@@ -124,7 +124,7 @@ def evaluate_metrics(names, scores, labels, **options) -> dict:
     check_metric_kind(names, multi_label=labels.ndim == 2)
     if len(labels) == 0:
         raise HfclsError("no valid samples to compute metrics on")
-    if (labels < 0).any():  # -1 would index the last class
+    if labels.ndim == 1 and (labels < 0).any():  # -1 would index the last class (multi-label: -1 is ignored)
         raise HfclsError(f"{int((labels < 0).sum())} of the {len(labels)} samples have no label (-1); metrics "
                          "need a labelled split")
     if labels.ndim == 2:

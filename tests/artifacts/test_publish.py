@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
+from layouts import add_to_checkpoint
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageClassification, pipeline
 
@@ -101,7 +102,7 @@ def test_ema_weights_are_preferred_unless_no_ema(run, tmp_path):
     checkpoint = work_dir / "checkpoints" / "epoch_1"
     raw = load_file(checkpoint / "model.safetensors")
     ema = {key: value * 0.5 if value.is_floating_point() else value for key, value in raw.items()}
-    save_file(ema, checkpoint / EMA_FILE)
+    add_to_checkpoint(checkpoint, EMA_FILE, ema)
 
     assert_same_weights(load_file(publish(checkpoint, tmp_path / "out" / "with_ema")), ema)
     assert_same_weights(load_file(publish(checkpoint, tmp_path / "out" / "ema", use_ema=True)), ema)

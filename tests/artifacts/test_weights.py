@@ -5,7 +5,8 @@ import shutil
 import pytest
 import torch
 from conftest import make_image_folder, tiny_recipe_dict, write_recipe
-from safetensors.torch import load_file, save_file
+from layouts import add_to_checkpoint
+from safetensors.torch import load_file
 
 from hfcls.api import train
 from hfcls.artifacts.layout import EMA_FILE, file_sha256, read_state
@@ -67,7 +68,7 @@ def test_the_ema_of_a_checkpoint_is_read_by_its_file_name(two_epoch_run, tmp_pat
         load_state_dict(checkpoint, use_ema=True)
     assert load_state_dict(checkpoint).keys() == raw.keys()
     ema = {key: value * 0.5 if value.is_floating_point() else value for key, value in raw.items()}
-    save_file(ema, checkpoint / EMA_FILE)
+    add_to_checkpoint(checkpoint, EMA_FILE, ema)
     for use_ema, expected in ((None, ema), (True, ema), (False, raw)):
         got = load_state_dict(checkpoint, use_ema=use_ema)
         assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got), use_ema
