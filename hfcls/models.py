@@ -52,7 +52,7 @@ def class_names_of(model) -> list:
 
 def problem_type_of_model(model) -> str:
     """A model's problem type; a config without one (older exports) is single-label, as transformers reads it."""
-    return MULTI_LABEL if model.config.problem_type == MULTI_LABEL else SINGLE_LABEL
+    return MULTI_LABEL if getattr(model.config, "problem_type", None) == MULTI_LABEL else SINGLE_LABEL
 
 
 def class_scores(logits: torch.Tensor, problem_type: str) -> torch.Tensor:

@@ -328,9 +328,10 @@ def max_difference(a, b):
 
 def deterministic_rows(work_dir):
     """metrics.jsonl without its wall-clock columns."""
+    from hfcls.engine.loop import WALL_CLOCK_KEYS
     from hfcls.logs import read_jsonl
 
-    return [{k: v for k, v in row.items() if k not in ("images_per_sec", "epoch_time")}
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK_KEYS}
             for row in read_jsonl(work_dir / "metrics.jsonl")]
 
 

@@ -77,17 +77,17 @@ def _header(data: bytes, max_pixels: int) -> Image.Image:
     if pil is None:  # Pillow refuses to open an image above twice its own limit
         pillow_limit = 2 * Image.MAX_IMAGE_PIXELS
         if max_pixels < pillow_limit:
-            raise ImageRefused(_too_many(f"more than {pillow_limit:,} pixels", max_pixels))
+            raise ImageRefused(too_many_pixels(f"more than {pillow_limit:,} pixels", max_pixels))
         raise ImageRefused(f"more than {pillow_limit:,} pixels, which Pillow refuses whatever data.max_image_pixels "
                            "says; shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS too")
     width, height = pil.size
     if width * height > max_pixels:
         pil.close()
-        raise ImageRefused(_too_many(f"{width} x {height} = {width * height:,} pixels", max_pixels))
+        raise ImageRefused(too_many_pixels(f"{width} x {height} = {width * height:,} pixels", max_pixels))
     return pil
 
 
-def _too_many(pixels: str, max_pixels: int) -> str:
+def too_many_pixels(pixels: str, max_pixels: int) -> str:
     return f"{pixels}, more than data.max_image_pixels ({max_pixels:,}); shrink the image or raise the limit"
 
 

@@ -33,7 +33,8 @@ from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from hfcls.data.columns import is_multi_label
-from hfcls.data.decode import DECODE_ERRORS, decode, image_bytes
+from hfcls.data.decode import (DECODE_ERRORS, MAX_IMAGE_PIXELS, ImageRefused, decode, image_bytes,
+                               too_many_pixels)
 from hfcls.data.in_memory import BATCHWISE, split_pipeline
 from hfcls.data.loaders import WorkerLoader, data_loader
 from hfcls.data.mixing import mix_batch
@@ -104,8 +105,8 @@ class ReadEncoded:
     """A datasets transform for DataLoader workers: each row's encoded file and its drawn
     augmentation, nothing decoded. Under SeededSamples each sample draws under its own seed."""
 
-    def __init__(self, pipeline: DevicePipeline, to_rgb: bool):
-        self.pipeline, self.to_rgb = pipeline, to_rgb
+    def __init__(self, pipeline: DevicePipeline, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS):
+        self.pipeline, self.to_rgb, self.max_pixels = pipeline, to_rgb, max_pixels
 
     def __call__(self, batch: dict) -> dict:
         out = {"encoded": [], "size": [], "params": [], "valid": [], "file": []}
@@ -113,23 +114,30 @@ class ReadEncoded:
             name = image.get("path") or "<in-memory image>"
             try:
                 data = image_bytes(image)
-                size, valid = image_size(data, self.to_rgb), True
+                size, valid = image_size(data, self.to_rgb, self.max_pixels), True
             except DECODE_ERRORS as error:
                 logger.warning("cannot decode image %s: %s", name, error)
                 data, size, valid = b"", PLACEHOLDER, False
+                name = f"{name} ({error})"  # the main process's message says why, as the workers' says
             for key, value in (("encoded", data), ("size", size), ("params", self.pipeline.draw(*size)),
                                ("valid", valid), ("file", name)):
                 out[key].append(value)
         return {**out, "labels": batch["label"]}
 
 
-def image_size(data: bytes, to_rgb: bool) -> tuple:
-    """(height, width) from the file's header; a format only torchvision reads is decoded to learn it."""
+def image_size(data: bytes, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple:
+    """(height, width) from the file's header, refused above `max_pixels` as the decode rule refuses
+    it; a format only torchvision reads is decoded to learn it."""
     try:
         with Image.open(io.BytesIO(data)) as pil:
-            return pil.height, pil.width
+            size = pil.height, pil.width
     except UnidentifiedImageError:
-        return tuple(decode({"bytes": data}, to_rgb).shape[-2:])
+        return tuple(decode({"bytes": data}, to_rgb, max_pixels).shape[-2:])
+    except Image.DecompressionBombError:  # more pixels than even Pillow opens
+        raise ImageRefused(too_many_pixels(f"more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels", max_pixels)) from None
+    if size[0] * size[1] > max_pixels:
+        raise ImageRefused(too_many_pixels(f"{size[1]} x {size[0]} pixels", max_pixels))
+    return size
 
 
 def collate_encoded(samples: list) -> dict:
@@ -159,7 +167,7 @@ class OnDevice:
         self.pipeline, self.device, self.target, self.to_rgb, self.mix = pipeline, device, target, to_rgb, mix
 
     def __call__(self, batch: dict) -> dict:
-        files, valid = batch["files"], list(batch["valid"])
+        files, valid = list(batch["files"]), list(batch["valid"])
         images = decode_batch(torch.split(batch["encoded"], batch["lengths"]), batch["sizes"], valid, files,
                               self.device, self.to_rgb)
         pixels, labels = self.pipeline(images, batch["params"]), to(batch["labels"], self.device)
@@ -189,7 +197,7 @@ def decode_batch(encoded, sizes, valid: list, files, device, to_rgb: bool) -> li
                 images[i] = to(decode({"bytes": encoded[i].numpy().tobytes()}, to_rgb), device)
             except DECODE_ERRORS as error:
                 logger.warning("cannot decode image %s: %s", files[i], error)
-                valid[i] = False
+                valid[i], files[i] = False, f"{files[i]} ({error})"
         if not valid[i]:
             images[i] = torch.zeros((3, *sizes[i]), dtype=torch.uint8, device=device)
     return images
@@ -221,7 +229,7 @@ def on_device_loader(dataset, data, seed: int, accelerator, *, train: bool, work
     specs, where = (data.train_pipeline, "data.train_pipeline") if train else (data.eval_pipeline, "data.eval_pipeline")
     pipeline = DevicePipeline(specs, where, data.decode)
     rows = dataset.cast_column("image", datasets.Image(decode=False))
-    rows.set_transform(ReadEncoded(pipeline, data.to_rgb))
+    rows.set_transform(ReadEncoded(pipeline, data.to_rgb, data.max_image_pixels))
     samples = SeededSamples(rows, seed) if train else rows
     # Nothing pinned: the batches hold encoded files, which decode_jpeg reads from ordinary memory.
     loader = data_loader(samples, data, batch_size, train, seed, False, collate_encoded, seed_worker, workers)

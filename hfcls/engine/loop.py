@@ -30,6 +30,8 @@ from hfcls.recipe import save_recipe
 
 logger = logging.getLogger(__name__)
 
+WALL_CLOCK_KEYS = ("images_per_sec", "epoch_time", "eval_time")  # the metrics.jsonl columns a rerun may change
+
 
 @dataclass
 class Fit:

@@ -11,8 +11,11 @@ def test_dry_run_writes_the_folder_and_says_so(two_epoch_run, tmp_path, capsys):
     [published] = sorted((two_epoch_run / "publish").glob("*.safetensors"))
     out = tmp_path / "staged"
     main([str(published.with_suffix("")), "me/tiny-colours", "--dry-run", "--out", str(out)])
-    assert capsys.readouterr().out == (f"dry run: wrote {out} (README.md, config.json, model.safetensors, "
-                                       "preprocessor_config.json); would upload it to public repo me/tiny-colours\n")
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"dry run: wrote {out} (README.md, config.json, model.safetensors, "
+                              "preprocessor_config.json); would upload it to public repo me/tiny-colours\n"
+                              "model card metadata (README.md front matter):\n")
+    assert "pipeline_tag: image-classification" in printed
     assert "me/tiny-colours" in (out / "README.md").read_text()
 
 

@@ -53,6 +53,11 @@ def changed_recipe(path, **data):
     return write_recipe(path.with_name("changed.yaml"), raw)
 
 
+def named_files(bad_files: list) -> list:
+    """The files of a batch's bad_files, without the reason each carries: 'path (why)' -> 'path'."""
+    return [name.split(" (")[0] for name in bad_files]
+
+
 def epoch_batches(recipe, decode: str, epoch: int = 1, state=None) -> list:
     recipe = load_recipe(recipe, [f"data.decode={decode}"])
     dsets = build_datasets(recipe.data, recipe.seed)
@@ -70,7 +75,7 @@ def assert_same_batches(expected: list, got: list) -> None:
         assert set(a) == set(b)
         for key in ("pixel_values", "labels", "valid"):
             assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
-        assert a["bad_files"] == b["bad_files"]
+        assert named_files(a["bad_files"]) == named_files(b["bad_files"])  # each decoder says why in its words
 
 
 def test_device_batches_equal_the_worker_loaders(mixed_files):
@@ -127,7 +132,7 @@ def test_undecodable_files_are_marked_as_the_worker_loader_marks_them(mixed_file
     workers = epoch_batches(recipe, "workers")
     on_device = epoch_batches(recipe, "cpu")
     assert_same_batches(workers, on_device)
-    bad = sorted(f.split("/train/")[1] for batch in on_device for f in batch["bad_files"])
+    bad = sorted(f.split("/train/")[1] for batch in on_device for f in named_files(batch["bad_files"]))
     # One without a header (the workers see it), one cut off (the decoder refuses it): both become the
     # worker loader's black stand-ins (equal above, mixed into their batches), marked invalid.
     assert bad == ["cat/0.jpg", "dog/1.jpg"]

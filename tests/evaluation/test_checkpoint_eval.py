@@ -86,9 +86,9 @@ def test_out_folder_is_created_and_items_chosen(trained_digits, tmp_path):
     returned = evaluate_checkpoint(load_recipe(recipe), work / "best", out=out, batch_size=64)
     assert returned["written"] == [out] and returned["metrics"] == {} and returned["samples"] == 360
     results = read_results(out)
-    assert list(results) == ["predictions"]  # no metrics asked for: predictions only
-    assert len(results["predictions"]) == 360
-    assert set(results["predictions"][0]) == {"gt_label", "pred_label", "pred_class", "pred_score"}
+    assert list(results) == ["class_names", "predictions"]  # no metrics asked for: predictions only
+    assert len(results["predictions"]) == 360 and results["class_names"] == [str(c) for c in range(10)]
+    assert set(results["predictions"][0]) == {"gt_label", "pred_label", "pred_class", "pred_score", "image"}
 
 
 def test_confusion_matrix_picture(trained_digits, tmp_path):
@@ -163,4 +163,4 @@ def test_mixed_precision_and_channels_last_when_the_recipe_asks(trained_digits, 
     fp32 = np.array([r["class_scores"] for r in best_results["predictions"]])
     assert (bf16.argmax(axis=1) == fp32.argmax(axis=1)).mean() > 0.97
     assert 0 < np.abs(bf16 - fp32).max() < 0.1  # bf16 really ran, and stayed close
-    assert json.loads(out.read_text())["predictions"][0].keys() == {"gt_label", "class_scores"}
+    assert json.loads(out.read_text())["predictions"][0].keys() == {"gt_label", "class_scores", "image"}
