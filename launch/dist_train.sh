@@ -19,14 +19,7 @@ source "$(dirname "$0")/lib.sh"
 RECIPE=$1
 GPUS=$2
 shift 2
-NNODES=${NNODES:-1}
-hfcls_whole GPUS "$GPUS" 1
-hfcls_whole NNODES "$NNODES" 1
-hfcls_whole NODE_RANK "${NODE_RANK:-0}" 0
-if (( ${NODE_RANK:-0} >= NNODES )); then
-    echo "error: NODE_RANK=${NODE_RANK:-0} is not below NNODES=$NNODES; the machines are numbered 0 to NNODES-1" >&2
-    exit 2
-fi
+hfcls_machines "$GPUS"
 PORT=$(hfcls_port "$RECIPE")
-hfcls_launch $(( GPUS * NNODES )) "$NNODES" "${NODE_RANK:-0}" "${MASTER_ADDR:-127.0.0.1}" "$PORT" \
+hfcls_launch $(( GPUS * NNODES )) "$NNODES" "$NODE_RANK" "${MASTER_ADDR:-127.0.0.1}" "$PORT" \
     hfcls.train "$RECIPE" "$@"

@@ -17,6 +17,19 @@ hfcls_whole() {
     fi
 }
 
+# hfcls_machines GPUS: check GPUS, NNODES and NODE_RANK (defaults 1 and 0), one line and exit 2 if wrong.
+hfcls_machines() {
+    NNODES=${NNODES:-1}
+    NODE_RANK=${NODE_RANK:-0}
+    hfcls_whole GPUS "$1" 1
+    hfcls_whole NNODES "$NNODES" 1
+    hfcls_whole NODE_RANK "$NODE_RANK" 0
+    if (( NODE_RANK >= NNODES )); then
+        echo "error: NODE_RANK=$NODE_RANK is not below NNODES=$NNODES; the machines are numbered 0 to NNODES-1" >&2
+        exit 2
+    fi
+}
+
 # hfcls_port RECIPE: $PORT, else the recipe's dist.port, else 29500.
 hfcls_port() {
     python -m hfcls.cli.dist port "$1"

@@ -11,19 +11,30 @@ import copy
 import shutil
 from pathlib import Path
 
-from transformers import BitImageProcessor
-
 from hfcls.data.transforms import preprocessor_kwargs
 from hfcls.files import publish_folder, storage_errors
 
 
-def image_processor(data) -> BitImageProcessor:
-    """The exported preprocessing of a recipe's data section (raises if its eval pipeline cannot be exported)."""
+# transformers' image processing is imported where a processor is built: it takes seconds.
+
+
+def check_exportable(data) -> None:
+    """Raise, naming the transform, if the recipe's eval pipeline has no exported form."""
+    preprocessor_kwargs(data.eval_pipeline, data.mean, data.std)
+
+
+def image_processor(data):
+    """The exported preprocessing of a recipe's data section, a BitImageProcessor (raises if its eval
+    pipeline cannot be exported)."""
+    from transformers import BitImageProcessor
+
     return BitImageProcessor(**preprocessor_kwargs(data.eval_pipeline, data.mean, data.std))
 
 
-def processor_from_dict(config: dict) -> BitImageProcessor:
-    """A processor from its saved form (preprocessor_config.json, or a published file's metadata)."""
+def processor_from_dict(config: dict):
+    """A BitImageProcessor from its saved form (preprocessor_config.json, or a published file's metadata)."""
+    from transformers import BitImageProcessor
+
     return BitImageProcessor.from_dict(config)
 
 

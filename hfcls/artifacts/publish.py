@@ -20,7 +20,6 @@ from pathlib import Path
 
 from hfcls.version import __version__
 from hfcls.artifacts.export import save_hf_folder
-from hfcls.artifacts.hub import push
 from hfcls.artifacts.layout import CONFIG_FILE, HASH_CHARS, METADATA_KEY, PREPROCESSOR_FILE, WEIGHTS_FILE, file_sha256
 from hfcls.artifacts.weights import load_model, preprocessor
 from hfcls.errors import HfclsError
@@ -113,5 +112,7 @@ def publish_run(recipe, work_dir: Path, checkpoint: Path):
     published = publish(checkpoint, Path(work_dir) / "publish" / Path(work_dir).name, overwrite=True)
     logger.info("published %s", published)
     if recipe.train.push_to_hub:
+        from hfcls.artifacts.hub import push  # huggingface_hub's client: imported by the runs that push
+
         push(published.with_suffix(""), recipe.train.push_to_hub)
     return published

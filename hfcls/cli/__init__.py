@@ -47,3 +47,13 @@ def add_ema_flags(parser) -> None:
                      help="a training checkpoint's EMA weights (the default when it holds them)")
     ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
                      help="a training checkpoint's raw weights, even when it holds EMA weights")
+
+
+def console_and_recipe(recipe_path: str | None):
+    """What the artifact commands begin with: logging to the console (library progress bars
+    off), and the --recipe given, loaded (None without one)."""
+    from hfcls.logs import setup_logging
+    from hfcls.recipe import load_recipe
+
+    setup_logging(None, is_main=True)
+    return load_recipe(recipe_path) if recipe_path else None

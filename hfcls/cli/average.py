@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import add_ema_flags, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-average", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-average", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="two or more artifacts of one architecture")
     parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_avg")
     parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash>")
@@ -22,11 +23,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from hfcls.artifacts.average import average_checkpoints
-    from hfcls.logs import setup_logging
-    from hfcls.recipe import load_recipe
 
-    setup_logging(None, is_main=True)
-    recipe = load_recipe(args.recipe) if args.recipe else None
+    recipe = console_and_recipe(args.recipe)
     out = average_checkpoints(args.checkpoints, args.out, use_ema=args.use_ema, date=args.date, recipe=recipe)
     print(f"averaged {len(args.checkpoints)} checkpoints into {out}")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, console_and_recipe
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam")  # hfcls.analysis.cam.METHODS, without importing torch
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-cam", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-cam", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("image", help="an image file")
     parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a "
                         "published .safetensors file")
@@ -28,11 +29,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from hfcls.analysis.cam import class_activation_map, save_overlay
-    from hfcls.logs import setup_logging
-    from hfcls.recipe import load_recipe
 
-    setup_logging(None, is_main=True)
-    recipe = load_recipe(args.recipe) if args.recipe else None
+    recipe = console_and_recipe(args.recipe)
     result = class_activation_map(args.image, args.checkpoint, method=args.method, target_class=args.target_class,
                                   layer=args.layer, recipe=recipe)
     print(f"{args.method} of class {result.label} (score {result.score:.4f}) at {result.layer}")

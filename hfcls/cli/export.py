@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import add_ema_flags, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-export", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a .safetensors file")
     parser.add_argument("out", help="the .onnx file to write")
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18, what torch's exporter implements)")
@@ -34,11 +35,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from hfcls.artifacts.onnx import export_onnx
-    from hfcls.logs import setup_logging
-    from hfcls.recipe import load_recipe
 
-    setup_logging(None, is_main=True)
-    recipe = load_recipe(args.recipe) if args.recipe else None
+    recipe = console_and_recipe(args.recipe)
     out, check = export_onnx(args.checkpoint, args.out, opset=args.opset, dynamic_batch=args.dynamic_batch,
                              fp16=args.fp16, images=args.images, split=args.split, limit=args.limit,
                              use_ema=args.use_ema, recipe=recipe, overwrite=args.overwrite)

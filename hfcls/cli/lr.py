@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hfcls.cli import cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-lr", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hfcls-lr", description=__doc__.splitlines()[0],
+                                     epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--num-processes", type=int, default=1, help="processes training together (default 1)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe
 
 
 def parse_args(argv=None):
@@ -30,11 +30,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from hfcls.artifacts.publish import publish
-    from hfcls.logs import setup_logging
-    from hfcls.recipe import load_recipe
 
-    setup_logging(None, is_main=True)  # results on stdout; library progress bars off
-    recipe = load_recipe(args.recipe) if args.recipe else None
+    recipe = console_and_recipe(args.recipe)
     print(publish(args.source, args.out, date=args.date, use_ema=args.use_ema, recipe=recipe,
                   overwrite=args.overwrite))
 

@@ -22,7 +22,7 @@ from accelerate.utils import (DataLoaderConfiguration, DynamoBackend, InitProces
                                set_seed)
 from tqdm.auto import tqdm
 
-from hfcls.artifacts.export import image_processor
+from hfcls.artifacts.export import check_exportable, image_processor
 from hfcls.artifacts.weights import load_finetune_weights
 from hfcls.data.balance import class_counts
 from hfcls.data.build import (build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names,
@@ -98,7 +98,6 @@ class Run:
     train_loader: object  # the loader protocol of hfcls.data.build
     val_loader: object | None
     normalize: Normalize
-    processor: object  # the exported preprocessor, equal to the eval pipeline
     ema: ModelEma | None
     class_names: list
     stop: StopRequest
@@ -116,6 +115,12 @@ class Run:
         return tqdm.format_interval(pace * (self.total_steps - step))
 
     @property
+    def processor(self):
+        """The exported preprocessor, equal to the eval pipeline. Built when an export needs it:
+        transformers' image processing takes seconds to import, which the first step need not wait for."""
+        return image_processor(self.recipe.data)
+
+    @property
     def eval_model(self):
         """The model that is evaluated and exported: the EMA when enabled."""
         return self.ema.module if self.ema is not None else self.model
@@ -124,7 +129,7 @@ class Run:
 def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: bool = True,
               load_from: str | None = None) -> Run:
     ema = ema_settings(recipe.train.ema)
-    processor = image_processor(recipe.data)  # checks now that the eval pipeline can be exported
+    check_exportable(recipe.data)  # now, not at the first export
     set_seed(recipe.seed, deterministic=recipe.train.deterministic)  # identical model init on every rank
     dsets = load_datasets(recipe, accelerator, validate)
     problem_type = recipe.model.problem_type or problem_type_of(dsets["train"])
@@ -158,7 +163,7 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
     loss = build_loss(recipe.train, problem_type, counts, names)
     log_sizes(recipe, accelerator, dsets, names, per_epoch)
     return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader, normalize,
-               processor, ema, names, StopRequest(), recipe.train.epochs * per_epoch, loss)
+               ema, names, StopRequest(), recipe.train.epochs * per_epoch, loss)
 
 
 def prepare_model(accelerator, model, optimizer):
