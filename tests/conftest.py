@@ -6,6 +6,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+# One torch thread per test process (xdist runs two): runs that tests compare then round alike
+# whatever else runs, instead of hfcls.engine.threads fitting each to the cores free at its start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402

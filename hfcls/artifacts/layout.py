@@ -72,12 +72,14 @@ class TrainState:
     row: dict = field(default_factory=dict)
     # Every other file of the folder and its size in bytes: what "intact" means.
     files: dict = field(default_factory=dict)
+    # torch's CPU threads (hfcls.engine.threads): a resumed run takes the same; 0 in older checkpoints.
+    cpu_threads: int = 0
 
 
 # What each trainer_state.json key may hold; a key not listed here is damage, not a newer hfcls.
 STATE_TYPES = {"epoch": int, "step": int, "batch_in_epoch": int, "epoch_loss_sum": (int, float),
                "best_metric": (int, float, type(None)), "best_epoch": (int, type(None)), "bad_steps": int,
-               "has_optimizer": bool, "loader": dict, "recipe": dict, "row": dict, "files": dict}
+               "has_optimizer": bool, "loader": dict, "recipe": dict, "row": dict, "files": dict, "cpu_threads": int}
 
 
 def checkpoint_name(state: TrainState) -> str:

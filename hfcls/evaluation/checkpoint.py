@@ -20,6 +20,7 @@ from hfcls.data.transforms import Normalize
 from hfcls.engine.features import PenultimateFeatures
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.steps import predict
+from hfcls.engine.threads import choose_threads
 from hfcls.engine.tta import parse_tta, with_tta
 from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, check_writable, storage_errors
@@ -65,6 +66,7 @@ def evaluate_checkpoint(recipe, checkpoint, *, split: str = "val", metrics=(), m
         raise HfclsError("--batch-size must be at least 1")
     tta = parse_tta(tta)
     with accelerator_session(recipe) as accelerator:
+        choose_threads()
         with accelerator.main_process_first():  # the main process fills the datasets cache
             model = load_predictor(checkpoint, use_ema=use_ema, recipe=recipe)
             names, problem_type = class_names_of(model), problem_type_of_model(model)
