@@ -16,8 +16,8 @@ from hfcls.recipe import load_recipe, recipe_from_dict
 PEERS_RECIPE = REPO / "benchmarks" / "recipes" / "resnet18_digits_peers.yaml"
 
 
-def test_every_tool_is_told_the_recipes_work(tmp_path):
-    work = work_of(load_recipe(PEERS_RECIPE))
+def test_every_tool_is_told_the_recipes_work(tmp_path, digits_dir):
+    work = work_of(load_recipe(PEERS_RECIPE, [f"data.train.path={digits_dir}/train", f"data.val.path={digits_dir}/val"]))
     assert (work["size"], work["pad"], work["batch_size"], work["epochs"]) == (32, 4, 64, 6)
     assert (work["lr"], work["weight_decay"], work["warmup_epochs"], work["workers"]) == (0.003, 0.05, 1.0, 2)
     trainer = trainer_command(work, tmp_path)
