@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hfcls.artifacts.export import save_hf_folder
-from hfcls.artifacts.layout import TrainState, checked_state, checkpoint_name, find_latest_checkpoint
+from hfcls.artifacts.layout import TrainState, checkpoint_name, find_latest_checkpoint
 from hfcls.engine import checkpoints
 from hfcls.engine.dist import whole_state_dict
 from hfcls.engine.guard import NanGuard
@@ -57,9 +57,8 @@ def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = Tr
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with accelerator_session(recipe, work_dir) as accelerator:
         setup_logging(work_dir, accelerator.is_main_process)
-        threads = choose_threads(checked_state(resume).cpu_threads if resume is not None else 0)
         run = build_run(recipe, work_dir, accelerator, validate=validate, load_from=load_from)
-        state = start(run, resume, threads)
+        state = start(run, resume)
         if accelerator.is_main_process:  # once the recipe is known to run: a refused resume keeps the old one
             save_recipe(recipe, work_dir / "recipe.yaml")
         with run.stop.installed():
@@ -69,18 +68,19 @@ def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = Tr
         return Fit(metrics, find_latest_checkpoint(work_dir), accelerator.is_main_process)
 
 
-def start(run, resume: Path | None, threads: int) -> TrainState:
-    """The state to train from (a resumed checkpoint's, or a fresh one), trackers told the recipe."""
+def start(run, resume: Path | None) -> TrainState:
+    """The state to train from (a resumed checkpoint's, or a fresh one), trackers told the recipe;
+    torch's threads chosen (a resumed run keeps its checkpoint's count)."""
     accelerator, recipe = run.accelerator, run.recipe
     fingerprint = checkpoints.recipe_fingerprint(recipe, len(run.class_names), accelerator.num_processes,
                                                  run.total_steps // recipe.train.epochs)
-    state = TrainState(recipe=fingerprint, cpu_threads=threads)
+    state = TrainState(recipe=fingerprint)
     if resume is not None:
         state = checkpoints.load_checkpoint(run, resume, fingerprint)
-        state.cpu_threads = threads
         if accelerator.is_main_process:
             checkpoints.restore_rows(run.work_dir, state)
         logger.info("resumed from %s at epoch %d, step %d", resume, state.epoch, state.step)
+    state.cpu_threads = choose_threads(state.cpu_threads)  # 0, a fresh run's: by the cores free now
     if accelerator.is_main_process:
         accelerator.init_trackers("hfcls", config=tracker_config(recipe))
     run.started = (time.perf_counter(), state.step)
