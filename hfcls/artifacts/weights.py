@@ -96,8 +96,12 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
 
 
 def _hf_folder_state(artifact: Artifact) -> dict:
-    """A Hugging Face folder's weights under the model's own names. save_pretrained may store them
-    under the original checkpoint names (transformers 5 does for ViT, DeiT and Swin attention);
+    return {key: value.detach() for key, value in _hf_folder_model(artifact).state_dict().items()}
+
+
+def _hf_folder_model(artifact: Artifact, recipe=None):
+    """A Hugging Face folder's model, its weights under the model's own names. save_pretrained may store
+    them under the original checkpoint names (transformers 5 does for ViT, DeiT and Swin attention);
     from_pretrained maps them back, and whatever it could not place is an error, not a random init."""
     from transformers import AutoModelForImageClassification
 
@@ -106,14 +110,14 @@ def _hf_folder_state(artifact: Artifact) -> dict:
     read_safetensors(artifact.path / WEIGHTS_FILE, check_only=True)
     with remote_code_refused(artifact.path, str(artifact)):
         model, info = AutoModelForImageClassification.from_pretrained(artifact.path, output_loading_info=True,
-                                                                      trust_remote_code=False)
+                                                                      trust_remote_code=trusts_remote_code(recipe))
     problems = {name: sorted(info[key]) for name, key in (("missing", "missing_keys"), ("unexpected", "unexpected_keys"),
                                                           ("differently shaped", "mismatched_keys")) if info[key]}
     if problems:
         name, keys = next(iter(problems.items()))
         raise HfclsError(f"{artifact}: {WEIGHTS_FILE} does not match its {CONFIG_FILE} ({len(keys)} {name} tensors, "
                          f"e.g. {keys[0]}); the folder is damaged: export it again")
-    return {key: value.detach() for key, value in model.state_dict().items()}
+    return model
 
 
 def _checkpoint_weights(artifact: Artifact, use_ema: bool | None) -> str:
@@ -213,6 +217,9 @@ def load_model(path, *, use_ema: bool | None = None, recipe=None):
     from transformers import AutoModelForImageClassification
 
     artifact = inspect_artifact(path)
+    if artifact.kind == "hf":  # from_pretrained builds it once, its weights in place
+        _check_single_set(artifact, use_ema)
+        return _hf_folder_model(artifact, recipe).eval()
     state = load_state_dict(artifact, use_ema)
     model = AutoModelForImageClassification.from_config(model_config(artifact, recipe),
                                                         trust_remote_code=trusts_remote_code(recipe))
