@@ -34,10 +34,14 @@ def imagefolder(path: str, classes: list | str | None = None, labels_sep: str = 
     if classes is not None:
         raise HfclsError(f"image folder {path}: classes applies to a folder with a metadata.jsonl or metadata.csv; "
                          "class folders name the classes themselves")
-    class_folder_images(folder, ImageFolder.EXTENSIONS)  # refuses what datasets would drop or misread
+    images = class_folder_images(folder, ImageFolder.EXTENSIONS)  # refuses what datasets would drop or misread
+    # The files themselves, not data_dir: from a data_dir datasets globs the tree once per split-name
+    # pattern it knows (half a second a split on every run, cached or not) and would take class folders
+    # named train or test for splits. Sorted as its own glob sorts them, so the rows keep their order.
+    files = sorted(str(folder / name / image) for name, names in images.items() for image in names)
     try:
         # drop_labels=False: a single class folder still names its class (a val split of one class)
-        ds = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train", drop_labels=False)
+        ds = datasets.load_dataset("imagefolder", data_files={"train": files}, split="train", drop_labels=False)
     except (ValueError, FileNotFoundError) as error:
         raise HfclsError(f"image folder {path}: {error}") from None
     return standardize(ds, "image", "label", where=str(path))

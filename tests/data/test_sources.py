@@ -312,3 +312,21 @@ def test_missing_fashion_mnist_root_keeps_hfcls_class_names(tmp_path, monkeypatc
     assert ds.features["label"].names[0] == "T-shirt/top" and ds.features["label"].names[9] == "Ankle boot"
     assert list(ds["label"]) == [9, 0]
 
+
+
+# ----------------------------------------------------------------------------- image folders
+
+
+def test_image_folder_classes_named_like_splits_are_classes(tmp_path, isolated_cache):  # noqa: F811
+    """datasets reads a data_dir's train/ and test/ folders as splits; hfcls lists the files, so
+    class folders of those names stay classes, every image read once, in sorted path order."""
+    folder = tmp_path / "photos"
+    for name, value in (("test", 10), ("train", 200), ("train-extra", 90)):
+        (folder / name).mkdir(parents=True)
+        for index in range(2):
+            (folder / name / f"{index}.png").write_bytes(png_bytes(value))
+    ds = load(type="imagefolder", path=str(folder))
+    assert ds.features["label"].names == ["test", "train", "train-extra"]
+    paths = [row["path"] for row in ds.cast_column("image", datasets.Image(decode=False))["image"]]
+    assert paths == sorted(str(folder / n / f"{i}.png") for n in ("test", "train", "train-extra") for i in range(2))
+    assert [ds.features["label"].int2str(label) for label in ds["label"]] == [p.split("/")[-2] for p in paths]
