@@ -93,6 +93,25 @@ def publish_folder(tmp, folder) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def publish_links(source, folder) -> None:
+    """Publish `folder` as a copy of the finished folder `source` whose files are hard links to
+    its files: no byte is written twice. Neither folder changes when the other is replaced later,
+    since publish_folder swaps in new files and never rewrites a file in place."""
+    tmp = Path(folder).with_name(Path(folder).name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, copy_function=_link_or_copy)
+    publish_folder(tmp, folder)
+
+
+def _link_or_copy(source, destination) -> None:
+    try:
+        os.link(source, destination)
+    except OSError as error:
+        if error.errno in STORAGE_ERRNOS - {errno.EPERM}:
+            raise
+        shutil.copy2(source, destination)  # a file system without hard links (FAT, some network mounts)
+
+
 # ----------------------------------------------------------------------------- outputs that exist
 
 

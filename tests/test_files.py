@@ -6,8 +6,8 @@ import pytest
 from disks import fill, small_tmpfs
 
 from hfcls.errors import HfclsError
-from hfcls.files import (check_new_output, check_writable, publish_folder, storage_cause, storage_errors,
-                         write_atomic)
+from hfcls.files import (check_new_output, check_writable, publish_folder, publish_links, storage_cause,
+                         storage_errors, write_atomic)
 
 
 def test_write_atomic_replaces_whole_and_leaves_no_temporary(tmp_path):
@@ -37,6 +37,23 @@ def test_publish_folder_finishes_a_swap_that_a_kill_interrupted(tmp_path):
     assert (folder / "model").read_text() == "epoch 3"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
 
+
+
+def test_a_linked_copy_shares_the_bytes_and_outlives_the_next_export(tmp_path):
+    latest = tmp_path / "latest"
+    latest.mkdir()
+    (latest / "model.safetensors").write_text("epoch 1")
+    publish_links(latest, tmp_path / "best")
+    assert (tmp_path / "best" / "model.safetensors").stat().st_ino == (latest / "model.safetensors").stat().st_ino
+    # The next export swaps a new folder in; best/ keeps epoch 1's bytes.
+    (tmp_path / "latest.tmp").mkdir()
+    (tmp_path / "latest.tmp" / "model.safetensors").write_text("epoch 2")
+    publish_folder(tmp_path / "latest.tmp", latest)
+    assert (tmp_path / "best" / "model.safetensors").read_text() == "epoch 1"
+    assert (latest / "model.safetensors").read_text() == "epoch 2"
+    publish_links(latest, tmp_path / "best")  # and is replaced whole when it improves again
+    assert (tmp_path / "best" / "model.safetensors").read_text() == "epoch 2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "latest"]
 
 def test_an_existing_output_is_refused_unless_overwrite(tmp_path):
     check_new_output(tmp_path / "new", overwrite=False)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from hfcls.data.transforms import preprocessor_kwargs
-from hfcls.files import publish_folder, storage_errors
+from hfcls.files import publish_folder, publish_links, storage_errors
 
 
 # transformers' image processing is imported where a processor is built: it takes seconds.
@@ -52,8 +52,20 @@ def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = Non
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    with storage_errors(f"{folder}", folder.parent, "the earlier files there are intact; free some space "
-                        "(or fix the permissions) and run again", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+    with _writing(folder, tmp):
         model.save_pretrained(tmp, state_dict=state_dict)
         processor.save_pretrained(tmp)
         publish_folder(tmp, folder)
+
+
+def copy_hf_folder(source: Path, folder: Path) -> None:
+    """`folder` made the same export as the finished folder `source`, atomically, its files linked."""
+    folder = Path(folder)
+    with _writing(folder, folder.with_name(folder.name + ".tmp")):
+        publish_links(source, folder)
+
+
+def _writing(folder: Path, tmp: Path):
+    """A full or read-only disk met while `folder` is written: one line, and `tmp` removed."""
+    return storage_errors(f"{folder}", folder.parent, "the earlier files there are intact; free some space "
+                          "(or fix the permissions) and run again", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from hfcls.artifacts.export import save_hf_folder
+from hfcls.artifacts.export import copy_hf_folder, save_hf_folder
 from hfcls.artifacts.layout import TrainState, checkpoint_name, find_latest_checkpoint
 from hfcls.engine import checkpoints
 from hfcls.engine.dist import whole_state_dict
@@ -204,7 +204,8 @@ def save(run, state: TrainState, row: dict | None = None) -> Path:
 
 def export_epoch(run, metrics: dict, state: TrainState) -> None:
     """latest/ after every evaluation; best/ when evaluation.save_best improved."""
-    export(run, run.work_dir / "latest")
+    latest = run.work_dir / "latest"
+    export(run, latest)
     key, rule = run.recipe.evaluation.save_best, run.recipe.evaluation.rule
     if key is None:
         return
@@ -215,7 +216,8 @@ def export_epoch(run, metrics: dict, state: TrainState) -> None:
     better = state.best_metric is None or (value > state.best_metric if rule == "greater" else value < state.best_metric)
     if better:
         state.best_metric, state.best_epoch = value, state.epoch
-        export(run, run.work_dir / "best")
+        if run.accelerator.is_main_process:  # the weights latest/ has just been given
+            copy_hf_folder(latest, run.work_dir / "best")
         logger.info("new best %s %.4f at epoch %d", key, value, state.epoch)
 
 

@@ -53,7 +53,7 @@ KILL_POINTS = [
     ("after the rename, before the epoch's row", [("open", r"metrics\.jsonl a")], 2),
     ("pruning: part of the old checkpoint deleted", [("shutil.rmtree", r"epoch_1\.old"), ("os.remove", r".")], 3),
     ("export: between the two renames of latest/", [("os.rename", r"/latest \S*/latest\.old$")], 1),
-    ("export: writing the new best/ (epoch 3)", [("open", r"best\.tmp/config\.json w")], 2),
+    ("export: linking the new best/ (epoch 3)", [("os.link", r"latest/config\.json \S*best\.tmp/config\.json")], 2),
     ("publish: the hashed file written, before its rename", [("os.rename", r"publish/\.\S*\.tmp\.safetensors ")], 1),
     ("publish: writing its Hugging Face folder", [("open", r"publish/\S*-[0-9a-f]{8}\.tmp/config\.json w")], 1),
 ]
