@@ -6,7 +6,9 @@ for a full, read-only or forbidden disk).
 """
 
 import functools
+import gc
 import sys
+from contextlib import contextmanager
 
 from hfcls.errors import HfclsError
 from hfcls.files import STORAGE_ERRNOS
@@ -40,6 +42,29 @@ def cli_entry(main):
     return wrapper
 
 
+@contextmanager
+def heavy_imports():
+    """The block's imports (torch, transformers, datasets: what a command needs once its command
+    line is good) with the garbage collector off, and every object they made frozen.
+
+    Those imports make millions of objects and no garbage, yet each full collection on the
+    way walks all of them, as does every later one and the interpreter's exit: importing
+    hfcls.api took 6.5 s with the collector on, 4.0 s with it off and the result frozen
+    (benchmarks/README.md). Frozen objects stay out of every collection; the training that
+    follows runs with the collector on as usual."""
+    outermost = gc.isenabled()  # a nested block (or a caller that turned it off) leaves it off
+    gc.disable()
+    try:
+        yield
+    finally:
+        if outermost:
+            # Once a process: a process that calls main() again (a test, a notebook) would also
+            # freeze, for good, any garbage its earlier calls left for the collector.
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+            gc.enable()
+
+
 def add_ema_flags(parser) -> None:
     """--ema / --no-ema into `use_ema` (None: what the run evaluated, the EMA when there is one)."""
     ema = parser.add_mutually_exclusive_group()
@@ -52,8 +77,9 @@ def add_ema_flags(parser) -> None:
 def console_and_recipe(recipe_path: str | None):
     """What the artifact commands begin with: logging to the console (library progress bars
     off), and the --recipe given, loaded (None without one)."""
-    from hfcls.logs import setup_logging
-    from hfcls.recipe import load_recipe
+    with heavy_imports():
+        from hfcls.logs import setup_logging
+        from hfcls.recipe import load_recipe
 
     setup_logging(None, is_main=True)
     return load_recipe(recipe_path) if recipe_path else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
@@ -20,7 +20,8 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.analysis.failures import analyze
+    with heavy_imports():
+        from hfcls.analysis.failures import analyze
 
     found = analyze(args.results, args.out, args.n)
     names = found["class_names"]

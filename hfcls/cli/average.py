@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
 
 
 def parse_args(argv=None):
@@ -22,7 +22,8 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.artifacts.average import average_checkpoints
+    with heavy_imports():
+        from hfcls.artifacts.average import average_checkpoints
 
     recipe = console_and_recipe(args.recipe)
     out = average_checkpoints(args.checkpoints, args.out, use_ema=args.use_ema, date=args.date, recipe=recipe)

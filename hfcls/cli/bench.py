@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 WHAT = ("data", "train", "eval", "accuracy")
@@ -51,13 +51,15 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
-    from hfcls.logs import setup_logging
+    with heavy_imports():
+        from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=False)  # warnings only: the report is the output
     if args.peers or args.what == "accuracy":
         measured = compare_peers(recipe, args)
     else:
-        from hfcls.analysis.bench import bench, report
+        with heavy_imports():
+            from hfcls.analysis.bench import bench, report
 
         measured = bench(recipe, args.what, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
                          baseline=args.baseline, synthetic=args.synthetic)
@@ -68,8 +70,9 @@ def main(argv=None):
 
 
 def compare_peers(recipe, args) -> dict:
-    from hfcls.analysis.bench import machine
-    from hfcls.analysis.peers.compare import compare, table
+    with heavy_imports():
+        from hfcls.analysis.bench import machine
+        from hfcls.analysis.peers.compare import compare, table
 
     info = machine()
     measured = compare(recipe, args.peers, timm_train=args.timm_train, rounds=args.rounds, load=args.load,

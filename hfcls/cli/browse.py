@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
@@ -29,7 +29,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
-    from hfcls.data.browse import browse
+    with heavy_imports():
+        from hfcls.data.browse import browse
 
     drawn = browse(recipe, args.split, args.n, args.out, args.columns)
     print(f"saved {drawn} {args.split} samples to {args.out}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, console_and_recipe
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, console_and_recipe, heavy_imports
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam")  # hfcls.analysis.cam.METHODS, without importing torch
 
@@ -28,7 +28,8 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.analysis.cam import class_activation_map, save_overlay
+    with heavy_imports():
+        from hfcls.analysis.cam import class_activation_map, save_overlay
 
     recipe = console_and_recipe(args.recipe)
     result = class_activation_map(args.image, args.checkpoint, method=args.method, target_class=args.target_class,

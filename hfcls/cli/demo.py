@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
@@ -32,8 +32,9 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.inference import PREDICTION_FILES, classify_images, save_predictions
-    from hfcls.logs import setup_logging
+    with heavy_imports():
+        from hfcls.inference import PREDICTION_FILES, classify_images, save_predictions
+        from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)
     table = args.out is not None and Path(args.out).suffix in PREDICTION_FILES

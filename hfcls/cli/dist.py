@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import cli_entry
+from hfcls.cli import cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
@@ -22,7 +22,8 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.engine.dist import check_port_free, launch_port, parse_port
+    with heavy_imports():
+        from hfcls.engine.dist import check_port_free, launch_port, parse_port
 
     if args.command == "port":
         print(launch_port(args.recipe))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, heavy_imports
 from hfcls.evaluation.results import OUT_ITEMS
 from hfcls.metrics import METRICS, parse_metric_options
 from hfcls.recipe import load_recipe
@@ -44,9 +44,10 @@ def main(argv=None):
     args = parse_args(argv)
     options = parse_metric_options(args.metric_options)
     recipe = load_recipe(args.recipe, args.cfg_options)
-    from hfcls.evaluation.checkpoint import evaluate_checkpoint  # heavy imports once the command line is good
-    from hfcls.evaluation.report import format_table
-    from hfcls.logs import setup_logging
+    with heavy_imports():
+        from hfcls.evaluation.checkpoint import evaluate_checkpoint  # heavy imports once the command line is good
+        from hfcls.evaluation.report import format_table
+        from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)
     results = evaluate_checkpoint(recipe, args.checkpoint, split=args.split, metrics=args.metrics,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
 
 
 def parse_args(argv=None):
@@ -34,7 +34,8 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.artifacts.onnx import export_onnx
+    with heavy_imports():
+        from hfcls.artifacts.onnx import export_onnx
 
     recipe = console_and_recipe(args.recipe)
     out, check = export_onnx(args.checkpoint, args.out, opset=args.opset, dynamic_batch=args.dynamic_batch,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
@@ -24,8 +24,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe)
-    from hfcls.analysis.flops import count_params, model_flops, per_layer_table, summary
-    from hfcls.logs import setup_logging
+    with heavy_imports():
+        from hfcls.analysis.flops import count_params, model_flops, per_layer_table, summary
+        from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)  # results on stdout; library progress bars off
     model, shape, counter = model_flops(recipe, args.shape, args.num_classes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
@@ -23,8 +23,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
-    from hfcls.analysis.lr import lr_schedule, plot_lr, steps_per_epoch
-    from hfcls.logs import setup_logging
+    with heavy_imports():
+        from hfcls.analysis.lr import lr_schedule, plot_lr, steps_per_epoch
+        from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=False)
     per_epoch = steps_per_epoch(recipe, args.num_processes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hfcls.cli import cli_entry
+from hfcls.cli import cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
@@ -18,7 +18,8 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.analysis.curves import load_rows, plot_curves
+    with heavy_imports():
+        from hfcls.analysis.curves import load_rows, plot_curves
 
     print(plot_curves(load_rows(args.work_dir), args.out or args.work_dir / "curves.png", str(args.work_dir)))
 

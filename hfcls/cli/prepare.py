@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from hfcls.cli import cli_entry
+from hfcls.cli import cli_entry, heavy_imports
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
@@ -52,7 +52,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.dataset in DATASETS:
-        from hfcls.data.prepare import DATASETS as WRITERS
+        with heavy_imports():
+            from hfcls.data.prepare import DATASETS as WRITERS
 
         counts = WRITERS[args.dataset](args.dir, args.val_fraction, args.seed)
         print(f"wrote {args.dataset} to {args.dir}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
@@ -63,8 +64,9 @@ def main(argv=None):
         if value < low or (high is not None and value > high):
             raise HfclsError(f"{flag} must be {f'{low} to {high}' if high else f'at least {low}'}, got {value}")
     recipe = load_recipe(args.recipe, args.overrides)
-    from hfcls.data.build import build_datasets
-    from hfcls.data.prepare import shrink_splits
+    with heavy_imports():
+        from hfcls.data.build import build_datasets
+        from hfcls.data.prepare import shrink_splits
 
     splits = [split for split in args.splits if getattr(recipe.data, split, None) is not None or
               (split == "val" and recipe.data.train_val_split)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe
+from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
 
 
 def parse_args(argv=None):
@@ -29,7 +29,8 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.artifacts.publish import publish
+    with heavy_imports():
+        from hfcls.artifacts.publish import publish
 
     recipe = console_and_recipe(args.recipe)
     print(publish(args.source, args.out, date=args.date, use_ema=args.use_ema, recipe=recipe,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hfcls.cli import cli_entry
+from hfcls.cli import cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
@@ -32,8 +32,9 @@ def parse_args(argv=None):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    from hfcls.artifacts.hub import card_metadata, push, stage
-    from hfcls.logs import setup_logging
+    with heavy_imports():
+        from hfcls.artifacts.hub import card_metadata, push, stage
+        from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)  # results on stdout; library progress bars off
     source = Path(args.folder)

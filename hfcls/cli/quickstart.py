@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from hfcls.cli import cli_entry
+from hfcls.cli import cli_entry, heavy_imports
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "digits" / "resnet-tiny_1xb64_digits.yaml"
 DATA = Path("data/digits")
@@ -16,9 +16,10 @@ DATA = Path("data/digits")
 
 @cli_entry
 def main(argv=None):
-    from hfcls.data.prepare import prepare_digits
-    from hfcls.api import train
-    from hfcls.recipe import load_recipe
+    with heavy_imports():
+        from hfcls.data.prepare import prepare_digits
+        from hfcls.api import train
+        from hfcls.recipe import load_recipe
 
     if not (DATA / "val").is_dir():
         counts = prepare_digits(DATA)
@@ -31,7 +32,8 @@ def main(argv=None):
     print(f"\nvalidation top-1 {metrics['accuracy_top1']:.2f}% after training {seconds:.1f} s "
           f"({recipe.train.epochs} epochs) -> {work_dir}")
     image = sorted((DATA / "val").glob("*/*.png"))[0]
-    from transformers import pipeline
+    with heavy_imports():
+        from transformers import pipeline
 
     best = pipeline("image-classification", model=str(work_dir / "best"))(str(image), top_k=1)[0]
     print(f"{image}: predicted {best['label']} (score {best['score']:.4f}), true {image.parent.name}")

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe, recipe_yaml
 
 
@@ -55,8 +55,9 @@ def main(argv=None):
     if args.print_recipe:
         print(recipe_yaml(recipe), end="")
         return
-    from hfcls.api import train  # heavy imports after the recipe is known to be valid
-    from hfcls.engine.signals import TrainingInterrupted
+    with heavy_imports():
+        from hfcls.api import train  # heavy imports after the recipe is known to be valid
+        from hfcls.engine.signals import TrainingInterrupted
 
     try:
         train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate,

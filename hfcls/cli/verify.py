@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry
+from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
@@ -26,7 +26,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
-    from hfcls.data.verify import verify_datasets
+    with heavy_imports():
+        from hfcls.data.verify import verify_datasets
 
     problems, total, splits = verify_datasets(recipe, args.workers)
     for problem in problems:
