@@ -318,9 +318,9 @@ def test_missing_fashion_mnist_root_keeps_hfcls_class_names(tmp_path, monkeypatc
 
 
 def test_image_folder_classes_named_like_splits_are_classes(tmp_path, isolated_cache):  # noqa: F811
-    """datasets reads a data_dir's train/ and test/ folders as splits; hfcls lists the files, so
-    class folders of those names stay classes, every image read once, in sorted path order."""
-    folder = tmp_path / "photos"
+    """datasets reads a data_dir's train/ and test/ folders as splits; hfcls names the class folders'
+    files, so folders of those names stay classes, every image read once, in sorted path order."""
+    folder = tmp_path / "photos [2026]*"  # a folder name that is not a glob pattern
     for name, value in (("test", 10), ("train", 200), ("train-extra", 90)):
         (folder / name).mkdir(parents=True)
         for index in range(2):
