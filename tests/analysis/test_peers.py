@@ -8,7 +8,8 @@ import sys
 import pytest
 from conftest import REPO, tiny_recipe_dict, write_recipe
 
-from hfcls.analysis.peers.compare import (read_hfcls, read_timm, read_trainer, summary, time_to, timm_command,
+from hfcls.analysis.peers import compare
+from hfcls.analysis.peers.compare import (read_hfcls, read_timm, read_trainer, summary, time_to, timm_command, tools,
                                           trainer_command, work_of)
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe, recipe_from_dict
@@ -28,6 +29,21 @@ def test_every_tool_is_told_the_recipes_work(tmp_path, digits_dir):
     assert timm[timm.index("--input-size") + 1:timm.index("--input-size") + 4] == ["3", "32", "32"]
     assert timm[timm.index("--warmup-epochs") + 1] == "1" and "--sched-on-updates" in timm
 
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_hfcls_runs_as_the_recipe_says_and_in_bf16_where_the_hardware_has_it(tmp_path, digits_dir, monkeypatch, bf16):
+    monkeypatch.setattr(compare, "has_bf16", lambda: bf16)
+    recipe = load_recipe(PEERS_RECIPE, [f"data.train.path={digits_dir}/train"])
+    commands = {name: command(tmp_path) for name, command, _ in tools(recipe, ["trainer"], None, ["seed=1"])}
+    assert list(commands) == ["hfcls, workers", "hfcls, in memory"] + ["hfcls, bf16 + NHWC"] * bf16 + ["HF Trainer"]
+    for name in ("hfcls, workers", "hfcls, in memory"):
+        assert "seed=1" in commands[name] and "train.mixed_precision=bf16" not in commands[name]
+    if bf16:
+        fast = commands["hfcls, bf16 + NHWC"]
+        assert {"seed=1", "data.in_memory=true", "train.mixed_precision=bf16", "train.channels_last=true"} <= set(fast)
+        # the overrides that make it fast come last, so the recipe's own fp32 cannot undo them
+        assert fast.index("train.mixed_precision=bf16") > fast.index("seed=1")
 
 def test_work_the_peers_cannot_be_told_is_refused(tiny_data):
     recipe = recipe_from_dict(tiny_recipe_dict(*tiny_data, schedule={"type": "cosine"}))
