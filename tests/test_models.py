@@ -47,6 +47,7 @@ REFERENCE_PARAMS = {
     "resnet50_8xb16_voc": 23.55,
     "small-convnet_1xb64_digits": 0.08,  # 75,280
     "small-convnet_1xb128_mnist": 0.08,
+    "small-convnet_1xb128_mnist-5k": 0.08,
     "small-convnet_1xb128_fashion-mnist": 0.08,
     "small-convnet_1xb128_cifar10": 0.08,  # 25.56 less 980 of the 1000 classes' head (2048 x 980 + 980)
 }
