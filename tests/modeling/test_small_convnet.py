@@ -72,3 +72,6 @@ def test_round_trips_through_the_auto_classes(tmp_path):
     assert loaded.config.hidden_sizes == [8, 16] and loaded.config.logit_scale == 0.125
     images = torch.randn(2, 3, 32, 32)
     assert torch.equal(loaded(images).logits, model(images).logits)
+    # Its module file travels beside the weights, for transformers alone (trust_remote_code)
+    assert (tmp_path / "small_convnet.py").is_file()
+    assert loaded.config.auto_map["AutoModelForImageClassification"].startswith("small_convnet.")
