@@ -3,6 +3,7 @@
 # repository root: every recipe (and its references) on every real small data set that can be had
 # offline, 3 seeds each, one whole `hfcls-train` command timed per line of $OUT/small_recipes.tsv.
 # PIN="taskset -c 1" (with OMP_NUM_THREADS=1) pins the runs to one core; unset, they use all cores.
+# ONLY=REGEX runs just the matching names (results/small_recipes_2threads.tsv: ONLY='^small-convnet_(digits|mnist-5k)$').
 # Needs data/digits and data/mnist_5k (see the README section for the two commands).
 set -euo pipefail
 TRAIN="python -m hfcls.cli.train"   # = hfcls-train once installed
@@ -47,6 +48,9 @@ run resnet-tiny-fast_mnist-5k recipes/small/small-convnet_1xb128_mnist-5k.yaml "
 run small-convnet-8ep_mnist-5k recipes/small/small-convnet_1xb128_mnist-5k.yaml train.epochs=8 evaluation.interval=8
 run resnet-tiny-fast-30ep_mnist-5k recipes/small/small-convnet_1xb128_mnist-5k.yaml "$RESNET_TINY" \
   train.epochs=30 evaluation.interval=30
+# What bf16 + channels_last buy in the whole command: the MNIST recipe in fp32, NCHW.
+SEEDS=0 run small-convnet-fp32_mnist-5k recipes/small/small-convnet_1xb128_mnist-5k.yaml \
+  train.mixed_precision=no train.channels_last=false
 # CIFAR-10 cannot be had offline: the time of one epoch of the CIFAR recipe on 50,000 generated
 # 32x32 photo crops (their labels are random, so the top-1 means nothing), one seed.
 test -d data/bench/cifar || python benchmarks/make_data.py cifar-pickle data/bench/cifar

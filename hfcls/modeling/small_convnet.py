@@ -21,8 +21,8 @@ class SmallConvNetConfig(PreTrainedConfig):
     model_type = "small_convnet"
 
     num_channels: int = 3
-    # The recipes' size (75,280 parameters with 10 classes); wider nets (24, [32, 64, 128]: 295 k) gain
-    # little on MNIST-format data here for twice the time (benchmarks/README.md).
+    # The recipes' size (75,280 parameters with 10 classes); a wider one (24, [32, 64, 128]: 295 k)
+    # trains at half its images/s on a CPU core (benchmarks/README.md, small-image recipes).
     stem_channels: int = 16
     hidden_sizes: list[int] | tuple[int, ...] = (16, 32, 64)  # per stage; each stage halves the size
     logit_scale: float = 0.125
