@@ -16,7 +16,7 @@ from layouts import write_cifar10, write_mnist
 SMALL = REPO / "recipes" / "small"
 RECIPES = sorted(SMALL.glob("*.yaml"))
 FLIPPED = {"small-convnet_1xb128_fashion-mnist", "small-convnet_1xb128_cifar10"}  # clothes and photos mirror
-TINY_RUN = ["train.epochs=1", "data.batch_size=4", "data.num_workers=0", "evaluation.interval=1",
+TINY_RUN = ["train.epochs=1", "data.num_workers=0", "evaluation.interval=1",
             "checkpoint.interval=1", "train.publish=false", "train.log_with=[]"]
 
 
@@ -42,22 +42,22 @@ def test_each_recipe_sets_the_fast_small_image_training(path):
     assert recipe.model.config["model_type"] == "small_convnet"
 
 
-def data_overrides(stem, root):
-    """Generated data in the recipe's own format, and the overrides that point the recipe at it."""
+def data_overrides(stem, root, digits_dir):
+    """Data in the recipe's own format (generated, or the real digits), and the overrides that point
+    the recipe at it, with a batch the few generated images fill."""
+    roots = [f"data.{split}.root={root}" for split in ("train", "val", "test")] + ["data.batch_size=4"]
     if stem.endswith("cifar10"):
         write_cifar10(root, per_batch=3)
-        return [f"data.{split}.root={root}" for split in ("train", "val", "test")]
+        return roots
     if "mnist" in stem:  # mnist, its 5k subset and fashion-mnist read the same idx files
         write_mnist(root, counts=(12, 6))
-        return [f"data.{split}.root={root}" for split in ("train", "val", "test")]
-    return None  # digits: the real ones (digits_dir)
+        return roots
+    return [f"data.train.path={digits_dir / 'train'}", f"data.val.path={digits_dir / 'val'}"]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_hfcls_train_runs_each_recipe(path, tmp_path, digits_dir):
-    overrides = data_overrides(path.stem, tmp_path / "data")
-    if overrides is None:
-        overrides = [f"data.train.path={digits_dir / 'train'}", f"data.val.path={digits_dir / 'val'}"]
+    overrides = data_overrides(path.stem, tmp_path / "data", digits_dir)
     work = tmp_path / "work"
     done = subprocess.run([sys.executable, "-m", "hfcls.cli.train", str(path), *overrides, *TINY_RUN,
                            "--work-dir", str(work)], capture_output=True, text=True, timeout=300)
