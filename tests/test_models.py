@@ -18,7 +18,8 @@ RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ZOO = sorted(p for p in RECIPES.rglob("*.yaml") if "_base_" not in p.parts)
 
 CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "mnist": 10, "digits": 10, "imbalanced_digits": 10,
-           "multilabel_digits": 10, "voc": 20}
+           "multilabel_digits": 10, "voc": 20,
+           "small": 10}
 
 # Millions of parameters: MMClassification's model zoo, torchvision, timm.
 REFERENCE_PARAMS = {
@@ -43,7 +44,12 @@ REFERENCE_PARAMS = {
     "resnet-tiny_1xb64_imbalanced-digits_class-balanced": 0.08,
     "resnet-tiny_1xb64_imbalanced-digits_class-weights": 0.08,
     "resnet-tiny_1xb64_multilabel-digits": 0.08,
-    "resnet50_8xb16_voc": 23.55,  # 25.56 less 980 of the 1000 classes' head (2048 x 980 + 980)
+    "resnet50_8xb16_voc": 23.55,
+    "small-convnet_1xb64_digits": 0.08,  # 75,280
+    "small-convnet_1xb128_mnist": 0.08,
+    "small-convnet_1xb128_mnist-5k": 0.08,
+    "small-convnet_1xb128_fashion-mnist": 0.08,
+    "small-convnet_1xb128_cifar10": 0.08,  # 25.56 less 980 of the 1000 classes' head (2048 x 980 + 980)
 }
 
 
@@ -78,7 +84,8 @@ def test_recipe_builds_reference_model_and_trains_a_step(path):
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("model_type, params", [("cifar_resnet", 11_173_962), ("lenet5", 61_706)])
+@pytest.mark.parametrize("model_type, params", [("cifar_resnet", 11_173_962), ("lenet5", 61_706),
+                                                      ("small_convnet", 75_280)])
 def test_custom_model_registered_and_round_trips(tmp_path, model_type, params):
     config = AutoConfig.for_model(model_type, num_labels=10)
     model = AutoModelForImageClassification.from_config(config).eval()

@@ -1,6 +1,6 @@
 """hfcls's own architectures, registered with the transformers Auto classes.
 
-Importing this package makes `model_type: cifar_resnet` and `model_type: lenet5`
+Importing this package makes `model_type: cifar_resnet`, `lenet5` and `small_convnet`
 work everywhere transformers looks models up: recipes (`model.config`),
 `from_pretrained` on a saved folder, and `transformers.pipeline`. A model of
 your own needs the same three steps: a `PreTrainedConfig` with a new
@@ -17,10 +17,12 @@ from transformers import AutoConfig, AutoModelForImageClassification
 
 from hfcls.modeling.cifar_resnet import CifarResNetConfig, CifarResNetForImageClassification
 from hfcls.modeling.lenet import LeNet5Config, LeNet5ForImageClassification
+from hfcls.modeling.small_convnet import SmallConvNetConfig, SmallConvNetForImageClassification
 
 CUSTOM_MODELS = {
     CifarResNetConfig: CifarResNetForImageClassification,
     LeNet5Config: LeNet5ForImageClassification,
+    SmallConvNetConfig: SmallConvNetForImageClassification,
 }
 
 for _config, _model in CUSTOM_MODELS.items():
@@ -34,4 +36,6 @@ __all__ = [
     "CifarResNetForImageClassification",
     "LeNet5Config",
     "LeNet5ForImageClassification",
+    "SmallConvNetConfig",
+    "SmallConvNetForImageClassification",
 ]

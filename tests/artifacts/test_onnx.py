@@ -30,6 +30,7 @@ FAMILIES = {
     "convnext": dict(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
     "cifar_resnet": dict(stem_channels=8, hidden_sizes=[8, 16], depths=[1, 1]),
     "lenet5": dict(num_channels=3),
+    "small_convnet": dict(stem_channels=8, hidden_sizes=[8, 16]),
 }
 CLASSES = ["cat", "dog", "fox"]
 
