@@ -75,6 +75,13 @@ def publish_file(tmp, path) -> None:
     fsync_path(Path(path).parent)
 
 
+def temporary_folder(folder) -> Path:
+    """Where `folder` is built before publish_folder swaps it in: `folder.tmp` beside it, the name
+    the next publish (and checkpoint pruning) recognises as left over."""
+    folder = Path(folder)
+    return folder.with_name(folder.name + ".tmp")
+
+
 def publish_folder(tmp, folder) -> None:
     """Swap the finished folder `tmp` in for `folder` (new or replaced), its files on the disk first.
 
@@ -97,7 +104,7 @@ def publish_links(source, folder) -> None:
     """Publish `folder` as a copy of the finished folder `source` whose files are hard links to
     its files: no byte is written twice. Neither folder changes when the other is replaced later,
     since publish_folder swaps in new files and never rewrites a file in place."""
-    tmp = Path(folder).with_name(Path(folder).name + ".tmp")
+    tmp = temporary_folder(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp, copy_function=_link_or_copy)
     publish_folder(tmp, folder)
@@ -107,6 +114,7 @@ def _link_or_copy(source, destination) -> None:
     try:
         os.link(source, destination)
     except OSError as error:
+        # EPERM is also what a file system without hard links answers (FAT); a full disk stays an error
         if error.errno in STORAGE_ERRNOS - {errno.EPERM}:
             raise
         shutil.copy2(source, destination)  # a file system without hard links (FAT, some network mounts)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from hfcls.data.transforms import preprocessor_kwargs
-from hfcls.files import publish_folder, publish_links, storage_errors
+from hfcls.files import publish_folder, publish_links, storage_errors, temporary_folder
 
 
 # transformers' image processing is imported where a processor is built: it takes seconds.
@@ -49,10 +49,9 @@ def save_description(model, processor, folder: Path) -> None:
 def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = None) -> None:
     """Write the folder atomically and durably: a reader sees the old export or the new one, whole.
     `state_dict`: the weights, when the model holds only a shard of them (FSDP)."""
-    folder = Path(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
+    folder, tmp = Path(folder), temporary_folder(folder)
     shutil.rmtree(tmp, ignore_errors=True)
-    with _writing(folder, tmp):
+    with _writing(folder):
         model.save_pretrained(tmp, state_dict=state_dict)
         processor.save_pretrained(tmp)
         publish_folder(tmp, folder)
@@ -60,12 +59,12 @@ def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = Non
 
 def copy_hf_folder(source: Path, folder: Path) -> None:
     """`folder` made the same export as the finished folder `source`, atomically, its files linked."""
-    folder = Path(folder)
-    with _writing(folder, folder.with_name(folder.name + ".tmp")):
+    with _writing(Path(folder)):
         publish_links(source, folder)
 
 
-def _writing(folder: Path, tmp: Path):
-    """A full or read-only disk met while `folder` is written: one line, and `tmp` removed."""
+def _writing(folder: Path):
+    """A full or read-only disk met while `folder` is written: one line, and its temporary folder removed."""
     return storage_errors(f"{folder}", folder.parent, "the earlier files there are intact; free some space "
-                          "(or fix the permissions) and run again", cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
+                          "(or fix the permissions) and run again",
+                          cleanup=lambda: shutil.rmtree(temporary_folder(folder), ignore_errors=True))

@@ -29,7 +29,7 @@ from hfcls.artifacts.export import save_hf_folder
 from hfcls.artifacts.layout import METRICS_FILE, RECIPE_FILE, run_holding
 from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
 from hfcls.errors import HfclsError
-from hfcls.files import check_new_output, publish_folder, storage_errors
+from hfcls.files import check_new_output, publish_folder, storage_errors, temporary_folder
 from hfcls.logs import read_jsonl
 from hfcls.metrics import best_metric_key
 from hfcls.recipe import load_recipe
@@ -151,7 +151,7 @@ def stage(source, repo_id: str, out: Path, work_dir=None, overwrite: bool = Fals
         raise HfclsError(f"--work-dir {work_dir} has no {RECIPE_FILE}; pass the run's work dir")
     out = Path(out)
     check_stage_target(out, artifact.path, overwrite)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = temporary_folder(out)
     shutil.rmtree(tmp, ignore_errors=True)
     with storage_errors(f"{out}", out.parent, "nothing there was changed; free some space or choose another --out",
                         cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):

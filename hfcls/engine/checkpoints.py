@@ -30,7 +30,7 @@ from hfcls.artifacts.layout import (CHECKPOINTS, EMA_FILE, EXPORT_RESULTS, METRI
 from hfcls.artifacts.weights import read_safetensors
 from hfcls.engine.dist import whole_state_dict
 from hfcls.errors import HfclsError
-from hfcls.files import publish_folder, storage_errors, write_atomic
+from hfcls.files import publish_folder, storage_errors, temporary_folder, write_atomic
 from hfcls.logs import read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def save_checkpoint(run, state: TrainState, folder: Path, row: dict | None = Non
     `row` is the epoch's metrics.jsonl row, kept in the state so that resume restores it.
     """
     accelerator = run.accelerator
-    tmp = folder.with_name(folder.name + ".tmp")
+    tmp = temporary_folder(folder)
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
