@@ -19,14 +19,20 @@ logger = logging.getLogger(__name__)
 
 def check_mixed_precision(mode: str, device_type: str) -> None:
     """Raise where `mode` cannot run on `device_type`; warn where it runs slower than fp32."""
-    if mode != "bf16":
+    if mode != "bf16" or has_bf16(device_type):
         return
-    if device_type == "cuda" and not torch.cuda.is_bf16_supported():
+    if device_type == "cuda":
         raise HfclsError(f"train.mixed_precision=bf16 needs a GPU with bfloat16 (Ampere or newer); "
                          f"{torch.cuda.get_device_name()} has none: set train.mixed_precision=fp16 or no")
-    if device_type == "cpu" and not cpu_has_bf16():
-        logger.warning("train.mixed_precision=bf16 on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) "
-                       "is emulated and slower than fp32; set train.mixed_precision=no for this run")
+    logger.warning("train.mixed_precision=bf16 on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) "
+                   "is emulated and slower than fp32; set train.mixed_precision=no for this run")
+
+
+def has_bf16(device_type: str) -> bool:
+    """Whether `device_type` computes in bfloat16 itself (other devices are given the benefit of the doubt)."""
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16() if device_type == "cpu" else True
 
 
 def cpu_has_bf16() -> bool:

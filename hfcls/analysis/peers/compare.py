@@ -119,12 +119,10 @@ def _cuda() -> bool:
 
 
 def has_bf16() -> bool:
-    """Whether this machine trains in bf16 faster than emulated: a GPU with it, or a CPU with it."""
-    import torch
+    """Whether the device hfcls trains on here computes in bf16 itself, rather than emulating it."""
+    from hfcls.engine.precision import default_device_type, has_bf16 as device_has_bf16
 
-    from hfcls.engine.precision import cpu_has_bf16
-
-    return torch.cuda.is_bf16_supported() if _cuda() else cpu_has_bf16()
+    return device_has_bf16(default_device_type())
 
 
 # ----------------------------------------------------------------------------- running and reading
