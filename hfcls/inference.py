@@ -28,7 +28,8 @@ from hfcls.engine.features import PenultimateFeatures
 from hfcls.engine.precision import check_mixed_precision
 from hfcls.engine.tta import with_tta
 from hfcls.errors import HfclsError
-from hfcls.models import MULTI_LABEL, class_names_of, class_scores, classes_above, problem_type_of_model
+from hfcls.labels import MULTI_LABEL, class_names_of, problem_type_of_model
+from hfcls.models import class_scores, classes_above
 from hfcls.recipe import load_recipe
 
 logger = logging.getLogger(__name__)

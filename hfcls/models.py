@@ -18,20 +18,7 @@ from transformers import AutoConfig, AutoModelForImageClassification, Pretrained
 
 import hfcls.modeling  # noqa: F401  registers hfcls's own architectures with the Auto classes
 from hfcls.errors import HfclsError
-
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
-
-
-def label_maps(class_names: list, problem_type: str = SINGLE_LABEL) -> dict:
-    maps = {
-        "num_labels": len(class_names),
-        "id2label": {i: str(name) for i, name in enumerate(class_names)},
-        "label2id": {str(name): i for i, name in enumerate(class_names)},
-    }
-    if problem_type == MULTI_LABEL:  # single-label configs stay as they were (transformers' default)
-        maps["problem_type"] = MULTI_LABEL
-    return maps
+from hfcls.labels import MULTI_LABEL, SINGLE_LABEL, label_maps
 
 
 class LogitsOnly(torch.nn.Module):
@@ -44,15 +31,6 @@ class LogitsOnly(torch.nn.Module):
 
     def forward(self, pixel_values):
         return self.model(pixel_values=pixel_values).logits
-
-
-def class_names_of(model) -> list:
-    return [model.config.id2label[i] for i in range(model.config.num_labels)]
-
-
-def problem_type_of_model(model) -> str:
-    """A model's problem type; a config without one (older exports) is single-label, as transformers reads it."""
-    return MULTI_LABEL if getattr(model.config, "problem_type", None) == MULTI_LABEL else SINGLE_LABEL
 
 
 def class_scores(logits: torch.Tensor, problem_type: str) -> torch.Tensor:

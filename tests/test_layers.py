@@ -13,13 +13,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hfcls"
 
 # Lowest first. A unit is a top-level module or sub-package of hfcls.
 LAYERS = [
-    {"version", "errors", "files", "unpickle", "logs", "recipe"},
+    {"version", "errors", "files", "unpickle", "logs", "labels", "recipe"},
     {"modeling", "models", "metrics"},
     {"data"},
+    {"predict"},
     {"artifacts"},
     {"engine"},
     {"evaluation", "inference"},
-    {"analysis", "api"},
+    {"analysis", "bench", "api"},
     {"cli", "train", "__init__"},
 ]
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}

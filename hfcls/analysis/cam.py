@@ -22,7 +22,8 @@ from hfcls.analysis.figures import pyplot, save_figure
 from hfcls.artifacts.weights import load_model, preprocessor, run_recipe
 from hfcls.data.images import eval_preprocessing, to_uint8_tensor
 from hfcls.errors import HfclsError, did_you_mean
-from hfcls.models import LogitsOnly, class_names_of
+from hfcls.labels import class_names_of
+from hfcls.models import LogitsOnly
 
 METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "scorecam": "ScoreCAM", "eigencam": "EigenCAM"}
 

@@ -33,7 +33,8 @@ from hfcls.data.build import align_labels, build_datasets
 from hfcls.data.decode import decode
 from hfcls.data.images import eval_preprocessing, expand_images, to_uint8_tensor
 from hfcls.errors import HfclsError
-from hfcls.models import LogitsOnly, class_names_of
+from hfcls.labels import class_names_of
+from hfcls.models import LogitsOnly
 
 logger = logging.getLogger(__name__)
 

@@ -18,15 +18,20 @@ RECIPE_RUNS_CODE = ("Security: a recipe's custom_imports key imports the Python 
                     "their code with your permissions; use only recipes (and _base_ files) you trust.")
 
 
-def cli_entry(main):
-    """Wrap a command's main(argv): a user error prints one line and exits with status 2."""
+def cli_entry(main=None, *, flags: dict | None = None):
+    """Wrap a command's main(argv): a user error prints one line and exits with status 2.
+
+    `flags` maps the library's parameter names onto the command's flags ({"device": "--device"}),
+    so an error about an argument names what the user typed."""
+    if main is None:
+        return functools.partial(cli_entry, flags=flags)
 
     @functools.wraps(main)
     def wrapper(argv=None):
         try:
             status = main(argv)
         except HfclsError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {error.for_flags(flags or {})}", file=sys.stderr)
             sys.exit(2)
         except OSError as error:  # a full, read-only or forbidden disk that no writer named more precisely
             if error.errno not in STORAGE_ERRNOS:

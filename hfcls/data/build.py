@@ -40,7 +40,7 @@ from hfcls.data.sources import load_source
 from hfcls.data.streaming import TransformedStream, build_stream_loader
 from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
-from hfcls.models import MULTI_LABEL, SINGLE_LABEL
+from hfcls.labels import MULTI_LABEL, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from hfcls.errors import HfclsError, did_you_mean
-from hfcls.models import MULTI_LABEL, SINGLE_LABEL
+from hfcls.labels import MULTI_LABEL, SINGLE_LABEL
 
 EPS = 1e-8
 

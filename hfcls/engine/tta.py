@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from hfcls.errors import HfclsError, did_you_mean
-from hfcls.models import MULTI_LABEL, class_scores, problem_type_of_model
+from hfcls.labels import MULTI_LABEL, problem_type_of_model
+from hfcls.models import class_scores
 
 VIEWS = ("flip", "crops")
 CROP_FRACTION = 0.875  # the share of the side a crop keeps, as a 224 crop of a 256 image

@@ -27,7 +27,8 @@ from hfcls.files import check_new_output, check_writable, storage_errors
 from hfcls.evaluation.report import plot_confusion_matrix
 from hfcls.evaluation.results import OUT_ITEMS, check_results_path, prediction_records, write_results
 from hfcls.metrics import check_metric_kind, check_metric_names, check_metric_options, evaluate_metrics
-from hfcls.models import MULTI_LABEL, class_names_of, class_scores, problem_type_of_model
+from hfcls.labels import MULTI_LABEL, class_names_of, problem_type_of_model
+from hfcls.models import class_scores
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModelForImageClassification
 
 from hfcls.artifacts.export import image_processor, save_hf_folder
 from hfcls.artifacts.hub import card_data, stage
-from hfcls.models import label_maps
+from hfcls.labels import label_maps
 from hfcls.recipe import DataSection, recipe_from_dict
 
 

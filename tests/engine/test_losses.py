@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModelForImageClassification
 
 from hfcls.engine.losses import TrainingLoss, class_weights, loss_function
 from hfcls.errors import HfclsError
-from hfcls.models import MULTI_LABEL, SINGLE_LABEL
+from hfcls.labels import MULTI_LABEL, SINGLE_LABEL
 
 
 def loss(kind, problem_type, smoothing=0.0, weights=None, **options):
