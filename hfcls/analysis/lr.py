@@ -35,7 +35,7 @@ def steps_per_epoch(recipe, num_processes: int = 1) -> int:
 def lr_schedule(recipe, num_processes: int = 1, per_epoch: int | None = None) -> list:
     """The base learning rate (after train.auto_scale_lr) before each optimizer step."""
     if num_processes < 1:
-        raise HfclsError("--num-processes must be at least 1")
+        raise HfclsError("num_processes must be at least 1", param="num_processes")
     per_epoch = per_epoch or steps_per_epoch(recipe, num_processes)
     lr = scaled_optim(recipe, SimpleNamespace(num_processes=num_processes)).lr
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
