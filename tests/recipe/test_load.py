@@ -38,16 +38,6 @@ def test_overrides_are_yaml_typed(based):
     assert recipe.optim.type == "adamw"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optim", 'must look like key.sub=value'),
-    ("optim.lr.x=1", "optim.lr is a value, not a section"),
-])
-def test_bad_overrides_name_the_key(based, override, message):
-    with pytest.raises(HfclsError) as error:
-        load_recipe(based, [override])
-    assert message in str(error.value)
-
-
 def test_invalid_yaml_names_file_and_line(tmp_path):
     path = write(tmp_path / "bad.yaml", "data:\n  batch_size: 8\n  train: [unclosed\n")
     with pytest.raises(HfclsError, match=r"bad.yaml: line 4, column 1: invalid YAML"):
