@@ -2,7 +2,8 @@
 
 Types come from the schema's annotations, ranges from hfcls.recipe.ranges; then the rules that tie
 keys together. train.ema, train.loss and train.log_with come out checked and completed
-(hfcls.recipe.settings), and an eval pipeline has its exported form: the engine uses them as they are.
+(hfcls.recipe.settings), and an eval pipeline is one a Hugging Face processor can express
+(hfcls.recipe.preprocessing): the engine uses them as they are.
 """
 
 from __future__ import annotations

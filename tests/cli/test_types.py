@@ -8,6 +8,7 @@ import pytest
 from hfcls.cli import CommandParser
 from hfcls.cli.bench import main as bench
 from hfcls.cli.browse import main as browse
+from hfcls.cli.lr import main as lr
 from hfcls.cli.prepare import main as prepare
 from hfcls.cli.types import comma_separated, int_between, non_negative_int, positive_int
 
@@ -79,3 +80,5 @@ def test_a_library_error_about_a_parameter_names_the_flag(tiny_recipe, tmp_path,
     assert err.startswith("error: --val-fraction must be between 0 and 1")
     err = one_error_line(browse, [str(tiny_recipe), "--columns", "-3"], capsys)
     assert err.startswith("error: --columns must be at least 1, got -3")
+    err = one_error_line(lr, [str(tiny_recipe), "--num-processes", "0"], capsys)
+    assert err.startswith("error: --num-processes must be at least 1, got 0")
