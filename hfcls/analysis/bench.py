@@ -303,10 +303,11 @@ def bench(recipe, what: str = "train", *, steps: int = 30, warmup: int = 5, roun
           baseline: bool = False, synthetic: bool = False) -> dict:
     """Measure the variants in interleaved turns; {"machine", "settings", "results"}."""
     if what not in WHAT:
-        raise HfclsError(f"--what must be one of {', '.join(WHAT)}, got {what!r}")
+        raise HfclsError(f"what must be one of {', '.join(WHAT)}, got {what!r}", param="what")
     split = "train" if what in ("data", "train") else "val"
     if getattr(recipe.data, split) is None and not (split == "val" and recipe.data.train_val_split):
-        raise HfclsError(f"{recipe.source}: --what {what} needs a data.{split} source (or data.train_val_split)")
+        raise HfclsError(f"what {what} needs a data.{split} source (or data.train_val_split), which {recipe.source} "
+                         "has not", param="what")
     settings = {"recipe": recipe.source, "what": what, "split": split, "steps": steps, "warmup": warmup,
                 "rounds": rounds, "torch_threads": torch.get_num_threads()}
     timed = [Timed(v, what, split) for v in variants(recipe, what, baseline, synthetic)]

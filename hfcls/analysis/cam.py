@@ -73,7 +73,7 @@ def find_layer(model, name: str):
     if name not in names:
         close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
         hint = f"; close names: {', '.join(close)}" if close else f"; names look like {', '.join(names[:3])}, ..."
-        raise HfclsError(f"--layer {name}: {model.config.model_type} has no module of that name{hint}")
+        raise HfclsError(f"layer {name}: {model.config.model_type} has no module of that name{hint}", param="layer")
     return model.get_submodule(name)
 
 
@@ -103,7 +103,8 @@ def class_activation_map(image, checkpoint, *, method: str = "gradcam", target_c
     except ImportError:
         raise HfclsError('hfcls-cam needs pytorch-grad-cam; pip install "hfcls[explain]"') from None
     if method not in METHODS:
-        raise HfclsError(f"--method {method}{did_you_mean(method, METHODS)}: choose from {', '.join(METHODS)}")
+        raise HfclsError(f"method {method}{did_you_mean(method, METHODS)}: choose from {', '.join(METHODS)}",
+                         param="method")
     recipe = recipe if recipe is not None else run_recipe(checkpoint)
     model = load_model(checkpoint, use_ema=use_ema, recipe=recipe).float()
     transform, normalize = eval_preprocessing(preprocessor(checkpoint, recipe).to_dict(), str(checkpoint))
@@ -132,8 +133,8 @@ def _target_index(target_class, names: list, predicted: int) -> int:
         return names.index(str(target_class))
     if str(target_class).lstrip("-").isdigit() and 0 <= int(target_class) < len(names):
         return int(target_class)
-    raise HfclsError(f"--target-class {target_class}: not a class of the model{did_you_mean(target_class, names)}; "
-                     f"pass a class name or an index from 0 to {len(names) - 1}")
+    raise HfclsError(f"target_class {target_class}: not a class of the model{did_you_mean(target_class, names)}; "
+                     f"pass a class name or an index from 0 to {len(names) - 1}", param="target_class")
 
 
 def save_overlay(result: CamResult, out) -> Path:

@@ -44,7 +44,7 @@ def scored_records(path) -> tuple[list, list]:
 def analyze(results_path, out_dir, n: int = 16) -> dict:
     """Write the grids, the chart and the pairs into `out_dir`; return {name: path} and the counts."""
     if n < 1:
-        raise HfclsError("--n must be at least 1")
+        raise HfclsError("n must be at least 1", param="n")
     names, records = scored_records(results_path)
     wrong = sorted((r for r in records if r["pred_label"] != r["gt_label"]), key=lambda r: -r["pred_score"])
     right = sorted((r for r in records if r["pred_label"] == r["gt_label"]), key=lambda r: -r["pred_score"])

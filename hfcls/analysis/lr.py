@@ -19,6 +19,7 @@ from hfcls.errors import HfclsError
 
 def steps_per_epoch(recipe, num_processes: int = 1) -> int:
     """Optimizer steps in one epoch: the training loader drops its last partial batch."""
+    check_processes(num_processes)
     data, train = recipe.data, recipe.train
     if data.steps_per_epoch is not None:
         batches = data.steps_per_epoch
@@ -32,10 +33,14 @@ def steps_per_epoch(recipe, num_processes: int = 1) -> int:
     return math.ceil(batches / train.gradient_accumulation_steps)
 
 
+def check_processes(num_processes: int) -> None:
+    if num_processes < 1:
+        raise HfclsError(f"num_processes must be at least 1, got {num_processes}", param="num_processes")
+
+
 def lr_schedule(recipe, num_processes: int = 1, per_epoch: int | None = None) -> list:
     """The base learning rate (after train.auto_scale_lr) before each optimizer step."""
-    if num_processes < 1:
-        raise HfclsError("--num-processes must be at least 1")
+    check_processes(num_processes)
     per_epoch = per_epoch or steps_per_epoch(recipe, num_processes)
     lr = scaled_optim(recipe, SimpleNamespace(num_processes=num_processes)).lr
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)

@@ -11,16 +11,11 @@ import copy
 import shutil
 from pathlib import Path
 
-from hfcls.data.transforms import preprocessor_kwargs
 from hfcls.files import publish_folder, publish_links, storage_errors, temporary_folder
+from hfcls.recipe.preprocessing import preprocessor_kwargs
 
 
 # transformers' image processing is imported where a processor is built: it takes seconds.
-
-
-def check_exportable(data) -> None:
-    """Raise, naming the transform, if the recipe's eval pipeline has no exported form."""
-    preprocessor_kwargs(data.eval_pipeline, data.mean, data.std)
 
 
 def image_processor(data):

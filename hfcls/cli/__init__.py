@@ -5,6 +5,7 @@
 for a full, read-only or forbidden disk).
 """
 
+import argparse
 import functools
 import gc
 import sys
@@ -45,6 +46,13 @@ def cli_entry(main=None, *, flags: dict | None = None):
         return status
 
     return wrapper
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser, its errors in the form of every other user error: one `error:` line, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
 @contextmanager

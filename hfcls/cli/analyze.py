@@ -3,13 +3,12 @@ evaluation as image grids, accuracy per class and the confused pairs (from hfcls
 
 from __future__ import annotations
 
-import argparse
 
-from hfcls.cli import cli_entry, heavy_imports
+from hfcls.cli import CommandParser, cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-analyze", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="hfcls-analyze", description=__doc__.splitlines()[0])
     parser.add_argument("results", help="a results file of hfcls-eval --out (.json, .yaml or .pkl) with per-image "
                         "predictions (--out-items pred)")
     parser.add_argument("--out", required=True, help="the folder to write into")
@@ -17,7 +16,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_entry
+@cli_entry(flags={"n": "--n"})
 def main(argv=None):
     args = parse_args(argv)
     with heavy_imports():

@@ -11,43 +11,44 @@ against every command (one per core: a shared machine).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import comma_separated, non_negative_int, positive_int
 from hfcls.recipe import load_recipe
 
 WHAT = ("data", "train", "eval", "accuracy")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-bench", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-bench", description=__doc__.splitlines()[0],
+                           epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--what", choices=WHAT, default="train",
                         help="data: the train input pipeline only; train: full training steps; eval: inference")
-    parser.add_argument("--steps", type=int, default=30, help="measured steps per variant")
-    parser.add_argument("--warmup", type=int, default=5,
+    parser.add_argument("--steps", type=positive_int, default=30, help="measured steps per variant")
+    parser.add_argument("--warmup", type=non_negative_int, default=5,
                         help="unmeasured steps at the start of each turn (a fresh loader starting its workers)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=positive_int, default=3,
                         help="the measured steps are split into this many turns per variant, interleaved")
     parser.add_argument("--baseline", action="store_true", help="also run the Hugging Face examples' pipeline")
     parser.add_argument("--synthetic", action="store_true", help="also run on random on-device batches")
-    parser.add_argument("--peers", help="compare whole training runs with these tools: trainer, timm (comma-separated)")
+    parser.add_argument("--peers", type=comma_separated, default=[],
+                        help="compare whole training runs with these tools: trainer, timm (comma-separated)")
     parser.add_argument("--timm-train", metavar="PATH", help="train.py of a pytorch-image-models checkout (--peers timm)")
-    parser.add_argument("--load", type=int, default=0, metavar="N", help="busy processes competing with every run")
+    parser.add_argument("--load", type=non_negative_int, default=0, metavar="N",
+                        help="busy processes competing with every run")
     parser.add_argument("--target", type=float, default=98.0, help="--what accuracy: the validation top-1 to reach (%%)")
     parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
     args = parser.parse_intermixed_args(argv)  # overrides may follow the options
-    if args.steps < 1 or args.warmup < 0 or not 1 <= args.rounds <= args.steps or args.load < 0:
-        parser.error("--steps must be at least 1, --warmup and --load at least 0, --rounds between 1 and --steps")
-    args.peers = [p for p in (args.peers or "").split(",") if p]
+    if args.rounds > args.steps:  # each round measures at least one step
+        parser.error(f"give --rounds between 1 and --steps; got --rounds {args.rounds} with --steps {args.steps}")
     return args
 
 
-@cli_entry
+@cli_entry(flags={"what": "--what"})
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)

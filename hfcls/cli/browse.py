@@ -7,15 +7,14 @@ MMClassification's browse_dataset shows them.
 
 from __future__ import annotations
 
-import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-browse", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-browse", description=__doc__.splitlines()[0],
+                           epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--split", default="train", choices=("train", "val", "test"))
@@ -25,7 +24,7 @@ def parse_args(argv=None):
     return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
-@cli_entry
+@cli_entry(flags={"n": "--n", "columns": "--columns"})
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)

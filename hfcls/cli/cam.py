@@ -3,16 +3,15 @@ where the model looked, as a heat map over the image."""
 
 from __future__ import annotations
 
-import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, console_and_recipe, heavy_imports
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam")  # hfcls.analysis.cam.METHODS, without importing torch
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-cam", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-cam", description=__doc__.splitlines()[0],
+                           epilog=RECIPE_RUNS_CODE)
     parser.add_argument("image", help="an image file")
     parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a "
                         "published .safetensors file")
@@ -25,7 +24,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_entry
+@cli_entry(flags={"method": "--method", "layer": "--layer", "target_class": "--target-class"})
 def main(argv=None):
     args = parse_args(argv)
     with heavy_imports():

@@ -6,13 +6,12 @@
 
 from __future__ import annotations
 
-import argparse
 
-from hfcls.cli import cli_entry, heavy_imports
+from hfcls.cli import CommandParser, cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m hfcls.cli.dist", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="python -m hfcls.cli.dist", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("port", help="print the job's port").add_argument("recipe")
     commands.add_parser("check-port", help="fail when the port is taken here").add_argument("port")

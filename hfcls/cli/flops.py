@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-flops", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-flops", description=__doc__.splitlines()[0],
+                           epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("--shape", nargs=2, type=int, metavar=("H", "W"),
                         help="input height and width (default: the eval pipeline's output size)")
@@ -20,7 +19,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_entry
+@cli_entry(flags={"shape": "--shape", "num_classes": "--num-classes"})
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from hfcls.cli import cli_entry, heavy_imports
+from hfcls.cli import CommandParser, cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-plot", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="hfcls-plot", description=__doc__.splitlines()[0])
     parser.add_argument("work_dir", type=Path, help="an hfcls-train work dir")
     parser.add_argument("--out", type=Path, help="image file to write (default: WORK_DIR/curves.png)")
     return parser.parse_args(argv)

@@ -9,10 +9,10 @@ shards in DST/<split>/ that a `disk` source reads (`data.train={type: disk, path
 
 from __future__ import annotations
 
-import argparse
 import os
 
-from hfcls.cli import cli_entry, heavy_imports
+from hfcls.cli import CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import int_between, positive_int
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
@@ -22,7 +22,7 @@ DATASETS = {"digits": "scikit-learn's digits as an image folder",
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-prepare", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="hfcls-prepare", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="dataset", required=True, metavar=f"{{{','.join(DATASETS)},shrink}}")
     for name, help in DATASETS.items():
         digits = commands.add_parser(name, help=help)
@@ -33,12 +33,14 @@ def parse_args(argv=None):
                                  epilog="recipe overrides (key.sub=value, YAML-typed) may follow DST")
     shrink.add_argument("recipe", help="recipe YAML file whose data.train/val/test sources are copied")
     shrink.add_argument("dst", help="output folder: DST/<split>/*.parquet")
-    shrink.add_argument("--short-side", type=int, default=320, help="largest shorter side, pixels (default 320)")
-    shrink.add_argument("--quality", type=int, default=90, help="JPEG quality of resized images (default 90)")
+    shrink.add_argument("--short-side", type=positive_int, default=320,
+                        help="largest shorter side, pixels (default 320)")
+    shrink.add_argument("--quality", type=int_between(1, 100), default=90,
+                        help="JPEG quality of resized images (default 90)")
     shrink.add_argument("--splits", nargs="+", choices=("train", "val", "test"), default=["train", "val", "test"],
                         help="the recipe's splits to copy, those it defines (default: train val test)")
-    shrink.add_argument("--rows-per-shard", type=int, default=1000)
-    shrink.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+    shrink.add_argument("--rows-per-shard", type=positive_int, default=1000)
+    shrink.add_argument("--workers", type=positive_int, default=len(os.sched_getaffinity(0)),
                         help="processes writing shards (default: this machine's cores)")
     args, rest = parser.parse_known_args(argv)  # overrides may come anywhere after the command
     unknown = [arg for arg in rest if args.dataset != "shrink" or arg.startswith("-") or "=" not in arg]
@@ -48,7 +50,7 @@ def parse_args(argv=None):
     return args
 
 
-@cli_entry
+@cli_entry(flags={"val_fraction": "--val-fraction"})
 def main(argv=None):
     args = parse_args(argv)
     if args.dataset in DATASETS:
@@ -58,11 +60,6 @@ def main(argv=None):
         counts = WRITERS[args.dataset](args.dir, args.val_fraction, args.seed)
         print(f"wrote {args.dataset} to {args.dir}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return
-    for flag, value, low, high in (("--short-side", args.short_side, 1, None), ("--quality", args.quality, 1, 100),
-                                   ("--rows-per-shard", args.rows_per_shard, 1, None),
-                                   ("--workers", args.workers, 1, None)):
-        if value < low or (high is not None and value > high):
-            raise HfclsError(f"{flag} must be {f'{low} to {high}' if high else f'at least {low}'}, got {value}")
     recipe = load_recipe(args.recipe, args.overrides)
     with heavy_imports():
         from hfcls.data.build import build_datasets

@@ -3,18 +3,17 @@
 Under `accelerate launch hfcls/train.py RECIPE ...` every process runs it.
 """
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe, recipe_yaml
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-train", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-train", description=__doc__.splitlines()[0],
+                           epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="key.sub=value",

@@ -6,23 +6,22 @@ listed), 2 when the recipe or its data cannot be loaded at all.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-verify", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-verify", description=__doc__.splitlines()[0],
+                           epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes (default: this one)")
     return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
-@cli_entry
+@cli_entry(flags={"workers": "--workers"})
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)

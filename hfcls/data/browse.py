@@ -61,9 +61,9 @@ def title(label, names: list) -> str:
 def browse(recipe, split: str, n: int, out, columns: int | None = None) -> int:
     """Draw `n` samples of `split` after its pipeline (train: augmented) into `out`; return how many."""
     if n < 1:
-        raise HfclsError(f"--n must be at least 1, got {n}")
+        raise HfclsError(f"n must be at least 1, got {n}", param="n")
     if columns is not None and columns < 1:
-        raise HfclsError(f"--columns must be at least 1, got {columns}")
+        raise HfclsError(f"columns must be at least 1, got {columns}", param="columns")
     dsets = build_datasets(recipe.data, recipe.seed)
     if split not in dsets:
         raise HfclsError(f"{recipe.source} defines no {split} data; splits: {', '.join(dsets)}")

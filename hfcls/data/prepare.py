@@ -41,7 +41,8 @@ SLOTS = 3  # digits a multi-label canvas has room for
 def split_digits(val_fraction: float, seed: int) -> dict:
     """{split: (8x8 uint8 images, class ids)}, a seeded, stratified split of the bundled digits."""
     if not 0 < val_fraction < 1:
-        raise HfclsError(f"--val-fraction must be between 0 and 1 (both excluded), got {val_fraction}")
+        raise HfclsError(f"val_fraction must be between 0 and 1 (both excluded), got {val_fraction}",
+                         param="val_fraction")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 

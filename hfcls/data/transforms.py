@@ -16,6 +16,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
 from hfcls.errors import HfclsError, did_you_mean
+from hfcls.recipe.preprocessing import RESAMPLE
 
 # Transforms that would break the uint8-in, uint8-out contract of the per-sample
 # pipeline: hfcls adds these itself.
@@ -87,62 +88,10 @@ class Normalize(torch.nn.Module):
         return images.to(dtype, copy=True).sub_(mean).div_(std)
 
 
-def preprocessor_kwargs(eval_specs: list, mean, std, where="data.eval_pipeline") -> dict:
-    """The BitImageProcessor settings that reproduce an eval pipeline exactly.
-
-    Supported pipelines: [Resize(R)] + optional [CenterCrop(C)]; R an int (shorter
-    side) or [H, W]. Anything else cannot be expressed in a Hugging Face
-    preprocessor, so exported models would predict differently: an error.
-    """
-    names = [spec.get("type") for spec in eval_specs]
-    if names not in (["Resize"], ["Resize", "CenterCrop"]):
-        raise HfclsError(
-            f"{where}: an eval pipeline must be [Resize] or [Resize, CenterCrop] so exported models "
-            f"preprocess exactly as hfcls evaluates; got {names}"
-        )
-    resize = dict(eval_specs[0])
-    unsupported = set(resize) - {"type", "size", "interpolation", "antialias"}
-    if unsupported or resize.get("antialias", True) is not True:
-        raise HfclsError(f"{where}[0]: Resize supports size and interpolation only here, got {sorted(unsupported)}")
-    size = _size_dict(resize["size"], "shortest_edge", f"{where}[0].size")
-    mode = _interpolation(resize.get("interpolation", "bilinear"), f"{where}[0]")
-    if mode not in _PIL_RESAMPLE:
-        raise HfclsError(f"{where}[0]: eval Resize interpolation must be bilinear or bicubic, got {mode.value}")
-    kwargs = {
-        "size": size,
-        "resample": _PIL_RESAMPLE[mode],
-        "image_mean": list(mean),
-        "image_std": list(std),
-        "do_resize": True,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "do_convert_rgb": True,
-        "do_center_crop": len(eval_specs) == 2,
-    }
-    if len(eval_specs) == 2:
-        kwargs["crop_size"] = _size_dict(eval_specs[1]["size"], None, f"{where}[1].size")
-    return kwargs
-
-
-def _size_dict(size, int_key, where):
-    if isinstance(size, int) or (isinstance(size, list) and len(size) == 1):
-        side = size if isinstance(size, int) else size[0]
-        return {int_key: side} if int_key else {"height": side, "width": side}
-    if isinstance(size, list) and len(size) == 2:
-        return {"height": size[0], "width": size[1]}
-    raise HfclsError(f"{where}: expected an int or [height, width], got {size!r}")
-
-
-# PIL resample codes, as Hugging Face image processors store them; only the
-# modes whose pixels were checked to match torchvision's.
-_PIL_RESAMPLE = {InterpolationMode.BILINEAR: 2, InterpolationMode.BICUBIC: 3}
-
-
 def eval_pipeline_from_preprocessor(config: dict, where: str = "preprocessor_config.json"):
     """(eval pipeline specs, mean, std) equal to an exported preprocessor: the inverse of
-    `preprocessor_kwargs`."""
-    names = {code: mode.value for mode, code in _PIL_RESAMPLE.items()}
+    `hfcls.recipe.preprocessing.preprocessor_kwargs`."""
+    names = {code: mode for mode, code in RESAMPLE.items()}
     resample = config.get("resample", 2)
     scaled = config.get("do_rescale", True) and abs(config.get("rescale_factor", 1 / 255) - 1 / 255) < 1e-12
     if not config.get("do_resize", True) or resample not in names or not scaled:

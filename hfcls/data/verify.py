@@ -62,7 +62,7 @@ def verify_split(ds, split: str, to_rgb: bool, workers: int, max_pixels: int) ->
 def verify_datasets(recipe, workers: int = 0) -> tuple:
     """(every problem of every split, one line each; the images read; the splits checked)."""
     if workers < 0:
-        raise HfclsError(f"--workers must be 0 or more, got {workers}")
+        raise HfclsError(f"workers must be 0 or more, got {workers}", param="workers")
     dsets = build_datasets(recipe.data, recipe.seed)
     problems, total = [], 0
     for split, ds in dsets.items():

@@ -1,5 +1,5 @@
 """Exponential moving average of the model weights (`train.ema: {decay, every_n_steps, warmup, warmup_power}`,
-checked and completed with its defaults by `hfcls.recipe.ema_settings`).
+checked and completed with its defaults when the recipe loads, `hfcls.recipe.settings`).
 
 The average lives in its own copy of the model, so it can be evaluated and
 exported like any model; checkpoints keep it in its own file (ema.safetensors).

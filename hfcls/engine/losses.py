@@ -22,14 +22,13 @@ the mean over its valid images.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hfcls.errors import HfclsError, did_you_mean
+from hfcls.errors import HfclsError
 from hfcls.labels import MULTI_LABEL, SINGLE_LABEL
+from hfcls.recipe.schema import LOSS_TYPES
 
 EPS = 1e-8
 
@@ -85,7 +84,7 @@ def mean_over_known(terms, targets, weights):
     return (terms * known).sum(dim=1) / known.sum(dim=1).clamp(min=1)
 
 
-# loss type -> {problem type: its per-image loss}
+# loss type -> {problem type: its per-image loss}, whose keyword options are LOSS_TYPES's
 LOSSES = {
     "cross_entropy": {SINGLE_LABEL: cross_entropy},
     "focal": {SINGLE_LABEL: softmax_focal, MULTI_LABEL: sigmoid_focal},
@@ -112,26 +111,22 @@ class TrainingLoss:
 
 
 def loss_function(spec: dict | None, problem_type: str):
-    """(per-image loss, its options) for train.loss and the model's problem type; errors name the key."""
+    """(per-image loss, its options) for train.loss, validated with the recipe (hfcls.recipe.settings),
+    on the data's problem type: whether the type trains it, and with these options, is known only now."""
     spec = dict(spec or {"type": DEFAULT_LOSS[problem_type]})
-    kind = spec.pop("type", None)
-    if kind not in LOSSES:
-        raise HfclsError(f"train.loss.type must be one of {', '.join(LOSSES)}, got {kind!r}{did_you_mean(kind, LOSSES)}")
+    kind = spec.pop("type")
+    labels = "multi-label (lists of classes)" if problem_type == MULTI_LABEL else "single-label"
     if problem_type not in LOSSES[kind]:
         fits = [name for name, kinds in LOSSES.items() if problem_type in kinds]
-        labels = "multi-label (lists of classes)" if problem_type == MULTI_LABEL else "single-label"
         raise HfclsError(f"train.loss.type {kind} does not train a {labels} model; use {' or '.join(fits)}"
                          + ("" if problem_type == MULTI_LABEL else
                             ", or set model.problem_type: multi_label_classification"))
-    per_image = LOSSES[kind][problem_type]
-    known = [name for name in inspect.signature(per_image).parameters][4:]
-    for key, value in spec.items():
-        if key not in known:
-            raise HfclsError(f"train.loss: unknown option {key} for {kind}{did_you_mean(key, known)}; "
-                             f"its options: {', '.join(known) or 'none'}")
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise HfclsError(f"train.loss.{key} must be a number >= 0, got {value!r}")
-    return per_image, spec
+    takes = LOSS_TYPES[kind][problem_type]
+    for key in spec:
+        if key not in takes:
+            raise HfclsError(f"train.loss: {kind} on {labels} data takes {', '.join(takes) or 'no options'}, "
+                             f"not {key}")
+    return LOSSES[kind][problem_type], spec
 
 
 def class_weights(setting, counts: np.ndarray | None, names: list) -> torch.Tensor | None:

@@ -22,7 +22,7 @@ from accelerate.utils import (DataLoaderConfiguration, DynamoBackend, InitProces
                                set_seed)
 from tqdm.auto import tqdm
 
-from hfcls.artifacts.export import check_exportable, image_processor
+from hfcls.artifacts.export import image_processor
 from hfcls.artifacts.weights import load_finetune_weights
 from hfcls.data.balance import class_counts
 from hfcls.data.build import (build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names,
@@ -30,14 +30,13 @@ from hfcls.data.build import (build_datasets, build_eval_loader, build_train_loa
 from hfcls.data.transforms import Normalize
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.ema import ModelEma
-from hfcls.engine.losses import build_loss, loss_function
+from hfcls.engine.losses import build_loss
 from hfcls.engine.optim import build_optimizer, build_scheduler
 from hfcls.engine.precision import check_mixed_precision, default_device_type
 from hfcls.engine.signals import StopRequest
-from hfcls.engine.trackers import trackers
+from hfcls.engine.trackers import installed_trackers
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.models import build_model
-from hfcls.recipe import ema_settings
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ def make_accelerator(recipe, work_dir: Path | None = None) -> Accelerator:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed, non_blocking=True),
         project_config=ProjectConfiguration(project_dir=str(work_dir), logging_dir=str(work_dir / "tensorboard"))
         if training else None,
-        log_with=(trackers(recipe.train.log_with) or None) if training else None,
+        log_with=(installed_trackers(recipe.train.log_with) or None) if training else None,
         dynamo_backend=compile_backend(recipe.train) if training and recipe.train.compile else None,
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=recipe.dist.timeout_minutes))],
     )
@@ -128,25 +127,21 @@ class Run:
 
 def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: bool = True,
               load_from: str | None = None) -> Run:
-    ema = ema_settings(recipe.train.ema)
-    check_exportable(recipe.data)  # now, not at the first export
+    if not recipe.data.eval_pipeline:  # now, not at the first export
+        raise HfclsError("data.eval_pipeline is empty, but training exports its model with the eval "
+                         "preprocessing: set [Resize] or [Resize, CenterCrop]")
     set_seed(recipe.seed, deterministic=recipe.train.deterministic)  # identical model init on every rank
     dsets = load_datasets(recipe, accelerator, validate)
     problem_type = recipe.model.problem_type or problem_type_of(dsets["train"])
-    loss_function(recipe.train.loss, problem_type)  # checks train.loss before the model is built
     dsets = {split: for_problem(ds, problem_type, f"data.{split}") for split, ds in dsets.items()}
     names = class_names(dsets["train"])
+    counts = class_counts(dsets["train"]) if recipe.train.class_weights == "balanced" else None
+    loss = build_loss(recipe.train, problem_type, counts, names)  # before the model: the type may not fit the data
     model = build_model(recipe.model, names, problem_type)
     if load_from is not None:
         load_finetune_weights(model, load_from)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
-    if ema is not None and is_sharded(accelerator):
-        # ModelEma averages whole parameters; FSDP holds a shard of each on every process.
-        raise HfclsError("train.ema does not work with a sharded model (FSDP): set train.ema=null, or train "
-                         "with plain data parallel (launch/accelerate/one_node.yaml)")
-    if ema is not None:
-        ema = ModelEma(model, **ema)
-        ema.module.to(accelerator.device)
+    ema = build_ema(model, recipe.train.ema, accelerator)
     set_seed(recipe.seed, device_specific=True)  # model randomness (dropout) differs between ranks
     optimizer = build_optimizer(model, scaled_optim(recipe, accelerator))
     model, optimizer = prepare_model(accelerator, model, optimizer)
@@ -159,11 +154,22 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
     # Stepped by hand once per optimizer step, so not prepared; saved by name in checkpoints.
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, per_epoch)
     normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
-    counts = class_counts(dsets["train"]) if recipe.train.class_weights == "balanced" else None
-    loss = build_loss(recipe.train, problem_type, counts, names)
     log_sizes(recipe, accelerator, dsets, names, per_epoch)
     return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader, normalize,
                ema, names, StopRequest(), recipe.train.epochs * per_epoch, loss)
+
+
+def build_ema(model, settings: dict | None, accelerator) -> ModelEma | None:
+    """The moving average of train.ema (its settings finished by the recipe), on the training device."""
+    if settings is None:
+        return None
+    if is_sharded(accelerator):
+        # ModelEma averages whole parameters; FSDP holds a shard of each on every process.
+        raise HfclsError("train.ema does not work with a sharded model (FSDP): set train.ema=null, or train "
+                         "with plain data parallel (launch/accelerate/one_node.yaml)")
+    ema = ModelEma(model, **settings)
+    ema.module.to(accelerator.device)
+    return ema
 
 
 def prepare_model(accelerator, model, optimizer):

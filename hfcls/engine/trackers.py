@@ -1,26 +1,23 @@
-"""`train.log_with`: Accelerate's experiment trackers, checked before the run starts, and what they are told."""
+"""`train.log_with`: Accelerate's experiment trackers, installed where the run starts, and what they are told.
+
+The recipe names them (checked and completed with it, hfcls.recipe.settings); whether each is
+installed is a property of the machine that trains, so it is asked here, as Accelerate asks it.
+"""
 
 from __future__ import annotations
 
 import accelerate.utils
-from accelerate.utils import LoggerType
 
-from hfcls.errors import HfclsError, did_you_mean
+from hfcls.errors import HfclsError
 
 
-def trackers(log_with: list | None) -> list:
-    """train.log_with, checked; unset: TensorBoard when it is installed."""
-    if log_with is None:
-        return ["tensorboard"] if tracker_installed("tensorboard") else []
-    known = [str(t.value) for t in LoggerType if t != LoggerType.ALL]
+def installed_trackers(log_with: list) -> list:
+    """train.log_with, each tracker installed on this machine."""
     for name in log_with:
-        if name not in known:
-            raise HfclsError(f"train.log_with: unknown tracker {name!r}{did_you_mean(name, known)}; "
-                             f"Accelerate knows {', '.join(known)}")
         if not tracker_installed(name):
             raise HfclsError(f"train.log_with: {name} is not installed; pip install {name}, "
                              "or leave it out of train.log_with")
-    return list(log_with)
+    return log_with
 
 
 def tracker_installed(name: str) -> bool:

@@ -103,9 +103,9 @@ def test_bench_data_and_eval_in_memory(tiny_recipe, what):
 
 
 def test_bench_needs_the_split_it_measures(tiny_recipe):
-    with pytest.raises(HfclsError, match="--what eval needs a data.val source"):
+    with pytest.raises(HfclsError, match="^what eval needs a data.val source"):
         bench(load_recipe(tiny_recipe, ["data.val=null"]), "eval")
-    with pytest.raises(HfclsError, match="--what must be one of data, train, eval, got 'infer'"):
+    with pytest.raises(HfclsError, match="^what must be one of data, train, eval, got 'infer'"):
         bench(load_recipe(tiny_recipe), "infer")
 
 

@@ -2,9 +2,11 @@
 its values are transformers' cosine-with-warmup at the recipe's settings."""
 
 import pytest
+from conftest import tiny_recipe_dict
 from transformers import get_cosine_schedule_with_warmup
 
 from hfcls.analysis.lr import lr_schedule, steps_per_epoch
+from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe, recipe_from_dict
 
@@ -31,3 +33,11 @@ def test_cosine_with_warmup_matches_transformers(two_epoch_run):
         optimizer.step()
         oracle.step()
     assert rates == pytest.approx(expected) and rates[5] == pytest.approx(raw["optim"]["lr"])
+
+
+def test_no_processes_is_refused_by_its_parameter(tmp_path):
+    recipe = recipe_from_dict(tiny_recipe_dict(tmp_path, tmp_path))
+    for count in (lambda: steps_per_epoch(recipe, 0), lambda: lr_schedule(recipe, 0, per_epoch=5)):
+        with pytest.raises(HfclsError, match="^num_processes must be at least 1, got 0") as error:
+            count()
+        assert error.value.param == "num_processes"

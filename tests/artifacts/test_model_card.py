@@ -14,7 +14,8 @@ from transformers import AutoConfig, AutoModelForImageClassification
 from hfcls.artifacts.export import image_processor, save_hf_folder
 from hfcls.artifacts.hub import card_data, stage
 from hfcls.labels import label_maps
-from hfcls.recipe import DataSection, recipe_from_dict
+from hfcls.recipe import recipe_from_dict
+from hfcls.recipe.schema import DataSection
 
 
 def test_model_index_holds_the_validation_accuracies_as_fractions(cifar_resnet_run, tmp_path):

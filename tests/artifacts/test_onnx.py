@@ -14,7 +14,7 @@ from hfcls.artifacts.publish import publish
 from hfcls.artifacts.weights import inspect_artifact, load_predictor
 from hfcls.errors import HfclsError
 from hfcls.labels import label_maps
-from hfcls.recipe import DataSection
+from hfcls.recipe.schema import DataSection
 
 # Tiny configs of every family of the zoo (DeiT as both the zoo's vit form and transformers' deit).
 FAMILIES = {

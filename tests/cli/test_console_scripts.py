@@ -282,7 +282,7 @@ def test_hfcls_average(trained, tmp_path):
 
     import hfcls.modeling  # noqa: F401  registers lenet5
     from hfcls.artifacts.export import image_processor, save_hf_folder
-    from hfcls.recipe import DataSection
+    from hfcls.recipe.schema import DataSection
 
     root, recipe, work = trained
     epochs = [work / "checkpoints" / f"epoch_{e}" for e in (1, 2)]

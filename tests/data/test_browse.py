@@ -27,8 +27,9 @@ def test_browse_saves_a_grid_of_transformed_samples(tmp_path):
 def test_browse_unknown_split_or_count_is_an_error(tiny_recipe, tmp_path):
     with pytest.raises(HfclsError, match="defines no test data; splits: train, val"):
         browse(load_recipe(tiny_recipe), "test", 4, tmp_path / "g.png")
-    with pytest.raises(HfclsError, match="--n must be at least 1, got 0"):
+    with pytest.raises(HfclsError, match="^n must be at least 1, got 0") as error:
         browse(load_recipe(tiny_recipe), "train", 0, tmp_path / "g.png")
+    assert error.value.param == "n"
 
 
 def test_browse_spreads_samples_over_classes_and_creates_the_out_folder(tiny_recipe, tmp_path, monkeypatch):

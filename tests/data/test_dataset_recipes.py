@@ -5,8 +5,9 @@ from conftest import REPO, write_recipe
 from layouts import isolated_cache, write_cifar10, write_cifar100, write_imagenet, write_mnist  # noqa: F401
 
 from hfcls.data.build import build_datasets, class_names
-from hfcls.data.transforms import build_pipeline, preprocessor_kwargs
+from hfcls.data.transforms import build_pipeline
 from hfcls.recipe import load_recipe
+from hfcls.recipe.preprocessing import preprocessor_kwargs
 
 BASES = REPO / "recipes" / "_base_"
 

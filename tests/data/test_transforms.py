@@ -10,9 +10,10 @@ from torchvision.transforms import v2
 
 from hfcls.artifacts.export import image_processor
 from hfcls.data.decode import decode
-from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor, preprocessor_kwargs
+from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor
 from hfcls.errors import HfclsError
-from hfcls.recipe import DataSection
+from hfcls.recipe.preprocessing import preprocessor_kwargs
+from hfcls.recipe.schema import DataSection
 
 
 def test_pipeline_builds_v2_transforms_with_named_interpolation():

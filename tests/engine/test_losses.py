@@ -1,6 +1,7 @@
 """The training losses against independent oracles: transformers' own losses, torchvision's
 focal loss, the formulas of the papers, scikit-learn's balanced class weights."""
 
+import inspect
 import re
 
 import numpy as np
@@ -11,9 +12,10 @@ from sklearn.utils.class_weight import compute_class_weight
 from torchvision.ops import sigmoid_focal_loss
 from transformers import AutoConfig, AutoModelForImageClassification
 
-from hfcls.engine.losses import TrainingLoss, class_weights, loss_function
+from hfcls.engine.losses import LOSSES, TrainingLoss, class_weights, loss_function
 from hfcls.errors import HfclsError
 from hfcls.labels import MULTI_LABEL, SINGLE_LABEL
+from hfcls.recipe.schema import LOSS_TYPES
 
 
 def loss(kind, problem_type, smoothing=0.0, weights=None, **options):
@@ -131,11 +133,9 @@ def test_class_weights_scale_each_class(batch):
 @pytest.mark.parametrize("spec, problem_type, message", [
     ({"type": "bce"}, SINGLE_LABEL, "bce does not train a single-label model; use cross_entropy or focal"),
     ({"type": "cross_entropy"}, MULTI_LABEL, "does not train a multi-label (lists of classes) model; use focal or bce"),
-    ({"type": "asl", "gama_neg": 2}, MULTI_LABEL, 'unknown option gama_neg for asl (did you mean "gamma_neg"?)'),
-    ({"type": "focal", "gamma": -1}, SINGLE_LABEL, "train.loss.gamma must be a number >= 0"),
-    ({"type": "fcal"}, SINGLE_LABEL, 'train.loss.type must be one of cross_entropy, focal, bce, asl'),
+    ({"type": "focal", "alpha": 0.25}, SINGLE_LABEL, "focal on single-label data takes gamma, not alpha"),
 ])
-def test_a_wrong_loss_is_named(spec, problem_type, message):
+def test_a_loss_that_does_not_fit_the_data_is_named(spec, problem_type, message):
     with pytest.raises(HfclsError, match=re.escape(message)):
         loss_function(spec, problem_type)
 
@@ -145,3 +145,11 @@ def test_class_weights_must_fit_the_classes():
         class_weights([1, 2], None, ["a", "b", "c"])
     with pytest.raises(HfclsError, match="class c has no training images"):
         class_weights("balanced", np.array([3, 4, 0]), ["a", "b", "c"])
+
+
+def test_the_loss_options_of_the_recipe_are_those_the_losses_take():
+    assert LOSSES.keys() == LOSS_TYPES.keys()
+    for kind, functions in LOSSES.items():
+        assert functions.keys() == LOSS_TYPES[kind].keys()
+        for problem_type, per_image in functions.items():
+            assert tuple(inspect.signature(per_image).parameters)[4:] == LOSS_TYPES[kind][problem_type]

@@ -5,7 +5,7 @@ import torch
 
 from hfcls.errors import HfclsError
 from hfcls.engine.optim import build_optimizer, build_scheduler
-from hfcls.recipe import OptimSection, ScheduleSection
+from hfcls.recipe.schema import OptimSection, ScheduleSection
 
 
 def model():

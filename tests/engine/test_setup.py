@@ -61,3 +61,11 @@ def test_eta_extrapolates_the_pace_since_start():
     run = types.SimpleNamespace(started=(100.0, 10), total_steps=50)
     assert Run.eta(run, 10, now=120.0) == "?"
     assert Run.eta(run, 30, now=120.0) == "00:20"  # 20 steps in 20 s; 20 steps left
+
+
+def test_training_without_an_eval_pipeline_is_refused_before_the_data_loads(tmp_path):
+    # The recipe loads (hfcls-flops needs no eval pipeline); training exports, so it does.
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
+        tmp_path / "missing", tmp_path / "missing", data={"eval_pipeline": []})))
+    with pytest.raises(HfclsError, match=r"data\.eval_pipeline is empty, but training exports"):
+        train(recipe, tmp_path / "w")

@@ -4,7 +4,7 @@ import pytest
 from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
-from hfcls.engine.trackers import tracker_installed, trackers
+from hfcls.engine.trackers import installed_trackers, tracker_installed
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
@@ -33,7 +33,7 @@ def test_tensorboard_by_default_with_steps_across_resume(tmp_path, tiny_data):
 def test_unknown_or_missing_tracker_is_an_error(tmp_path, tiny_data):
     with pytest.raises(HfclsError, match="unknown tracker 'tensorbord' \\(did you mean \"tensorboard\"\\?\\)"):
         train(recipe_for(tmp_path, tiny_data, train={"log_with": ["tensorbord"]}), tmp_path / "w")
-    assert not trackers([])
+    assert not installed_trackers([])
     if not tracker_installed("swanlab"):
         with pytest.raises(HfclsError, match="swanlab is not installed"):
-            trackers(["swanlab"])
+            installed_trackers(["swanlab"])

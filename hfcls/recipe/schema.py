@@ -1,0 +1,200 @@
+"""The recipe's schema: every section and key as a dataclass field, with its type and default.
+
+`hfcls.recipe.validate` builds these from a merged mapping; a key that is not a field here is
+unknown. Two mappings hold their own keys: train.ema (EMA_DEFAULTS) and train.loss (LOSS_TYPES).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+from hfcls.labels import MULTI_LABEL, SINGLE_LABEL
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+@dataclass
+class DataSection:
+    # Each source is a mapping with a `type` (imagefolder, hub, ...) and that
+    # source's own keys; hfcls.data.sources checks them.
+    train: Optional[dict] = None
+    val: Optional[dict] = None
+    test: Optional[dict] = None
+    # Fraction of `train` held out (stratified, seeded) when there is no `val` source.
+    train_val_split: Optional[float] = None
+    batch_size: int = 32  # per process; the total is batch_size x processes
+    eval_batch_size: Optional[int] = None  # defaults to batch_size
+    num_workers: Optional[int] = None  # None: one per CPU core of this process, at most 8
+    persistent_workers: bool = True
+    prefetch_factor: int = 2
+    pin_memory: bool = True  # used only on CUDA
+    skip_bad_images: bool = False
+    # Images with more pixels are refused before they are decoded (as undecodable ones are,
+    # so skip_bad_images skips them); the default is Pillow's own MAX_IMAGE_PIXELS.
+    max_image_pixels: int = 89_478_485
+    # Decode each split once into one uint8 tensor on the training device and
+    # augment whole batches there (hfcls.data.in_memory): small data sets only.
+    in_memory: bool = False
+    # Where images are decoded and augmented: in the DataLoader workers (workers), or in the
+    # training process, a whole batch at a time on the GPU (cuda: nvJPEG) or on the CPU (cpu:
+    # the same code); then the workers only read the files (hfcls.data.on_device).
+    decode: Literal["workers", "cuda", "cpu"] = "workers"
+    to_rgb: bool = True  # grayscale and RGBA images become 3-channel RGB
+    # Normalisation on the 0-1 scale (torchvision's), applied on the training device.
+    mean: list = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list = field(default_factory=lambda: list(IMAGENET_STD))
+    # torchvision.transforms.v2 classes by name, applied to uint8 images.
+    train_pipeline: list = field(default_factory=list)
+    eval_pipeline: list = field(default_factory=list)
+    # A streaming train source (streaming: true) has no length: steps per epoch,
+    # and how many rows its shuffle buffer holds.
+    steps_per_epoch: Optional[int] = None
+    shuffle_buffer: int = 1000
+    # class_balanced: each epoch draws its images with replacement, rare classes more often
+    # (hfcls.data.balance): in inverse proportion to their frequency, or with oversample_thr: t
+    # by MMClassification's ClassBalancedDataset rule r(c) = max(1, sqrt(t / f(c))).
+    sampler: Optional[Literal["class_balanced"]] = None
+    oversample_thr: Optional[float] = None
+
+
+@dataclass
+class ModelSection:
+    pretrained: Optional[str] = None  # a Hub id or a local Hugging Face folder
+    config: Optional[dict] = None  # {model_type: ..., **config kwargs}, random init
+    ignore_mismatched_sizes: bool = True  # a new head for another class count
+    # true: let transformers import and run the Python files of a model folder or Hub repo whose
+    # config.json has an auto_map (custom code). Off, such a model is refused with one line;
+    # turn it on only for a model whose author you trust, as it runs their code on this machine.
+    trust_remote_code: bool = False
+    # Unset: multi_label_classification when the labels are lists of classes, else single-label.
+    problem_type: Optional[Literal["single_label_classification", "multi_label_classification"]] = None
+
+
+@dataclass
+class OptimSection:
+    type: Literal["sgd", "adamw", "adam"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    # Weight decay on normalisation and bias parameters. Unset: on for SGD (as
+    # MMClassification's ResNet recipes do), off for Adam/AdamW.
+    decay_norm_and_bias: Optional[bool] = None
+    # Parameter-name prefixes left out of training (MMClassification's frozen_stages),
+    # e.g. [resnet.embedder., resnet.encoder.stages.0.].
+    frozen: list = field(default_factory=list)
+    # LR multipliers by parameter-name prefix (paramwise_cfg's lr_mult), e.g. {resnet.: 0.1}
+    # for a backbone at a tenth of the head's LR; the longest matching prefix wins.
+    lr_mult: dict = field(default_factory=dict)
+
+
+@dataclass
+class ScheduleSection:
+    # Any name transformers.get_scheduler knows (cosine, linear, constant, ...)
+    # or "step": multiply the LR by `gamma` at each epoch listed in `steps`.
+    type: str = "cosine"
+    steps: list = field(default_factory=list)
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    warmup_epochs: float = 0.0
+    scheduler_kwargs: dict = field(default_factory=dict)  # e.g. {min_lr: 1e-5}
+
+
+@dataclass
+class TrainSection:
+    epochs: int = 10
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    gradient_accumulation_steps: int = 1
+    clip_grad_norm: Optional[float] = None
+    label_smoothing: float = 0.0  # also on multi-hot targets: each class's 0/1 target moves eps/2 inward
+    # {type: cross_entropy | bce | asl | focal, ...its options} (hfcls.engine.losses); unset:
+    # cross-entropy for single-label data, BCE-with-logits for multi-label data.
+    loss: Optional[dict] = None
+    # Per-class loss weights: balanced (n / (classes x images of the class), as scikit-learn's
+    # compute_class_weight) or a list of one number per class.
+    class_weights: Union[str, list, None] = None
+    log_interval: int = 20  # steps between loss readings (each one syncs the device)
+    channels_last: bool = False
+    mixup_alpha: float = 0.0  # > 0: torchvision v2 MixUp on each training batch
+    cutmix_alpha: float = 0.0  # > 0: CutMix (with both set, one of the two per batch)
+    ema: Optional[dict] = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average (EMA_DEFAULTS)
+    compile: bool = False  # torch.compile the model
+    compile_backend: str = "inductor"  # torch.compile's backend (eager: graph capture only, no code generation)
+    auto_scale_lr: Optional[dict] = None  # {base_batch_size: 256}: lr x real total batch / base
+    sync_bn: bool = False  # BatchNorm -> SyncBatchNorm with several processes
+    deterministic: bool = False  # deterministic algorithms (slower on GPU)
+    # Non-finite losses tolerated (step skipped) before stopping. 0 checks the losses at log
+    # intervals, without a sync per step; > 0 reads every loss back to decide on its step.
+    max_bad_steps: int = 0
+    # Accelerate trackers ([tensorboard], [wandb], ...); unset: tensorboard when installed, []: none.
+    log_with: Optional[list] = None
+    # At the end of a run: <work_dir>/publish/<name>-<sha256[:8]>.safetensors and a
+    # Hugging Face folder beside it (hfcls.artifacts.publish), then optionally a push to this Hub repo id.
+    publish: bool = True
+    push_to_hub: Optional[str] = None
+    license: Optional[str] = None  # the model card's license, a Hub license id (apache-2.0, mit, ...)
+
+
+@dataclass
+class EvaluationSection:
+    interval: int = 1  # epochs
+    topk: list = field(default_factory=lambda: [1, 5])
+    # The metric that decides best/; auto: mAP for a multi-label model, else accuracy_top1.
+    save_best: Optional[str] = "auto"
+    rule: Literal["greater", "less"] = "greater"
+
+
+@dataclass
+class CheckpointSection:
+    interval: int = 1  # epochs
+    interval_steps: Optional[int] = None  # also every N optimizer steps, resumable mid-epoch
+    max_keep: Optional[int] = None  # newest N kept (and the best epoch's)
+    save_optimizer: bool = True  # false: smaller checkpoints; a resume restarts the optimizer
+
+
+@dataclass
+class DistSection:
+    port: Optional[int] = None
+    timeout_minutes: float = 30.0
+
+
+@dataclass
+class Recipe:
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
+    checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
+    dist: DistSection = field(default_factory=DistSection)
+    work_dir: Optional[str] = None
+    # Python modules imported when the recipe loads, e.g. one that registers your own
+    # architecture with the transformers Auto classes (docs/tutorials/new_modules.md).
+    custom_imports: list = field(default_factory=list)
+    seed: int = 0
+    # Where the recipe came from, for messages; not a recipe key.
+    source: Optional[str] = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        raw = dataclasses.asdict(self)
+        raw.pop("source")
+        return raw
+
+
+# train.ema's keys (hfcls.engine.ema): warm-up as timm's ModelEmaV3 does it.
+EMA_DEFAULTS = {"decay": 0.9998, "every_n_steps": 1, "warmup": True, "warmup_power": 2 / 3}
+
+# train.loss's types: for each problem type a type trains, the options its loss takes there
+# (hfcls.engine.losses computes them, with their defaults).
+LOSS_TYPES = {
+    "cross_entropy": {SINGLE_LABEL: ()},
+    "focal": {SINGLE_LABEL: ("gamma",), MULTI_LABEL: ("gamma", "alpha")},
+    "bce": {MULTI_LABEL: ()},
+    "asl": {MULTI_LABEL: ("gamma_pos", "gamma_neg", "clip")},
+}
