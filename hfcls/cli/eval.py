@@ -13,6 +13,10 @@ from hfcls.evaluation.results import OUT_ITEMS
 from hfcls.metrics import METRICS, parse_metric_options
 from hfcls.recipe import load_recipe
 
+# The library's parameters, as this command's flags name them.
+FLAGS = {"batch_size": "--batch-size", "out": "--out", "out_items": "--out-items", "show_dir": "--show-dir",
+         "tta": "--tta"}
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="hfcls-eval", description=__doc__.splitlines()[0],
@@ -39,7 +43,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_entry
+@cli_entry(flags=FLAGS)
 def main(argv=None):
     args = parse_args(argv)
     options = parse_metric_options(args.metric_options)
@@ -47,19 +51,20 @@ def main(argv=None):
     with heavy_imports():
         from hfcls.evaluation.checkpoint import evaluate_checkpoint  # heavy imports once the command line is good
         from hfcls.evaluation.report import format_table
+        from hfcls.evaluation.request import EvalRequest
         from hfcls.logs import setup_logging
 
+    request = EvalRequest(recipe, args.checkpoint, split=args.split, metrics=args.metrics, metric_options=options,
+                          use_ema=args.use_ema, batch_size=args.batch_size, out=args.out, out_items=args.out_items,
+                          show_dir=args.show_dir, tta=args.tta, overwrite=args.overwrite)
     setup_logging(None, is_main=True)
-    results = evaluate_checkpoint(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
-                                  metric_options=options, use_ema=args.use_ema, batch_size=args.batch_size,
-                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir, tta=args.tta,
-                                  overwrite=args.overwrite)
-    if not results:  # not the main process
+    result = evaluate_checkpoint(request)
+    if result is None:  # not the main process
         return
-    if results["metrics"]:
-        print(format_table(results["metrics"], results["class_names"]))
-    for path in results["written"]:
-        print(f"wrote {path}" + (f": {results['samples']} samples" if str(path) == str(args.out) else ""))
+    if result.metrics:
+        print(format_table(result.metrics, result.class_names))
+    for path in result.written:
+        print(f"wrote {path}" + (f": {result.samples} samples" if str(path) == str(args.out) else ""))
 
 
 if __name__ == "__main__":
