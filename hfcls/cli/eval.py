@@ -10,7 +10,7 @@ import argparse
 
 from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, heavy_imports
 from hfcls.evaluation.results import OUT_ITEMS
-from hfcls.metrics import METRICS, parse_metric_options
+from hfcls.metrics import METRICS, metric_option
 from hfcls.recipe import load_recipe
 
 # The library's parameters, as this command's flags name them.
@@ -25,7 +25,7 @@ def parse_args(argv=None):
     parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
                         "a published .safetensors file, or a bare .safetensors (architecture from the recipe)")
     parser.add_argument("--metrics", nargs="+", metavar="NAME", default=[], help=f"any of: {', '.join(METRICS)}")
-    parser.add_argument("--metric-options", nargs="+", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--metric-options", nargs="+", default=[], metavar="KEY=VALUE", type=metric_option,
                         help="topk=1,5 (default: the recipe's evaluation.topk)  average=macro|micro|none  thrs=0.5[,0.7]")
     parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
     parser.add_argument("--out-items", nargs="+", default=["metrics", "pred"], choices=OUT_ITEMS,
@@ -46,7 +46,6 @@ def parse_args(argv=None):
 @cli_entry(flags=FLAGS)
 def main(argv=None):
     args = parse_args(argv)
-    options = parse_metric_options(args.metric_options)
     recipe = load_recipe(args.recipe, args.cfg_options)
     with heavy_imports():
         from hfcls.evaluation.checkpoint import evaluate_checkpoint  # heavy imports once the command line is good
@@ -54,9 +53,10 @@ def main(argv=None):
         from hfcls.evaluation.request import EvalRequest
         from hfcls.logs import setup_logging
 
-    request = EvalRequest(recipe, args.checkpoint, split=args.split, metrics=args.metrics, metric_options=options,
-                          use_ema=args.use_ema, batch_size=args.batch_size, out=args.out, out_items=args.out_items,
-                          show_dir=args.show_dir, tta=args.tta, overwrite=args.overwrite)
+    request = EvalRequest(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
+                          metric_options=dict(args.metric_options), use_ema=args.use_ema, batch_size=args.batch_size,
+                          out=args.out, out_items=args.out_items, show_dir=args.show_dir, tta=args.tta,
+                          overwrite=args.overwrite)
     setup_logging(None, is_main=True)
     result = evaluate_checkpoint(request)
     if result is None:  # not the main process

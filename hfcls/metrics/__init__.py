@@ -49,17 +49,14 @@ def check_metric_names(names) -> list:
     return list(dict.fromkeys(names))
 
 
-def parse_metric_options(pairs) -> dict:
-    """['topk=1,5', 'average=none', 'thrs=0.5'] -> the options given, topk and thrs as lists (unchecked:
-    `given_metric_options` checks them; the defaults are left out)."""
-    options = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or key not in DEFAULT_OPTIONS:
-            raise HfclsError(f"metric option {pair!r}: expected one of {', '.join(f'{k}=...' for k in DEFAULT_OPTIONS)}")
-        value = _yaml_value(text) if "," not in text else [_yaml_value(part) for part in text.split(",")]
-        options[key] = value if key == "average" or isinstance(value, list) else [value]
-    return options
+def metric_option(pair: str) -> tuple:
+    """'topk=1,5', 'average=none' or 'thrs=0.5' as MMClassification writes them -> (key, value), topk and
+    thrs as lists; hfcls-eval's --metric-options type. The values are checked by `given_metric_options`."""
+    key, sep, text = pair.partition("=")
+    if not sep or key not in DEFAULT_OPTIONS:
+        raise HfclsError(f"metric option {pair!r}: expected one of {', '.join(f'{k}=...' for k in DEFAULT_OPTIONS)}")
+    value = _yaml_value(text) if "," not in text else [_yaml_value(part) for part in text.split(",")]
+    return key, value if key == "average" or isinstance(value, list) else [value]
 
 
 def given_metric_options(options: dict) -> dict:

@@ -9,7 +9,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, t
 
 from hfcls.errors import HfclsError
 from hfcls.metrics import (METRICS, SINGLE_LABEL_METRICS, check_metric_names, check_metric_options, evaluate_metrics,
-                           given_metric_options, parse_metric_options)
+                           given_metric_options, metric_option)
 
 NUM_CLASSES = 7
 
@@ -82,6 +82,11 @@ def test_confusion_matrix_equals_sklearn(predictions):
     scores, labels = predictions
     got = evaluate_metrics(["confusion_matrix"], scores, labels)["confusion_matrix"]
     assert got == confusion_matrix(labels, scores.argmax(axis=1), labels=range(NUM_CLASSES)).tolist()
+
+
+def parse_metric_options(pairs) -> dict:
+    """--metric-options as hfcls-eval reads them."""
+    return dict(map(metric_option, pairs))
 
 
 def test_metric_options_parse_like_mmclassification():
