@@ -123,6 +123,20 @@ def test_expand_images_takes_a_file_a_folder_or_a_glob(tmp_path):
         classify_images(str(tmp_path / "a.png"), tmp_path, top_k=0)
 
 
+@pytest.mark.parametrize("arguments, message", [
+    ({"top_k": 0}, "top_k must be at least 1, got 0"),
+    ({"threshold": 1.5}, "threshold is a sigmoid score between 0 and 1, got 1.5"),
+    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"num_workers": -1}, "num_workers must be 0 or more, got -1"),
+    ({"device": "foo"}, "device foo: not a device torch knows"),
+    ({"tta": "flips"}, "tta: unknown view 'flips'"),
+])
+def test_bad_arguments_name_their_parameter_before_any_loading(tmp_path, arguments, message):
+    with pytest.raises(HfclsError) as error:
+        hfcls.pipeline(tmp_path / "nothing here", **arguments)
+    assert str(error.value).startswith(message) and error.value.param == next(iter(arguments))
+
+
 def test_import_hfcls_leaves_torch_unloaded():
     assert hfcls.pipeline.__module__ == "hfcls.inference"  # exported, imported on first use
     code = "import sys, hfcls; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"

@@ -51,7 +51,7 @@ class CamResult:
     image: np.ndarray  # H x W x 3 uint8: the image as the model saw it
     target: int  # the class the map explains
     label: str
-    score: float  # the softmax score of that class
+    score: float  # its score: the softmax, or a multi-label model's sigmoid
     layer: str
     method: str
 

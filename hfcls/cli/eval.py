@@ -32,7 +32,7 @@ def parse_args(argv=None):
                         help="what --out holds: metrics, pred (per-sample label, class, score), "
                         "class_scores (per-sample scores of every class), features (per-sample pooled features)")
     parser.add_argument("--tta", metavar="VIEWS", help="test-time augmentation: flip, crops or flip,crops "
-                        "(the softmax averaged over those views)")
+                        "(the class scores averaged over those views)")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--batch-size", type=int, help="per process (default: data.eval_batch_size or batch_size)")
     add_ema_flags(parser)
