@@ -142,7 +142,7 @@ def pipeline(model, recipe=None, device=None, top_k: int | None = None, batch_si
     tta: "flip", "crops" or "flip,crops": scores averaged over those views (hfcls.predict.tta).
     `.features(images)` of the result gives the pooled features (embeddings) instead of scores.
     """
-    check_options(top_k, threshold, batch_size, num_workers)
+    check_pipeline_arguments(top_k, threshold, batch_size, num_workers)
     tta, device = parse_tta(tta), torch_device(device)
     if isinstance(recipe, (str, Path)):
         recipe = load_recipe(recipe)
@@ -158,7 +158,8 @@ def pipeline(model, recipe=None, device=None, top_k: int | None = None, batch_si
     return ImageClassifier(classifier, transform, inputs, top_k, batch_size, num_workers, max_pixels, threshold, tta)
 
 
-def check_options(top_k, threshold: float, batch_size: int, num_workers: int) -> None:
+def check_pipeline_arguments(top_k, threshold: float, batch_size: int, num_workers: int) -> None:
+    """Refuse, before anything is loaded, an argument `pipeline` cannot use."""
     if top_k is not None and top_k < 1:
         raise HfclsError(f"top_k must be at least 1, got {top_k}", param="top_k")
     if not 0 <= threshold <= 1:
@@ -176,7 +177,8 @@ def torch_device(name: str | None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise HfclsError(f"device {name}: not a device torch knows; use cpu, cuda, cuda:1, ...", param="device") from None
+        raise HfclsError(f"device {name}: not a device torch knows; use cpu, cuda, cuda:1, ...",
+                         param="device") from None
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise HfclsError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
                          "use cpu or another index", param="device")

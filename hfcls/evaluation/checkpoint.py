@@ -105,9 +105,13 @@ def report(request: EvalRequest, predictions: Predictions, names: list, options:
 
 
 def draw_confusion_matrix(values: dict, scores, labels, names: list, show_dir) -> Path:
-    matrix = values.get("confusion_matrix") or evaluate_metrics(["confusion_matrix"], scores, labels)["confusion_matrix"]
-    with storage_errors(f"confusion matrix {Path(show_dir) / CONFUSION_PNG}", show_dir, "free some space and run again"):
-        return plot_confusion_matrix(matrix, names, Path(show_dir) / CONFUSION_PNG)
+    """confusion_matrix.png in `show_dir`: the matrix the metrics hold, or one counted for the picture."""
+    matrix = values.get("confusion_matrix")
+    if matrix is None:
+        matrix = evaluate_metrics(["confusion_matrix"], scores, labels)["confusion_matrix"]
+    picture = Path(show_dir) / CONFUSION_PNG
+    with storage_errors(f"confusion matrix {picture}", show_dir, "free some space and run again"):
+        return plot_confusion_matrix(matrix, names, picture)
 
 
 def results_content(request: EvalRequest, predictions: Predictions, values: dict, names: list, options: dict,

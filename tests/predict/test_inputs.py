@@ -92,5 +92,6 @@ def test_the_count_sees_each_way_of_building_it(tmp_path):
                       "import hfcls.predict.inputs\nfrom hfcls.predict import inputs as adapter\n"
                       "from torchvision.transforms import v2, Normalize as TorchvisionNormalize\n"
                       "a = N([0], [1])\nb = inputs.Normalize([0], [1])\nc = hfcls.predict.inputs.Normalize([0], [1])\n"
-                      "d = adapter.Normalize([0], [1])\ne = v2.Normalize([0], [1])\nf = TorchvisionNormalize([0], [1])\n")
+                      "d = adapter.Normalize([0], [1])\ne = v2.Normalize([0], [1])\n"
+                      "f = TorchvisionNormalize([0], [1])\n")
     assert hfcls_normalize_calls(source) == 4
