@@ -15,7 +15,7 @@ from hfcls.recipe import load_recipe
 
 # The library's parameters, as this command's flags name them.
 FLAGS = {"batch_size": "--batch-size", "out": "--out", "out_items": "--out-items", "show_dir": "--show-dir",
-         "tta": "--tta"}
+         "split": "--split", "tta": "--tta"}
 
 
 def parse_args(argv=None):

@@ -67,7 +67,8 @@ def eval_split(recipe, split: str, names: list, checkpoint, problem_type: str):
     """The split, its labels numbered as the model's classes and shaped for its problem type."""
     data = recipe.data
     if getattr(data, split) is None and not (split == "val" and data.train_val_split):
-        raise HfclsError(f"the recipe has no data.{split} source; set it or choose another --split")
+        raise HfclsError(f"split {split}: the recipe has no data.{split} source; set it or choose another split",
+                         param="split")
     # A val split held out of train needs train loaded to be split off.
     splits = ("train", split) if split == "val" and data.train_val_split else (split,)
     dataset = build_datasets(data, recipe.seed, splits)[split]
