@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Predictions:
-    """What a model gives for a batch or a split, one row per image, as float tensors on the CPU
-    (a batch's: on the model's device)."""
+    """What a model gives for a batch or a split: one row per image, on the CPU (a batch's: on the
+    model's device)."""
 
     scores: torch.Tensor  # (N, C) softmax, or one sigmoid per class for a multi-label model
     logits: torch.Tensor | None = None  # (N, C), without TTA (its views have no single logit)
