@@ -129,26 +129,28 @@ def is_occupied(path) -> bool:
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
-def check_new_output(path, overwrite: bool, what: str = "--out") -> None:
-    """Refuse to write over something that is already there, unless `overwrite`."""
+def check_new_output(path, overwrite: bool, what: str = "--out", param: str | None = None) -> None:
+    """Refuse to write over something that is already there, unless `overwrite`. `param`: the
+    parameter `what` names (hfcls.errors.HfclsError)."""
     if overwrite or not is_occupied(path):
         return
     kind = "a non-empty folder" if Path(path).is_dir() else "a file"
     raise HfclsError(f"{what} {path} is {kind} already; nothing was written: choose a new path, "
-                     "or pass --overwrite to replace it")
+                     "or pass --overwrite to replace it", param=param)
 
 
-def check_writable(folder, what: str) -> None:
-    """Refuse now, before any work, a place that cannot take a file: read-only, forbidden or full."""
+def check_writable(folder, what: str, param: str | None = None) -> None:
+    """Refuse now, before any work, a place that cannot take a file: read-only, forbidden or full.
+    `param`: the parameter `what` names (hfcls.errors.HfclsError)."""
     folder = Path(folder).resolve()
     while not folder.exists():  # the nearest existing folder must let us create the rest
         folder = folder.parent
     if not folder.is_dir():
-        raise HfclsError(f"{what}: cannot write there ({folder} is not a folder); choose another path")
+        raise HfclsError(f"{what}: cannot write there ({folder} is not a folder); choose another path", param=param)
     cause = probe(folder)
     if cause is not None:
         raise HfclsError(f"{what}: cannot write in {folder} ({cause.strerror}); nothing was done: "
-                         "free space, fix the permissions or choose another path")
+                         "free space, fix the permissions or choose another path", param=param)
 
 
 def probe(folder) -> OSError | None:

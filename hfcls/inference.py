@@ -6,8 +6,8 @@
 
 Images go through the same steps as in `hfcls-eval`: the loaders' decode rule
 (hfcls.data.decode: bit depth, pixel limit) -> uint8 tensor -> the v2 eval pipeline
--> `Normalize` on the device, so predictions agree with the evaluation and with
-`transformers.pipeline` on the exported folder.
+-> the input adapter on the device (hfcls.predict.inputs), so predictions agree with the
+evaluation and with `transformers.pipeline` on the exported folder.
 A multi-label model scores each class with its own sigmoid (as transformers.pipeline
 does for its config's problem_type) and predicts every class at or above `threshold`.
 """
@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from hfcls.artifacts.weights import inspect_artifact, load_predictor, preprocessor, run_recipe
 from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS
-from hfcls.data.images import eval_preprocessing, expand_images, to_uint8_tensor  # noqa: F401  (hfcls.inference's API)
-from hfcls.engine.features import PenultimateFeatures
+from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.engine.precision import check_mixed_precision
-from hfcls.engine.tta import with_tta
 from hfcls.errors import HfclsError
 from hfcls.labels import MULTI_LABEL, class_names_of, problem_type_of_model
-from hfcls.models import class_scores, classes_above
+from hfcls.predict.forward import forward_batch
+from hfcls.predict.inputs import ModelInputs, exported_inputs
+from hfcls.predict.scores import classes_above
+from hfcls.predict.tta import parse_tta
 from hfcls.recipe import load_recipe
 
 logger = logging.getLogger(__name__)
@@ -38,18 +38,13 @@ logger = logging.getLogger(__name__)
 class ImageClassifier:
     """Callable like `transformers.pipeline("image-classification")`; see `pipeline`."""
 
-    def __init__(self, model, transform, normalize, device, top_k=None, batch_size=8, num_workers=0,
-                 autocast_dtype=None, channels_last=False, max_image_pixels=MAX_IMAGE_PIXELS, threshold=0.5,
-                 tta=None):
-        self.model = model.to(device).eval()
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.scorer = with_tta(self.model, tta)  # the model itself without test-time views
+    def __init__(self, model, transform, inputs: ModelInputs, top_k=None, batch_size=8, num_workers=0,
+                 max_image_pixels=MAX_IMAGE_PIXELS, threshold=0.5, tta=()):
+        self.model = inputs.place(model).eval()
         self.class_names = class_names_of(model)
-        self.problem_type, self.threshold = problem_type_of_model(model), threshold
-        self.transform, self.normalize = transform, normalize.to(device)
-        self.device, self.top_k, self.batch_size, self.num_workers = device, top_k, batch_size, num_workers
-        self.autocast_dtype, self.channels_last = autocast_dtype, channels_last
+        self.problem_type, self.threshold, self.tta = problem_type_of_model(model), threshold, tta
+        self.transform, self.inputs = transform, inputs
+        self.top_k, self.batch_size, self.num_workers = top_k, batch_size, num_workers
         self.max_image_pixels = max_image_pixels
 
     def __call__(self, images, top_k=None, batch_size=None):
@@ -72,21 +67,20 @@ class ImageClassifier:
         return [{"label": self.class_names[i], "score": v} for i, v in chosen]
 
     def scores(self, images: list, batch_size=None, skip_bad_images=False):
-        """(N, C) scores (softmax, or sigmoids for a multi-label model), and the indices of `images`
-        they belong to (all of them unless skipping)."""
-        return self._outputs(images, batch_size, skip_bad_images, self._forward, len(self.class_names))
+        """(N, C) scores (softmax, or sigmoids for a multi-label model; averaged over the TTA views), and
+        the indices of `images` they belong to (all of them unless skipping)."""
+        return self._outputs(images, batch_size, skip_bad_images, features=False)
 
     def features(self, images: list, batch_size=None) -> torch.Tensor:
-        """(N, D) embeddings: the pooled features the model's head reads (hfcls.engine.features), without TTA."""
-        embedder = PenultimateFeatures(self.model)
-        return self._outputs(list(images), batch_size, False, lambda pixels: self._run(embedder, pixels), 0)[0]
+        """(N, D) embeddings: the pooled features the model's head reads (hfcls.predict.features), without TTA."""
+        return self._outputs(list(images), batch_size, False, features=True)[0]
 
     @torch.inference_mode()
-    def _outputs(self, images: list, batch_size, skip_bad_images, forward, width: int):
+    def _outputs(self, images: list, batch_size, skip_bad_images, features: bool):
         loader = torch.utils.data.DataLoader(
             _Decoded(images, self.transform, self.max_image_pixels), batch_size=batch_size or self.batch_size,
-            num_workers=self.num_workers, collate_fn=list)
-        all_scores, kept = [], []
+            num_workers=self.num_workers if len(images) > 1 else 0, collate_fn=list)  # one image: no worker
+        outputs, kept = [], []
         for batch in loader:
             good = []
             for index, pixels, error in batch:
@@ -98,22 +92,11 @@ class ImageClassifier:
                     raise HfclsError(error)
             if good:
                 kept.extend(i for i, _ in good)
-                all_scores.append(forward(torch.stack([p for _, p in good])))
-        return (torch.cat(all_scores) if all_scores else torch.empty(0, width)), kept
-
-    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return class_scores(self._run(self.scorer, pixels), self.problem_type)
-
-    def _run(self, model, pixels: torch.Tensor) -> torch.Tensor:
-        """`model`'s float logits for a uint8 batch, on the CPU, with the recipe's precision and layout."""
-        inputs = self.normalize(pixels.to(self.device))
-        if self.channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
-                    else nullcontext())
-        with autocast:
-            logits = model(pixel_values=inputs).logits
-        return logits.float().cpu()
+                out = forward_batch(self.model, torch.stack([p for _, p in good]), self.inputs, self.problem_type,
+                                    tta=() if features else self.tta, features=features)
+                outputs.append((out.features if features else out.scores).cpu())
+        width = 0 if features else len(self.class_names)
+        return (torch.cat(outputs) if outputs else torch.empty(0, width)), kept
 
 
 class _Decoded(torch.utils.data.Dataset):
@@ -156,26 +139,35 @@ def pipeline(model, recipe=None, device=None, top_k: int | None = None, batch_si
     top_k: how many labels a call returns: the best 5 by default; for a multi-label model,
         every label scoring >= `threshold` (at most top_k when given).
     use_ema: for a training checkpoint, its EMA (the default when it has one) or raw weights.
-    tta: "flip", "crops" or "flip,crops": scores averaged over those views (hfcls.engine.tta).
+    tta: "flip", "crops" or "flip,crops": scores averaged over those views (hfcls.predict.tta).
     `.features(images)` of the result gives the pooled features (embeddings) instead of scores.
     """
+    check_pipeline_arguments(top_k, threshold, batch_size, num_workers)
+    tta, device = parse_tta(tta), torch_device(device)
     if isinstance(recipe, (str, Path)):
         recipe = load_recipe(recipe)
     artifact = inspect_artifact(model)
     recipe = recipe or run_recipe(artifact)
     classifier = load_predictor(artifact, use_ema=use_ema, recipe=recipe)
-    transform, normalize = eval_preprocessing(preprocessor(artifact, recipe).to_dict(), str(artifact))
-    device = torch_device(device)
-    autocast_dtype, channels_last, max_pixels = None, False, MAX_IMAGE_PIXELS
+    settings, max_pixels = {}, MAX_IMAGE_PIXELS
     if recipe is not None:
-        # As hfcls-eval's Accelerator does: bf16 anywhere, fp16 on CUDA only.
-        precision = recipe.train.mixed_precision
-        check_mixed_precision(precision, device.type)
-        if precision == "bf16" or (precision == "fp16" and device.type == "cuda"):
-            autocast_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
-        channels_last, max_pixels = recipe.train.channels_last, recipe.data.max_image_pixels
-    return ImageClassifier(classifier, transform, normalize, device, top_k, batch_size, num_workers, autocast_dtype,
-                           channels_last, max_pixels, threshold, tta)
+        check_mixed_precision(recipe.train.mixed_precision, device.type)
+        settings = {"channels_last": recipe.train.channels_last, "mixed_precision": recipe.train.mixed_precision}
+        max_pixels = recipe.data.max_image_pixels
+    transform, inputs = exported_inputs(preprocessor(artifact, recipe).to_dict(), str(artifact), device, **settings)
+    return ImageClassifier(classifier, transform, inputs, top_k, batch_size, num_workers, max_pixels, threshold, tta)
+
+
+def check_pipeline_arguments(top_k, threshold: float, batch_size: int, num_workers: int) -> None:
+    """Refuse, before anything is loaded, an argument `pipeline` cannot use."""
+    if top_k is not None and top_k < 1:
+        raise HfclsError(f"top_k must be at least 1, got {top_k}", param="top_k")
+    if not 0 <= threshold <= 1:
+        raise HfclsError(f"threshold is a sigmoid score between 0 and 1, got {threshold}", param="threshold")
+    if batch_size < 1:
+        raise HfclsError(f"batch_size must be at least 1, got {batch_size}", param="batch_size")
+    if num_workers < 0:
+        raise HfclsError(f"num_workers must be 0 or more, got {num_workers}", param="num_workers")
 
 
 def torch_device(name: str | None) -> torch.device:
@@ -185,10 +177,11 @@ def torch_device(name: str | None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise HfclsError(f"--device {name}: not a device torch knows; use cpu, cuda, cuda:1, ...") from None
+        raise HfclsError(f"device {name}: not a device torch knows; use cpu, cuda, cuda:1, ...",
+                         param="device") from None
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise HfclsError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-                         "use --device cpu or another index")
+        raise HfclsError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                         "use cpu or another index", param="device")
     return device
 
 
@@ -201,8 +194,8 @@ def check_picture_path(path) -> None:
 
     kinds = FigureCanvasBase.get_supported_filetypes()
     if Path(path).suffix.lower().lstrip(".") not in kinds:
-        raise HfclsError(f"--out {path}: not a picture file matplotlib writes; end it in .png (or "
-                         f"{', '.join('.' + kind for kind in sorted(kinds) if kind != 'png')})")
+        raise HfclsError(f"draw_to {path}: not a picture file matplotlib writes; end it in .png (or "
+                         f"{', '.join('.' + kind for kind in sorted(kinds) if kind != 'png')})", param="draw_to")
 
 
 def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
@@ -232,18 +225,10 @@ def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k:
     Undecodable files among many are skipped with a warning; a single one is an error.
     `draw_to`: a .png for one image, a folder for many, with the predictions drawn on them.
     """
-    if top_k is not None and top_k < 1:
-        raise HfclsError("--topk must be at least 1")
-    if not 0 <= threshold <= 1:
-        raise HfclsError(f"--threshold is a sigmoid score between 0 and 1, got {threshold}")
-    if batch_size < 1 or num_workers < 0:
-        raise HfclsError(f"--batch-size must be at least 1 and --num-workers 0 or more, got {batch_size} and "
-                         f"{num_workers}")
     files, many = expand_images(images)
     if draw_to is not None and not many:
         check_picture_path(draw_to)
-    classifier = pipeline(checkpoint, recipe, device, top_k, batch_size, num_workers if many else 0,
-                          threshold=threshold)
+    classifier = pipeline(checkpoint, recipe, device, top_k, batch_size, num_workers, threshold=threshold)
     scores, kept = classifier.scores(files, skip_bad_images=many)
     results = []
     for row, index in zip(scores, kept):

@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoModelForImageClassification, Pretrained
 
 import hfcls.modeling  # noqa: F401  registers hfcls's own architectures with the Auto classes
 from hfcls.errors import HfclsError
-from hfcls.labels import MULTI_LABEL, SINGLE_LABEL, label_maps
+from hfcls.labels import SINGLE_LABEL, label_maps
 
 
 class LogitsOnly(torch.nn.Module):
@@ -31,18 +31,6 @@ class LogitsOnly(torch.nn.Module):
 
     def forward(self, pixel_values):
         return self.model(pixel_values=pixel_values).logits
-
-
-def class_scores(logits: torch.Tensor, problem_type: str) -> torch.Tensor:
-    """Per-class scores: a softmax over the classes, or one sigmoid per class for a multi-label model."""
-    return logits.sigmoid() if problem_type == MULTI_LABEL else logits.softmax(dim=-1)
-
-
-def classes_above(scores: torch.Tensor, threshold: float) -> list:
-    """What a multi-label model predicts for one image: [(class id, score)] of every class
-    scoring >= `threshold`, best first (ties in class order)."""
-    order = torch.argsort(scores, descending=True, stable=True)
-    return [(int(i), float(scores[i])) for i in order if scores[i] >= threshold]
 
 
 def build_model(model_section, class_names: list, problem_type: str = SINGLE_LABEL):

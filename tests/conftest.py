@@ -282,11 +282,13 @@ def best_results(trained_digits, tmp_path_factory):
 
     def build(root):
         from hfcls.evaluation.checkpoint import evaluate_checkpoint
+        from hfcls.evaluation.request import EvalRequest
         from hfcls.recipe import load_recipe
 
         recipe, work = trained_digits
-        evaluate_checkpoint(load_recipe(recipe), work / "best", metrics=ALL_METRICS, metric_options={"topk": [1, 3]},
-                            out=root / "best.json", out_items=("metrics", "pred", "class_scores"))
+        evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", metrics=ALL_METRICS,
+                                        metric_options={"topk": [1, 3]}, out=root / "best.json",
+                                        out_items=("metrics", "pred", "class_scores")))
 
     return read_results(shared_once(tmp_path_factory, "best_results", build) / "best.json")
 

@@ -14,6 +14,7 @@ from PIL import Image
 import hfcls
 from hfcls.errors import HfclsError
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
+from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.results import read_results
 from hfcls.inference import classify_images, expand_images
 from hfcls.recipe import load_recipe
@@ -35,7 +36,7 @@ def test_pipeline_transformers_and_eval_agree_on_every_prediction(trained_digits
     reference = transformers.pipeline("image-classification", model=str(work / "best"), device="cpu")
     theirs = reference(val_files, top_k=10, batch_size=64)
     out = tmp_path / "eval.json"
-    evaluate_checkpoint(load_recipe(recipe), work / "best", out=out, out_items=("pred", "class_scores"))
+    evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", out=out, out_items=("pred", "class_scores")))
     evaluated = read_results(out)["predictions"]
     assert len(ours) == len(theirs) == len(evaluated) == 360
     for mine, hf, ev in zip(ours, theirs, evaluated):
@@ -81,7 +82,7 @@ def test_recipe_mixed_precision_and_channels_last_apply(trained_digits, classifi
     recipe, work = trained_digits
     bf16 = hfcls.pipeline(work / "checkpoints" / "epoch_1", device="cpu", batch_size=64,
                           recipe=load_recipe(recipe, ["train.mixed_precision=bf16", "train.channels_last=true"]))
-    assert bf16.autocast_dtype == torch.bfloat16 and bf16.channels_last
+    assert bf16.inputs.autocast_dtype == torch.bfloat16 and bf16.inputs.channels_last
     files = val_files[::3]
     got, want = bf16(files, top_k=10), classifier(files, top_k=10)
     assert np.mean([a[0]["label"] == b[0]["label"] for a, b in zip(got, want)]) > 0.97
@@ -118,8 +119,22 @@ def test_expand_images_takes_a_file_a_folder_or_a_glob(tmp_path):
     assert expand_images(str(tmp_path / "*.png")) == ([str(tmp_path / "a.png"), str(tmp_path / "b.png")], True)
     with pytest.raises(HfclsError, match="no image files at nowhere/\\*.png"):
         expand_images("nowhere/*.png")
-    with pytest.raises(HfclsError, match="--topk must be at least 1"):
+    with pytest.raises(HfclsError, match="top_k must be at least 1"):
         classify_images(str(tmp_path / "a.png"), tmp_path, top_k=0)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"top_k": 0}, "top_k must be at least 1, got 0"),
+    ({"threshold": 1.5}, "threshold is a sigmoid score between 0 and 1, got 1.5"),
+    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"num_workers": -1}, "num_workers must be 0 or more, got -1"),
+    ({"device": "foo"}, "device foo: not a device torch knows"),
+    ({"tta": "flips"}, "tta: unknown view 'flips'"),
+])
+def test_bad_arguments_name_their_parameter_before_any_loading(tmp_path, arguments, message):
+    with pytest.raises(HfclsError) as error:
+        hfcls.pipeline(tmp_path / "nothing here", **arguments)
+    assert str(error.value).startswith(message) and error.value.param == next(iter(arguments))
 
 
 def test_import_hfcls_leaves_torch_unloaded():

@@ -3,7 +3,7 @@ against the baseline the Hugging Face examples teach (hfcls.analysis.baseline).
 
 What is timed for hfcls is the engine's own: the run `hfcls.engine.setup.build_run`
 builds (loaders from the data door, the prepared model, the optimizer) and one
-`hfcls.engine.steps.train_step` or `predict_batch` per batch. `synthetic` feeds
+`hfcls.engine.steps.train_step` or `hfcls.predict.forward.forward_batch` per batch. `synthetic` feeds
 random uint8 batches from the device to the same step: the compute-only ceiling,
 and each variant at its settings is reported as a fraction of it. Step time is
 the median over the measured steps (warm-up excluded, data waiting included);
@@ -35,12 +35,14 @@ import torch
 
 from hfcls.analysis.baseline import BaselineStep, baseline_loader, baseline_optimizer
 from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, class_names, worker_count
-from hfcls.data.transforms import Normalize
 from hfcls.engine.precision import cpu_has_bf16
 from hfcls.engine.setup import accelerator_session, build_run
-from hfcls.engine.steps import model_inputs, predict_batch, train_step
+from hfcls.engine.steps import train_step
 from hfcls.errors import HfclsError
+from hfcls.labels import problem_type_of_model
 from hfcls.models import build_model
+from hfcls.predict.forward import forward_batch
+from hfcls.predict.inputs import recipe_inputs
 
 WHAT = ("data", "train", "eval")
 
@@ -146,25 +148,23 @@ def opened(variant: Variant, what: str, split: str):
 def hfcls_turn(recipe, what: str, split: str, accelerator):
     """(step, loader, class count): the engine's step and the data door's loader, as training
     or evaluation uses them."""
-    train = recipe.train
     if what == "train":
         run = build_run(recipe, None, accelerator, validate=False)
         run.model.train()
         return (lambda batch: train_step(run, batch)), run.train_loader, len(run.class_names)
     dsets = build_datasets(recipe.data, recipe.seed, tuple(dict.fromkeys(("train", split))))
     names = class_names(dsets["train"] if "train" in dsets else dsets[split])
-    normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
+    inputs = recipe_inputs(recipe, accelerator.device)
     if what == "data":
         loader = build_train_loader(recipe, dsets["train"], accelerator)
-        return (lambda batch: model_inputs(batch, normalize, train.channels_last)), loader, len(names)
+        return (lambda batch: inputs(batch["pixel_values"])), loader, len(names)
     model = build_model(recipe.model, names)
-    if train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model = accelerator.prepare(model).eval()
+    problem_type = problem_type_of_model(model)
+    model = accelerator.prepare(inputs.place(model)).eval()
 
     def step(batch):
         with torch.inference_mode():
-            return predict_batch(model, batch, normalize, train.channels_last)
+            return forward_batch(model, batch["pixel_values"], inputs, problem_type)
 
     return step, build_eval_loader(recipe.data, dsets[split], accelerator, recipe.seed), len(names)
 

@@ -20,10 +20,12 @@ import torch
 
 from hfcls.analysis.figures import pyplot, save_figure
 from hfcls.artifacts.weights import load_model, preprocessor, run_recipe
-from hfcls.data.images import eval_preprocessing, to_uint8_tensor
+from hfcls.data.images import to_uint8_tensor
 from hfcls.errors import HfclsError, did_you_mean
-from hfcls.labels import class_names_of
+from hfcls.labels import class_names_of, problem_type_of_model
 from hfcls.models import LogitsOnly
+from hfcls.predict.forward import forward_batch
+from hfcls.predict.inputs import exported_inputs
 
 METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "scorecam": "ScoreCAM", "eigencam": "EigenCAM"}
 
@@ -49,7 +51,7 @@ class CamResult:
     image: np.ndarray  # H x W x 3 uint8: the image as the model saw it
     target: int  # the class the map explains
     label: str
-    score: float  # the softmax score of that class
+    score: float  # its score: the softmax, or a multi-label model's sigmoid
     layer: str
     method: str
 
@@ -107,21 +109,20 @@ def class_activation_map(image, checkpoint, *, method: str = "gradcam", target_c
                          param="method")
     recipe = recipe if recipe is not None else run_recipe(checkpoint)
     model = load_model(checkpoint, use_ema=use_ema, recipe=recipe).float()
-    transform, normalize = eval_preprocessing(preprocessor(checkpoint, recipe).to_dict(), str(checkpoint))
+    transform, inputs = exported_inputs(preprocessor(checkpoint, recipe).to_dict(), str(checkpoint))
     try:
         pixels = transform(to_uint8_tensor(image))
     except (OSError, ValueError) as error:
         raise HfclsError(f"cannot read image {image} ({error})") from None
-    inputs = normalize(pixels[None])
     names = class_names_of(model)
     with torch.no_grad():
-        scores = model(pixel_values=inputs).logits.float().softmax(dim=1)[0]
+        scores = forward_batch(model, pixels[None], inputs, problem_type_of_model(model)).scores[0]
     target = _target_index(target_class, names, int(scores.argmax()))
     layer = layer or default_layer(model)
     cam_class = getattr(pytorch_grad_cam, METHODS[method])
     with cam_class(model=LogitsOnly(model), target_layers=[find_layer(model, layer)],
                    reshape_transform=reshape_transform(model.config.model_type)) as cam:
-        heatmap = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)])[0]
+        heatmap = cam(input_tensor=inputs(pixels[None]), targets=[ClassifierOutputTarget(target)])[0]
     return CamResult(np.nan_to_num(heatmap), pixels.permute(1, 2, 0).numpy(), target, names[target],
                      float(scores[target]), layer, method)
 

@@ -31,10 +31,12 @@ from hfcls.artifacts.publish import published_metadata
 from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor, run_recipe
 from hfcls.data.build import align_labels, build_datasets
 from hfcls.data.decode import decode
-from hfcls.data.images import eval_preprocessing, expand_images, to_uint8_tensor
+from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.errors import HfclsError
-from hfcls.labels import class_names_of
+from hfcls.labels import class_names_of, problem_type_of_model
 from hfcls.models import LogitsOnly
+from hfcls.predict.forward import forward_batch
+from hfcls.predict.inputs import exported_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +87,15 @@ def export_onnx(source, out, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool 
     recipe = recipe if recipe is not None else run_recipe(artifact)
     model = load_model(artifact, use_ema=use_ema, recipe=recipe)
     processor = preprocessor(artifact, recipe)
-    transform, normalize = eval_preprocessing(processor.to_dict(), str(artifact))
+    transform, inputs = exported_inputs(processor.to_dict(), str(artifact))
     pixels, labels = validation_images(images, recipe, split, limit, transform, class_names_of(model), artifact)
-    inputs = normalize(pixels)
     tmp = out.with_name(f".{out.name}.tmp")
-    program = export_graph(model, inputs[:2 if dynamic_batch else 1], opset, dynamic_batch, fp16)
+    program = export_graph(model, inputs(pixels[:2 if dynamic_batch else 1]), opset, dynamic_batch, fp16)
     program.model.metadata_props[METADATA_KEY] = json.dumps(published_metadata(model, processor), sort_keys=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(tmp))
     try:
-        check = check_onnx(OnnxClassifier(tmp, model.config), model, inputs, labels,
+        check = check_onnx(OnnxClassifier(tmp, model.config), model, pixels, inputs, labels,
                            TOLERANCE["float16" if fp16 else "float32"])
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -161,17 +162,17 @@ def _export_failure(error: Exception) -> str:
 # ----------------------------------------------------------------------------- validation
 
 
-def check_onnx(session_model, model, inputs: torch.Tensor, labels, tolerance: float) -> OnnxCheck:
-    """Compare the ONNX graph's logits with the PyTorch model's (float32) on the same inputs."""
-    model = model.float().eval()
+def check_onnx(session_model, model, pixels: torch.Tensor, inputs, labels, tolerance: float) -> OnnxCheck:
+    """Compare the ONNX graph's logits with the PyTorch model's (float32) on the same uint8 images."""
+    model, problem_type = model.float().eval(), problem_type_of_model(model)
     with torch.inference_mode():
-        ours = torch.cat([model(pixel_values=batch).logits for batch in inputs.split(BATCH)]).float()
-        theirs = torch.cat([session_model(pixel_values=batch).logits for batch in inputs.split(BATCH)])
+        ours, theirs = (torch.cat([forward_batch(predictor, batch, inputs, problem_type).logits
+                                   for batch in pixels.split(BATCH)]) for predictor in (model, session_model))
     bound = tolerance * max(1.0, ours.abs().max().item())
     top2 = ours.topk(min(2, ours.shape[1]), dim=1).values
     margin = top2[:, 0] - top2[:, -1]
     differs = ours.argmax(1) != theirs.argmax(1)
-    check = OnnxCheck(len(inputs), (ours - theirs).abs().max().item(), bound,
+    check = OnnxCheck(len(pixels), (ours - theirs).abs().max().item(), bound,
                       1 - differs.float().mean().item(), int((differs & (margin > bound)).sum()))
     if labels is not None:
         check.accuracy_torch = 100 * (ours.argmax(1) == labels).float().mean().item()

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
 
+# The library's parameters, as this command's flags name them.
+FLAGS = {"device": "--device", "top_k": "--topk", "threshold": "--threshold", "batch_size": "--batch-size",
+         "num_workers": "--num-workers", "draw_to": "--out"}
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="hfcls-demo", description=__doc__.splitlines()[0],
@@ -29,7 +33,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_entry
+@cli_entry(flags=FLAGS)
 def main(argv=None):
     args = parse_args(argv)
     with heavy_imports():

@@ -10,8 +10,12 @@ import argparse
 
 from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, heavy_imports
 from hfcls.evaluation.results import OUT_ITEMS
-from hfcls.metrics import METRICS, parse_metric_options
+from hfcls.metrics import METRICS, metric_option
 from hfcls.recipe import load_recipe
+
+# The library's parameters, as this command's flags name them.
+FLAGS = {"batch_size": "--batch-size", "out": "--out", "out_items": "--out-items", "show_dir": "--show-dir",
+         "split": "--split", "tta": "--tta"}
 
 
 def parse_args(argv=None):
@@ -21,14 +25,14 @@ def parse_args(argv=None):
     parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
                         "a published .safetensors file, or a bare .safetensors (architecture from the recipe)")
     parser.add_argument("--metrics", nargs="+", metavar="NAME", default=[], help=f"any of: {', '.join(METRICS)}")
-    parser.add_argument("--metric-options", nargs="+", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--metric-options", nargs="+", default=[], metavar="KEY=VALUE", type=metric_option,
                         help="topk=1,5 (default: the recipe's evaluation.topk)  average=macro|micro|none  thrs=0.5[,0.7]")
     parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
     parser.add_argument("--out-items", nargs="+", default=["metrics", "pred"], choices=OUT_ITEMS,
                         help="what --out holds: metrics, pred (per-sample label, class, score), "
                         "class_scores (per-sample scores of every class), features (per-sample pooled features)")
     parser.add_argument("--tta", metavar="VIEWS", help="test-time augmentation: flip, crops or flip,crops "
-                        "(the softmax averaged over those views)")
+                        "(the class scores averaged over those views)")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--batch-size", type=int, help="per process (default: data.eval_batch_size or batch_size)")
     add_ema_flags(parser)
@@ -39,27 +43,28 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_entry
+@cli_entry(flags=FLAGS)
 def main(argv=None):
     args = parse_args(argv)
-    options = parse_metric_options(args.metric_options)
     recipe = load_recipe(args.recipe, args.cfg_options)
     with heavy_imports():
         from hfcls.evaluation.checkpoint import evaluate_checkpoint  # heavy imports once the command line is good
         from hfcls.evaluation.report import format_table
+        from hfcls.evaluation.request import EvalRequest
         from hfcls.logs import setup_logging
 
+    request = EvalRequest(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
+                          metric_options=dict(args.metric_options), use_ema=args.use_ema, batch_size=args.batch_size,
+                          out=args.out, out_items=args.out_items, show_dir=args.show_dir, tta=args.tta,
+                          overwrite=args.overwrite)
     setup_logging(None, is_main=True)
-    results = evaluate_checkpoint(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
-                                  metric_options=options, use_ema=args.use_ema, batch_size=args.batch_size,
-                                  out=args.out, out_items=args.out_items, show_dir=args.show_dir, tta=args.tta,
-                                  overwrite=args.overwrite)
-    if not results:  # not the main process
+    result = evaluate_checkpoint(request)
+    if result is None:  # not the main process
         return
-    if results["metrics"]:
-        print(format_table(results["metrics"], results["class_names"]))
-    for path in results["written"]:
-        print(f"wrote {path}" + (f": {results['samples']} samples" if str(path) == str(args.out) else ""))
+    if result.metrics:
+        print(format_table(result.metrics, result.class_names))
+    for path in result.written:
+        print(f"wrote {path}" + (f": {result.samples} samples" if str(path) == str(args.out) else ""))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2 import functional as F
 
+from hfcls.errors import HfclsError
+
 logger = logging.getLogger(__name__)
 
 MAX_IMAGE_PIXELS = 89_478_485  # data.max_image_pixels' default: Pillow's own MAX_IMAGE_PIXELS
@@ -156,6 +158,14 @@ def collate(samples: list) -> dict:
         "valid": torch.tensor([s["valid"] for s in samples], dtype=torch.bool),
         "bad_files": [s["file"] for s in samples if not s["valid"]],
     }
+
+
+def check_bad_images(batch: dict, skip: bool, seen: list) -> None:
+    """Raise on a batch's undecodable image unless data.skip_bad_images; list those skipped in `seen`."""
+    if batch["bad_files"] and not skip:
+        raise HfclsError(f"cannot decode image {batch['bad_files'][0]}; remove or replace it, "
+                         "or set data.skip_bad_images=true to skip such files")
+    seen.extend(batch["bad_files"])
 
 
 def stack_labels(labels: list) -> torch.Tensor:

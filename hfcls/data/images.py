@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from hfcls.data.decode import MAX_IMAGE_PIXELS, decode, pil_to_uint8
-from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor
 from hfcls.errors import HfclsError
 
 
@@ -42,12 +41,6 @@ def to_uint8_tensor(image, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
     if isinstance(image, Image.Image):
         return pil_to_uint8(image, to_rgb=True)
     raise ValueError(f"expected a path, PIL image or numpy array, got {type(image).__name__}")
-
-
-def eval_preprocessing(processor_config: dict, where: str):
-    """(uint8 transform, Normalize) equal to an exported preprocessor: what the model saw in evaluation."""
-    specs, mean, std = eval_pipeline_from_preprocessor(processor_config, where)
-    return build_pipeline(specs, "eval transforms"), Normalize(mean, std)
 
 
 def dataset_files(dataset) -> list:

@@ -2,7 +2,7 @@
 
 Per-sample work (decode, geometric transforms) happens in DataLoader workers on
 uint8 tensors; conversion to float and normalisation happen once per batch on
-the training device (`Normalize` below), where they are cheapest. The eval
+the model's device (hfcls.predict.inputs), where they are cheapest. The eval
 pipeline also becomes the exported `preprocessor_config.json`, so
 `transformers.pipeline` sees exactly what hfcls evaluates.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 
-import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
@@ -74,18 +73,6 @@ def _format_kwargs(kwargs):
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
 
 
-class Normalize(torch.nn.Module):
-    """uint8 NCHW batch -> normalised float batch, on whatever device the batch is on."""
-
-    def __init__(self, mean, std):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255, persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255, persistent=False)
-
-    def forward(self, images: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-        mean, std = self.mean.to(images.device, dtype), self.std.to(images.device, dtype)
-        # One float copy, normalised in place: half the memory traffic of (x - mean) / std.
-        return images.to(dtype, copy=True).sub_(mean).div_(std)
 
 
 def eval_pipeline_from_preprocessor(config: dict, where: str = "preprocessor_config.json"):

@@ -16,17 +16,20 @@ from tqdm.auto import tqdm
 
 from hfcls.artifacts.export import copy_hf_folder, save_hf_folder
 from hfcls.artifacts.layout import TrainState, checkpoint_name, find_latest_checkpoint
+from hfcls.data.decode import check_bad_images
 from hfcls.engine import checkpoints
 from hfcls.engine.dist import whole_state_dict
 from hfcls.engine.guard import NanGuard
 from hfcls.engine.setup import accelerator_session, build_run
 from hfcls.engine.signals import TrainingInterrupted
-from hfcls.engine.steps import check_bad_images, predict, train_step, validation_metrics
+from hfcls.engine.steps import train_step
 from hfcls.engine.threads import choose_threads
 from hfcls.engine.trackers import tracker_config
+from hfcls.engine.validation import validation_metrics
 from hfcls.errors import HfclsError
 from hfcls.logs import append_jsonl, setup_logging
 from hfcls.metrics import best_metric_key
+from hfcls.predict.forward import predict
 from hfcls.recipe import save_recipe
 
 logger = logging.getLogger(__name__)
@@ -187,10 +190,9 @@ def step_boundary(run, state: TrainState, running, guard: NanGuard, mid_epoch: b
 
 
 def evaluate(run, desc: str) -> dict:
-    with run.accelerator.autocast():  # the EMA copy is not wrapped by prepare()
-        outputs = predict(run.eval_model, run.val_loader, run.accelerator, run.normalize,
-                          run.recipe.train.channels_last, run.recipe.data.skip_bad_images, desc=desc)
-    return validation_metrics(*outputs, run.recipe.evaluation.topk)
+    predictions = predict(run.eval_model, run.val_loader, run.inputs, accelerator=run.accelerator,
+                          skip_bad_images=run.recipe.data.skip_bad_images, desc=desc)
+    return validation_metrics(predictions, run.recipe.evaluation.topk)
 
 
 def save(run, state: TrainState, row: dict | None = None) -> Path:

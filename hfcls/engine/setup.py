@@ -27,7 +27,6 @@ from hfcls.artifacts.weights import load_finetune_weights
 from hfcls.data.balance import class_counts
 from hfcls.data.build import (build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names,
                               for_problem, problem_type_of)
-from hfcls.data.transforms import Normalize
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.ema import ModelEma
 from hfcls.engine.losses import build_loss
@@ -37,6 +36,7 @@ from hfcls.engine.signals import StopRequest
 from hfcls.engine.trackers import installed_trackers
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.models import build_model
+from hfcls.predict.inputs import ModelInputs, recipe_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Run:
     scheduler: object
     train_loader: object  # the loader protocol of hfcls.data.build
     val_loader: object | None
-    normalize: Normalize
+    inputs: ModelInputs  # uint8 batches -> the model's inputs, and the autocast validation runs under
     ema: ModelEma | None
     class_names: list
     stop: StopRequest
@@ -153,9 +153,9 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
                          f"{recipe.data.batch_size} x {accelerator.num_processes} process(es); lower data.batch_size")
     # Stepped by hand once per optimizer step, so not prepared; saved by name in checkpoints.
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, per_epoch)
-    normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
+    inputs = recipe_inputs(recipe, accelerator.device)
     log_sizes(recipe, accelerator, dsets, names, per_epoch)
-    return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader, normalize,
+    return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader, inputs,
                ema, names, StopRequest(), recipe.train.epochs * per_epoch, loss)
 
 

@@ -1,1 +1,1 @@
-"""Testing a model: `evaluate_checkpoint(recipe, checkpoint, ...)`, its results files and report."""
+"""Testing a model: `evaluate_checkpoint(EvalRequest) -> EvalResult`, its results files and report."""

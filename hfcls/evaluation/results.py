@@ -10,8 +10,8 @@ import yaml
 
 from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, check_writable, storage_errors, write_atomic
+from hfcls.predict.scores import classes_above
 from hfcls.unpickle import load_plain
-from hfcls.models import classes_above
 
 OUT_FORMATS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".pkl": "pickle", ".pickle": "pickle"}
 OUT_ITEMS = ("metrics", "pred", "class_scores", "features")
@@ -27,8 +27,8 @@ def results_format(path) -> str:
 def check_results_path(path, overwrite: bool = False) -> None:
     """Refuse, before any work, a results file that could not be written or would replace one."""
     results_format(path)
-    check_new_output(path, overwrite)
-    check_writable(Path(path).parent, f"--out {path}")
+    check_new_output(path, overwrite, "out", param="out")
+    check_writable(Path(path).parent, f"out {path}", param="out")
 
 
 def write_results(path, results: dict) -> None:
@@ -42,7 +42,8 @@ def write_results(path, results: dict) -> None:
     else:
         content = pickle.dumps(results)
     # Written aside and renamed: an earlier results file survives a failed write whole.
-    with storage_errors(f"--out {path}", path.parent, "an earlier file there is intact; free some space and run again"):
+    with storage_errors(f"results file {path}", path.parent,
+                        "an earlier file there is intact; free some space and run again"):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, content)
 

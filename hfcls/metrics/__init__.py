@@ -49,14 +49,18 @@ def check_metric_names(names) -> list:
     return list(dict.fromkeys(names))
 
 
-def parse_metric_options(pairs) -> dict:
-    """['topk=1,5', 'average=none', 'thrs=0.5'] -> the options given, checked (defaults are left out)."""
-    options = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or key not in DEFAULT_OPTIONS:
-            raise HfclsError(f"metric option {pair!r}: expected one of {', '.join(f'{k}=...' for k in DEFAULT_OPTIONS)}")
-        options[key] = _yaml_value(text) if "," not in text else [_yaml_value(part) for part in text.split(",")]
+def metric_option(pair: str) -> tuple:
+    """'topk=1,5', 'average=none' or 'thrs=0.5' as MMClassification writes them -> (key, value), topk and
+    thrs as lists; hfcls-eval's --metric-options type. The values are checked by `given_metric_options`."""
+    key, sep, text = pair.partition("=")
+    if not sep or key not in DEFAULT_OPTIONS:
+        raise HfclsError(f"metric option {pair!r}: expected one of {', '.join(f'{k}=...' for k in DEFAULT_OPTIONS)}")
+    value = _yaml_value(text) if "," not in text else [_yaml_value(part) for part in text.split(",")]
+    return key, value if key == "average" or isinstance(value, list) else [value]
+
+
+def given_metric_options(options: dict) -> dict:
+    """The options given, checked (see check_metric_options); the defaults, which depend on the model, left out."""
     checked = check_metric_options(**options)
     return {key: checked[key] for key in options}
 
@@ -114,30 +118,27 @@ def load_metric(module: str):
     return evaluate.load(str(Path(__file__).parent / module), keep_in_memory=True)
 
 
-def evaluate_metrics(names, scores, labels, **options) -> dict:
+def evaluate_metrics(names, scores, labels, *, topk=None, thrs=(None,), average="macro") -> dict:
     """{metric: value} for the named metrics on (N, C) scores and (N,) class ids or (N, C) multi-hot labels.
 
-    Multi-label metrics take topk (the top-k rule) and thrs; without either, the 0.5 threshold.
+    Names and options come checked (check_metric_names, check_metric_kind, check_metric_options).
+    topk: accuracy's k (default 1 and 5); for multi-label metrics the top-k rule, which replaces the
+    threshold rule unless thrs are given (default: the 0.5 threshold alone).
     """
-    names = check_metric_names(names)
     scores, labels = np.asarray(scores, dtype=np.float32), np.asarray(labels, dtype=np.int64)
-    check_metric_kind(names, multi_label=labels.ndim == 2)
     if len(labels) == 0:
         raise HfclsError("no valid samples to compute metrics on")
     if labels.ndim == 1 and (labels < 0).any():  # -1 would index the last class (multi-label: -1 is ignored)
         raise HfclsError(f"{int((labels < 0).sum())} of the {len(labels)} samples have no label (-1); metrics "
                          "need a labelled split")
     if labels.ndim == 2:
-        options = check_metric_options(**{"topk": None, **options})
-        return _compute("multi_label", scores, labels, items=names, thrs=options["thrs"], topk=options["topk"])
-    options = check_metric_options(**options)
+        return _compute("multi_label", scores, labels, items=list(names), thrs=thrs, topk=topk)
     results = {}
     if "accuracy" in names:
-        results.update(_compute("accuracy", scores, labels, topk=options["topk"], thrs=options["thrs"]))
+        results.update(_compute("accuracy", scores, labels, topk=topk or DEFAULT_OPTIONS["topk"], thrs=thrs))
     items = [name for name in names if METRICS[name] == "single_label"]
     if items:
-        results.update(_compute("single_label", scores, labels, items=items, average=options["average"],
-                                thrs=options["thrs"]))
+        results.update(_compute("single_label", scores, labels, items=items, average=average, thrs=thrs))
     if "confusion_matrix" in names:
         results.update(_compute("confusion_matrix", scores, labels))
     return results

@@ -13,9 +13,9 @@ from hfcls.analysis.baseline import baseline_loader
 from hfcls.analysis.bench import bench
 from hfcls.api import train
 from hfcls.data.build import build_datasets, build_eval_loader
-from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import accelerator_session
 from hfcls.errors import HfclsError
+from hfcls.predict.inputs import ModelInputs
 from hfcls.recipe import load_recipe
 
 from conftest import REPO, benchmark_data
@@ -64,11 +64,11 @@ def scores(model, loader, normalize=None):
 
 @pytest.fixture
 def digits_val(digits_model):
-    """(recipe, model, the digits splits, Normalize), read in this process."""
+    """(recipe, model, the digits splits, the input adapter), read in this process."""
     recipe, model = digits_model
     recipe.data.num_workers = 0
     dsets = build_datasets(recipe.data, recipe.seed, ("train", "val"))
-    return recipe, model, dsets, Normalize(recipe.data.mean, recipe.data.std)
+    return recipe, model, dsets, ModelInputs(recipe.data.mean, recipe.data.std)
 
 
 def hfcls_scores(recipe, model, dsets, normalize, in_memory: bool):

@@ -11,6 +11,7 @@ from hfcls.errors import HfclsError
 
 def test_the_average_is_the_mean_and_evaluates(two_epoch_run, tmp_path):
     from hfcls.evaluation.checkpoint import evaluate_checkpoint
+    from hfcls.evaluation.request import EvalRequest
     from hfcls.recipe import load_recipe
 
     sources = [two_epoch_run / "checkpoints" / "epoch_1", two_epoch_run / "checkpoints" / "epoch_2"]
@@ -23,7 +24,8 @@ def test_the_average_is_the_mean_and_evaluates(two_epoch_run, tmp_path):
         else:
             assert torch.equal(value, b[key]), key
     assert not torch.equal(a["classifier.1.weight"], b["classifier.1.weight"])
-    metrics = evaluate_checkpoint(load_recipe(two_epoch_run / "recipe.yaml"), out, metrics=["accuracy"])["metrics"]
+    recipe = load_recipe(two_epoch_run / "recipe.yaml")
+    metrics = evaluate_checkpoint(EvalRequest(recipe, out, metrics=["accuracy"])).metrics
     assert 0 <= metrics["accuracy_top1"] <= 100
 
 

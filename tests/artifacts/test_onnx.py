@@ -65,6 +65,7 @@ def test_every_family_exports_and_matches_pytorch(tmp_path, model_type):
 
 def test_digits_graph_evaluates_as_the_pytorch_model(trained_digits, tmp_path):
     from hfcls.evaluation.checkpoint import evaluate_checkpoint
+    from hfcls.evaluation.request import EvalRequest
     from hfcls.recipe import load_recipe
 
     recipe, work = trained_digits
@@ -72,8 +73,8 @@ def test_digits_graph_evaluates_as_the_pytorch_model(trained_digits, tmp_path):
     assert check.passed and check.images == 64 and check.accuracy_torch == check.accuracy_onnx
     assert inspect_artifact(out).kind == "onnx"
     options = dict(metrics=["accuracy"], metric_options={"topk": [1]})
-    torch_metrics = evaluate_checkpoint(load_recipe(recipe), work / "best", **options)["metrics"]
-    onnx_metrics = evaluate_checkpoint(load_recipe(recipe), out, **options)["metrics"]
+    torch_metrics = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", **options)).metrics
+    onnx_metrics = evaluate_checkpoint(EvalRequest(load_recipe(recipe), out, **options)).metrics
     assert onnx_metrics == pytest.approx(torch_metrics)
     assert torch_metrics["accuracy_top1"] > 50
 

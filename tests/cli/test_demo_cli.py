@@ -50,3 +50,17 @@ def test_demo_user_errors(trained_digits, tmp_path, capsys, image, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--topk", "0"], "--topk must be at least 1, got 0"),
+    (["--threshold", "1.5"], "--threshold is a sigmoid score between 0 and 1, got 1.5"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--num-workers", "-1"], "--num-workers must be 0 or more, got -1"),
+    (["--device", "foo"], "--device foo: not a device torch knows; use cpu, cuda, cuda:1, ..."),
+])
+def test_a_bad_flag_is_named_by_its_flag(tmp_path, capsys, flags, message):
+    image = tmp_path / "image.png"
+    image.write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_info:
+        demo_cli([str(image), str(tmp_path / "nothing here"), *flags])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: {message}\n"

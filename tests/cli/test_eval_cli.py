@@ -38,6 +38,9 @@ def test_flags_and_their_defaults():
     ([], "pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE"),
     (["--metrics", "accuracy", "--split", "test"], "the recipe has no data.test source"),
     (["--metrics", "accuracy", "--metric-options", "average=weighted"], "average must be one of macro, micro, none"),
+    (["--metrics", "accuracy", "--metric-options", "top=1"], "metric option 'top=1': expected one of topk=..., "),
+    (["--metrics", "accuracy", "--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
+    (["--metrics", "accuracy", "--tta", "flips"], 'error: --tta: unknown view \'flips\' (did you mean "flip"?)'),
 ])
 def test_bad_requests_are_user_errors(trained_digits, capsys, argv, message):
     recipe, work = trained_digits

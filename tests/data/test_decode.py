@@ -15,7 +15,8 @@ from torchvision.transforms.v2 import functional as F
 
 from hfcls.data.decode import ImageRefused, SampleTransform, collate, decode
 from hfcls.data.sources import load_source
-from hfcls.data.transforms import Normalize, build_pipeline
+from hfcls.data.transforms import build_pipeline
+from hfcls.predict.inputs import Normalize
 
 
 def test_torchvision_decoder_equals_pillow_and_pillow_reads_the_rest(tmp_path):

@@ -164,10 +164,10 @@ def test_evaluation_predictions_hold_each_image_once(tmp_path, tiny_data):
     from conftest import tiny_recipe_dict, write_recipe
 
     from hfcls.data.build import build_datasets, build_eval_loader
-    from hfcls.data.transforms import Normalize
     from hfcls.engine.setup import accelerator_session
-    from hfcls.engine.steps import predict
     from hfcls.models import build_model
+    from hfcls.predict.forward import predict
+    from hfcls.predict.inputs import recipe_inputs
     from hfcls.recipe import load_recipe
 
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data, data={"in_memory": True})))
@@ -175,6 +175,6 @@ def test_evaluation_predictions_hold_each_image_once(tmp_path, tiny_data):
     with accelerator_session(recipe) as accelerator:
         loader = build_eval_loader(recipe.data, val, accelerator, recipe.seed, batch_size=5)
         model = build_model(recipe.model, ["cat", "dog", "fox"])
-        logits, labels, valid = predict(model, loader, accelerator, Normalize(recipe.data.mean, recipe.data.std))
-    assert len(loader) == 3 and logits.shape == (12, 3) and bool(valid.all())
-    assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+        got = predict(model, loader, recipe_inputs(recipe, accelerator.device), accelerator=accelerator)
+    assert len(loader) == 3 and got.logits.shape == (12, 3) and bool(got.valid.all())
+    assert got.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4

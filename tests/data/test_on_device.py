@@ -9,11 +9,12 @@ from PIL import Image
 
 from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader
 from hfcls.data.on_device import DevicePipeline, decode_device, on_device_loader
-from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import accelerator_session
-from hfcls.engine.steps import predict, validation_metrics
+from hfcls.engine.validation import validation_metrics
 from hfcls.errors import HfclsError
 from hfcls.models import build_model
+from hfcls.predict.forward import predict
+from hfcls.predict.inputs import recipe_inputs
 from hfcls.recipe import load_recipe
 
 from conftest import benchmark_data, tiny_recipe_dict, write_recipe
@@ -99,7 +100,7 @@ def test_one_worker_reads_what_the_main_process_reads(mixed_files):
 
 
 def evaluated(recipe_path, decodes) -> dict:
-    """{decode: (logits, labels, valid)} of a fresh tiny model on the val split, eval batch 5."""
+    """{decode: Predictions} of a fresh tiny model on the val split, eval batch 5."""
     recipe = load_recipe(recipe_path)
     dsets = build_datasets(recipe.data, recipe.seed)
     torch.manual_seed(0)
@@ -107,20 +108,20 @@ def evaluated(recipe_path, decodes) -> dict:
     outputs = {}
     with accelerator_session(recipe) as accelerator:
         model = model.to(accelerator.device)
-        normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
+        inputs = recipe_inputs(recipe, accelerator.device)
         for decode in decodes:
             recipe.data.decode = decode
             loader = build_eval_loader(recipe.data, dsets["val"], accelerator, recipe.seed, batch_size=5)
-            outputs[decode] = predict(model, loader, accelerator, normalize)
+            outputs[decode] = predict(model, loader, inputs, accelerator=accelerator)
     return outputs
 
 
 def test_evaluation_through_it_gives_the_worker_loaders_metrics(mixed_files):
     outputs = evaluated(mixed_files, ("workers", "cpu"))
-    for a, b in zip(outputs["workers"], outputs["cpu"]):
-        assert torch.equal(a, b)
-    assert len(outputs["cpu"][0]) == 12  # every image once
-    assert validation_metrics(*outputs["cpu"], [1, 2]) == validation_metrics(*outputs["workers"], [1, 2])
+    workers, cpu = outputs["workers"].present(), outputs["cpu"].present()
+    assert workers.keys() == cpu.keys() and all(torch.equal(workers[name], cpu[name]) for name in workers)
+    assert len(outputs["cpu"].logits) == 12  # every image once
+    assert validation_metrics(outputs["cpu"], [1, 2]) == validation_metrics(outputs["workers"], [1, 2])
 
 
 def test_undecodable_files_are_marked_as_the_worker_loader_marks_them(mixed_files, tmp_path):
@@ -209,9 +210,9 @@ def test_nvjpeg_batches_match_the_cpu_decoders_within_two_levels(real_photos):
 @CUDA
 def test_nvjpeg_evaluation_gives_the_cpu_predictions(real_photos):
     outputs = evaluated(real_photos, ("workers", "cuda"))
-    logits_gap = (outputs["workers"][0] - outputs["cuda"][0]).abs().max().item()
-    agree = (outputs["workers"][0].argmax(1) == outputs["cuda"][0].argmax(1)).float().mean().item()
+    logits_gap = (outputs["workers"].logits - outputs["cuda"].logits).abs().max().item()
+    agree = (outputs["workers"].logits.argmax(1) == outputs["cuda"].logits.argmax(1)).float().mean().item()
     print(f"nvJPEG against the CPU decoder, evaluation: largest logit difference {logits_gap:.4f}, "
           f"{agree:.0%} of the predictions the same")
-    assert torch.equal(outputs["workers"][1], outputs["cuda"][1]) and len(outputs["cuda"][0]) == 24
+    assert torch.equal(outputs["workers"].labels, outputs["cuda"].labels) and len(outputs["cuda"].logits) == 24
     assert agree >= 0.9

@@ -1,4 +1,4 @@
-"""Transform lists, device normalisation, and the exported preprocessor's fidelity, both ways."""
+"""Transform lists and the exported preprocessor's fidelity, both ways."""
 
 import json
 
@@ -10,8 +10,9 @@ from torchvision.transforms import v2
 
 from hfcls.artifacts.export import image_processor
 from hfcls.data.decode import decode
-from hfcls.data.transforms import Normalize, build_pipeline, eval_pipeline_from_preprocessor
+from hfcls.data.transforms import build_pipeline, eval_pipeline_from_preprocessor
 from hfcls.errors import HfclsError
+from hfcls.predict.inputs import Normalize
 from hfcls.recipe.preprocessing import preprocessor_kwargs
 from hfcls.recipe.schema import DataSection
 
@@ -38,13 +39,6 @@ def test_bad_transform_lists_are_errors(specs, message):
     with pytest.raises(HfclsError) as error:
         build_pipeline(specs, "data.train_pipeline")
     assert message in str(error.value) and "data.train_pipeline[0]" in str(error.value)
-
-
-def test_normalize_matches_torchvision():
-    images = torch.randint(0, 256, (2, 3, 5, 5), dtype=torch.uint8)
-    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
-    expected = v2.Normalize(mean, std)(images.float() / 255)
-    torch.testing.assert_close(Normalize(mean, std)(images), expected)
 
 
 @pytest.mark.parametrize("eval_pipeline", [

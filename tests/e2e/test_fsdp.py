@@ -19,6 +19,7 @@ from conftest import REPO, deterministic_rows, make_image_folder, max_difference
 
 from hfcls.artifacts.weights import load_model
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
+from hfcls.evaluation.request import EvalRequest
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
@@ -101,10 +102,10 @@ def test_fsdp_trains_checkpoints_resumes_exactly_publishes_and_evaluates(setup):
 
     # The published file alone, evaluated in one process, scores what the FSDP run measured on its two.
     [published] = (straight / "publish").glob("*.safetensors")
-    results = evaluate_checkpoint(load_recipe(recipe), published, metrics=["accuracy"],
-                                  metric_options={"topk": [1, 2]})
+    results = evaluate_checkpoint(EvalRequest(load_recipe(recipe), published, metrics=["accuracy"],
+                                              metric_options={"topk": [1, 2]}))
     last = read_jsonl(straight / "metrics.jsonl")[-1]
-    assert results["metrics"]["accuracy_top1"] == pytest.approx(last["val_accuracy_top1"], abs=1e-6)
+    assert results.metrics["accuracy_top1"] == pytest.approx(last["val_accuracy_top1"], abs=1e-6)
     # latest/ holds the whole model, gathered from the shards: the final weights. (Read by transformers:
     # hfcls's reader does not yet map the older key names transformers 5 writes ViT folders with.)
     assert max_difference(AutoModelForImageClassification.from_pretrained(straight / "latest").state_dict(),

@@ -5,6 +5,7 @@ import pytest
 
 from hfcls.api import train
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
+from hfcls.evaluation.request import EvalRequest
 from hfcls.recipe import load_recipe
 
 from conftest import REPO, shared_once
@@ -28,7 +29,7 @@ def recalls(tmp_path_factory):
             "evaluation.interval=5", "train.log_with=[]", "train.publish=false"])
         work = tmp_path_factory.mktemp(variant)
         train(recipe, work)
-        metrics = evaluate_checkpoint(recipe, work / "latest", metrics=["recall"])["metrics"]
+        metrics = evaluate_checkpoint(EvalRequest(recipe, work / "latest", metrics=["recall"])).metrics
         found[variant] = (metrics["recall_classwise"][0], metrics["recall"])
     return found
 

@@ -16,6 +16,7 @@ import transformers
 
 import hfcls
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
+from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.results import read_results
 from hfcls.logs import read_jsonl
 from hfcls.metrics import MULTI_LABEL_METRICS
@@ -34,8 +35,8 @@ def evaluated(trained_multilabel_digits, tmp_path_factory):
     """evaluate_checkpoint of best/ with every multi-label metric and rule, read back from its results file."""
     recipe, work = trained_multilabel_digits
     out = tmp_path_factory.mktemp("ml_eval") / "best.json"
-    evaluate_checkpoint(load_recipe(recipe), work / "best", metrics=MULTI_LABEL_METRICS, metric_options=EVERY_RULE,
-                        out=out, out_items=("metrics", "pred", "class_scores"))
+    evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", metrics=MULTI_LABEL_METRICS,
+                                    metric_options=EVERY_RULE, out=out, out_items=("metrics", "pred", "class_scores")))
     return read_results(out)
 
 

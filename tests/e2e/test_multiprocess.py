@@ -25,10 +25,11 @@ from transformers import AutoModelForImageClassification
 
 from hfcls.artifacts.layout import read_state
 from hfcls.data.build import build_datasets, build_eval_loader
-from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import accelerator_session
-from hfcls.engine.steps import predict, validation_metrics
+from hfcls.engine.validation import validation_metrics
 from hfcls.logs import read_jsonl
+from hfcls.predict.forward import predict
+from hfcls.predict.inputs import recipe_inputs
 from hfcls.recipe import load_recipe
 
 from conftest import (ALL_METRICS, REPO, deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict,
@@ -77,8 +78,8 @@ def evaluate_alone(folder: Path, recipe) -> dict:
         # Another batch size than the run's: the numbers must not depend on batching or sharding.
         loader = build_eval_loader(recipe.data, val, accelerator, recipe.seed, batch_size=50)
         model = accelerator.prepare(AutoModelForImageClassification.from_pretrained(folder))
-        outputs = predict(model, loader, accelerator, Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device))
-    return validation_metrics(*outputs, recipe.evaluation.topk)
+        predictions = predict(model, loader, recipe_inputs(recipe, accelerator.device), accelerator=accelerator)
+    return validation_metrics(predictions, recipe.evaluation.topk)
 
 
 def test_two_processes_train_digits_as_one_job(digits_dir, tmp_path):
@@ -328,12 +329,13 @@ def test_tta_and_features_on_two_processes_equal_one(tmp_path, tiny_data):
     """Every image's TTA scores and features once, as one process computes them."""
     from hfcls.api import train
     from hfcls.evaluation.checkpoint import evaluate_checkpoint
+    from hfcls.evaluation.request import EvalRequest
 
     recipe = tiny_recipe_file(tmp_path, tiny_data, dist={"port": 29727})
     train(load_recipe(recipe), tmp_path / "work")
     items = ["pred", "class_scores", "features"]
-    evaluate_checkpoint(load_recipe(recipe), tmp_path / "work" / "best", out=tmp_path / "one.json", tta="flip,crops",
-                        out_items=items)
+    evaluate_checkpoint(EvalRequest(load_recipe(recipe), tmp_path / "work" / "best", out=tmp_path / "one.json",
+                                    tta="flip,crops", out_items=items))
     cmd = [LAUNCH / "dist_test.sh", recipe, tmp_path / "work" / "best", 2, "--tta", "flip,crops",
            "--out", tmp_path / "two.json", "--out-items", *items]
     done = subprocess.run([str(c) for c in cmd], env=launch_env(), capture_output=True, text=True, timeout=600)

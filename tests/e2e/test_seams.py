@@ -15,6 +15,7 @@ from hfcls.api import train
 from hfcls.artifacts.layout import EMA_FILE
 from hfcls.engine.setup import accelerator_session, build_run, make_accelerator
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
+from hfcls.evaluation.request import EvalRequest
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
@@ -35,13 +36,13 @@ def test_eval_of_an_ema_checkpoint_reproduces_what_training_logged(ema_run):
     for row in rows:
         checkpoint = work / "checkpoints" / f"epoch_{row['epoch']}"
         assert (checkpoint / EMA_FILE).is_file()
-        metrics = evaluate_checkpoint(recipe, checkpoint, metrics=["accuracy"])["metrics"]
+        metrics = evaluate_checkpoint(EvalRequest(recipe, checkpoint, metrics=["accuracy"])).metrics
         assert metrics["accuracy_top1"] == row["val_accuracy_top1"]
         assert metrics["accuracy_top2"] == row["val_accuracy_top2"]
-        raw = evaluate_checkpoint(recipe, checkpoint, metrics=["accuracy"], use_ema=False)["metrics"]
+        raw = evaluate_checkpoint(EvalRequest(recipe, checkpoint, metrics=["accuracy"], use_ema=False)).metrics
         raw_differs |= raw != metrics
     assert raw_differs  # the check can tell the two sets of weights apart
-    best = evaluate_checkpoint(recipe, work / "best", metrics=["accuracy"])["metrics"]
+    best = evaluate_checkpoint(EvalRequest(recipe, work / "best", metrics=["accuracy"])).metrics
     best_row = max(rows, key=lambda row: row["val_accuracy_top1"])
     assert best["accuracy_top1"] == best_row["val_accuracy_top1"]
 
@@ -65,8 +66,8 @@ def test_a_published_file_works_on_its_own(ema_run, tmp_path):
     images = sorted(str(p) for p in (tmp_path / "data" / "val").glob("*/*.png"))
     assert pipeline(lone)(images, top_k=3) == pipeline(work / "latest")(images, top_k=3)
     # hfcls-eval needs the recipe for its data only
-    assert (evaluate_checkpoint(recipe, lone, metrics=["accuracy"])["metrics"]
-            == evaluate_checkpoint(recipe, work / "latest", metrics=["accuracy"])["metrics"])
+    assert (evaluate_checkpoint(EvalRequest(recipe, lone, metrics=["accuracy"])).metrics
+            == evaluate_checkpoint(EvalRequest(recipe, work / "latest", metrics=["accuracy"])).metrics)
 
 
 def test_trackers_are_told_the_recipe(tmp_path, tiny_data):

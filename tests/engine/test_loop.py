@@ -12,11 +12,11 @@ from transformers import AutoModelForImageClassification, pipeline
 from hfcls.api import train
 from hfcls.artifacts.layout import read_state
 from hfcls.data.build import build_datasets, build_eval_loader
-from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import accelerator_session
-from hfcls.engine.steps import predict
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
+from hfcls.predict.forward import predict
+from hfcls.predict.inputs import recipe_inputs
 from hfcls.recipe import load_recipe
 
 from conftest import tiny_recipe_dict, write_recipe
@@ -80,13 +80,12 @@ def hfcls_predictions(recipe, folder):
     with accelerator_session(recipe) as accelerator:
         loader = build_eval_loader(recipe.data, val, accelerator, recipe.seed, batch_size=5)
         model = accelerator.prepare(AutoModelForImageClassification.from_pretrained(folder))
-        normalize = Normalize(recipe.data.mean, recipe.data.std).to(accelerator.device)
-        logits, labels, valid = predict(model, loader, accelerator, normalize)
-    assert valid.all() and len(labels) == len(val)
+        got = predict(model, loader, recipe_inputs(recipe, accelerator.device), accelerator=accelerator)
+    assert got.valid.all() and len(got.labels) == len(val)
     names = val.features["label"].names
     paths = val.cast_column("image", datasets.Image(decode=False))
     order = np.argsort([row["path"] for row in paths.with_format(None)["image"]])
-    return [names[i] for i in logits.argmax(1)[order].tolist()]
+    return [names[i] for i in got.scores.argmax(1)[order].tolist()]
 
 
 def test_existing_work_dir_is_never_overwritten(trained):

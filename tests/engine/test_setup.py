@@ -7,12 +7,11 @@ import torch
 from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
-from hfcls.data.transforms import Normalize
 from hfcls.engine.setup import Run, adapt_model, compile_backend
-from hfcls.engine.steps import model_inputs
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 from hfcls.models import build_model
+from hfcls.predict.inputs import ModelInputs
 from hfcls.recipe import load_recipe
 
 NAMES = ["cat", "dog", "fox"]
@@ -23,8 +22,7 @@ def test_channels_last_changes_memory_format(tiny_recipe):
     model = adapt_model(build_model(recipe.model, NAMES), recipe.train, 1, "cpu")
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
-    images = model_inputs({"pixel_values": torch.zeros(2, 3, 16, 16, dtype=torch.uint8)},
-                          Normalize([0.5] * 3, [0.5] * 3), channels_last=True)
+    images = ModelInputs([0.5] * 3, [0.5] * 3, channels_last=True)(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
     assert images.is_contiguous(memory_format=torch.channels_last)
 
 

@@ -14,6 +14,7 @@ from hfcls.artifacts.layout import file_sha256
 from hfcls.artifacts.publish import publish
 from hfcls.errors import HfclsError
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
+from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.results import read_results
 from hfcls.recipe import load_recipe
 
@@ -55,9 +56,9 @@ def test_every_checkpoint_form_gives_the_same_results(trained_digits, best_resul
     bare = shutil.copy(work / "checkpoints" / "epoch_1" / "model.safetensors", tmp_path / "weights.safetensors")
     for checkpoint in (work / "checkpoints" / "epoch_1", published, bare):
         out = tmp_path / f"{checkpoint.name}.pkl"
-        results = evaluate_checkpoint(load_recipe(recipe), checkpoint, out=out, **EVERYTHING)
-        assert results["written"] == [out] and results["samples"] == 360
-        assert results["metrics"] == best_results["metrics"]
+        results = evaluate_checkpoint(EvalRequest(load_recipe(recipe), checkpoint, out=out, **EVERYTHING))
+        assert results.written == [out] and results.samples == 360
+        assert results.metrics == best_results["metrics"]
         assert_same_results(read_results(out), best_results)
 
 
@@ -67,8 +68,8 @@ def test_a_weights_file_named_with_its_hash_takes_the_recipe(trained_digits, bes
     recipe, work = trained_digits
     weights = work / "checkpoints" / "epoch_1" / "model.safetensors"
     hashed = shutil.copy(weights, tmp_path / f"digits-{file_sha256(weights)[:8]}.safetensors")
-    results = evaluate_checkpoint(load_recipe(recipe), hashed, out=tmp_path / "hashed.json", **EVERYTHING)
-    assert results["metrics"] == best_results["metrics"]
+    results = evaluate_checkpoint(EvalRequest(load_recipe(recipe), hashed, out=tmp_path / "hashed.json", **EVERYTHING))
+    assert results.metrics == best_results["metrics"]
     assert_same_results(read_results(tmp_path / "hashed.json"), best_results)
 
 
@@ -77,14 +78,14 @@ def test_published_file_with_a_wrong_hash_is_refused(trained_digits, tmp_path):
     bad = tmp_path / "digits-0badc0de.safetensors"
     shutil.copy(work / "best" / "model.safetensors", bad)
     with pytest.raises(HfclsError, match=f"its content hashes to {file_sha256(bad)[:8]}, not the 0badc0de in its name"):
-        evaluate_checkpoint(load_recipe(recipe), bad, metrics=["accuracy"])
+        evaluate_checkpoint(EvalRequest(load_recipe(recipe), bad, metrics=["accuracy"]))
 
 
 def test_out_folder_is_created_and_items_chosen(trained_digits, tmp_path):
     recipe, work = trained_digits
     out = tmp_path / "new" / "deeper" / "preds.yaml"
-    returned = evaluate_checkpoint(load_recipe(recipe), work / "best", out=out, batch_size=64)
-    assert returned["written"] == [out] and returned["metrics"] == {} and returned["samples"] == 360
+    returned = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", out=out, batch_size=64))
+    assert returned.written == [out] and returned.metrics == {} and returned.samples == 360
     results = read_results(out)
     assert list(results) == ["class_names", "predictions"]  # no metrics asked for: predictions only
     assert len(results["predictions"]) == 360 and results["class_names"] == [str(c) for c in range(10)]
@@ -93,11 +94,11 @@ def test_out_folder_is_created_and_items_chosen(trained_digits, tmp_path):
 
 def test_confusion_matrix_picture(trained_digits, tmp_path):
     recipe, work = trained_digits
-    returned = evaluate_checkpoint(load_recipe(recipe), work / "best", metrics=["precision", "recall"],
-                                   metric_options={"average": "none"}, show_dir=tmp_path / "show")
+    returned = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", metrics=["precision", "recall"],
+                                               metric_options={"average": "none"}, show_dir=tmp_path / "show"))
     picture = tmp_path / "show" / "confusion_matrix.png"
-    assert returned["written"] == [picture] and returned["class_names"] == [str(c) for c in range(10)]
-    assert len(returned["metrics"]["precision_classwise"]) == 10
+    assert returned.written == [picture] and returned.class_names == [str(c) for c in range(10)]
+    assert len(returned.metrics["precision_classwise"]) == 10
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 5000
 
 
@@ -108,11 +109,11 @@ def test_checkpoint_for_another_class_count_says_both_numbers(trained_digits, tm
     # A bare weights file is built as the recipe describes it: 3 classes.
     bare = shutil.copy(work / "checkpoints" / "epoch_1" / "model.safetensors", tmp_path / "weights.safetensors")
     with pytest.raises(HfclsError, match="has 10 classes but the recipe's data has 3"):
-        evaluate_checkpoint(recipe, bare, metrics=["accuracy"])
+        evaluate_checkpoint(EvalRequest(recipe, bare, metrics=["accuracy"]))
     # Checkpoints and exports describe their own 10 classes.
     for checkpoint in (work / "checkpoints" / "epoch_1", work / "best"):
         with pytest.raises(HfclsError) as error:
-            evaluate_checkpoint(recipe, checkpoint, metrics=["accuracy"])
+            evaluate_checkpoint(EvalRequest(recipe, checkpoint, metrics=["accuracy"]))
         message = str(error.value)
         assert "checkpoint" in message and "has 10 classes; data.val has 3" in message and "cat, dog, fox" in message
 
@@ -121,7 +122,8 @@ def test_weights_for_another_architecture_are_named(trained_digits, tmp_path):
     recipe, work = trained_digits
     bare = shutil.copy(work / "checkpoints" / "epoch_1" / "model.safetensors", tmp_path / "weights.safetensors")
     with pytest.raises(HfclsError) as error:
-        evaluate_checkpoint(load_recipe(recipe, ["model.config.hidden_sizes=[8,32]"]), bare, metrics=["accuracy"])
+        evaluate_checkpoint(EvalRequest(load_recipe(recipe, ["model.config.hidden_sizes=[8,32]"]), bare,
+                                        metrics=["accuracy"]))
     assert "does not match the model (resnet)" in str(error.value)
     assert "(16, 8, 1, 1) in the checkpoint, (32, 8, 1, 1) in the model" in str(error.value)
 
@@ -129,7 +131,8 @@ def test_weights_for_another_architecture_are_named(trained_digits, tmp_path):
 def test_top_k_defaults_to_the_recipes_evaluation_topk(trained_digits, tmp_path):
     recipe, work = trained_digits
     out = tmp_path / "topk.json"
-    evaluate_checkpoint(load_recipe(recipe, ["evaluation.topk=[1,2]"]), work / "best", metrics=["accuracy"], out=out)
+    evaluate_checkpoint(EvalRequest(load_recipe(recipe, ["evaluation.topk=[1,2]"]), work / "best", metrics=["accuracy"],
+                                    out=out))
     metrics = read_results(out)["metrics"]
     assert sorted(metrics) == ["accuracy_top1", "accuracy_top2"]
     assert metrics["accuracy_top1"] <= metrics["accuracy_top2"]
@@ -141,12 +144,12 @@ def test_top_k_defaults_to_the_recipes_evaluation_topk(trained_digits, tmp_path)
     ({"out": "results.csv"}, "unknown extension; use one of .json, .yaml, .yml, .pkl, .pickle"),
     ({"metrics": ["accuracy"], "split": "test"}, "the recipe has no data.test source"),
     ({"metrics": ["accuracy"], "out_items": ["preds"]}, "out_items: unknown preds"),
-    ({"metrics": ["accuracy"], "batch_size": 0}, "--batch-size must be at least 1"),
+    ({"metrics": ["accuracy"], "batch_size": 0}, "batch_size must be at least 1"),
 ])
 def test_bad_requests_are_refused(trained_digits, kwargs, message):
     recipe, work = trained_digits
     with pytest.raises(HfclsError) as error:
-        evaluate_checkpoint(load_recipe(recipe), work / "best", **kwargs)
+        evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", **kwargs))
     assert message in str(error.value)
 
 

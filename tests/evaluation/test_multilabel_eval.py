@@ -9,6 +9,7 @@ from sklearn.metrics import average_precision_score, precision_recall_fscore_sup
 
 from hfcls.errors import HfclsError
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
+from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.report import format_table
 from hfcls.evaluation.results import read_results
 from hfcls.metrics import MULTI_LABEL_METRICS
@@ -19,15 +20,16 @@ from hfcls.recipe import load_recipe
 def results(multilabel_run, tmp_path_factory):
     recipe, work = multilabel_run
     out = tmp_path_factory.mktemp("ml") / "r.yaml"
-    returned = evaluate_checkpoint(load_recipe(recipe), work / "checkpoints" / "epoch_2", metrics=MULTI_LABEL_METRICS,
-                                   metric_options={"thrs": [0.4]}, out=out, out_items=("metrics", "pred", "class_scores"))
+    returned = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "checkpoints" / "epoch_2",
+                                               metrics=MULTI_LABEL_METRICS, metric_options={"thrs": [0.4]}, out=out,
+                                               out_items=("metrics", "pred", "class_scores")))
     return returned, read_results(out)
 
 
 def test_metrics_equal_sklearn_on_the_written_scores(results):
     returned, written = results
     records = written["predictions"]
-    assert len(records) == returned["samples"] == 12
+    assert len(records) == returned.samples == 12
     scores = np.array([r["class_scores"] for r in records])
     truth = np.zeros_like(scores, dtype=int)
     for row, record in zip(truth, records):
@@ -48,20 +50,20 @@ def test_metrics_equal_sklearn_on_the_written_scores(results):
 
 def test_the_table_lists_every_class(results):
     returned, _ = results
-    table = format_table(returned["metrics"], returned["class_names"])
+    table = format_table(returned.metrics, returned.class_names)
     rows = [line for line in table.splitlines() if line.startswith("| fox ")]
-    assert len(rows) == 1 and f"{returned['metrics']['AP_classwise'][2]:.2f}" in rows[0]
+    assert len(rows) == 1 and f"{returned.metrics['AP_classwise'][2]:.2f}" in rows[0]
     assert "| class | AP_classwise | recall_classwise_thr-0.40 |" in table
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"metrics": ["accuracy"]}, "metric accuracy counts one class per image, but data.val is multi-label"),
-    ({"metrics": ["mAP"], "show_dir": "x"}, "--show-dir draws a confusion matrix, which a multi-label model has none"),
+    ({"metrics": ["mAP"], "show_dir": "x"}, "show_dir draws a confusion matrix, which a multi-label model has none"),
 ])
 def test_a_multi_label_model_refuses_single_label_reports(multilabel_run, kwargs, message):
     recipe, work = multilabel_run
     with pytest.raises(HfclsError, match=re.escape(message)):
-        evaluate_checkpoint(load_recipe(recipe), work / "best", **kwargs)
+        evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", **kwargs))
 
 
 def test_kinds_of_model_and_data_must_meet(multilabel_run, two_epoch_run):
@@ -69,7 +71,8 @@ def test_kinds_of_model_and_data_must_meet(multilabel_run, two_epoch_run):
     recipe, _ = multilabel_run
     with pytest.raises(HfclsError, match=re.escape("data.val is multi-label (lists of classes) but the model is "
                                                    "single-label")):
-        evaluate_checkpoint(load_recipe(recipe), two_epoch_run / "best", metrics=["accuracy"])
+        evaluate_checkpoint(EvalRequest(load_recipe(recipe), two_epoch_run / "best", metrics=["accuracy"]))
     with pytest.raises(HfclsError, match=re.escape("metric mAP is for multi-label data (lists of classes), but "
                                                    "data.val has one class per image")):
-        evaluate_checkpoint(load_recipe(two_epoch_run / "recipe.yaml"), two_epoch_run / "best", metrics=["mAP"])
+        evaluate_checkpoint(EvalRequest(load_recipe(two_epoch_run / "recipe.yaml"), two_epoch_run / "best",
+                                        metrics=["mAP"]))

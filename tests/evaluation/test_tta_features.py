@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
+from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.results import read_results
 from hfcls.recipe import load_recipe
 
@@ -15,7 +16,7 @@ from hfcls.recipe import load_recipe
 def feature_results(trained_digits, tmp_path_factory):
     recipe, work = trained_digits
     out = tmp_path_factory.mktemp("features") / "features.json"
-    evaluate_checkpoint(load_recipe(recipe), work / "best", out=out, out_items=("pred", "features"))
+    evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", out=out, out_items=("pred", "features")))
     return read_results(out)
 
 
@@ -47,9 +48,9 @@ def test_pipeline_features_and_transformers_feature_extraction_agree(feature_res
 def test_tta_scores_the_split_over_views(trained_digits, tmp_path):
     recipe, work = trained_digits
     common = dict(metrics=["accuracy"], metric_options={"topk": [1]}, out_items=("pred", "class_scores"))
-    plain = evaluate_checkpoint(load_recipe(recipe), work / "best", out=tmp_path / "plain.json", **common)
-    flipped = evaluate_checkpoint(load_recipe(recipe), work / "best", out=tmp_path / "flip.json", tta="flip",
-                                  **common)
+    plain = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", out=tmp_path / "plain.json", **common))
+    flipped = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", out=tmp_path / "flip.json",
+                                              tta="flip", **common))
     a = torch.tensor([r["class_scores"] for r in read_results(tmp_path / "plain.json")["predictions"]])
     b = torch.tensor([r["class_scores"] for r in read_results(tmp_path / "flip.json")["predictions"]])
     assert torch.allclose(b.sum(dim=1), torch.ones(len(b)), atol=1e-5) and not torch.allclose(a, b, atol=1e-3)
@@ -57,4 +58,4 @@ def test_tta_scores_the_split_over_views(trained_digits, tmp_path):
     assert mirrored.min() > -1e-4 and torch.allclose(mirrored.sum(dim=1), torch.ones(len(b)), atol=1e-4)
     hits = (b.argmax(dim=1) == torch.tensor([r["gt_label"] for r in read_results(tmp_path / "flip.json")
                                               ["predictions"]])).float().mean().item()
-    assert flipped["metrics"]["accuracy_top1"] == pytest.approx(100 * hits)
+    assert flipped.metrics["accuracy_top1"] == pytest.approx(100 * hits)

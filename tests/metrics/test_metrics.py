@@ -8,7 +8,8 @@ from conftest import REPO
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 
 from hfcls.errors import HfclsError
-from hfcls.metrics import METRICS, SINGLE_LABEL_METRICS, check_metric_options, evaluate_metrics, parse_metric_options
+from hfcls.metrics import (METRICS, SINGLE_LABEL_METRICS, check_metric_names, check_metric_options, evaluate_metrics,
+                           given_metric_options, metric_option)
 
 NUM_CLASSES = 7
 
@@ -69,7 +70,7 @@ def test_topk_accuracy_equals_sklearn(predictions):
 
 def test_accuracy_threshold_counts_only_confident_hits(predictions):
     scores, labels = predictions
-    got = evaluate_metrics(["accuracy"], scores, labels, topk=[1, 2], thrs=0.3)
+    got = evaluate_metrics(["accuracy"], scores, labels, **check_metric_options(topk=[1, 2], thrs=0.3))
     top1 = (scores.argmax(axis=1) == labels) & (scores.max(axis=1) > 0.3)
     label_scores = scores[np.arange(len(labels)), labels]
     rank = (scores > label_scores[:, None]).sum(axis=1)
@@ -81,6 +82,11 @@ def test_confusion_matrix_equals_sklearn(predictions):
     scores, labels = predictions
     got = evaluate_metrics(["confusion_matrix"], scores, labels)["confusion_matrix"]
     assert got == confusion_matrix(labels, scores.argmax(axis=1), labels=range(NUM_CLASSES)).tolist()
+
+
+def parse_metric_options(pairs) -> dict:
+    """--metric-options as hfcls-eval reads them."""
+    return dict(map(metric_option, pairs))
 
 
 def test_metric_options_parse_like_mmclassification():
@@ -102,13 +108,13 @@ def test_metric_options_parse_like_mmclassification():
 ])
 def test_bad_metric_options_are_named(pairs, message):
     with pytest.raises(HfclsError, match=re.escape(message)):
-        parse_metric_options(pairs)
+        given_metric_options(parse_metric_options(pairs))
 
 
-def test_unknown_metric_lists_the_known_ones(predictions):
+def test_unknown_metric_lists_the_known_ones():
     with pytest.raises(HfclsError, match="unknown metric 'f1'.*known metrics: accuracy, precision, recall, "
                                          "f1_score, support, confusion_matrix, mAP, CP, CR, CF1, OP, OR, OF1"):
-        evaluate_metrics(["f1"], *predictions)
+        check_metric_names(["f1"])
 
 
 def test_module_files_import_one_name_per_line():

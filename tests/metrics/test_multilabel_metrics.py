@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support
 
 from hfcls.errors import HfclsError
-from hfcls.metrics import MULTI_LABEL_METRICS, evaluate_metrics, load_metric
+from hfcls.metrics import MULTI_LABEL_METRICS, check_metric_kind, evaluate_metrics, load_metric
 
 CLASSES = 6
 
@@ -119,11 +119,10 @@ def test_evaluate_compute_reports_the_same(multi_label):
     assert public == evaluate_metrics(MULTI_LABEL_METRICS, scores, targets, thrs=[None, 0.25], topk=[1])
 
 
-def test_metrics_of_the_other_kind_are_refused(multi_label):
-    scores, targets = multi_label
+def test_metrics_of_the_other_kind_are_refused():
     with pytest.raises(HfclsError, match=re.escape("metric accuracy counts one class per image, but the data is "
                                                    "multi-label (lists of classes); use mAP, CP")):
-        evaluate_metrics(["accuracy"], scores, targets)
+        check_metric_kind(["accuracy"], multi_label=True)
     with pytest.raises(HfclsError, match=re.escape("metric mAP is for multi-label data (lists of classes), but the "
                                                    "data has one class per image; use accuracy")):
-        evaluate_metrics(["mAP"], scores, targets.argmax(axis=1))
+        check_metric_kind(["mAP"], multi_label=False)

@@ -1,17 +1,25 @@
-"""One step's work on batches: the validation metrics training logs."""
+"""The validation metrics training logs, from one prediction pass."""
 
 import numpy as np
 import pytest
 import torch
 
-from hfcls.engine.steps import validation_metrics
+from hfcls.engine.validation import validation_metrics
+from hfcls.labels import MULTI_LABEL, SINGLE_LABEL
 from hfcls.metrics import evaluate_metrics
+from hfcls.predict.forward import Predictions
+from hfcls.predict.scores import class_scores
+
+
+def predictions(logits, labels, valid, problem_type=SINGLE_LABEL) -> Predictions:
+    """What `predict` returns for these logits."""
+    return Predictions(class_scores(logits, problem_type), logits, labels=labels, valid=valid)
 
 
 def test_validation_metrics_count_only_valid_images():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [5.0, 0.0]])
     labels = torch.tensor([0, 0, 1])
-    metrics = validation_metrics(logits, labels, torch.tensor([True, True, False]), topk=(1,))
+    metrics = validation_metrics(predictions(logits, labels, torch.tensor([True, True, False])), topk=(1,))
     assert metrics["accuracy_top1"] == 50.0
 
 
@@ -24,7 +32,7 @@ def test_training_loop_metrics_use_the_same_accuracy():
     logits = torch.from_numpy(np.log(scores))
     valid = torch.ones(len(labels), dtype=torch.bool)
     valid[:10] = False  # undecodable images count nowhere
-    got = validation_metrics(logits, torch.from_numpy(labels), valid, topk=[1, 2])
+    got = validation_metrics(predictions(logits, torch.from_numpy(labels), valid), topk=[1, 2])
     expected = evaluate_metrics(["accuracy"], scores[10:], labels[10:], topk=[1, 2])
     assert got["accuracy_top1"] == pytest.approx(expected["accuracy_top1"])
     assert got["accuracy_top2"] == pytest.approx(expected["accuracy_top2"])
@@ -39,7 +47,7 @@ def test_multi_hot_labels_are_validated_with_multi_label_metrics():
     labels[0, 1] = -1  # a difficult-only class: out of the loss and the metrics
     valid = torch.ones(40, dtype=torch.bool)
     valid[-5:] = False
-    got = validation_metrics(logits, labels, valid, topk=[1, 5])
+    got = validation_metrics(predictions(logits, labels, valid, MULTI_LABEL), topk=[1, 5])
     expected = evaluate_metrics(["mAP", "CP", "CR", "CF1", "OP", "OR", "OF1"], logits[:35].sigmoid(), labels[:35])
     assert got == pytest.approx({"loss": got["loss"], **{k: v for k, v in expected.items() if not isinstance(v, list)}})
     known = labels[:35] >= 0
