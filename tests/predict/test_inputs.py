@@ -11,7 +11,7 @@ from torchvision.transforms import v2
 
 from hfcls.artifacts.export import image_processor
 from hfcls.predict.inputs import ModelInputs, Normalize, autocast_dtype, exported_inputs, recipe_inputs
-from hfcls.recipe import DataSection
+from hfcls.recipe.schema import DataSection
 
 PACKAGE = Path(__file__).resolve().parents[2] / "hfcls"
 
