@@ -129,13 +129,13 @@ def is_occupied(path) -> bool:
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
-def check_new_output(path, overwrite: bool, what: str = "--out") -> None:
+def check_new_output(path, overwrite: bool, what: str = "--out", param: str | None = None) -> None:
     """Refuse to write over something that is already there, unless `overwrite`."""
     if overwrite or not is_occupied(path):
         return
     kind = "a non-empty folder" if Path(path).is_dir() else "a file"
     raise HfclsError(f"{what} {path} is {kind} already; nothing was written: choose a new path, "
-                     "or pass --overwrite to replace it")
+                     "or pass --overwrite to replace it", param=param)
 
 
 def check_writable(folder, what: str) -> None:

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-from hfcls.artifacts.weights import inspect_artifact, load_predictor, preprocessor, run_recipe
+from hfcls.artifacts.describe import preprocessor, run_recipe
+from hfcls.artifacts.loading import load_predictor
+from hfcls.artifacts.weights import inspect_artifact
 from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS
 from hfcls.data.images import eval_preprocessing, expand_images, to_uint8_tensor  # noqa: F401  (hfcls.inference's API)
 from hfcls.engine.features import PenultimateFeatures

@@ -13,9 +13,12 @@ from layouts import add_to_checkpoint
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageClassification, pipeline
 
-from hfcls.artifacts.layout import EMA_FILE, file_sha256
+from hfcls.artifacts.checkpoint import EMA_FILE
+from hfcls.artifacts.weights import file_sha256
 from hfcls.artifacts.publish import publish
-from hfcls.artifacts.weights import load_model, published_metadata, verify_published
+from hfcls.artifacts.describe import safetensors_metadata
+from hfcls.artifacts.loading import load_model
+from hfcls.artifacts.weights import verify_published
 from hfcls.errors import HfclsError
 
 
@@ -40,7 +43,7 @@ def test_run_ends_with_a_hashed_file_of_the_final_weights(run):
     assert_same_weights(load_file(published), load_file(run / "checkpoints" / "epoch_1" / "model.safetensors"))
     with safe_open(str(published), framework="pt") as f:
         metadata = json.loads(f.metadata()["hfcls"])
-    assert metadata == published_metadata(published)
+    assert metadata == safetensors_metadata(published)
     assert metadata["class_names"] == ["cat", "dog", "fox"]
     assert metadata["config"]["model_type"] == "cifar_resnet"
     assert metadata["preprocessor"] == json.loads((run / "latest" / "preprocessor_config.json").read_text())

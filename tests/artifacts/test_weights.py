@@ -9,8 +9,9 @@ from layouts import add_to_checkpoint
 from safetensors.torch import load_file
 
 from hfcls.api import train
-from hfcls.artifacts.layout import EMA_FILE, file_sha256, read_state
-from hfcls.artifacts.weights import inspect_artifact, load_model, load_state_dict, verify_published
+from hfcls.artifacts.checkpoint import EMA_FILE, read_state
+from hfcls.artifacts.loading import load_model
+from hfcls.artifacts.weights import file_sha256, inspect_artifact, load_state_dict, verify_published
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 

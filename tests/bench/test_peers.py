@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, tiny_recipe_dict, write_recipe
+from conftest import REPO, tiny_recipe_dict
 
 from hfcls.bench.peers import compare
 from hfcls.bench.peers.compare import (read_hfcls, read_timm, read_trainer, summary, time_to, timm_command, tools,

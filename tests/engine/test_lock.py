@@ -12,13 +12,12 @@ import time
 import pytest
 from conftest import REPO, deterministic_rows, tiny_recipe_dict, write_recipe
 
-from hfcls.artifacts.layout import LOCK_FILE
-from hfcls.engine.lock import work_dir_lock
+from hfcls.artifacts.run_dir import LOCK_FILE, work_dir_lock
 from hfcls.errors import HfclsError
 
 HOLD = """
 import sys, time
-from hfcls.engine.lock import work_dir_lock
+from hfcls.artifacts.run_dir import work_dir_lock
 with work_dir_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)

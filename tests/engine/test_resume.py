@@ -12,7 +12,8 @@ import yaml
 from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
 
 from hfcls.api import train
-from hfcls.artifacts.layout import find_latest_checkpoint, read_state
+from hfcls.artifacts.checkpoint import read_state
+from hfcls.artifacts.run_dir import find_latest_checkpoint
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
