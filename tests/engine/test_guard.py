@@ -82,8 +82,9 @@ def test_max_bad_steps_tolerates_and_skips(tmp_path, tiny_data):
     work = tmp_path / "w"
     with built_run(recipe_for(tmp_path, tiny_data, train={"max_bad_steps": 1}), work) as run:
         forwards = nan_on_forward(run.model, 2)
-        train_epochs(run, fresh_state(run), validate=True)
+        _, last = train_epochs(run, fresh_state(run), validate=True)
     assert len(forwards) == 3
+    assert last == work / "checkpoints" / "epoch_1"  # the folder the save returned
     weights = load_file(work / "checkpoints" / "epoch_1" / "model.safetensors")
     assert all(torch.isfinite(value).all() for value in weights.values())
     state = read_state(work / "checkpoints" / "epoch_1")

@@ -150,6 +150,7 @@ def test_sigterm_saves_and_resumes(tmp_path, tiny_data):
     assert process.returncode == 128 + signal.SIGTERM
     assert "stopped by SIGTERM" in err and "--resume-from auto" in err
     latest = find_latest_checkpoint(work)
+    assert f"checkpoint saved to {latest}." in err
     state = read_state(latest)
     assert state.step >= 3 and latest.name in (f"epoch_{state.epoch}", f"step_{state.step}")
 
