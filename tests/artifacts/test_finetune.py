@@ -7,7 +7,6 @@ from safetensors.torch import load_file
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import read_state
-from hfcls.cli.train import main
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
@@ -56,10 +55,3 @@ def test_load_from_unknown_hub_id_offline(tmp_path, tiny_data):
                                          "the Hub"):
         train(recipe_for(tmp_path, tiny_data), tmp_path / "w", load_from="nobody/no-such-model")
 
-
-def test_hfcls_train_names_load_from_by_its_flag(tmp_path, tiny_data, capsys):
-    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data))
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(recipe), "--work-dir", str(tmp_path / "w"), "--load-from", "nobody/no-such-model"])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.startswith("error: --load-from nobody/no-such-model: not a local path")

@@ -66,12 +66,16 @@ def test_resume_errors(tmp_path, tiny_data):
         train(recipe, tmp_path / "both", resume_from="auto", load_from=str(tmp_path))
 
 
-def test_hfcls_train_names_resume_from_by_its_flag(tmp_path, tiny_data, capsys):
+@pytest.mark.parametrize("flags, line", [
+    (["--resume-from", "auto"], "error: --resume-from auto: no complete checkpoint under "),
+    (["--load-from", "nobody/no-such-model"], "error: --load-from nobody/no-such-model: not a local path"),
+])
+def test_hfcls_train_names_resume_from_and_load_from_by_their_flags(tmp_path, tiny_data, capsys, flags, line):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data))
     with pytest.raises(SystemExit) as exit_info:
-        main([str(recipe), "--work-dir", str(tmp_path / "empty"), "--resume-from", "auto"])
+        main([str(recipe), "--work-dir", str(tmp_path / "w"), *flags])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.startswith("error: --resume-from auto: no complete checkpoint under ")
+    assert capsys.readouterr().err.startswith(line)
 
 
 @pytest.mark.parametrize("override, setting", [
