@@ -20,7 +20,9 @@ from pathlib import Path
 
 import torch
 
-from hfcls.artifacts.weights import inspect_artifact, load_predictor, preprocessor, run_recipe
+from hfcls.artifacts.describe import preprocessor, run_recipe
+from hfcls.artifacts.loading import load_predictor
+from hfcls.artifacts.weights import inspect_artifact
 from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS
 from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.engine.precision import check_mixed_precision

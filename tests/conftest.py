@@ -218,8 +218,8 @@ def built_run(recipe, work_dir: Path, **kwargs):
 
 def fresh_state(run):
     """The TrainState a new run starts from."""
-    from hfcls.artifacts.layout import TrainState
-    from hfcls.engine.checkpoints import recipe_fingerprint
+    from hfcls.artifacts.checkpoint import TrainState
+    from hfcls.artifacts.resume import recipe_fingerprint
 
     return TrainState(recipe=recipe_fingerprint(run.recipe, len(run.class_names), run.accelerator.num_processes,
                                                 run.total_steps // run.recipe.train.epochs))

@@ -221,7 +221,7 @@ def add_to_checkpoint(checkpoint: Path, name: str, tensors: dict) -> Path:
 
     from safetensors.torch import save_file
 
-    from hfcls.artifacts.layout import STATE_FILE
+    from hfcls.artifacts.checkpoint import STATE_FILE
 
     save_file(tensors, checkpoint / name)
     state = json.loads((checkpoint / STATE_FILE).read_text())

@@ -115,3 +115,10 @@ def test_the_checker_sees_a_cycle_and_an_upward_import():
     graph = import_graph()
     assert "hfcls.artifacts.weights" in graph["hfcls.inference"]
     assert LAYER[unit("hfcls.engine.loop")] > LAYER[unit("hfcls.data.build")]
+
+
+def test_only_hfcls_bench_imports_the_benchmark_harnesses():
+    graph = import_graph()
+    importers = {source for source, targets in graph.items()
+                 if unit(source) != "bench" and any(unit(target) == "bench" for target in targets)}
+    assert importers == {"hfcls.cli.bench"}

@@ -18,7 +18,7 @@ def test_evaluate_metric_compute_on_arrays():
 
 
 def test_accelerator_optimizers_list():
-    # hfcls.engine.checkpoints.load_state_without_optimizer: load_state has no switch to skip optimizers.
+    # hfcls.artifacts.resume.load_state_without_optimizer: load_state has no switch to skip optimizers.
     accelerator = Accelerator(cpu=True)
     try:
         assert accelerator._optimizers == []

@@ -7,7 +7,7 @@ from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 from safetensors.torch import save_file
 from transformers import ResNetConfig, ResNetForImageClassification
 
-from hfcls.artifacts.weights import load_model
+from hfcls.artifacts.loading import load_model
 from hfcls.cli.eval import main as evaluate
 from hfcls.errors import HfclsError
 from hfcls.models import build_model

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from hfcls.analysis.figures import pyplot, save_figure
-from hfcls.artifacts.weights import load_model, preprocessor, run_recipe
+from hfcls.artifacts.describe import preprocessor, run_recipe
+from hfcls.artifacts.loading import load_model
 from hfcls.data.images import to_uint8_tensor
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.labels import class_names_of, problem_type_of_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hfcls.artifacts.layout import METRICS_FILE
+from hfcls.artifacts.run_dir import METRICS_FILE
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
+from hfcls.artifacts.describe import model_config, preprocessor
+from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.publish import write_published
-from hfcls.artifacts.weights import inspect_artifact, load_model, load_state_dict, model_config, preprocessor
+from hfcls.artifacts.weights import inspect_artifact, load_state_dict
 from hfcls.errors import HfclsError
 
 

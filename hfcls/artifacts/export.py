@@ -14,6 +14,9 @@ from pathlib import Path
 from hfcls.files import publish_folder, publish_links, storage_errors, temporary_folder
 from hfcls.recipe.preprocessing import preprocessor_kwargs
 
+CONFIG_FILE = "config.json"
+PREPROCESSOR_FILE = "preprocessor_config.json"
+WEIGHTS_FILE = "model.safetensors"  # in Hugging Face folders and Accelerate checkpoints alike
 
 # transformers' image processing is imported where a processor is built: it takes seconds.
 

@@ -6,7 +6,7 @@ has a `model-index` with the validation accuracies as fractions (what the Hub sh
 (train.license). Its text carries the run's validation metrics (metrics.jsonl), its
 recipe, the class names, a `transformers.pipeline` snippet and the hfcls
 version; they are read from the work dir the artifact sits in (found by
-`hfcls.artifacts.layout.work_dir_of`), or from `work_dir`. Any artifact the
+`hfcls.artifacts.run_dir.work_dir_of`), or from `work_dir`. Any artifact the
 reader knows can be pushed: a Hugging Face folder is copied as it is, anything
 else is written as one first. `stage` writes the exact folder that would be
 uploaded. `train.push_to_hub: REPO_ID` in a recipe pushes the published model
@@ -24,15 +24,16 @@ import huggingface_hub
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError
 
-from hfcls.version import __version__
-from hfcls.artifacts.export import save_hf_folder
-from hfcls.artifacts.layout import METRICS_FILE, RECIPE_FILE, run_holding
-from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor
+from hfcls.artifacts.describe import preprocessor
+from hfcls.artifacts.export import CONFIG_FILE, save_hf_folder
+from hfcls.artifacts.loading import load_model
+from hfcls.artifacts.run_dir import RECIPE_FILE, read_rows, run_owning
+from hfcls.artifacts.weights import inspect_artifact
 from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, publish_folder, storage_errors, temporary_folder
-from hfcls.logs import read_jsonl
 from hfcls.metrics import best_metric_key
 from hfcls.recipe import load_recipe
+from hfcls.version import __version__
 
 # What a failed request raises: HTTP errors, and connection errors (OSError or the HTTP client's own).
 NETWORK_ERRORS = (OSError, HfHubHTTPError, huggingface_hub.errors.HTTPError)
@@ -44,8 +45,7 @@ NETWORK_ERRORS = (OSError, HfHubHTTPError, huggingface_hub.errors.HTTPError)
 def evaluation_row(work_dir: Path, best: bool) -> dict | None:
     """The metrics.jsonl row that describes the folder's weights: the best epoch for best/,
     else the last evaluation (latest/ and published folders hold the final weights)."""
-    path = work_dir / METRICS_FILE
-    rows = [row for row in read_jsonl(path) if any(k.startswith("val_") for k in row)] if path.is_file() else []
+    rows = [row for row in read_rows(work_dir) if any(k.startswith("val_") for k in row)]
     if not rows:
         return None
     evaluation = load_recipe(work_dir / RECIPE_FILE).evaluation
@@ -65,7 +65,7 @@ def model_card(folder: Path, repo_id: str, work_dir: Path | None, best: bool = F
     validation accuracies as fractions, base_model, datasets, license), then the text for people."""
     from huggingface_hub import ModelCard
 
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / CONFIG_FILE).read_text())
     names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     recipe = load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
     row = evaluation_row(work_dir, best) if work_dir is not None else None
@@ -148,7 +148,7 @@ def stage(source, repo_id: str, out: Path, work_dir=None, overwrite: bool = Fals
     artifact = inspect_artifact(source)
     work_dir = Path(work_dir) if work_dir is not None else artifact.work_dir
     if work_dir is not None and not (work_dir / RECIPE_FILE).is_file():
-        raise HfclsError(f"--work-dir {work_dir} has no {RECIPE_FILE}; pass the run's work dir")
+        raise HfclsError(f"work_dir {work_dir} has no {RECIPE_FILE}; pass the run's work dir", param="work_dir")
     out = Path(out)
     check_stage_target(out, artifact.path, overwrite)
     tmp = temporary_folder(out)
@@ -171,13 +171,13 @@ def check_stage_target(out: Path, source: Path, overwrite: bool) -> None:
     """`out` must be new or empty (or `overwrite`), and never the model itself or a training run."""
     here, model = out.resolve(), source.resolve()
     if here == model or model.is_relative_to(here) or here.is_relative_to(model):
-        raise HfclsError(f"--out {out} overlaps the model {source} being staged; nothing was written: "
-                         "choose a folder outside it")
-    run = run_holding(out)
+        raise HfclsError(f"out {out} overlaps the model {source} being staged; nothing was written: "
+                         "choose a folder outside it", param="out")
+    run = run_owning(out)
     if run is not None:
-        raise HfclsError(f"--out {out} is part of the training run in {run}; nothing was written, and --overwrite "
-                         "never replaces a run's files: choose a new folder")
-    check_new_output(out, overwrite)
+        raise HfclsError(f"out {out} is part of the training run in {run}; nothing was written, and --overwrite "
+                         "never replaces a run's files: choose a new folder", param="out")
+    check_new_output(out, overwrite, "out", param="out")
 
 
 def check_can_upload() -> None:

@@ -25,10 +25,12 @@ from pathlib import Path
 
 import torch
 
-from hfcls.artifacts.layout import METADATA_KEY, ONNX_SUFFIX, RECIPE_FILE
+from hfcls.artifacts.describe import preprocessor, run_recipe
+from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.onnx_model import OnnxClassifier
 from hfcls.artifacts.publish import published_metadata
-from hfcls.artifacts.weights import inspect_artifact, load_model, preprocessor, run_recipe
+from hfcls.artifacts.run_dir import METADATA_KEY, ONNX_SUFFIX, RECIPE_FILE
+from hfcls.artifacts.weights import inspect_artifact
 from hfcls.data.build import align_labels, build_datasets
 from hfcls.data.decode import decode
 from hfcls.data.images import expand_images, to_uint8_tensor
@@ -116,8 +118,9 @@ def export_graph(model, example: torch.Tensor, opset: int, dynamic_batch: bool, 
     model_type = model.config.model_type
     newest = onnx.defs.onnx_opset_version()
     if not 7 <= opset <= newest:
-        raise HfclsError(f"--opset {opset}: onnx {onnx.__version__} knows opsets 7 to {newest}; "
-                         f"use {DEFAULT_OPSET} (what torch's exporter implements) or another in that range")
+        raise HfclsError(f"opset {opset}: onnx {onnx.__version__} knows opsets 7 to {newest}; "
+                         f"use {DEFAULT_OPSET} (what torch's exporter implements) or another in that range",
+                         param="opset")
     model = _exportable(model, fp16)
     for name in ("onnx_ir", "onnxscript"):  # their pass-by-pass INFO lines would bury the check's result
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -184,7 +187,7 @@ def validation_images(images, recipe, split: str, limit: int, transform, names: 
     """(uint8 N x 3 x H x W after the eval transform, labels or None): the files `images` names,
     else the first `limit` images of the recipe's split, labelled as the model's classes."""
     if limit < 1:
-        raise HfclsError("--limit must be at least 1")
+        raise HfclsError("limit must be at least 1", param="limit")
     if images is not None:
         files = expand_images(images)[0][:limit]
         return torch.stack([transform(to_uint8_tensor(f)) for f in files]), None

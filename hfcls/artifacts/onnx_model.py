@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from hfcls.artifacts.layout import METADATA_KEY
+from hfcls.artifacts.run_dir import METADATA_KEY
 from hfcls.errors import HfclsError
 
 INSTALL = 'pip install "hfcls[export]"'

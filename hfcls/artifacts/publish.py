@@ -18,12 +18,14 @@ import json
 import logging
 from pathlib import Path
 
-from hfcls.version import __version__
-from hfcls.artifacts.export import save_hf_folder
-from hfcls.artifacts.layout import CONFIG_FILE, HASH_CHARS, METADATA_KEY, PREPROCESSOR_FILE, WEIGHTS_FILE, file_sha256
-from hfcls.artifacts.weights import load_model, preprocessor
+from hfcls.artifacts.describe import preprocessor
+from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE, image_processor, save_hf_folder
+from hfcls.artifacts.loading import load_model
+from hfcls.artifacts.run_dir import HASH_CHARS, METADATA_KEY
+from hfcls.artifacts.weights import file_sha256
 from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, publish_file, storage_errors
+from hfcls.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +41,18 @@ def publish(source, out, *, date: bool = False, use_ema: bool | None = None, rec
     return write_published(model, preprocessor(source, recipe), Path(out), date, overwrite)
 
 
-def write_published(model, processor, out: Path, date: bool = False, overwrite: bool = False) -> Path:
+def write_published(model, processor, out: Path, date: bool = False, overwrite: bool = False,
+                    state_dict: dict | None = None) -> Path:
+    """`model` (its weights `state_dict` where it holds only a shard of them) as OUT-<hash>.safetensors
+    and a Hugging Face folder of the same name."""
     from safetensors.torch import save_file
 
     out = out.with_name(out.name.removesuffix(".safetensors"))
     stem = f"{out.name}_{datetime.date.today():%Y%m%d}" if date else out.name
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{stem}.tmp.safetensors"
-    state = {key: tensor.detach().cpu().clone().contiguous() for key, tensor in model.state_dict().items()}
+    weights = model.state_dict() if state_dict is None else state_dict
+    state = {key: tensor.detach().cpu().clone().contiguous() for key, tensor in weights.items()}
     metadata = json.dumps(published_metadata(model, processor), sort_keys=True)
     with storage_errors(f"{out}-<hash>.safetensors", out.parent, "nothing was published; free some space "
                         "(or fix the permissions) and run again", cleanup=lambda: tmp.unlink(missing_ok=True)):
@@ -56,21 +62,22 @@ def write_published(model, processor, out: Path, date: bool = False, overwrite: 
         if not overwrite:
             check_republish(final, digest, custom_code_files(model))
         publish_file(tmp, final)
-    save_hf_folder(model, processor, final.with_suffix(""))
+    save_hf_folder(model, processor, final.with_suffix(""), state_dict)
     return final
 
 
 def check_republish(final: Path, digest: str, code_files=frozenset()) -> None:
     """Refuse to replace a file with other bytes, or a folder holding files an export does not write."""
     if final.exists() and (not final.is_file() or file_sha256(final) != digest):
-        check_new_output(final, False, "OUT: the published")
+        check_new_output(final, False, "out: the published", param="out")
     folder = final.with_suffix("")
     if folder.exists():
         foreign = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [folder.name]
         foreign = [name for name in foreign if name not in EXPORT_FILES and name not in code_files]
         if foreign:
-            raise HfclsError(f"OUT: {folder} exists and holds files hfcls-publish does not write ({', '.join(foreign[:3])}); "
-                             "nothing was written: choose another OUT, or pass --overwrite to replace it")
+            raise HfclsError(f"out: {folder} exists and holds files hfcls-publish does not write "
+                             f"({', '.join(foreign[:3])}); nothing was written: choose another OUT, or pass "
+                             "--overwrite to replace it", param="out")
 
 
 def custom_code_files(model) -> set:
@@ -104,12 +111,14 @@ def portable_config(model) -> dict:
     return config
 
 
-def publish_run(recipe, work_dir: Path, checkpoint: Path):
-    """What every run ends with: <work_dir>/publish/<name>-<hash>, pushed if the recipe asks."""
+def publish_run(recipe, work_dir: Path, model, state_dict: dict | None = None):
+    """What every run ends with: the `model` it evaluated last (in memory; its weights `state_dict` where
+    it holds only a shard of them) as <work_dir>/publish/<name>-<hash>, pushed if the recipe asks."""
     if not recipe.train.publish:
         return None
     # publish/ is the run's own: a resumed run publishes again over what a killed one began.
-    published = publish(checkpoint, Path(work_dir) / "publish" / Path(work_dir).name, overwrite=True)
+    out = Path(work_dir) / "publish" / Path(work_dir).name
+    published = write_published(model, image_processor(recipe.data), out, overwrite=True, state_dict=state_dict)
     logger.info("published %s", published)
     if recipe.train.push_to_hub:
         from hfcls.artifacts.hub import push  # huggingface_hub's client: imported by the runs that push

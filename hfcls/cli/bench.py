@@ -60,7 +60,7 @@ def main(argv=None):
         measured = compare_peers(recipe, args)
     else:
         with heavy_imports():
-            from hfcls.analysis.bench import bench, report
+            from hfcls.bench.throughput import bench, report
 
         measured = bench(recipe, args.what, steps=args.steps, warmup=args.warmup, rounds=args.rounds,
                          baseline=args.baseline, synthetic=args.synthetic)
@@ -72,8 +72,8 @@ def main(argv=None):
 
 def compare_peers(recipe, args) -> dict:
     with heavy_imports():
-        from hfcls.analysis.bench import machine
-        from hfcls.analysis.peers.compare import compare, table
+        from hfcls.bench.throughput import machine
+        from hfcls.bench.peers.compare import compare, table
 
     info = machine()
     measured = compare(recipe, args.peers, timm_train=args.timm_train, rounds=args.rounds, load=args.load,

@@ -31,7 +31,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_entry
+@cli_entry(flags={"opset": "--opset", "limit": "--limit"})
 def main(argv=None):
     args = parse_args(argv)
     with heavy_imports():

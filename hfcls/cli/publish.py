@@ -26,7 +26,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-@cli_entry
+@cli_entry(flags={"out": "OUT"})
 def main(argv=None):
     args = parse_args(argv)
     with heavy_imports():

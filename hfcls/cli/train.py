@@ -47,7 +47,7 @@ def merge_args(args):
     return recipe
 
 
-@cli_entry
+@cli_entry(flags={"resume_from": "--resume-from", "load_from": "--load-from"})
 def main(argv=None):
     args = parse_args(argv)
     recipe = merge_args(args)

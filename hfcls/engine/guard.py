@@ -17,15 +17,15 @@ import math
 
 import torch
 
-from hfcls.artifacts.layout import find_latest_checkpoint
 from hfcls.errors import HfclsError
 
 logger = logging.getLogger(__name__)
 
 
 class NanGuard:
-    def __init__(self, accelerator, state, max_bad_steps: int, work_dir):
-        self.accelerator, self.state, self.max_bad_steps, self.work_dir = accelerator, state, max_bad_steps, work_dir
+    def __init__(self, accelerator, state, max_bad_steps: int, last_checkpoint=None):
+        self.accelerator, self.state, self.max_bad_steps = accelerator, state, max_bad_steps
+        self.last_checkpoint = last_checkpoint  # the last good one, which its errors name: the loop keeps it current
         self.losses, self.flags, self.places = [], [], []
         self.where = ""  # the step being trained, for messages
 
@@ -67,9 +67,8 @@ class NanGuard:
         return values[0]
 
     def error(self, loss: float, where: str) -> HfclsError:
-        last = find_latest_checkpoint(self.work_dir)
         shown = loss if not math.isfinite(loss) else "non-finite on another process"
         return HfclsError(
             f"loss is {shown} at {where} ({self.state.bad_steps} non-finite so far, train.max_bad_steps="
-            f"{self.max_bad_steps}); last good checkpoint: {last or 'none yet'}. Lower optim.lr, "
+            f"{self.max_bad_steps}); last good checkpoint: {self.last_checkpoint or 'none yet'}. Lower optim.lr, "
             "set train.clip_grad_norm, or raise train.max_bad_steps; then --resume-from auto or start over")

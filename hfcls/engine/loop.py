@@ -5,6 +5,7 @@ Every process runs the same steps; only the main process writes files.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -14,10 +15,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from hfcls.artifacts import checkpoint
+from hfcls.artifacts.checkpoint import TrainState
 from hfcls.artifacts.export import copy_hf_folder, save_hf_folder
-from hfcls.artifacts.layout import TrainState, checkpoint_name, find_latest_checkpoint
+from hfcls.artifacts.resume import recipe_fingerprint, restore
+from hfcls.artifacts.run_dir import (RECIPE_FILE, append_row, checkpoint_folder, prune_checkpoints, resolve_resume,
+                                     restore_rows)
 from hfcls.data.decode import check_bad_images
-from hfcls.engine import checkpoints
 from hfcls.engine.dist import whole_state_dict
 from hfcls.engine.guard import NanGuard
 from hfcls.engine.setup import accelerator_session, build_run
@@ -27,7 +31,7 @@ from hfcls.engine.threads import choose_threads
 from hfcls.engine.trackers import tracker_config
 from hfcls.engine.validation import validation_metrics
 from hfcls.errors import HfclsError
-from hfcls.logs import append_jsonl, setup_logging
+from hfcls.logs import setup_logging
 from hfcls.metrics import best_metric_key
 from hfcls.predict.forward import predict
 from hfcls.recipe import save_recipe
@@ -42,19 +46,22 @@ class Fit:
     """What a training run ends with."""
 
     metrics: dict  # the last validation metrics (empty without validation)
-    checkpoint: Path | None  # the newest complete checkpoint
+    checkpoint: Path | None  # the checkpoint of the final weights: the last one saved (or resumed from)
     is_main_process: bool
+    model: object  # the evaluated model (the EMA when there is one), unwrapped
+    weights: dict | None  # its state dict on the main process where the model holds only a shard (FSDP)
 
 
 def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = True,
         load_from: str | None = None) -> Fit:
     """Train the recipe into `work_dir` (on every process of the job)."""
     if resume_from is not None and load_from is not None:
-        raise HfclsError("--resume-from and --load-from exclude each other: --resume-from continues a run "
-                         "(optimizer, epoch, RNG); --load-from starts a new run from a model's weights")
+        raise HfclsError("resume_from and load_from exclude each other: resume_from continues a run "
+                         "(optimizer, epoch, RNG); load_from starts a new run from a model's weights",
+                         param="resume_from")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    resume = checkpoints.resolve_resume(resume_from, work_dir)
+    resume = resolve_resume(resume_from, work_dir)
     if recipe.train.deterministic:
         # cuBLAS refuses deterministic mode without a fixed workspace; read when CUDA starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -63,25 +70,25 @@ def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = Tr
         run = build_run(recipe, work_dir, accelerator, validate=validate, load_from=load_from)
         state = start(run, resume)
         if accelerator.is_main_process:  # once the recipe is known to run: a refused resume keeps the old one
-            save_recipe(recipe, work_dir / "recipe.yaml")
+            save_recipe(recipe, work_dir / RECIPE_FILE)
         with run.stop.installed():
-            metrics = train_epochs(run, state, validate)
+            metrics, last = train_epochs(run, state, validate, resume)
         if not validate:
             export(run, run.work_dir / "latest")
-        return Fit(metrics, find_latest_checkpoint(work_dir), accelerator.is_main_process)
+        return Fit(metrics, last, accelerator.is_main_process, *evaluated_model(run))
 
 
 def start(run, resume: Path | None) -> TrainState:
     """The state to train from (a resumed checkpoint's, or a fresh one), trackers told the recipe;
     torch's threads chosen (a resumed run keeps its checkpoint's count)."""
     accelerator, recipe = run.accelerator, run.recipe
-    fingerprint = checkpoints.recipe_fingerprint(recipe, len(run.class_names), accelerator.num_processes,
-                                                 run.total_steps // recipe.train.epochs)
+    fingerprint = recipe_fingerprint(recipe, len(run.class_names), accelerator.num_processes,
+                                     run.total_steps // recipe.train.epochs)
     state = TrainState(recipe=fingerprint)
     if resume is not None:
-        state = checkpoints.load_checkpoint(run, resume, fingerprint)
+        state = restore(resume, fingerprint, accelerator, run.scheduler, run.ema, run.train_loader)
         if accelerator.is_main_process:
-            checkpoints.restore_rows(run.work_dir, state)
+            restore_rows(run.work_dir, state)
         logger.info("resumed from %s at epoch %d, step %d", resume, state.epoch, state.step)
     state.cpu_threads = choose_threads(state.cpu_threads)  # 0, a fresh run's: by the cores free now
     if accelerator.is_main_process:
@@ -90,11 +97,14 @@ def start(run, resume: Path | None) -> TrainState:
     return state
 
 
-def train_epochs(run, state: TrainState, validate: bool) -> dict:
+def train_epochs(run, state: TrainState, validate: bool, resumed: Path | None = None) -> tuple:
+    """Train the epochs left; return the last validation metrics and the last checkpoint saved
+    (`resumed`, the one training started from, until another is)."""
     recipe, accelerator = run.recipe, run.accelerator
+    guard = NanGuard(accelerator, state, recipe.train.max_bad_steps, last_checkpoint=resumed)
     metrics: dict = {}
     for epoch in range(state.epoch, recipe.train.epochs):
-        row = train_one_epoch(run, state, epoch)
+        row = train_one_epoch(run, state, epoch, guard)
         state.epoch, state.batch_in_epoch, state.epoch_loss_sum = epoch + 1, 0, 0.0
         last = state.epoch == recipe.train.epochs
         if validate and (state.epoch % recipe.evaluation.interval == 0 or last):
@@ -104,11 +114,12 @@ def train_epochs(run, state: TrainState, validate: bool) -> dict:
             export_epoch(run, metrics, state)
         signum = run.stop.should_stop(accelerator)
         if state.epoch % recipe.checkpoint.interval == 0 or last or signum:
-            save(run, state, row)  # the row rides in the checkpoint: a kill before record() loses nothing
+            # The row rides in the checkpoint: a kill before record() loses nothing.
+            guard.last_checkpoint = save(run, state, row)
         record(run, row)
         if signum and not last:
-            raise TrainingInterrupted(signum, state.step, find_latest_checkpoint(run.work_dir), run.work_dir)
-    return metrics
+            raise TrainingInterrupted(signum, state.step, guard.last_checkpoint, run.work_dir)
+    return metrics, guard.last_checkpoint
 
 
 def optimizer_stepped(run, state: TrainState, running, guard, mid_epoch: bool) -> None:
@@ -120,11 +131,10 @@ def optimizer_stepped(run, state: TrainState, running, guard, mid_epoch: bool) -
     step_boundary(run, state, running, guard, mid_epoch=mid_epoch)
 
 
-def train_one_epoch(run, state: TrainState, epoch: int) -> dict:
+def train_one_epoch(run, state: TrainState, epoch: int, guard: NanGuard) -> dict:
     accelerator, cfg = run.accelerator, run.recipe.train
     run.train_loader.set_epoch(epoch)
     run.model.train()
-    guard = NanGuard(accelerator, state, cfg.max_bad_steps, run.work_dir)
     total, done = len(run.train_loader), state.batch_in_epoch  # a mid-epoch checkpoint resumes at the next batch
     running = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
     trained = torch.zeros((), dtype=torch.long, device=accelerator.device)  # valid images, read once at the end
@@ -184,9 +194,9 @@ def step_boundary(run, state: TrainState, running, guard: NanGuard, mid_epoch: b
         return
     guard.checked(running)  # no checkpoint after a non-finite loss
     state.epoch_loss_sum = run.accelerator.reduce(running, reduction="mean").item()
-    folder = save(run, state)
+    guard.last_checkpoint = save(run, state)
     if signum:
-        raise TrainingInterrupted(signum, state.step, folder, run.work_dir)
+        raise TrainingInterrupted(signum, state.step, guard.last_checkpoint, run.work_dir)
 
 
 def evaluate(run, desc: str) -> dict:
@@ -196,11 +206,18 @@ def evaluate(run, desc: str) -> dict:
 
 
 def save(run, state: TrainState, row: dict | None = None) -> Path:
-    folder = run.work_dir / "checkpoints" / checkpoint_name(state)
-    checkpoints.save_checkpoint(run, state, folder, row)
-    if run.accelerator.is_main_process:
-        checkpoints.prune_checkpoints(run.work_dir, run.recipe.checkpoint.max_keep, state.best_epoch)
-    run.accelerator.wait_for_everyone()
+    """Checkpoint the run (`row`: the epoch's metrics.jsonl row, which resume restores), prune; return the folder."""
+    accelerator = run.accelerator
+    # Mid-epoch, where the loader stands; at an epoch's end the next epoch starts afresh.
+    saved = dataclasses.replace(state, has_optimizer=run.recipe.checkpoint.save_optimizer, row=row or {},
+                                loader=run.train_loader.state_dict() if state.batch_in_epoch else {})
+    folder = checkpoint.save(checkpoint_folder(run.work_dir, state), saved, accelerator, run.model, run.processor,
+                             scheduler_state=run.scheduler.state_dict(),
+                             ema_state=run.ema.state_dict() if run.ema is not None else None,
+                             whole=whole_state_dict(accelerator, run.model))  # FSDP: Accelerate's files hold shards
+    if accelerator.is_main_process:
+        prune_checkpoints(run.work_dir, run.recipe.checkpoint.max_keep, state.best_epoch)
+    accelerator.wait_for_everyone()
     return folder
 
 
@@ -224,11 +241,17 @@ def export_epoch(run, metrics: dict, state: TrainState) -> None:
 
 
 def export(run, folder: Path) -> None:
-    state = whole_state_dict(run.accelerator, run.eval_model)  # every process, when FSDP shards the weights
+    model, whole = evaluated_model(run)
     if run.accelerator.is_main_process:
-        save_hf_folder(run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False), run.processor, folder,
-                       state)
+        save_hf_folder(model, run.processor, folder, whole)
     run.accelerator.wait_for_everyone()
+
+
+def evaluated_model(run) -> tuple:
+    """The model evaluated (the EMA when enabled), unwrapped, and its whole state dict where FSDP shards
+    it (on the main process; None otherwise). Every process calls it: gathering the shards is collective."""
+    whole = whole_state_dict(run.accelerator, run.eval_model)
+    return run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False), whole
 
 
 def record(run, row: dict) -> None:
@@ -236,4 +259,4 @@ def record(run, row: dict) -> None:
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if k != "epoch"))
     run.accelerator.log({k: v for k, v in row.items() if k not in ("epoch", "step")}, step=row["step"])
     if run.accelerator.is_main_process:
-        append_jsonl(run.work_dir / "metrics.jsonl", row)
+        append_row(run.work_dir, row)

@@ -23,7 +23,7 @@ from accelerate.utils import (DataLoaderConfiguration, DynamoBackend, InitProces
 from tqdm.auto import tqdm
 
 from hfcls.artifacts.export import image_processor
-from hfcls.artifacts.weights import load_finetune_weights
+from hfcls.artifacts.finetune import load_finetune_weights
 from hfcls.data.balance import class_counts
 from hfcls.data.build import (build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names,
                               for_problem, problem_type_of)

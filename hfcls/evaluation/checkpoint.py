@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hfcls.artifacts.weights import load_predictor
+from hfcls.artifacts.loading import load_predictor
 from hfcls.data.build import (align_labels, build_datasets, build_eval_loader, check_labelled, class_names,
                               for_problem)
 from hfcls.data.images import dataset_files

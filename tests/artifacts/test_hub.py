@@ -10,6 +10,7 @@ from PIL import Image
 from transformers import pipeline
 
 from hfcls.artifacts.hub import push, stage
+from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.publish import publish_run
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
@@ -94,7 +95,7 @@ def test_end_of_training_pushes_the_published_folder(run, tmp_path, monkeypatch)
     run = shutil.copytree(run, tmp_path / "run")  # publish_run writes into the run's publish/
     hub = FakeHub(monkeypatch)
     recipe = load_recipe(run / "recipe.yaml", ["train.push_to_hub=me/from-training"])
-    published = publish_run(recipe, run, run / "checkpoints" / "epoch_2")
+    published = publish_run(recipe, run, load_model(run / "checkpoints" / "epoch_2"))  # the model in memory
     [(_, _, _), (upload, repo, args)] = hub.calls
     assert (upload, repo) == ("upload_folder", "me/from-training")
     assert args["files"]["model.safetensors"] == (published.with_suffix("") / "model.safetensors").read_bytes()

@@ -81,7 +81,7 @@ def test_pushed_cifar_resnet_loads_with_transformers_alone(cifar_resnet_run, tmp
     staged = stage(cifar_resnet_run / "best", "me/tiny", tmp_path / "staged")
     image = next((cifar_resnet_run.parent / "data" / "val" / "dog").glob("*.png"))
     inputs = torch.randn(2, 3, 16, 16)
-    from hfcls.artifacts.weights import load_model
+    from hfcls.artifacts.loading import load_model
 
     with torch.no_grad():
         expected = load_model(cifar_resnet_run / "best")(pixel_values=inputs).logits

@@ -28,7 +28,7 @@ OUT_IN_A_RUN = {"the model itself": "best", "its work dir": ".", "its checkpoint
 def test_staging_never_replaces_the_model_or_its_run_even_with_overwrite(run, out):
     before = snapshot(run)
     for overwrite in (False, True):
-        with pytest.raises(HfclsError, match=r"^--out .* (overlaps the model .*best being staged|is part of the "
+        with pytest.raises(HfclsError, match=r"^out .* (overlaps the model .*best being staged|is part of the "
                                              r"training run in .*run); nothing was written"):
             stage(run / "best", "me/tiny", run / out, overwrite=overwrite)
     assert snapshot(run) == before
@@ -72,7 +72,7 @@ def test_publishing_again_rewrites_the_same_bytes_and_nothing_else(run, tmp_path
         publish(run / "best", tmp_path / "release" / "tiny")
     (first.with_suffix("") / "NOTES.md").unlink()
     first.write_bytes(b"something else")
-    with pytest.raises(HfclsError, match=r"^OUT: the published .* is a file already; nothing was written"):
+    with pytest.raises(HfclsError, match=r"^out: the published .* is a file already; nothing was written"):
         publish(run / "best", tmp_path / "release" / "tiny")
     assert first.read_bytes() == b"something else"
     assert publish(run / "best", tmp_path / "release" / "tiny", overwrite=True) == first

@@ -11,7 +11,8 @@ from hfcls.artifacts.export import image_processor, save_hf_folder
 from hfcls.artifacts.onnx import TOLERANCE, _export_failure, export_graph, export_onnx
 from hfcls.artifacts.onnx_model import OnnxClassifier
 from hfcls.artifacts.publish import publish
-from hfcls.artifacts.weights import inspect_artifact, load_predictor
+from hfcls.artifacts.loading import load_predictor
+from hfcls.artifacts.weights import inspect_artifact
 from hfcls.errors import HfclsError
 from hfcls.labels import label_maps
 from hfcls.recipe.schema import DataSection
@@ -97,7 +98,7 @@ def test_what_needs_weights_refuses_a_graph(trained_digits, tmp_path):
 
 def test_an_opset_out_of_range_names_it(trained_digits, tmp_path):
     recipe, work = trained_digits
-    with pytest.raises(HfclsError, match="--opset 99: onnx .* knows opsets 7 to"):
+    with pytest.raises(HfclsError, match="^opset 99: onnx .* knows opsets 7 to"):
         export_onnx(work / "best", tmp_path / "x.onnx", opset=99, limit=4)
     assert not (tmp_path / "x.onnx").exists()
 

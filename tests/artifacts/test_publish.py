@@ -9,14 +9,19 @@ import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
+from conftest import tiny_recipe_dict, write_recipe
 from layouts import add_to_checkpoint
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageClassification, pipeline
 
-from hfcls.artifacts.layout import EMA_FILE, file_sha256
+from hfcls.api import train
+from hfcls.artifacts.checkpoint import EMA_FILE
+from hfcls.artifacts.describe import safetensors_metadata
+from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.publish import publish
-from hfcls.artifacts.weights import load_model, published_metadata, verify_published
+from hfcls.artifacts.weights import file_sha256, verify_published
 from hfcls.errors import HfclsError
+from hfcls.recipe import load_recipe
 
 
 @pytest.fixture
@@ -40,7 +45,7 @@ def test_run_ends_with_a_hashed_file_of_the_final_weights(run):
     assert_same_weights(load_file(published), load_file(run / "checkpoints" / "epoch_1" / "model.safetensors"))
     with safe_open(str(published), framework="pt") as f:
         metadata = json.loads(f.metadata()["hfcls"])
-    assert metadata == published_metadata(published)
+    assert metadata == safetensors_metadata(published)
     assert metadata["class_names"] == ["cat", "dog", "fox"]
     assert metadata["config"]["model_type"] == "cifar_resnet"
     assert metadata["preprocessor"] == json.loads((run / "latest" / "preprocessor_config.json").read_text())
@@ -126,9 +131,19 @@ def test_a_checkpoint_without_exports_publishes_on_its_own(run, tmp_path):
     assert published.name.split("-")[-1] == run_file.name.split("-")[-1]  # byte-identical to the run's own
 
 
-def test_a_bare_weights_file_publishes_with_its_recipe(run, tmp_path):
-    from hfcls.recipe import load_recipe
+def test_a_run_publishes_the_ema_it_evaluated_as_its_checkpoint_does(tmp_path, tiny_data):
+    """The run publishes from memory what it evaluated (here the EMA): the bytes its checkpoint publishes to."""
+    recipe = write_recipe(tmp_path / "ema.yaml", tiny_recipe_dict(*tiny_data, train={"ema": {"decay": 0.5},
+                                                                                    "publish": True, "log_with": []}))
+    train(load_recipe(recipe), tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoints" / "epoch_1"
+    [run_file] = published_files(tmp_path / "run" / "publish")
+    assert_same_weights(load_file(run_file), load_file(checkpoint / EMA_FILE))
+    again = publish(checkpoint, tmp_path / "out" / "run")
+    assert again.name == run_file.name and again.read_bytes() == run_file.read_bytes()
 
+
+def test_a_bare_weights_file_publishes_with_its_recipe(run, tmp_path):
     weights = shutil.copy(run / "checkpoints" / "epoch_1" / "model.safetensors", tmp_path / "weights.safetensors")
     with pytest.raises(HfclsError, match="holds weights only; pass the recipe it was trained with"):
         publish(weights, tmp_path / "out" / "bare")

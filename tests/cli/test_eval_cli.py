@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from hfcls.artifacts.layout import file_sha256
+from hfcls.artifacts.weights import file_sha256
 from hfcls.cli.eval import main, parse_args
 from hfcls.evaluation.results import read_results
 

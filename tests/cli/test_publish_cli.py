@@ -5,7 +5,7 @@ import datetime
 import pytest
 from safetensors.torch import load_file
 
-from hfcls.artifacts.layout import file_sha256
+from hfcls.artifacts.weights import file_sha256
 from hfcls.cli.publish import main, parse_args
 
 
@@ -17,6 +17,18 @@ def test_publishes_a_checkpoint_with_date_and_prints_the_file(cifar_resnet_run, 
     assert printed == str(published)
     assert published.name == f"tiny_{datetime.date.today():%Y%m%d}-{file_sha256(published)[:8]}.safetensors"
     assert load_file(published).keys() == load_file(checkpoint / "model.safetensors").keys()
+
+
+def test_other_bytes_under_the_hashed_name_are_named_as_out(cifar_resnet_run, tmp_path, capsys):
+    main([str(cifar_resnet_run / "checkpoints" / "epoch_1"), str(tmp_path / "tiny")])
+    published = capsys.readouterr().out.strip()
+    with open(published, "ab") as f:
+        f.write(b"!")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(cifar_resnet_run / "checkpoints" / "epoch_1"), str(tmp_path / "tiny")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: OUT: the published {published} is a file already; "
+                                              "nothing was written")
 
 
 def test_ema_flags(capsys):

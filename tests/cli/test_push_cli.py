@@ -45,4 +45,14 @@ def test_dry_run_into_a_folder_with_files_is_one_line(two_epoch_run, tmp_path, c
     with pytest.raises(SystemExit) as exit_info:
         main([str(two_epoch_run / "latest"), "me/tiny", "--dry-run", "--out", str(tmp_path / "taken")])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.count("\n") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: --out {tmp_path / 'taken'} is a non-empty folder already")  # the library's `out`
+
+
+def test_a_work_dir_that_is_no_run_is_named_by_its_flag(two_epoch_run, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(two_epoch_run / "latest"), "me/tiny", "--dry-run", "--out", str(tmp_path / "staged"),
+              "--work-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: --work-dir {tmp_path} has no recipe.yaml; pass the run's work dir\n"

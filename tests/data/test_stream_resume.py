@@ -15,7 +15,8 @@ from conftest import REPO, tiny_recipe_dict, write_recipe
 from layouts import isolated_cache  # noqa: F401
 from safetensors.torch import load_file
 
-from hfcls.artifacts.layout import find_latest_checkpoint, read_state
+from hfcls.artifacts.checkpoint import read_state
+from hfcls.artifacts.run_dir import find_latest_checkpoint
 from hfcls.data.build import build_datasets, build_train_loader
 from hfcls.engine.setup import accelerator_session
 from hfcls.errors import HfclsError

@@ -10,8 +10,8 @@ from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict,
 from disks import fill, leave_free, small_tmpfs
 
 from hfcls.api import train
-from hfcls.artifacts.layout import read_state
-from hfcls.artifacts.weights import load_model
+from hfcls.artifacts.checkpoint import read_state
+from hfcls.artifacts.loading import load_model
 from hfcls.recipe import load_recipe
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 from transformers import AutoModelForImageClassification
 from conftest import REPO, deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict, weights, write_recipe
 
-from hfcls.artifacts.weights import load_model
+from hfcls.artifacts.loading import load_model
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
 from hfcls.evaluation.request import EvalRequest
 from hfcls.logs import read_jsonl

@@ -23,7 +23,7 @@ from layouts import isolated_cache, save_numbered  # noqa: F401
 from PIL import Image
 from transformers import AutoModelForImageClassification
 
-from hfcls.artifacts.layout import read_state
+from hfcls.artifacts.checkpoint import read_state
 from hfcls.data.build import build_datasets, build_eval_loader
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.validation import validation_metrics

@@ -12,7 +12,7 @@ from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls import pipeline
 from hfcls.api import train
-from hfcls.artifacts.layout import EMA_FILE
+from hfcls.artifacts.checkpoint import EMA_FILE
 from hfcls.engine.setup import accelerator_session, build_run, make_accelerator
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
 from hfcls.evaluation.request import EvalRequest

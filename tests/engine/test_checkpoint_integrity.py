@@ -11,9 +11,9 @@ from crafted import RunsCommand
 from conftest import deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict, weights, write_recipe
 
 from hfcls.api import train
-from hfcls.artifacts.layout import STATE_FILE, read_state, scan_checkpoints
-from hfcls.artifacts.weights import load_model
-from hfcls.engine.checkpoints import resolve_resume, restore_rows
+from hfcls.artifacts.checkpoint import STATE_FILE, read_state
+from hfcls.artifacts.loading import load_model
+from hfcls.artifacts.run_dir import resolve_resume, restore_rows, scan_checkpoints
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 

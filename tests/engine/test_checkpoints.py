@@ -7,8 +7,10 @@ import pytest
 from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
-from hfcls.artifacts.layout import (CONFIG_FILE, PREPROCESSOR_FILE, SCHEDULER_FILE, STATE_FILE, WEIGHTS_FILE,
-                                    find_latest_checkpoint, read_state)
+from hfcls.artifacts.checkpoint import SCHEDULER_FILE, STATE_FILE, read_state
+from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE
+from hfcls.artifacts.run_dir import find_latest_checkpoint
+from hfcls.cli.train import main
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
@@ -60,8 +62,20 @@ def test_resume_errors(tmp_path, tiny_data):
     with pytest.raises(HfclsError, match="not a complete hfcls checkpoint"):
         run(tmp_path, tiny_data, "x", resume_from=str(tmp_path))
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data)))
-    with pytest.raises(HfclsError, match="--resume-from and --load-from exclude each other"):
+    with pytest.raises(HfclsError, match="^resume_from and load_from exclude each other"):
         train(recipe, tmp_path / "both", resume_from="auto", load_from=str(tmp_path))
+
+
+@pytest.mark.parametrize("flags, line", [
+    (["--resume-from", "auto"], "error: --resume-from auto: no complete checkpoint under "),
+    (["--load-from", "nobody/no-such-model"], "error: --load-from nobody/no-such-model: not a local path"),
+])
+def test_hfcls_train_names_resume_from_and_load_from_by_their_flags(tmp_path, tiny_data, capsys, flags, line):
+    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data))
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(recipe), "--work-dir", str(tmp_path / "w"), *flags])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(line)
 
 
 @pytest.mark.parametrize("override, setting", [

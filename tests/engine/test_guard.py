@@ -8,7 +8,7 @@ import torch
 from conftest import built_run, fresh_state, tiny_recipe_dict, write_recipe
 from safetensors.torch import load_file
 
-from hfcls.artifacts.layout import TrainState, read_state
+from hfcls.artifacts.checkpoint import TrainState, read_state
 from hfcls.engine.guard import NanGuard
 from hfcls.engine.loop import train_epochs
 from hfcls.engine.setup import accelerator_session
@@ -82,8 +82,9 @@ def test_max_bad_steps_tolerates_and_skips(tmp_path, tiny_data):
     work = tmp_path / "w"
     with built_run(recipe_for(tmp_path, tiny_data, train={"max_bad_steps": 1}), work) as run:
         forwards = nan_on_forward(run.model, 2)
-        train_epochs(run, fresh_state(run), validate=True)
+        _, last = train_epochs(run, fresh_state(run), validate=True)
     assert len(forwards) == 3
+    assert last == work / "checkpoints" / "epoch_1"  # the folder the save returned
     weights = load_file(work / "checkpoints" / "epoch_1" / "model.safetensors")
     assert all(torch.isfinite(value).all() for value in weights.values())
     state = read_state(work / "checkpoints" / "epoch_1")
@@ -100,9 +101,9 @@ def accelerator(tiny_recipe):
         yield accelerator
 
 
-def test_without_skipping_the_verdict_waits_for_the_check(accelerator, tmp_path):
+def test_without_skipping_the_verdict_waits_for_the_check(accelerator):
     state = TrainState(epoch=1, step=7)
-    guard = NanGuard(accelerator, state, max_bad_steps=0, work_dir=tmp_path)
+    guard = NanGuard(accelerator, state, max_bad_steps=0)
     running = torch.tensor(0.0)
     for i, loss in enumerate([1.5, 2.5]):
         assert guard.at(i).admits(torch.tensor(loss))
@@ -117,9 +118,9 @@ def test_without_skipping_the_verdict_waits_for_the_check(accelerator, tmp_path)
     assert guard.checked(running) == 4.0  # the losses read are forgotten
 
 
-def test_with_skipping_a_bad_step_is_refused_until_the_limit(accelerator, tmp_path):
+def test_with_skipping_a_bad_step_is_refused_until_the_limit(accelerator):
     state = TrainState()
-    guard = NanGuard(accelerator, state, max_bad_steps=2, work_dir=tmp_path)
+    guard = NanGuard(accelerator, state, max_bad_steps=2)
     assert guard.at(0).admits(torch.tensor(0.5))
     assert not guard.at(1).admits(torch.tensor(float("nan")))
     assert not guard.at(2).admits(torch.tensor(float("-inf")))

@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
 
 from hfcls.api import train
-from hfcls.artifacts.layout import read_state
+from hfcls.artifacts.checkpoint import read_state
 from hfcls.recipe import load_recipe
 
 pytestmark = pytest.mark.slow

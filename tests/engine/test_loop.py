@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoModelForImageClassification, pipeline
 
 from hfcls.api import train
-from hfcls.artifacts.layout import read_state
+from hfcls.artifacts.checkpoint import read_state
 from hfcls.data.build import build_datasets, build_eval_loader
 from hfcls.engine.setup import accelerator_session
 from hfcls.errors import HfclsError

@@ -5,7 +5,7 @@ from conftest import built_run, fresh_state, make_image_folder, tiny_recipe_dict
 from safetensors.torch import load_file
 
 from hfcls.api import train
-from hfcls.artifacts.layout import EMA_FILE
+from hfcls.artifacts.checkpoint import EMA_FILE
 from hfcls.engine.ema import ModelEma
 from hfcls.engine.loop import train_epochs
 from hfcls.logs import read_jsonl

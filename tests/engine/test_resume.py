@@ -12,7 +12,8 @@ import yaml
 from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
 
 from hfcls.api import train
-from hfcls.artifacts.layout import find_latest_checkpoint, read_state
+from hfcls.artifacts.checkpoint import read_state
+from hfcls.artifacts.run_dir import find_latest_checkpoint
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
@@ -149,6 +150,7 @@ def test_sigterm_saves_and_resumes(tmp_path, tiny_data):
     assert process.returncode == 128 + signal.SIGTERM
     assert "stopped by SIGTERM" in err and "--resume-from auto" in err
     latest = find_latest_checkpoint(work)
+    assert f"checkpoint saved to {latest}." in err
     state = read_state(latest)
     assert state.step >= 3 and latest.name in (f"epoch_{state.epoch}", f"step_{state.step}")
 

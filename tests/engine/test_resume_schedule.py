@@ -1,5 +1,5 @@
 """Resume keeps what shapes the optimizer and the LR schedule, or refuses naming the key that changed
-(hfcls.engine.checkpoints.recipe_fingerprint / check_compatible)."""
+(hfcls.artifacts.resume.recipe_fingerprint / check_compatible)."""
 
 import json
 import shutil
@@ -8,7 +8,7 @@ import pytest
 from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
-from hfcls.artifacts.layout import STATE_FILE
+from hfcls.artifacts.checkpoint import STATE_FILE
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 

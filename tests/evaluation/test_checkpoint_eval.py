@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
-from hfcls.artifacts.layout import file_sha256
+from hfcls.artifacts.weights import file_sha256
 from hfcls.artifacts.publish import publish
 from hfcls.errors import HfclsError
 from hfcls.evaluation.checkpoint import evaluate_checkpoint

@@ -1,4 +1,5 @@
-"""One run per work dir: a live holder is named and refused, a SIGKILLed one's lock is taken over, two real runs."""
+"""The work dir: the run a path belongs to (and the one a write would touch); one run per work dir: a live
+holder is named and refused, a SIGKILLed one's lock is taken over, two real runs."""
 
 import json
 import logging
@@ -12,13 +13,39 @@ import time
 import pytest
 from conftest import REPO, deterministic_rows, tiny_recipe_dict, write_recipe
 
-from hfcls.artifacts.layout import LOCK_FILE
-from hfcls.engine.lock import work_dir_lock
+from hfcls.artifacts.run_dir import LOCK_FILE, run_owning, work_dir_lock, work_dir_of
 from hfcls.errors import HfclsError
+
+def finished_run(work_dir):
+    """The entries a finished run leaves (empty: only their names matter here)."""
+    for folder in ("checkpoints/epoch_1", "best", "latest", "publish/run-0123abcd"):
+        (work_dir / folder).mkdir(parents=True)
+    (work_dir / "recipe.yaml").write_text("")
+    return work_dir.resolve()
+
+
+def test_an_artifact_belongs_to_the_nearest_run_above_it(tmp_path):
+    run = finished_run(tmp_path / "run")
+    for inside in (".", "best", "checkpoints/epoch_1", "publish/run-0123abcd", "publish/run-0123abcd.safetensors",
+                   "exports/onnx/model.onnx", "model.onnx"):
+        assert work_dir_of(run / inside) == run, inside
+    assert work_dir_of(tmp_path / "model.safetensors") is None
+    nested = finished_run(run / "exports" / "another")  # a run inside a run's folder is a run of its own
+    assert work_dir_of(nested / "best") == nested
+
+
+def test_a_write_is_refused_among_a_runs_own_entries_not_beside_them(tmp_path):
+    run = finished_run(tmp_path / "run")
+    for own in (".", "best", "checkpoints", "checkpoints/epoch_1", "publish/new", "metrics.jsonl", "tensorboard/x"):
+        assert run_owning(run / own) == run, own
+    for beside in ("best-hub", "notes.txt"):  # a new name beside the run's entries
+        assert run_owning(run / beside) is None, beside
+    assert run_owning(tmp_path / "staged") is None
+
 
 HOLD = """
 import sys, time
-from hfcls.engine.lock import work_dir_lock
+from hfcls.artifacts.run_dir import work_dir_lock
 with work_dir_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)

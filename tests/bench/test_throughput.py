@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageClassification
 
-from hfcls.analysis.baseline import baseline_loader
-from hfcls.analysis.bench import bench
 from hfcls.api import train
+from hfcls.bench.baseline import baseline_loader
+from hfcls.bench.throughput import bench
 from hfcls.data.build import build_datasets, build_eval_loader
 from hfcls.engine.setup import accelerator_session
 from hfcls.errors import HfclsError

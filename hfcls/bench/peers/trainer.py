@@ -1,6 +1,6 @@
 """The Hugging Face Trainer as a user would run it on an image folder: hfcls-bench's `trainer` peer.
 
-    python -m hfcls.analysis.peers.trainer --train-dir D --val-dir D --model-config JSON --output-dir D
+    python -m hfcls.bench.peers.trainer --train-dir D --val-dir D --model-config JSON --output-dir D
         [--epochs N --batch-size B --lr LR --weight-decay WD --warmup-epochs E --workers W --size S
          --mean M M M --std S S S --seed S]
 

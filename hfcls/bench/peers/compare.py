@@ -1,6 +1,6 @@
 """hfcls against the tools users pick instead, on the same work, whole commands in interleaved rounds.
 
-The peers: the Hugging Face `Trainer` (hfcls.analysis.peers.trainer, written as
+The peers: the Hugging Face `Trainer` (hfcls.bench.peers.trainer, written as
 transformers' image-classification example is) and timm's own `train.py` from a
 pytorch-image-models checkout. Each gets the recipe's image folders, model
 architecture, input size, batch, AdamW settings, cosine schedule with its
@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,7 +83,7 @@ def hfcls_command(recipe_path, overrides, out: Path, in_memory: bool, fast: bool
 
 
 def trainer_command(work: dict, out: Path) -> list:
-    return [sys.executable, "-m", "hfcls.analysis.peers.trainer", "--train-dir", work["train_dir"],
+    return [sys.executable, "-m", "hfcls.bench.peers.trainer", "--train-dir", work["train_dir"],
             "--val-dir", work["val_dir"], "--model-config", json.dumps(work["model"]), "--output-dir", str(out),
             "--epochs", str(work["epochs"]), "--batch-size", str(work["batch_size"]), "--lr", str(work["lr"]),
             "--weight-decay", str(work["weight_decay"]), "--warmup-epochs", str(work["warmup_epochs"]),

@@ -1,5 +1,5 @@
 """hfcls-bench's measurements: images/s of a recipe's data path, training or evaluation,
-against the baseline the Hugging Face examples teach (hfcls.analysis.baseline).
+against the baseline the Hugging Face examples teach (hfcls.bench.baseline).
 
 What is timed for hfcls is the engine's own: the run `hfcls.engine.setup.build_run`
 builds (loaders from the data door, the prepared model, the optimizer) and one
@@ -33,7 +33,7 @@ import time
 
 import torch
 
-from hfcls.analysis.baseline import BaselineStep, baseline_loader, baseline_optimizer
+from hfcls.bench.baseline import BaselineStep, baseline_loader, baseline_optimizer
 from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, class_names, worker_count
 from hfcls.engine.precision import cpu_has_bf16
 from hfcls.engine.setup import accelerator_session, build_run

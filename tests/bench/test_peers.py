@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, tiny_recipe_dict, write_recipe
+from conftest import REPO, tiny_recipe_dict
 
-from hfcls.analysis.peers import compare
-from hfcls.analysis.peers.compare import (read_hfcls, read_timm, read_trainer, summary, time_to, timm_command, tools,
-                                          trainer_command, work_of)
+from hfcls.bench.peers import compare
+from hfcls.bench.peers.compare import (read_hfcls, read_timm, read_trainer, summary, time_to, timm_command, tools,
+                                       trainer_command, work_of)
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe, recipe_from_dict
 

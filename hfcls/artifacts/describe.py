@@ -1,0 +1,115 @@
+"""What an artifact says about itself: its model config (architecture, class names), its eval
+preprocessing, its hfcls metadata, and the recipe of the run it came from. A bare weights file says
+nothing, and takes all of it from the recipe it was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, image_processor, processor_from_dict
+from hfcls.artifacts.run_dir import METADATA_KEY, RECIPE_FILE
+from hfcls.artifacts.weights import Artifact, inspect_artifact, trusts_remote_code
+from hfcls.errors import HfclsError
+
+
+def model_config(path, recipe=None):
+    """The artifact's model config (architecture and class names); a bare weights file takes the recipe's."""
+    from transformers import AutoConfig
+
+    import hfcls.modeling  # noqa: F401  hfcls's own architectures, registered with the Auto classes
+    from hfcls.models import architecture_config, remote_code_refused
+
+    artifact = inspect_artifact(path)
+    if artifact.kind in ("hf", "checkpoint"):
+        folder = described_folder(artifact)
+        with remote_code_refused(folder, str(artifact)):
+            return AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
+    metadata = own_metadata(artifact, recipe)
+    if metadata is not None:
+        config = metadata["config"]
+        try:
+            config = AutoConfig.for_model(**config)
+        except ValueError:
+            raise HfclsError(f"{artifact}: model_type {config['model_type']!r} is not registered with transformers; "
+                             "import the module that defines it first (recipe key custom_imports)") from None
+        named = [config.id2label[i] for i in range(config.num_labels)]
+        if metadata.get("class_names", named) != named:
+            raise HfclsError(f"{artifact}: the class names of its metadata and of its config differ; the file "
+                             "was altered: publish it again")
+        return config
+    return architecture_config(weights_recipe(artifact, recipe).model, recipe_class_names(recipe))
+
+
+def preprocessor(path, recipe=None):
+    """The artifact's eval preprocessing as a BitImageProcessor; a bare weights file takes the recipe's."""
+    artifact = inspect_artifact(path)
+    if artifact.kind in ("hf", "checkpoint"):
+        return processor_from_dict(json.loads((described_folder(artifact) / PREPROCESSOR_FILE).read_text()))
+    metadata = own_metadata(artifact, recipe)
+    if metadata is not None:
+        return processor_from_dict(metadata["preprocessor"])
+    return image_processor(weights_recipe(artifact, recipe).data)
+
+
+def described_folder(artifact: Artifact) -> Path:
+    """A folder artifact, which holds its config.json and preprocessor_config.json."""
+    if not (artifact.path / CONFIG_FILE).is_file() or not (artifact.path / PREPROCESSOR_FILE).is_file():
+        raise HfclsError(f"{artifact} has no {CONFIG_FILE} or {PREPROCESSOR_FILE}; pass a complete checkpoint "
+                         "or export")
+    return artifact.path
+
+
+def weights_recipe(artifact: Artifact, recipe):
+    """The recipe a file without a description of its own is read with."""
+    if recipe is None:
+        raise HfclsError(f"{artifact} holds weights only; pass the recipe it was trained with (its model section "
+                         "gives the architecture, its data the class names)")
+    return recipe
+
+
+def own_metadata(artifact: Artifact, recipe=None) -> dict | None:
+    """What a file says about itself: an ONNX graph's metadata, a published file's hfcls metadata
+    (required unless a recipe stands in), or that of any other .safetensors file that has it (a
+    published file renamed), which then names its classes rather than the recipe."""
+    if artifact.kind == "onnx":
+        from hfcls.artifacts.onnx_model import onnx_metadata
+
+        return onnx_metadata(artifact.path)
+    if artifact.kind not in ("published", "weights"):
+        return None
+    return safetensors_metadata(artifact.path, required=artifact.kind == "published" and recipe is None)
+
+
+def safetensors_metadata(path, required: bool = True) -> dict | None:
+    """The `hfcls` metadata of a published file: config, class_names, preprocessor, hfcls_version
+    (None for a hash-named file without it, unless `required`)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+    except Exception as error:
+        raise HfclsError(f"cannot read {path} ({error}); the file is damaged or not safetensors") from None
+    if raw is None and required:
+        raise HfclsError(f"{path} has no hfcls metadata (model config); pass the recipe it was trained with, "
+                         "or publish it with hfcls-publish")
+    return None if raw is None else json.loads(raw)
+
+
+def run_recipe(artifact):
+    """The recipe.yaml of the run the artifact belongs to, or None for a file on its own."""
+    from hfcls.recipe import load_recipe
+
+    work_dir = inspect_artifact(artifact).work_dir
+    return load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
+
+
+def recipe_class_names(recipe) -> list:
+    """The class names a recipe trains on: those of its train split."""
+    from hfcls.data.build import build_datasets, class_names
+
+    if recipe.data.train is None:
+        raise HfclsError("the recipe has no data.train source; hfcls takes a model's class names from it")
+    return class_names(build_datasets(recipe.data, recipe.seed, ("train",))["train"])
