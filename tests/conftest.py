@@ -204,6 +204,24 @@ def trained_multilabel_digits(tmp_path_factory, multilabel_digits_dir):
     return root / "multilabel.yaml", root / "work"
 
 
+@pytest.fixture
+def command(capsys, monkeypatch):
+    """command(script, *args, cwd=None): a console script's main(args) in this process, as a
+    CompletedProcess (commands.ok and commands.user_error read it as they read a subprocess)."""
+    import sys
+
+    from commands import run_in_process
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # custom_imports appends the working folder
+
+    def call(script, *args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        return run_in_process(script, args, capsys)
+
+    return call
+
+
 @contextmanager
 def built_run(recipe, work_dir: Path, **kwargs):
     """The Run that training builds (hfcls.engine.setup.build_run) on its own Accelerator, for
