@@ -29,7 +29,7 @@ def nested_aliases(levels: int = 9) -> str:
 
 def recipe(root: Path, name: str, **data) -> Path:
     """A tiny recipe on root's train/val folders, with `data` keys replaced."""
-    spec = tiny_recipe_dict(root / "train", root / "val", train={"log_with": []})
+    spec = tiny_recipe_dict(root / "train", root / "val")
     spec["data"].update(data)
     return write_recipe(root / name, spec)
 

@@ -27,8 +27,8 @@ def trained(tmp_path_factory):
     train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
     val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
     recipe = write_recipe(root / "tiny.yaml", tiny_recipe_dict(
-        train_dir, val_dir, train={"epochs": 2, "log_interval": 2, "ema": {"decay": 0.9}}))
-    out = ok(run("hfcls-train", recipe, "--work-dir", root / "work", "train.log_with=[]"))
+        train_dir, val_dir, train={"epochs": 2, "log_interval": 2, "ema": {"decay": 0.9}, "publish": True}))
+    out = ok(run("hfcls-train", recipe, "--work-dir", root / "work"))
     assert "epoch 2:" in out
     return root, recipe, root / "work"
 

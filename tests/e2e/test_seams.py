@@ -23,7 +23,7 @@ from hfcls.recipe import load_recipe
 def ema_run(tmp_path, tiny_data):
     """(recipe, work dir) of 3 epochs with an EMA that lags the raw weights, checkpoint and evaluation each epoch."""
     recipe = write_recipe(tmp_path / "ema.yaml", tiny_recipe_dict(
-        *tiny_data, train={"epochs": 3, "ema": {"decay": 0.9, "warmup": False}, "log_with": []}))
+        *tiny_data, train={"epochs": 3, "ema": {"decay": 0.9, "warmup": False}, "publish": True}))
     train(load_recipe(recipe), tmp_path / "work")
     return load_recipe(recipe), tmp_path / "work"
 

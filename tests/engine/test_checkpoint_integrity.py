@@ -19,7 +19,7 @@ from hfcls.recipe import load_recipe
 
 
 def recipe_dict(data, epochs):
-    return tiny_recipe_dict(*data, train={"epochs": epochs, "deterministic": True, "log_with": []})
+    return tiny_recipe_dict(*data, train={"epochs": epochs, "deterministic": True, "publish": True})
 
 
 @pytest.fixture(scope="module")

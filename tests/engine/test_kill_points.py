@@ -57,7 +57,7 @@ SIMULATED_KILLS = [
 
 def recipe_dict(tiny_data):
     # max_keep 1: each save prunes the one before; every epoch evaluated, exported, checkpointed and published.
-    return tiny_recipe_dict(*tiny_data, train={"epochs": 3, "deterministic": True, "log_with": [], "publish": True},
+    return tiny_recipe_dict(*tiny_data, train={"epochs": 3, "deterministic": True, "publish": True},
                             checkpoint={"max_keep": 1}, schedule={"type": "cosine"})
 
 

@@ -23,8 +23,9 @@ def tensorboard_scalars(work_dir, tag):
 
 
 def test_tensorboard_by_default_with_steps_across_resume(tmp_path, tiny_data):
-    train(recipe_for(tmp_path, tiny_data), tmp_path / "w")
-    train(recipe_for(tmp_path, tiny_data, train={"epochs": 2}), tmp_path / "w", resume_from="auto")
+    unset = {"log_with": None}  # the test recipe turns TensorBoard off
+    train(recipe_for(tmp_path, tiny_data, train=unset), tmp_path / "w")
+    train(recipe_for(tmp_path, tiny_data, train={**unset, "epochs": 2}), tmp_path / "w", resume_from="auto")
     rows = read_jsonl(tmp_path / "w" / "metrics.jsonl")
     logged = sorted(tensorboard_scalars(tmp_path / "w", "loss"))
     assert logged == [(3, pytest.approx(rows[0]["loss"])), (6, pytest.approx(rows[1]["loss"]))]
