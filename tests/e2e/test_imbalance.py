@@ -9,7 +9,8 @@ from hfcls.recipe import load_recipe
 
 from conftest import REPO, shared_once
 
-pytestmark = pytest.mark.slow
+# slow; one worker builds the module's fixture, once, for all its tests
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("imbalance")]
 
 RECIPES = REPO / "recipes" / "imbalanced_digits"
 VARIANTS = {"plain": "", "sampler": "_class-balanced", "weights": "_class-weights"}

@@ -24,7 +24,8 @@ from hfcls.recipe import load_recipe
 from conftest import (REPO, deterministic_rows, make_multilabel_folder, max_difference, tiny_recipe_dict, weights,
                       write_recipe)
 
-pytestmark = pytest.mark.slow
+# slow; one worker builds the module's fixture, once, for all its tests
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multilabel_digits_eval")]
 
 EVERY_RULE = {"thrs": [None, 0.3], "topk": [2]}
 

@@ -17,6 +17,8 @@ from hfcls.engine.checkpoints import resolve_resume, restore_rows
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
+pytestmark = pytest.mark.xdist_group("checkpoint_integrity")  # one worker builds the module's fixture, once
+
 
 def recipe_dict(data, epochs):
     return tiny_recipe_dict(*data, train={"epochs": epochs, "deterministic": True, "publish": True})

@@ -22,6 +22,8 @@ from hfcls.api import train
 from hfcls.artifacts.layout import read_state
 from hfcls.recipe import load_recipe
 
+pytestmark = pytest.mark.xdist_group("kill_points")  # one worker builds the module's fixture, once
+
 # (phase, stages, which occurrence of the last stage): kills.py says what a stage is.
 SIGKILL_POINTS = [
     ("save: writing trainer_state.json", [("open", r"epoch_2\.tmp/trainer_state\.json w")], 1),

@@ -61,3 +61,16 @@ def test_eta_extrapolates_the_pace_since_start():
     run = types.SimpleNamespace(started=(100.0, 10), total_steps=50)
     assert Run.eta(run, 10, now=120.0) == "?"
     assert Run.eta(run, 30, now=120.0) == "00:20"  # 20 steps in 20 s; 20 steps left
+
+
+def test_batches_are_copied_to_the_device_without_blocking(tmp_path, tiny_data):
+    from hfcls.engine.setup import accelerator_session, build_run, make_accelerator
+
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data)))
+    assert make_accelerator(recipe).dataloader_config.non_blocking
+    with accelerator_session(recipe, tmp_path / "w") as accelerator:
+        run = build_run(recipe, tmp_path / "w", accelerator)
+        # Accelerate's prepared loaders keep the flag; it takes effect with pinned memory on CUDA.
+        assert run.train_loader.prepared._non_blocking and run.val_loader.prepared._non_blocking
+        batch = next(iter(run.train_loader))
+        assert batch["pixel_values"].dtype == torch.uint8

@@ -38,3 +38,13 @@ def test_unknown_or_missing_tracker_is_an_error(tmp_path, tiny_data):
     if not tracker_installed("swanlab"):
         with pytest.raises(HfclsError, match="swanlab is not installed"):
             trackers(["swanlab"])
+
+
+def test_trackers_are_told_the_recipe(tmp_path, tiny_data):
+    import yaml
+
+    train(recipe_for(tmp_path, tiny_data, train={"epochs": 1, "log_with": ["tensorboard"]}), tmp_path / "w")
+    hparams = yaml.safe_load(next((tmp_path / "w" / "tensorboard").rglob("hparams.yml")).read_text())
+    assert hparams["optim.lr"] == 0.01 and hparams["optim.type"] == "adamw"
+    assert hparams["data.batch_size"] == 8 and hparams["train.epochs"] == 1
+    assert hparams["model.config.model_type"] == "resnet"
