@@ -1,11 +1,13 @@
 """Every console script, run as a user runs it: its exit status, what it printed or wrote.
 
 0 on success, 2 with one line naming the problem on a user error, never a traceback. Each script runs
-once as a real subprocess (`run`: its success, exit 0, where the whole interpreter must end cleanly);
-its other cases call the same main([...]) in this process (`command`), which ends the same way.
+once as a real subprocess (`run`): its success, exit 0, or, where a user error is found before the heavy
+imports, that error, exit 2 (every success runs as a subprocess in tests/e2e/test_docs.py too). Its other
+cases call the same main([...]) in this process (`command`), which ends the same way.
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -36,6 +38,11 @@ def trained(tmp_path_factory):
 def test_every_console_script_is_run_here():
     tested = {name.removeprefix("test_").replace("_", "-") for name in globals() if name.startswith("test_hfcls_")}
     assert set(console_scripts()) == tested
+
+
+def test_each_runs_once_as_a_subprocess():
+    ran = re.findall(r"\brun\(\"([\w.-]+)\"", Path(__file__).read_text())
+    assert sorted(ran) == sorted([*console_scripts(), "hfcls.cli.dist"])
 
 
 def test_hfcls_train(trained, tmp_path, command):
@@ -81,23 +88,23 @@ def test_prepare_writes_imbalanced_and_multilabel_digits(tmp_path, command):
 
 def test_hfcls_verify(trained, command):
     root, recipe, _ = trained
-    assert "all 36 images" in ok(run("hfcls-verify", recipe))
-    user_error(command("hfcls-verify", recipe, "data.batch_size=0"), "data.batch_size")
+    assert "all 36 images" in ok(command("hfcls-verify", recipe))
+    user_error(run("hfcls-verify", recipe, "data.batch_size=0"), "data.batch_size")
 
 
 def test_hfcls_browse(trained, tmp_path, command):
     root, recipe, _ = trained
-    assert "saved 4 val samples" in ok(run("hfcls-browse", recipe, "--split", "val", "--n", "4",
-                                           "--out", tmp_path / "grid.png"))
+    assert "saved 4 val samples" in ok(command("hfcls-browse", recipe, "--split", "val", "--n", "4",
+                                               "--out", tmp_path / "grid.png"))
     assert (tmp_path / "grid.png").stat().st_size > 1000
-    user_error(command("hfcls-browse", recipe, "--n", "0"), "--n")
+    user_error(run("hfcls-browse", recipe, "--n", "0"), "--n")
 
 
 def test_hfcls_flops(trained, command):
     root, recipe, _ = trained
-    out = ok(run("hfcls-flops", recipe, "--num-classes", "3"))
+    out = ok(command("hfcls-flops", recipe, "--num-classes", "3"))
     assert "Input shape: (3, 16, 16)" in out and "Params:" in out
-    user_error(command("hfcls-flops", root / "nope.yaml"), "nope.yaml")
+    user_error(run("hfcls-flops", root / "nope.yaml"), "nope.yaml")
 
 
 def test_hfcls_publish(trained, tmp_path, command):
@@ -122,11 +129,11 @@ def test_hfcls_push(trained, tmp_path, command):
 
 def test_hfcls_eval(trained, tmp_path, command):
     root, recipe, work = trained
-    out = ok(run("hfcls-eval", recipe, work / "checkpoints" / "epoch_2", "--metrics", "accuracy",
-                 "--out", tmp_path / "r.json"))
+    out = ok(command("hfcls-eval", recipe, work / "checkpoints" / "epoch_2", "--metrics", "accuracy",
+                     "--out", tmp_path / "r.json"))
     assert "accuracy_top1" in out and json.loads((tmp_path / "r.json").read_text())["predictions"]
     user_error(command("hfcls-eval", recipe, work / "best"), "nothing to report")
-    user_error(command("hfcls-eval", recipe, work / "best", "--metrics", "acuracy"), "acuracy", "did you mean")
+    user_error(run("hfcls-eval", recipe, work / "best", "--metrics", "acuracy"), "acuracy", "did you mean")
 
 
 def test_hfcls_demo(trained, tmp_path, command):
@@ -134,9 +141,9 @@ def test_hfcls_demo(trained, tmp_path, command):
     lone = tmp_path / "elsewhere" / next((work / "publish").glob("*.safetensors")).name
     lone.parent.mkdir()
     shutil.copy(next((work / "publish").glob("*.safetensors")), lone)  # no work dir, no recipe beside it
-    out = ok(run("hfcls-demo", root / "data" / "val" / "cat" / "0.png", lone, "--topk", "2"))
+    out = ok(command("hfcls-demo", root / "data" / "val" / "cat" / "0.png", lone, "--topk", "2"))
     assert out.splitlines()[1].strip().startswith("1. ")
-    user_error(command("hfcls-demo", root / "data" / "val" / "cat" / "0.png", lone, "--topk", "0"), "--topk")
+    user_error(run("hfcls-demo", root / "data" / "val" / "cat" / "0.png", lone, "--topk", "0"), "--topk")
 
 
 def test_eval_and_demo_of_a_multi_label_model(multilabel_run, tmp_path, command):
@@ -181,18 +188,18 @@ def test_bad_multi_label_input_is_one_line(multilabel_run, tmp_path, command):
 
 def test_hfcls_plot(trained, tmp_path, command):
     root, recipe, work = trained
-    ok(run("hfcls-plot", work, "--out", tmp_path / "curves.png"))
+    ok(command("hfcls-plot", work, "--out", tmp_path / "curves.png"))
     assert (tmp_path / "curves.png").stat().st_size > 1000
-    user_error(command("hfcls-plot", tmp_path / "no_run"), "metrics.jsonl")
+    user_error(run("hfcls-plot", tmp_path / "no_run"), "metrics.jsonl")
 
 
 def test_hfcls_bench(trained, tmp_path, command):
     root, recipe, _ = trained
-    out = ok(run("hfcls-bench", recipe, "--steps", "2", "--warmup", "0", "--rounds", "1", "--baseline",
-                 "--json", tmp_path / "b.json"))
+    out = ok(command("hfcls-bench", recipe, "--steps", "2", "--warmup", "0", "--rounds", "1", "--baseline",
+                     "--json", tmp_path / "b.json"))
     assert "ratio hfcls loader, fp32 NCHW / baseline" in out
     assert len(json.loads((tmp_path / "b.json").read_text())["results"]) == 2
-    user_error(command("hfcls-bench", recipe, "data.val=null", "--what", "eval"), "data.val")
+    user_error(run("hfcls-bench", recipe, "data.val=null", "--what", "eval"), "data.val")
     # Decoding on the device, against the compute-only ceiling: the report GPU runs give (benchmarks/run_gpu.sh).
     out = ok(command("hfcls-bench", recipe, "data.decode=cpu", "--what", "eval", "--synthetic", "--steps", "2",
                      "--warmup", "0", "--rounds", "1"))
@@ -209,7 +216,7 @@ def test_launch_helpers_module(command):
 
 def test_hfcls_export(trained, tmp_path, command):
     root, recipe, work = trained
-    out = ok(run("hfcls-export", work / "best", tmp_path / "m.onnx", "--dynamic-batch"))
+    out = ok(command("hfcls-export", work / "best", tmp_path / "m.onnx", "--dynamic-batch"))
     assert "max |delta logit|" in out and "top-1 accuracy: pytorch" in out and (tmp_path / "m.onnx").is_file()
     # The graph evaluates like any checkpoint, through onnxruntime.
     evaluated = ok(command("hfcls-eval", recipe, tmp_path / "m.onnx", "--metrics", "accuracy",
@@ -218,8 +225,7 @@ def test_hfcls_export(trained, tmp_path, command):
     line = [l for l in evaluated.splitlines() if "accuracy_top1" in l]
     assert line and line == [l for l in torch_eval.splitlines() if "accuracy_top1" in l]
     assert json.loads((tmp_path / "o.json").read_text())["predictions"]
-    user_error(command("hfcls-export", work / "best", tmp_path / "x.onnx", "--opset", "99"), "--opset 99",
-               "opsets 7 to")
+    user_error(run("hfcls-export", work / "best", tmp_path / "x.onnx", "--opset", "99"), "--opset 99", "opsets 7 to")
     user_error(command("hfcls-export", work / "best", tmp_path / "m.onnx"), "m.onnx", "--overwrite")
 
 
@@ -248,9 +254,9 @@ def test_hfcls_analyze(trained, tmp_path, command):
 
 def test_hfcls_lr(trained, tmp_path, command):
     root, recipe, _ = trained
-    out = ok(run("hfcls-lr", recipe, "train.epochs=4", "--out", tmp_path / "lr.png"))
+    out = ok(command("hfcls-lr", recipe, "train.epochs=4", "--out", tmp_path / "lr.png"))
     assert out.startswith("12 steps (4 epochs x 3)") and (tmp_path / "lr.png").stat().st_size > 2000
-    user_error(command("hfcls-lr", recipe, "schedule.type=cosinus"), "cosinus", "did you mean")
+    user_error(run("hfcls-lr", recipe, "schedule.type=cosinus"), "cosinus", "did you mean")
 
 
 def test_hfcls_average(trained, tmp_path, command):
