@@ -66,7 +66,6 @@ def test_hfcls_train_runs_each_recipe(path, tmp_path, digits_dir, command):
     assert json.loads((work / "best" / "config.json").read_text())["model_type"] == "small_convnet"
 
 
-@pytest.mark.slow
 def test_the_digits_recipe_reaches_99_percent(tmp_path, digits_dir):
     """The recipe's own claim, on the real 360 val digits, seed 0 (benchmarks/README.md: 99.7-100 %)."""
     from hfcls.api import train

@@ -19,6 +19,9 @@ from conftest import REPO, make_image_folder, tiny_recipe_dict, write_recipe
 from layouts import png_header_only
 from PIL import Image
 
+# One worker writes the hostile files (`h`) and copies the shared run (`trained`), once, for every case.
+pytestmark = pytest.mark.xdist_group("cli_entry")
+
 LINES = [f"cat/{i}.png 0" for i in range(8)] + [f"dog/{i}.png 1" for i in range(8)]
 
 

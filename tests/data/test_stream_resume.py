@@ -88,7 +88,6 @@ def start_training(args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.slow
 def test_sigterm_in_a_streaming_epoch_resumes_at_the_next_batch(tmp_path, isolated_cache):
     """The run hfcls-train stops on SIGTERM in the middle of a streaming epoch ends, after
     --resume-from auto, with exactly the weights of a run never stopped. Only the stopped run needs a

@@ -15,8 +15,6 @@ from hfcls.artifacts.layout import read_state
 from hfcls.artifacts.weights import load_model
 from hfcls.recipe import load_recipe
 
-pytestmark = pytest.mark.slow
-
 
 def snapshot(work, skip=("log.txt", "recipe.yaml", "filler")):
     return {str(p.relative_to(work)): p.read_bytes() for p in sorted(work.rglob("*"))

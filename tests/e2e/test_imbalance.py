@@ -9,8 +9,7 @@ from hfcls.recipe import load_recipe
 
 from conftest import REPO, shared_once
 
-# slow; one worker builds the module's fixture, once, for all its tests
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("imbalance")]
+pytestmark = pytest.mark.xdist_group("imbalance")  # one worker builds the module's fixture, once
 
 RECIPES = REPO / "recipes" / "imbalanced_digits"
 VARIANTS = {"plain": "", "sampler": "_class-balanced", "weights": "_class-weights"}

@@ -102,7 +102,6 @@ def resume_ends_as_uninterrupted(work: Path, straight: Path) -> None:
     assert leftovers(work) == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("phase, stages, nth", SIGKILL_POINTS, ids=[point[0] for point in SIGKILL_POINTS])
 def test_sigkill_then_resume_ends_as_an_uninterrupted_run(uninterrupted, tmp_path, phase, stages, nth):
     recipe, straight = uninterrupted
