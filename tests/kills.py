@@ -12,26 +12,15 @@ is left as SIGKILL leaves it.
 
 import os
 import re
+import signal
 import sys
 from contextlib import contextmanager
 
-# argv: the stages as JSON, n, then hfcls-train's arguments.
+# `python -c SIGKILL_AT STAGES_JSON N ARGS...`, tests/ on the path: hfcls-train ARGS, killed at that stage.
 SIGKILL_AT = """
-import json, os, re, signal, sys
-stages, nth = json.loads(sys.argv[1]), int(sys.argv[2])
-stage, seen = 0, 0
-def kill_at(name, args):
-    global stage, seen
-    event, pattern = stages[stage]
-    if name != event or not re.search(pattern, " ".join(map(str, args[:2]))):
-        return
-    if stage < len(stages) - 1:
-        stage += 1
-        return
-    seen += 1
-    if seen == nth:
-        os.kill(os.getpid(), signal.SIGKILL)
-sys.addaudithook(kill_at)
+import json, sys
+from kills import sigkill_at
+sigkill_at(json.loads(sys.argv[1]), int(sys.argv[2]))
 from hfcls.cli.train import main
 main(sys.argv[3:])
 """
@@ -45,25 +34,27 @@ class Killed(BaseException):
     """The simulated kill: not an Exception, so no `except Exception` stops it, as none stops a signal."""
 
 
-class _Kill:
-    def __init__(self, stages, nth: int):
-        self.stages, self.nth, self.stage, self.seen, self.dead = stages, nth, 0, 0, False
+class Watch:
+    """Follows the stages through the audit events; `reached` is true at the kill, once."""
 
-    def __call__(self, event: str, args) -> None:
-        if self.dead:
-            if changes_disk(event, args):
-                raise Killed(f"already killed: {event} {args[:2]}")
-            return
+    def __init__(self, stages, nth: int):
+        self.stages, self.nth, self.stage, self.seen = stages, nth, 0, 0
+
+    def reached(self, event: str, args) -> bool:
         name, pattern = self.stages[self.stage]
         if event != name or not re.search(pattern, " ".join(map(str, args[:2]))):
-            return
+            return False
         if self.stage < len(self.stages) - 1:
             self.stage += 1
-            return
+            return False
         self.seen += 1
-        if self.seen == self.nth:
-            self.dead = True
-            raise Killed(f"{event} {args[:2]}")
+        return self.seen == self.nth
+
+
+def sigkill_at(stages, nth: int) -> None:
+    """SIGKILL this process at the kill (see the module's docstring)."""
+    watch = Watch(stages, nth)
+    sys.addaudithook(lambda event, args: watch.reached(event, args) and os.kill(os.getpid(), signal.SIGKILL))
 
 
 def changes_disk(event: str, args) -> bool:
@@ -71,6 +62,19 @@ def changes_disk(event: str, args) -> bool:
         mode, flags = args[1], args[2]
         return any(c in mode for c in "wax+") if isinstance(mode, str) else bool(flags & WRITE_FLAGS)
     return event in DISK_CHANGES
+
+
+class _Kill:
+    def __init__(self, stages, nth: int):
+        self.watch, self.dead = Watch(stages, nth), False
+
+    def __call__(self, event: str, args) -> None:
+        if self.dead:
+            if changes_disk(event, args):
+                raise Killed(f"already killed: {event} {args[:2]}")
+        elif self.watch.reached(event, args):
+            self.dead = True
+            raise Killed(f"{event} {args[:2]}")
 
 
 _armed = []  # the kill a test has armed
@@ -84,7 +88,7 @@ def _hook(event: str, args) -> None:
 
 @contextmanager
 def killed_at(stages, nth: int = 1):
-    """Raise Killed in the block at the n-th match of the last of `stages` (see the module's docstring)."""
+    """Raise Killed in the block at the kill (see the module's docstring)."""
     global _hook_added
     if not _hook_added:
         sys.addaudithook(_hook)  # an audit hook cannot be removed: it stays, idle, for the life of the process

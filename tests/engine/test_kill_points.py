@@ -107,7 +107,8 @@ def test_sigkill_then_resume_ends_as_an_uninterrupted_run(uninterrupted, tmp_pat
     recipe, straight = uninterrupted
     work = tmp_path / straight.name  # the published files are named after the work dir
     killed = subprocess.run([sys.executable, "-c", SIGKILL_AT, json.dumps(stages), str(nth), str(recipe),
-                             "--work-dir", str(work)], env={**os.environ, "PYTHONPATH": str(REPO)},
+                             "--work-dir", str(work)],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])},
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, (phase, killed.returncode, killed.stderr[-3000:])
     resume_ends_as_uninterrupted(work, straight)
