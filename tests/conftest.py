@@ -1,7 +1,9 @@
 """Shared fixtures: tiny generated image folders and recipes, all offline."""
 
+import gc
 import json
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -209,8 +211,6 @@ def trained_multilabel_digits(tmp_path_factory, multilabel_digits_dir):
 def command(capsys, monkeypatch):
     """command(script, *args, cwd=None): a console script's main(args) in this process, as a
     CompletedProcess (commands.ok and commands.user_error read it as they read a subprocess)."""
-    import sys
-
     from commands import run_in_process
 
     monkeypatch.setattr(sys, "path", list(sys.path))  # custom_imports appends the working folder
@@ -402,7 +402,5 @@ def pytest_collection_finish(session):
     """Collecting imported torch, transformers and datasets: millions of objects that live as long as the
     process. Frozen, every later collection skips them (what hfcls.cli.heavy_imports does for a command);
     otherwise each full collection of each test walks them all again (~12 % of the CPU time of the tests)."""
-    import gc
-
     gc.collect()
     gc.freeze()
