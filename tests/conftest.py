@@ -1,7 +1,9 @@
 """Shared fixtures: tiny generated image folders and recipes, all offline."""
 
+import gc
 import json
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -67,7 +69,8 @@ def multilabel_data(tmp_path):
 
 
 def tiny_recipe_dict(train_dir, val_dir, **sections) -> dict:
-    """A complete recipe for a ~10k-parameter ResNet on 16x16 images."""
+    """A complete recipe for a ~10k-parameter ResNet on 16x16 images. It publishes and logs to TensorBoard
+    only where a test asks (train.publish, train.log_with): most tests read neither, and both take time."""
     recipe = {
         "data": {
             "train": {"type": "imagefolder", "path": str(train_dir)},
@@ -84,7 +87,7 @@ def tiny_recipe_dict(train_dir, val_dir, **sections) -> dict:
                              "depths": [1, 1], "layer_type": "basic"}},
         "optim": {"type": "adamw", "lr": 0.01, "weight_decay": 0.0},
         "schedule": {"type": "constant"},
-        "train": {"epochs": 1, "log_interval": 2},
+        "train": {"epochs": 1, "log_interval": 2, "publish": False, "log_with": []},
         "evaluation": {"topk": [1, 2]},
     }
     for key, value in sections.items():
@@ -169,7 +172,7 @@ def multilabel_run(tmp_path_factory):
         make_multilabel_folder(root / "data" / "train", count=24, seed=0)
         make_multilabel_folder(root / "data" / "val", count=12, seed=1)
         write_recipe(root / "multilabel.yaml", tiny_recipe_dict(root / "data" / "train", root / "data" / "val",
-                                                                train={"epochs": 2, "log_with": []}))
+                                                                train={"epochs": 2}))
         train(load_recipe(root / "multilabel.yaml"), root / "work")
 
     root = shared_once(tmp_path_factory, "multilabel_run", build)
@@ -202,6 +205,22 @@ def trained_multilabel_digits(tmp_path_factory, multilabel_digits_dir):
 
     root = shared_once(tmp_path_factory, "trained_multilabel_digits", build)
     return root / "multilabel.yaml", root / "work"
+
+
+@pytest.fixture
+def command(capsys, monkeypatch):
+    """command(script, *args, cwd=None): a console script's main(args) in this process, as a
+    CompletedProcess (commands.ok and commands.user_error read it as they read a subprocess)."""
+    from commands import run_in_process
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # custom_imports appends the working folder
+
+    def call(script, *args, cwd=None):
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        return run_in_process(script, args, capsys)
+
+    return call
 
 
 @contextmanager
@@ -251,22 +270,25 @@ def cifar_resnet_run(tmp_path_factory):
 
         train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
         val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
-        train(recipe_from_dict(tiny_recipe_dict(train_dir, val_dir, model={"config": TINY_CIFAR_RESNET})),
-              root / "tiny_run")
+        train(recipe_from_dict(tiny_recipe_dict(train_dir, val_dir, model={"config": TINY_CIFAR_RESNET},
+                                                train={"publish": True})), root / "tiny_run")
 
     return shared_once(tmp_path_factory, "cifar_resnet_run", build) / "tiny_run"
 
 
 @pytest.fixture(scope="session")
 def two_epoch_run(tmp_path_factory):
-    """Work dir of a finished 2-epoch run of the tiny ResNet (evaluated after each epoch)."""
+    """Work dir of a finished 2-epoch run of the tiny ResNet (evaluated after each epoch, published, logged
+    to TensorBoard). Beside it: its recipe file, tiny.yaml, and what train() returned, returned.json."""
     def build(root):
         from hfcls.api import train
-        from hfcls.recipe import recipe_from_dict
+        from hfcls.recipe import load_recipe
 
         train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
         val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
-        train(recipe_from_dict(tiny_recipe_dict(train_dir, val_dir, train={"epochs": 2})), root / "run")
+        recipe = write_recipe(root / "tiny.yaml", tiny_recipe_dict(
+            train_dir, val_dir, train={"epochs": 2, "publish": True, "log_with": ["tensorboard"]}))
+        (root / "returned.json").write_text(json.dumps(train(load_recipe(recipe), root / "run")))
 
     return shared_once(tmp_path_factory, "two_epoch_run", build) / "run"
 
@@ -376,3 +398,11 @@ class FakeHub:
         files = {p.name: p.read_bytes() for p in folder_path.iterdir()}
         self.calls.append(("upload_folder", repo_id, {**kwargs, "files": files}))
         return type("Commit", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc"})()
+
+
+def pytest_collection_finish(session):
+    """Collecting imported torch, transformers and datasets: millions of objects that live as long as the
+    process. Frozen, every later collection skips them (what hfcls.cli.heavy_imports does for a command);
+    otherwise each full collection of each test walks them all again (~12 % of the CPU time of the tests)."""
+    gc.collect()
+    gc.freeze()

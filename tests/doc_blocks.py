@@ -3,7 +3,8 @@
 A block is runnable when the line before its fence is `<!-- runnable -->`.
 Blocks of one document run in order in one sandbox: a copy of the repo's
 recipes (digits recipes cut to 2 epochs so the docs stay quick to test), the
-hfcls and launch folders, and the prepared digits under data/digits.
+hfcls and launch folders, a copy of docs/ (blocks write into it), and the prepared digits under
+data/digits.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def runnable_blocks(doc: Path) -> list[Block]:
 
 
 def make_sandbox(root: Path, repo: Path, digits: Path, epochs: int = 2) -> Path:
-    for folder in ("hfcls", "launch", "docs"):
+    for folder in ("hfcls", "launch"):
         if (repo / folder).exists():
             (root / folder).symlink_to(repo / folder)
+    shutil.copytree(repo / "docs", root / "docs")  # blocks write docs/images/: into the sandbox, not the checkout
     shutil.copytree(repo / "recipes", root / "recipes")
     for recipe in (root / "recipes" / "digits").glob("*.yaml"):
         data = yaml.safe_load(recipe.read_text())

@@ -1,9 +1,11 @@
-"""Writing without losing: atomic replacement, an interrupted folder swap, outputs that exist, full and read-only disks."""
+"""Writing without losing: atomic replacement, a folder swap or linked copy interrupted at each of its steps
+(a kill simulated in-process, tests/kills.py), outputs that exist, full and read-only disks."""
 
 import errno
 
 import pytest
 from disks import fill, small_tmpfs
+from kills import Killed, killed_at
 
 from hfcls.errors import HfclsError
 from hfcls.files import (check_new_output, check_writable, publish_folder, publish_links, storage_cause,
@@ -18,25 +20,82 @@ def test_write_atomic_replaces_whole_and_leaves_no_temporary(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
 
 
-def test_publish_folder_finishes_a_swap_that_a_kill_interrupted(tmp_path):
-    folder = tmp_path / "best"
-    # Killed between the two renames: the old version is best.old, the new one best.tmp; no best/.
-    (tmp_path / "best.old").mkdir()
-    (tmp_path / "best.old" / "model").write_text("epoch 1")
-    (tmp_path / "best.tmp").mkdir()
-    (tmp_path / "best.tmp" / "model").write_text("epoch 2")
-    publish_folder(tmp_path / "best.tmp", folder)
-    assert (folder / "model").read_text() == "epoch 2"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
-    # Killed after both renames, before the clean-up: best/ is the newer one and is kept.
-    (tmp_path / "best.old").mkdir()
-    (tmp_path / "best.old" / "model").write_text("epoch 1")
-    (tmp_path / "best.tmp").mkdir()
-    (tmp_path / "best.tmp" / "model").write_text("epoch 3")
-    publish_folder(tmp_path / "best.tmp", folder)
-    assert (folder / "model").read_text() == "epoch 3"
+def version(folder, text):
+    """A finished folder whose two files say `text`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors"):
+        (folder / name).write_text(text)
+    return folder
+
+
+def says(folder) -> set:
+    return {p.read_text() for p in folder.iterdir()}
+
+
+# (window, stages, n: kills.py; what `best` holds right after the kill, None: no best/; what is beside it).
+# The audit hook fires before the operation it sees: a kill at a rename leaves it undone.
+PUBLISH_FOLDER_WINDOWS = [
+    ("flushing the new files", [("open", r"best\.tmp/config\.json None")], 1, "epoch 1", ["best.tmp"]),
+    ("the old one not yet renamed", [("os.rename", r"/best \S*/best\.old$")], 1, "epoch 1", ["best.tmp"]),
+    ("between the two renames", [("os.rename", r"/best\.tmp \S*/best$")], 1, None, ["best.old", "best.tmp"]),
+    ("both renamed, the old one not yet removed",
+     [("os.rename", r"/best\.tmp \S*/best$"), ("shutil.rmtree", r"/best\.old\b")], 1, "epoch 2", ["best.old"]),
+]
+
+
+@pytest.mark.parametrize("window, stages, nth, holds, beside", PUBLISH_FOLDER_WINDOWS,
+                         ids=[w[0] for w in PUBLISH_FOLDER_WINDOWS])
+def test_publish_folder_finishes_a_swap_that_a_kill_interrupted(tmp_path, window, stages, nth, holds, beside):
+    folder = version(tmp_path / "best", "epoch 1")
+    version(tmp_path / "best.tmp", "epoch 2")
+    with pytest.raises(Killed), killed_at(stages, nth):
+        publish_folder(tmp_path / "best.tmp", folder)
+    # A reader finds one version whole: best/, or, between the renames, best.old/ beside the new best.tmp/.
+    assert says(folder if holds else tmp_path / "best.old") == {holds or "epoch 1"}
+    assert sorted(p.name for p in tmp_path.iterdir() if p != folder) == beside
+    if (tmp_path / "best.tmp").exists():  # the swap, run again, finishes
+        publish_folder(tmp_path / "best.tmp", folder)
+        assert says(folder) == {"epoch 2"}
+    publish_folder(version(tmp_path / "best.tmp", "epoch 3"), folder)  # the next export cleans up
+    assert says(folder) == {"epoch 3"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
 
+
+PUBLISH_LINKS_WINDOWS = [
+    ("linking the files", [("os.link", r"latest/model\.safetensors ")]),
+    ("swapping the linked copy in", [("os.rename", r"/best\.tmp \S*/best$")]),
+]
+
+
+@pytest.mark.parametrize("window, stages", PUBLISH_LINKS_WINDOWS, ids=[w[0] for w in PUBLISH_LINKS_WINDOWS])
+def test_publish_links_interrupted_leaves_the_old_copy_and_is_redone(tmp_path, window, stages):
+    latest = version(tmp_path / "latest", "epoch 2")
+    best = version(tmp_path / "best", "epoch 1")
+    with pytest.raises(Killed), killed_at(stages):
+        publish_links(latest, best)
+    assert says(best if best.exists() else tmp_path / "best.old") == {"epoch 1"}
+    publish_links(latest, best)
+    assert says(best) == {"epoch 2"} and (best / "config.json").stat().st_ino == (latest / "config.json").stat().st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "latest"]
+
+
+WRITE_ATOMIC_WINDOWS = [
+    ("opening the temporary", [("open", r"\.r\.json\.tmp w$")], "old"),
+    ("the temporary written, not yet renamed", [("os.rename", r"\.r\.json\.tmp ")], "old"),
+    ("renamed, the folder not yet flushed", [("os.rename", r"\.r\.json\.tmp "), ("open", r" None$")], "new"),
+]
+
+
+@pytest.mark.parametrize("window, stages, holds", WRITE_ATOMIC_WINDOWS, ids=[w[0] for w in WRITE_ATOMIC_WINDOWS])
+def test_write_atomic_interrupted_leaves_a_whole_file(tmp_path, window, stages, holds):
+    path = tmp_path / "r.json"
+    write_atomic(path, "old")
+    with pytest.raises(Killed), killed_at(stages):
+        write_atomic(path, "new")
+    assert path.read_text() == holds
+    write_atomic(path, "newer")
+    assert path.read_text() == "newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
 
 
 def test_a_linked_copy_shares_the_bytes_and_outlives_the_next_export(tmp_path):

@@ -5,6 +5,7 @@ import that points upward is still an upward dependency.
 """
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ def hfcls_imports(path: Path, modules) -> set:
     return found
 
 
+@functools.cache  # parsed once, not once per parametrized case
 def import_graph() -> dict:
     # The evaluate metric modules (metrics/<name>/<name>.py) are loaded by path, not imported.
     files = [p for p in PACKAGE.rglob("*.py") if not (p.parent.parent.name == "metrics" and p.parent.name != "metrics")]

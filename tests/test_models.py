@@ -61,7 +61,6 @@ def test_every_recipe_has_a_reference():
     assert {p.stem for p in ZOO} == set(REFERENCE_PARAMS)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", ZOO, ids=[p.stem for p in ZOO])
 def test_recipe_builds_reference_model_and_trains_a_step(path):
     recipe = load_recipe(path)

@@ -1,13 +1,12 @@
 """The fast small-image recipes (recipes/small/): what each one promises (in memory, translation,
 flips only where the classes allow, label smoothing, EMA with warm-up, one-cycle LR, bf16 +
-channels_last), each trained as a real `hfcls-train` on data of its format, and the digits
+channels_last), each trained by `hfcls-train`'s main on data of its format, and the digits
 recipe's accuracy on the real digits."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+from commands import ok
 
 from conftest import REPO
 from hfcls.recipe import load_recipe
@@ -56,13 +55,10 @@ def data_overrides(stem, root, digits_dir):
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
-def test_hfcls_train_runs_each_recipe(path, tmp_path, digits_dir):
+def test_hfcls_train_runs_each_recipe(path, tmp_path, digits_dir, command):
     overrides = data_overrides(path.stem, tmp_path / "data", digits_dir)
     work = tmp_path / "work"
-    done = subprocess.run([sys.executable, "-m", "hfcls.cli.train", str(path), *overrides, *TINY_RUN,
-                           "--work-dir", str(work)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
+    ok(command("hfcls-train", path, *overrides, *TINY_RUN, "--work-dir", work))
     rows = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["epoch"] == 1 and 0 <= rows[-1]["val_accuracy_top1"] <= 100
     # The EMA of the weights is kept (and is what evaluation and best/ use), in its own file
@@ -70,7 +66,6 @@ def test_hfcls_train_runs_each_recipe(path, tmp_path, digits_dir):
     assert json.loads((work / "best" / "config.json").read_text())["model_type"] == "small_convnet"
 
 
-@pytest.mark.slow
 def test_the_digits_recipe_reaches_99_percent(tmp_path, digits_dir):
     """The recipe's own claim, on the real 360 val digits, seed 0 (benchmarks/README.md: 99.7-100 %)."""
     from hfcls.api import train

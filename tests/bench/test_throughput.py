@@ -20,6 +20,8 @@ from hfcls.recipe import load_recipe
 
 from conftest import REPO, benchmark_data
 
+pytestmark = pytest.mark.xdist_group("bench_digits_model")  # one worker builds the module's fixture, once
+
 DIGITS = REPO / "recipes/digits/resnet-tiny_1xb64_digits.yaml"
 
 

@@ -1,34 +1,19 @@
 """A full or read-only disk under a real run: one line, exit 2, nothing lost, and the run resumes exactly once
-there is room. On a small tmpfs the test mounts (root only; skipped otherwise)."""
+there is room. On a small tmpfs the test mounts (root only; skipped otherwise). The commands run their
+main([...]) in this process."""
 
 import shutil
 import subprocess
-import sys
 
 import pytest
-from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
+from commands import user_error
+from conftest import deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
 from disks import fill, leave_free, small_tmpfs
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import read_state
 from hfcls.artifacts.loading import load_model
 from hfcls.recipe import load_recipe
-
-pytestmark = pytest.mark.slow
-
-
-def cli(module, *args):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
-
-
-def one_error_line(result, *words) -> str:
-    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
-    assert "Traceback" not in result.stdout + result.stderr
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    for word in words:
-        assert word in line, line
-    return line
 
 
 def snapshot(work, skip=("log.txt", "recipe.yaml", "filler")):
@@ -39,10 +24,10 @@ def snapshot(work, skip=("log.txt", "recipe.yaml", "filler")):
 @pytest.fixture
 def recipe(tmp_path, tiny_data):
     return write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
-        *tiny_data, train={"epochs": 1, "deterministic": True, "log_with": []}))
+        *tiny_data, train={"epochs": 1, "deterministic": True}))
 
 
-def test_a_disk_that_fills_before_or_during_a_run_loses_nothing(tmp_path, recipe):
+def test_a_disk_that_fills_before_or_during_a_run_loses_nothing(tmp_path, recipe, command):
     straight = tmp_path / "straight"
     train(load_recipe(recipe, ["train.epochs=2"]), straight)
     with small_tmpfs(tmp_path / "disk", size="2m") as disk:
@@ -51,13 +36,13 @@ def test_a_disk_that_fills_before_or_during_a_run_loses_nothing(tmp_path, recipe
         before = snapshot(work)
         # Full: refused before any training, at the work dir's lock.
         fill(disk)
-        one_error_line(cli("hfcls.cli.train", recipe, "--work-dir", work, "--resume-from", "auto", "train.epochs=2"),
+        user_error(command("hfcls-train", recipe, "--work-dir", work, "--resume-from", "auto", "train.epochs=2"),
                        "No space left on device")
         assert snapshot(work) == before
         # Room for the lock, the recipe and the log, not for epoch 2's checkpoint: it fails mid-run.
         (disk / "filler").unlink()
         leave_free(disk, 96 * 1024)
-        line = one_error_line(cli("hfcls.cli.train", recipe, "--work-dir", work, "--resume-from", "auto",
+        line = user_error(command("hfcls-train", recipe, "--work-dir", work, "--resume-from", "auto",
                                   "train.epochs=2"), "cannot write", "No space left on device")
         assert "--resume-from auto" in line or "the earlier files there are intact" in line
         after = snapshot(work)
@@ -73,22 +58,22 @@ def test_a_disk_that_fills_before_or_during_a_run_loses_nothing(tmp_path, recipe
         assert deterministic_rows(work) == deterministic_rows(straight)
 
 
-def test_a_read_only_work_dir_and_an_unwritable_out_are_refused_before_any_work(tmp_path, recipe):
+def test_a_read_only_work_dir_and_an_unwritable_out_are_refused_before_any_work(tmp_path, recipe, command):
     source = tmp_path / "source"
     train(load_recipe(recipe), source)
     with small_tmpfs(tmp_path / "disk", size="2m") as disk:
         work = shutil.copytree(source, disk / "w")
         before = snapshot(work, skip=())
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        one_error_line(cli("hfcls.cli.train", recipe, "--work-dir", work, "--resume-from", "auto", "train.epochs=2"),
+        user_error(command("hfcls-train", recipe, "--work-dir", work, "--resume-from", "auto", "train.epochs=2"),
                        str(work), "Read-only file system")
-        evaluated = cli("hfcls.cli.eval", recipe, source / "best", "--metrics", "accuracy", "--out", work / "r.json")
-        one_error_line(evaluated, f"--out {work / 'r.json'}", "Read-only file system", "nothing was done")
+        evaluated = command("hfcls-eval", recipe, source / "best", "--metrics", "accuracy", "--out", work / "r.json")
+        user_error(evaluated, f"--out {work / 'r.json'}", "Read-only file system", "nothing was done")
         assert "evaluating" not in evaluated.stdout  # refused before the model was even loaded
         assert snapshot(work, skip=()) == before
         assert read_state(work / "checkpoints" / "epoch_1").epoch == 1
     with small_tmpfs(tmp_path / "full", size="256k") as full:
         fill(full)
-        evaluated = cli("hfcls.cli.eval", recipe, source / "best", "--metrics", "accuracy", "--out", full / "r.json")
-        one_error_line(evaluated, "No space left on device", "nothing was done")
+        evaluated = command("hfcls-eval", recipe, source / "best", "--metrics", "accuracy", "--out", full / "r.json")
+        user_error(evaluated, "No space left on device", "nothing was done")
         assert "evaluating" not in evaluated.stdout

@@ -65,7 +65,7 @@ def setup(tmp_path_factory):
     data = (make_image_folder(root / "data" / "train", per_class=8, seed=0),
             make_image_folder(root / "data" / "val", per_class=4, seed=1))
     recipe = write_recipe(root / "vit.yaml", tiny_recipe_dict(
-        *data, model={"config": TINY_VIT}, train={"epochs": 2, "deterministic": True, "log_with": []}))
+        *data, model={"config": TINY_VIT}, train={"epochs": 2, "deterministic": True, "publish": True}))
     (root / "fsdp_on_cpu.py").write_text(FSDP_ON_CPU)
     return root, recipe
 

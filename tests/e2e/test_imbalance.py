@@ -10,7 +10,7 @@ from hfcls.recipe import load_recipe
 
 from conftest import REPO, shared_once
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.xdist_group("imbalance")  # one worker builds the module's fixture, once
 
 RECIPES = REPO / "recipes" / "imbalanced_digits"
 VARIANTS = {"plain": "", "sampler": "_class-balanced", "weights": "_class-weights"}

@@ -173,7 +173,6 @@ def test_accelerate_config_files_load_as_documented():
     assert load_config_from_file(str(LAUNCH / "accelerate" / "deepspeed_zero2.yaml")).deepspeed_config["zero_stage"] == 2
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("launcher", [[], ["-m", "accelerate.commands.launch", "--num_processes", "1"]])
 def test_script_runs_under_python_and_accelerate_launch(tiny_recipe, tmp_path, launcher):
     work = tmp_path / "w"

@@ -1,14 +1,11 @@
 """Full-length training runs of shipped recipes: the accuracy they are documented to reach."""
 
-import pytest
-
 from hfcls.api import train
 from hfcls.recipe import load_recipe
 
 from conftest import REPO
 
 
-@pytest.mark.slow
 def test_in_memory_mode_trains_digits_to_98_percent(tmp_path, digits_dir):
     recipe = load_recipe(REPO / "recipes/digits/resnet-tiny_1xb64_digits.yaml", [
         f"data.train.path={digits_dir / 'train'}", f"data.val.path={digits_dir / 'val'}",

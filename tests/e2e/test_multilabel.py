@@ -25,7 +25,7 @@ from hfcls.recipe import load_recipe
 from conftest import (REPO, deterministic_rows, make_multilabel_folder, max_difference, tiny_recipe_dict, weights,
                       write_recipe)
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.xdist_group("multilabel_digits_eval")  # one worker builds the module's fixture, once
 
 EVERY_RULE = {"thrs": [None, 0.3], "topk": [2]}
 
@@ -117,6 +117,7 @@ def test_two_processes_evaluate_every_multilabel_metric_as_one(trained_multilabe
     assert [r["gt_label"] for r in results["predictions"]] == [r["gt_label"] for r in evaluated["predictions"]]
 
 
+@pytest.mark.slow
 def test_two_process_balanced_mixed_multilabel_run_resumes_mid_epoch_exactly(tmp_path):
     """Multi-hot labels x MixUp/CutMix x class-balanced sampling x 2 processes x a mid-epoch resume."""
     train = tmp_path / "train"

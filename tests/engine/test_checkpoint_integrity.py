@@ -17,9 +17,11 @@ from hfcls.artifacts.run_dir import resolve_resume, restore_rows, scan_checkpoin
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
+pytestmark = pytest.mark.xdist_group("checkpoint_integrity")  # one worker builds the module's fixture, once
+
 
 def recipe_dict(data, epochs):
-    return tiny_recipe_dict(*data, train={"epochs": epochs, "deterministic": True, "log_with": []})
+    return tiny_recipe_dict(*data, train={"epochs": epochs, "deterministic": True, "publish": True})
 
 
 @pytest.fixture(scope="module")

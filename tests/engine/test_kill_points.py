@@ -1,9 +1,9 @@
-"""SIGKILL at each phase of saving, pruning, exporting and publishing; `--resume-from auto` then ends
+"""A kill at each phase of saving, pruning, exporting and publishing; `--resume-from auto` then ends
 exactly where an uninterrupted run ends: bit-identical weights and files, one metrics.jsonl row per epoch.
 
-The kill comes from inside the training process, at an exact file-system operation: an audit hook
-(Python's own, `sys.addaudithook`) sees each open, rename and removal before it happens and sends
-SIGKILL to its own process at the chosen one. No hfcls code is replaced.
+Three phases are killed with a real SIGKILL, in a child process (tests/kills.py); the other windows,
+those inside hfcls.files' publish_folder, publish_links and write_atomic among them, with a kill
+simulated in this process, which leaves the disk as SIGKILL does without starting an interpreter.
 """
 
 import json
@@ -16,52 +16,50 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
+from kills import SIGKILL_AT, Killed, killed_at
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import read_state
 from hfcls.recipe import load_recipe
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.xdist_group("kill_points")  # one worker builds the module's fixture, once
 
-# argv: a JSON list of [audit event, regex over its first two arguments] stages, N, then hfcls-train's
-# arguments. Each stage waits for the one before; the N-th match of the last stage is the kill.
-KILL_AT = """
-import json, os, re, signal, sys
-stages, nth = json.loads(sys.argv[1]), int(sys.argv[2])
-stage, seen = 0, 0
-def kill_at(name, args):
-    global stage, seen
-    event, pattern = stages[stage]
-    if name != event or not re.search(pattern, " ".join(map(str, args[:2]))):
-        return
-    if stage < len(stages) - 1:
-        stage += 1
-        return
-    seen += 1
-    if seen == nth:
-        os.kill(os.getpid(), signal.SIGKILL)
-sys.addaudithook(kill_at)
-from hfcls.cli.train import main
-main(sys.argv[3:])
-"""
-
-# (phase, stages, which occurrence of the last stage)
-KILL_POINTS = [
-    ("save: files written, before the rename", [("os.rename", r"epoch_2\.tmp \S*epoch_2$")], 1),
+# (phase, stages, which occurrence of the last stage): kills.py says what a stage is.
+SIGKILL_POINTS = [
     ("save: writing trainer_state.json", [("open", r"epoch_2\.tmp/trainer_state\.json w")], 1),
-    ("save: writing scheduler.json", [("open", r"epoch_3\.tmp/scheduler\.json w")], 1),
-    ("after the rename, before the epoch's row", [("open", r"metrics\.jsonl a")], 2),
     ("pruning: part of the old checkpoint deleted", [("shutil.rmtree", r"epoch_1\.old"), ("os.remove", r".")], 3),
-    ("export: between the two renames of latest/", [("os.rename", r"/latest \S*/latest\.old$")], 1),
-    ("export: linking the new best/ (epoch 3)", [("os.link", r"latest/config\.json \S*best\.tmp/config\.json")], 2),
-    ("publish: the hashed file written, before its rename", [("os.rename", r"publish/\.\S*\.tmp\.safetensors ")], 1),
     ("publish: writing its Hugging Face folder", [("open", r"publish/\S*-[0-9a-f]{8}\.tmp/config\.json w")], 1),
+]
+
+# (phase, the kills: one per run, each resumed by the next, the last resume running to the end;
+#  the temporary and old files the last kill leaves). The hook fires before the operation it sees.
+SIMULATED_KILLS = [
+    ("save: files written, before the rename (publish_folder)",
+     [([("os.rename", r"epoch_2\.tmp \S*epoch_2$")], 1)], ["checkpoints/epoch_2.tmp"]),
+    ("save: writing scheduler.json", [([("open", r"epoch_3\.tmp/scheduler\.json w")], 1)], ["checkpoints/epoch_3.tmp"]),
+    ("after the rename, before the epoch's row", [([("open", r"metrics\.jsonl a")], 2)], []),
+    ("export: the new latest/ written, the old one not yet renamed (publish_folder)",
+     [([("os.rename", r"/latest \S*/latest\.old$")], 1)], ["latest.tmp"]),
+    ("export: between the two renames of latest/ (publish_folder)",
+     [([("os.rename", r"/latest\.tmp \S*/latest$")], 2)], ["latest.old", "latest.tmp"]),
+    ("export: the new latest/ in place, the old one not yet removed (publish_folder)",
+     [([("os.rename", r"/latest \S*/latest\.old$"), ("shutil.rmtree", r"/latest\.old\b")], 1)], ["latest.old"]),
+    ("export: linking the new best/ (epoch 3, publish_links)",
+     [([("os.link", r"latest/config\.json \S*best\.tmp/config\.json")], 2)], ["best.tmp"]),
+    ("publish: the hashed file written, before its rename",
+     [([("os.rename", r"publish/\.\S*\.tmp\.safetensors ")], 1)], ["publish/.straight.tmp.safetensors"]),
+    ("resume: metrics.jsonl rewritten, before its replace (write_atomic)",
+     [([("open", r"metrics\.jsonl a")], 2), ([("os.rename", r"\.metrics\.jsonl\.tmp \S*metrics\.jsonl$")], 1)],
+     [".metrics.jsonl.tmp"]),
+    ("resume: recipe.yaml written, before its replace (write_atomic)",
+     [([("os.rename", r"epoch_2\.tmp \S*epoch_2$")], 1), ([("os.rename", r"\.recipe\.yaml\.tmp \S*recipe\.yaml$")], 1)],
+     [".recipe.yaml.tmp", "checkpoints/epoch_2.tmp"]),
 ]
 
 
 def recipe_dict(tiny_data):
-    # max_keep 1: each save prunes the one before; every epoch evaluated, exported and checkpointed.
-    return tiny_recipe_dict(*tiny_data, train={"epochs": 3, "deterministic": True, "log_with": []},
+    # max_keep 1: each save prunes the one before; every epoch evaluated, exported, checkpointed and published.
+    return tiny_recipe_dict(*tiny_data, train={"epochs": 3, "deterministic": True, "publish": True},
                             checkpoint={"max_keep": 1}, schedule={"type": "cosine"})
 
 
@@ -85,15 +83,7 @@ def files_of(folder: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-@pytest.mark.parametrize("phase, stages, nth", KILL_POINTS, ids=[point[0] for point in KILL_POINTS])
-def test_sigkill_then_resume_ends_as_an_uninterrupted_run(uninterrupted, tmp_path, phase, stages, nth):
-    recipe, straight = uninterrupted
-    work = tmp_path / straight.name  # the published files are named after the work dir
-    killed = subprocess.run([sys.executable, "-c", KILL_AT, json.dumps(stages), str(nth), str(recipe),
-                             "--work-dir", str(work)], env={**os.environ, "PYTHONPATH": str(REPO)},
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL, (phase, killed.returncode, killed.stderr[-3000:])
-
+def resume_ends_as_uninterrupted(work: Path, straight: Path) -> None:
     train(load_recipe(work / "recipe.yaml"), work, resume_from="auto")
 
     resumed_from = re.search(r"resumed from (\S+) at epoch", (work / "log.txt").read_text()).group(1)
@@ -110,3 +100,30 @@ def test_sigkill_then_resume_ends_as_an_uninterrupted_run(uninterrupted, tmp_pat
     assert files_of(work / "publish") == files_of(straight / "publish")
     assert files_of(work / "publish" / published) == files_of(straight / "publish" / published)
     assert leftovers(work) == []
+
+
+@pytest.mark.parametrize("phase, stages, nth", SIGKILL_POINTS, ids=[point[0] for point in SIGKILL_POINTS])
+def test_sigkill_then_resume_ends_as_an_uninterrupted_run(uninterrupted, tmp_path, phase, stages, nth):
+    recipe, straight = uninterrupted
+    work = tmp_path / straight.name  # the published files are named after the work dir
+    killed = subprocess.run([sys.executable, "-c", SIGKILL_AT, json.dumps(stages), str(nth), str(recipe),
+                             "--work-dir", str(work)],
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])},
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, (phase, killed.returncode, killed.stderr[-3000:])
+    resume_ends_as_uninterrupted(work, straight)
+
+
+@pytest.mark.parametrize("phase, kills, left", SIMULATED_KILLS, ids=[case[0] for case in SIMULATED_KILLS])
+def test_a_kill_then_resume_ends_as_an_uninterrupted_run(uninterrupted, tmp_path, phase, kills, left):
+    recipe, straight = uninterrupted
+    work = tmp_path / straight.name
+    for run, (stages, nth) in enumerate(kills):
+        before = (work / "recipe.yaml").read_bytes() if run else None
+        with pytest.raises(Killed), killed_at(stages, nth):
+            train(load_recipe(work / "recipe.yaml" if run else recipe), work, resume_from="auto" if run else None)
+        if run:  # what a reader finds after a resume was killed: the files it rewrites whole, as they were
+            assert (work / "recipe.yaml").read_bytes() == before
+            assert [row["epoch"] for row in deterministic_rows(work)] in ([1], [1, 2])
+    assert leftovers(work) == left
+    resume_ends_as_uninterrupted(work, straight)

@@ -2,6 +2,7 @@
 evaluation and checkpoint policy (evaluation.interval, save_best, checkpoint.max_keep)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import datasets
@@ -23,17 +24,10 @@ from conftest import tiny_recipe_dict, write_recipe
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One 2-epoch run on the tiny folder, shared by the checks below."""
-    from conftest import make_image_folder
-
-    root = tmp_path_factory.mktemp("run")
-    train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
-    val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
-    recipe_path = write_recipe(root / "tiny.yaml", tiny_recipe_dict(train_dir, val_dir, train={"epochs": 2}))
-    recipe = load_recipe(recipe_path, [f"work_dir={root / 'work'}"])
-    metrics = train(recipe, recipe.work_dir)
-    return recipe, root / "work", metrics
+def trained(two_epoch_run):
+    """The shared 2-epoch run on the tiny folder: (its recipe, its work dir, what train() returned)."""
+    root = two_epoch_run.parent
+    return load_recipe(root / "tiny.yaml"), two_epoch_run, json.loads((root / "returned.json").read_text())
 
 
 def test_work_dir_holds_every_artefact(trained):
@@ -88,8 +82,9 @@ def hfcls_predictions(recipe, folder):
     return [names[i] for i in got.scores.argmax(1)[order].tolist()]
 
 
-def test_existing_work_dir_is_never_overwritten(trained):
+def test_existing_work_dir_is_never_overwritten(trained, tmp_path):
     recipe, work, _ = trained
+    work = shutil.copytree(work, tmp_path / "work")  # the run is shared: even its lock file stays out of it
     before = (work / "metrics.jsonl").read_text()
     with pytest.raises(HfclsError, match=r"already holds checkpoints \(newest: epoch_2\); pass --resume-from auto"):
         train(recipe, work)

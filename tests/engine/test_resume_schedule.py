@@ -12,6 +12,8 @@ from hfcls.artifacts.checkpoint import STATE_FILE
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
+pytestmark = pytest.mark.xdist_group("resume_schedule")  # one worker builds the module's fixture, once
+
 
 @pytest.fixture(scope="module")
 def one_epoch(tmp_path_factory):

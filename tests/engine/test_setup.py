@@ -67,3 +67,16 @@ def test_training_without_an_eval_pipeline_is_refused_before_the_data_loads(tmp_
         tmp_path / "missing", tmp_path / "missing", data={"eval_pipeline": []})))
     with pytest.raises(HfclsError, match=r"data\.eval_pipeline is empty, but training exports"):
         train(recipe, tmp_path / "w")
+
+
+def test_batches_are_copied_to_the_device_without_blocking(tmp_path, tiny_data):
+    from hfcls.engine.setup import accelerator_session, build_run, make_accelerator
+
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data)))
+    assert make_accelerator(recipe).dataloader_config.non_blocking
+    with accelerator_session(recipe, tmp_path / "w") as accelerator:
+        run = build_run(recipe, tmp_path / "w", accelerator)
+        # Accelerate's prepared loaders keep the flag; it takes effect with pinned memory on CUDA.
+        assert run.train_loader.prepared._non_blocking and run.val_loader.prepared._non_blocking
+        batch = next(iter(run.train_loader))
+        assert batch["pixel_values"].dtype == torch.uint8

@@ -23,8 +23,9 @@ def tensorboard_scalars(work_dir, tag):
 
 
 def test_tensorboard_by_default_with_steps_across_resume(tmp_path, tiny_data):
-    train(recipe_for(tmp_path, tiny_data), tmp_path / "w")
-    train(recipe_for(tmp_path, tiny_data, train={"epochs": 2}), tmp_path / "w", resume_from="auto")
+    unset = {"log_with": None}  # the test recipe turns TensorBoard off
+    train(recipe_for(tmp_path, tiny_data, train=unset), tmp_path / "w")
+    train(recipe_for(tmp_path, tiny_data, train={**unset, "epochs": 2}), tmp_path / "w", resume_from="auto")
     rows = read_jsonl(tmp_path / "w" / "metrics.jsonl")
     logged = sorted(tensorboard_scalars(tmp_path / "w", "loss"))
     assert logged == [(3, pytest.approx(rows[0]["loss"])), (6, pytest.approx(rows[1]["loss"]))]
@@ -37,3 +38,13 @@ def test_unknown_or_missing_tracker_is_an_error(tmp_path, tiny_data):
     if not tracker_installed("swanlab"):
         with pytest.raises(HfclsError, match="swanlab is not installed"):
             installed_trackers(["swanlab"])
+
+
+def test_trackers_are_told_the_recipe(tmp_path, tiny_data):
+    import yaml
+
+    train(recipe_for(tmp_path, tiny_data, train={"epochs": 1, "log_with": ["tensorboard"]}), tmp_path / "w")
+    hparams = yaml.safe_load(next((tmp_path / "w" / "tensorboard").rglob("hparams.yml")).read_text())
+    assert hparams["optim.lr"] == 0.01 and hparams["optim.type"] == "adamw"
+    assert hparams["data.batch_size"] == 8 and hparams["train.epochs"] == 1
+    assert hparams["model.config.model_type"] == "resnet"

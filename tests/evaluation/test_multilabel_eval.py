@@ -15,6 +15,8 @@ from hfcls.evaluation.results import read_results
 from hfcls.metrics import MULTI_LABEL_METRICS
 from hfcls.recipe import load_recipe
 
+pytestmark = pytest.mark.xdist_group("multilabel_eval")  # one worker builds the module's fixture, once
+
 
 @pytest.fixture(scope="module")
 def results(multilabel_run, tmp_path_factory):

@@ -11,6 +11,8 @@ from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.results import read_results
 from hfcls.recipe import load_recipe
 
+pytestmark = pytest.mark.xdist_group("tta_features")  # one worker builds the module's fixture, once
+
 
 @pytest.fixture(scope="module")
 def feature_results(trained_digits, tmp_path_factory):

@@ -1,8 +1,8 @@
-"""Hostile input through the console scripts, as a user would type it (issue #16, sections 3-5).
+"""hfcls.cli.cli_entry on hostile input, as a user would type it into each command.
 
-Every case runs the real command as a subprocess and must end with exit status 2 and one `error:`
-line naming the culprit, never a traceback: a wrong input is refused, never turned into a wrong
-number or a crash. Most fail before torch is imported, so the table stays cheap to run.
+Every case calls the command's main([...]) in this process (tests/cli/test_console_scripts.py runs each
+script once as a subprocess) and must end with exit status 2 and one `error:` line naming the culprit,
+never a traceback: a wrong input is refused, never turned into a wrong number or a crash.
 """
 
 import os
@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from commands import ENV, ok, user_error
 from conftest import REPO, make_image_folder, tiny_recipe_dict, write_recipe
 from layouts import png_header_only
 from PIL import Image
-from test_console_scripts import ENV, ok, run, user_error
+
+# One worker writes the hostile files (`h`) and copies the shared run (`trained`), once, for every case.
+pytestmark = pytest.mark.xdist_group("cli_entry")
 
 LINES = [f"cat/{i}.png 0" for i in range(8)] + [f"dog/{i}.png 1" for i in range(8)]
 
@@ -29,7 +32,7 @@ def nested_aliases(levels: int = 9) -> str:
 
 def recipe(root: Path, name: str, **data) -> Path:
     """A tiny recipe on root's train/val folders, with `data` keys replaced."""
-    spec = tiny_recipe_dict(root / "train", root / "val", train={"log_with": []})
+    spec = tiny_recipe_dict(root / "train", root / "val")
     spec["data"].update(data)
     return write_recipe(root / name, spec)
 
@@ -238,36 +241,36 @@ def arguments(args, paths) -> list:
     return filled
 
 
-@pytest.mark.parametrize("case, command, args, words", RECIPE_CASES, ids=[c[0] for c in RECIPE_CASES])
-def test_a_bad_recipe_value_is_one_line(h, case, command, args, words):
-    user_error(run(command, *arguments(args, h), cwd=h["root"]), *words)
+@pytest.mark.parametrize("case, script, args, words", RECIPE_CASES, ids=[c[0] for c in RECIPE_CASES])
+def test_a_bad_recipe_value_is_one_line(h, command, case, script, args, words):
+    user_error(command(script, *arguments(args, h), cwd=h["root"]), *words)
 
 
-@pytest.mark.parametrize("case, command, args, words", DATA_CASES, ids=[c[0] for c in DATA_CASES])
-def test_bad_data_and_flags_are_one_line(h, trained, case, command, args, words):
-    user_error(run(command, *arguments(args, h), cwd=h["root"]), *words)
+@pytest.mark.parametrize("case, script, args, words", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_bad_data_and_flags_are_one_line(h, trained, command, case, script, args, words):
+    user_error(command(script, *arguments(args, h), cwd=h["root"]), *words)
     assert not any((h["root"] / name / "best").exists() for name in ("w1", "w2", "w3", "w4", "w5"))  # none published
 
 
-def test_a_resume_that_would_change_the_schedule_names_the_key(h, trained):
+def test_a_resume_that_would_change_the_schedule_names_the_key(h, trained, command):
     before = sorted(p.name for p in (trained["resumable"] / "checkpoints").iterdir())
-    line = user_error(run("hfcls-train", trained["recipe"], "--work-dir", trained["resumable"], "--resume-from",
+    line = user_error(command("hfcls-train", trained["recipe"], "--work-dir", trained["resumable"], "--resume-from",
                           "auto", "train.epochs=3", "data.batch_size=4"), "data.batch_size 8", "this run has 4")
     assert "--load-from" in line
     assert sorted(p.name for p in (trained["resumable"] / "checkpoints").iterdir()) == before
     assert not (trained["resumable"] / "recipe.yaml").exists()  # the refused run wrote no recipe
 
 
-def test_a_renamed_published_file_names_its_own_classes(h, trained):
-    user_error(run("hfcls-eval", trained["recipe"], trained["renamed"], "--metrics", "accuracy", "--cfg-options",
+def test_a_renamed_published_file_names_its_own_classes(h, trained, command):
+    user_error(command("hfcls-eval", trained["recipe"], trained["renamed"], "--metrics", "accuracy", "--cfg-options",
                    f"data.val.path={trained['other_names']}"), "lion", "not among the checkpoint's")
-    out = ok(run("hfcls-demo", trained["image"], trained["renamed"], "--topk", "3"))
+    out = ok(command("hfcls-demo", trained["image"], trained["renamed"], "--topk", "3"))
     assert {line.split()[1] for line in out.splitlines()[1:4]} == {"cat", "dog", "fox"}  # its names, no recipe
 
 
 @pytest.mark.parametrize("recipe_key", ["bom_list", "single_val", "allowed_out"])
-def test_what_is_right_still_passes(h, recipe_key):
-    out = ok(run("hfcls-verify", h[recipe_key]))
+def test_what_is_right_still_passes(h, command, recipe_key):
+    out = ok(command("hfcls-verify", h[recipe_key]))
     assert "decode and their labels fit the classes" in out
 
 
