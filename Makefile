@@ -22,6 +22,8 @@ demo: install
 	$(PY) -m hfcls.cli.quickstart
 
 test: install
+	$(VENV)/bin/ruff check hfcls tests benchmarks
+	$(VENV)/bin/ruff format --check hfcls tests benchmarks
 	$(PY) -m pytest -q -n 2 --dist loadgroup -p no:cacheprovider tests
 
 clean:

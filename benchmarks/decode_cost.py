@@ -45,8 +45,10 @@ def main(argv=None):
         sides.append(min(image.shape[-2:]))
     kib = statistics.mean(len(file["bytes"]) for file in files) / 1024
     decode_ms, pipeline_ms = 1000 * statistics.median(decoding), 1000 * statistics.median(transforming)
-    print(f"{len(files)} images, median shorter side {statistics.median(sides):.0f} px, {kib:.0f} KiB each: "
-          f"decode {decode_ms:.2f} ms, train pipeline {pipeline_ms:.2f} ms per image (medians, one thread)")
+    print(
+        f"{len(files)} images, median shorter side {statistics.median(sides):.0f} px, {kib:.0f} KiB each: "
+        f"decode {decode_ms:.2f} ms, train pipeline {pipeline_ms:.2f} ms per image (medians, one thread)"
+    )
 
 
 if __name__ == "__main__":

@@ -59,12 +59,20 @@ def cifar_pickle(root, count=50_000, test_count=10_000, seed=0, per_file=10_000)
     files = [(f"data_batch_{i + 1}", per_file) for i in range(-(-count // per_file))]
     files[-1] = (files[-1][0], count - per_file * (len(files) - 1))
     for name, n in files + [("test_batch", test_count)]:
-        data = np.stack([np.asarray(_random_view(photos, rng, (32, 32))).transpose(2, 0, 1).reshape(-1)
-                         for _ in range(n)])
+        data = np.stack(
+            [np.asarray(_random_view(photos, rng, (32, 32))).transpose(2, 0, 1).reshape(-1) for _ in range(n)]
+        )
         labels = rng.integers(0, 10, n).tolist()
         with open(root / name, "wb") as f:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels, b"data": data,
-                         b"filenames": [f"{name}_{i}.png".encode() for i in range(n)]}, f)
+            pickle.dump(
+                {
+                    b"batch_label": name.encode(),
+                    b"labels": labels,
+                    b"data": data,
+                    b"filenames": [f"{name}_{i}.png".encode() for i in range(n)],
+                },
+                f,
+            )
     names = [f"class_{k}".encode() for k in range(10)]
     with open(root / "batches.meta", "wb") as f:
         pickle.dump({b"label_names": names, b"num_cases_per_batch": per_file, b"num_vis": 3072}, f)

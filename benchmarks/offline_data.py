@@ -47,8 +47,7 @@ def mnist_5k(source, root, test_count=1000, seed=0) -> dict:
     from sklearn.model_selection import train_test_split
 
     images, labels = read_mnist_5k(source)
-    train, test = train_test_split(np.arange(len(labels)), test_size=test_count, random_state=seed,
-                                   stratify=labels)
+    train, test = train_test_split(np.arange(len(labels)), test_size=test_count, random_state=seed, stratify=labels)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     for prefix, rows in (("train", np.sort(train)), ("t10k", np.sort(test))):

@@ -9,8 +9,9 @@ from hfcls.artifacts.run_dir import work_dir_lock
 from hfcls.engine.loop import fit
 
 
-def train(recipe, work_dir, *, resume_from: str | None = None, validate: bool = True,
-          load_from: str | None = None) -> dict:
+def train(
+    recipe, work_dir, *, resume_from: str | None = None, validate: bool = True, load_from: str | None = None
+) -> dict:
     """Train, then publish the model it evaluated last into <work_dir>/publish/ (train.publish);
     return the last validation metrics (empty without validation). The work dir is
     locked for the whole run: a second run into it stops at once."""

@@ -21,7 +21,7 @@ class HfclsError(Exception):
         flag = flags.get(self.param)
         if flag is None or not message.startswith(self.param):
             return message
-        return flag + message[len(self.param):]
+        return flag + message[len(self.param) :]
 
 
 def did_you_mean(name, choices):

@@ -135,8 +135,10 @@ def check_new_output(path, overwrite: bool, what: str = "--out", param: str | No
     if overwrite or not is_occupied(path):
         return
     kind = "a non-empty folder" if Path(path).is_dir() else "a file"
-    raise HfclsError(f"{what} {path} is {kind} already; nothing was written: choose a new path, "
-                     "or pass --overwrite to replace it", param=param)
+    raise HfclsError(
+        f"{what} {path} is {kind} already; nothing was written: choose a new path, or pass --overwrite to replace it",
+        param=param,
+    )
 
 
 def check_writable(folder, what: str, param: str | None = None) -> None:
@@ -149,8 +151,11 @@ def check_writable(folder, what: str, param: str | None = None) -> None:
         raise HfclsError(f"{what}: cannot write there ({folder} is not a folder); choose another path", param=param)
     cause = probe(folder)
     if cause is not None:
-        raise HfclsError(f"{what}: cannot write in {folder} ({cause.strerror}); nothing was done: "
-                         "free space, fix the permissions or choose another path", param=param)
+        raise HfclsError(
+            f"{what}: cannot write in {folder} ({cause.strerror}); nothing was done: "
+            "free space, fix the permissions or choose another path",
+            param=param,
+        )
 
 
 def probe(folder) -> OSError | None:

@@ -40,8 +40,18 @@ logger = logging.getLogger(__name__)
 class ImageClassifier:
     """Callable like `transformers.pipeline("image-classification")`; see `pipeline`."""
 
-    def __init__(self, model, transform, inputs: ModelInputs, top_k=None, batch_size=8, num_workers=0,
-                 max_image_pixels=MAX_IMAGE_PIXELS, threshold=0.5, tta=()):
+    def __init__(
+        self,
+        model,
+        transform,
+        inputs: ModelInputs,
+        top_k=None,
+        batch_size=8,
+        num_workers=0,
+        max_image_pixels=MAX_IMAGE_PIXELS,
+        threshold=0.5,
+        tta=(),
+    ):
         self.model = inputs.place(model).eval()
         self.class_names = class_names_of(model)
         self.problem_type, self.threshold, self.tta = problem_type_of_model(model), threshold, tta
@@ -80,8 +90,11 @@ class ImageClassifier:
     @torch.inference_mode()
     def _outputs(self, images: list, batch_size, skip_bad_images, features: bool):
         loader = torch.utils.data.DataLoader(
-            _Decoded(images, self.transform, self.max_image_pixels), batch_size=batch_size or self.batch_size,
-            num_workers=self.num_workers if len(images) > 1 else 0, collate_fn=list)  # one image: no worker
+            _Decoded(images, self.transform, self.max_image_pixels),
+            batch_size=batch_size or self.batch_size,
+            num_workers=self.num_workers if len(images) > 1 else 0,
+            collate_fn=list,
+        )  # one image: no worker
         outputs, kept = [], []
         for batch in loader:
             good = []
@@ -94,8 +107,14 @@ class ImageClassifier:
                     raise HfclsError(error)
             if good:
                 kept.extend(i for i, _ in good)
-                out = forward_batch(self.model, torch.stack([p for _, p in good]), self.inputs, self.problem_type,
-                                    tta=() if features else self.tta, features=features)
+                out = forward_batch(
+                    self.model,
+                    torch.stack([p for _, p in good]),
+                    self.inputs,
+                    self.problem_type,
+                    tta=() if features else self.tta,
+                    features=features,
+                )
                 outputs.append((out.features if features else out.scores).cpu())
         width = 0 if features else len(self.class_names)
         return (torch.cat(outputs) if outputs else torch.empty(0, width)), kept
@@ -128,8 +147,17 @@ def _describe(image) -> str:
 # ----------------------------------------------------------------------------- building
 
 
-def pipeline(model, recipe=None, device=None, top_k: int | None = None, batch_size: int = 8, num_workers: int = 0,
-             use_ema: bool | None = None, threshold: float = 0.5, tta=None):
+def pipeline(
+    model,
+    recipe=None,
+    device=None,
+    top_k: int | None = None,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    use_ema: bool | None = None,
+    threshold: float = 0.5,
+    tta=None,
+):
     """An image classifier from any artifact, called like `transformers.pipeline`'s.
 
     model: a best/ or latest/ folder, a checkpoints/epoch_N folder or a published
@@ -179,11 +207,14 @@ def torch_device(name: str | None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise HfclsError(f"device {name}: not a device torch knows; use cpu, cuda, cuda:1, ...",
-                         param="device") from None
+        raise HfclsError(
+            f"device {name}: not a device torch knows; use cpu, cuda, cuda:1, ...", param="device"
+        ) from None
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise HfclsError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-                         "use cpu or another index", param="device")
+        raise HfclsError(
+            f"device {name}: this machine has {torch.cuda.device_count()} CUDA device(s); use cpu or another index",
+            param="device",
+        )
     return device
 
 
@@ -196,8 +227,11 @@ def check_picture_path(path) -> None:
 
     kinds = FigureCanvasBase.get_supported_filetypes()
     if Path(path).suffix.lower().lstrip(".") not in kinds:
-        raise HfclsError(f"draw_to {path}: not a picture file matplotlib writes; end it in .png (or "
-                         f"{', '.join('.' + kind for kind in sorted(kinds) if kind != 'png')})", param="draw_to")
+        raise HfclsError(
+            f"draw_to {path}: not a picture file matplotlib writes; end it in .png (or "
+            f"{', '.join('.' + kind for kind in sorted(kinds) if kind != 'png')})",
+            param="draw_to",
+        )
 
 
 def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
@@ -218,8 +252,18 @@ def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
     plt.close(fig)
 
 
-def classify_images(images: str, checkpoint, *, recipe=None, device=None, top_k: int | None = None,
-                    batch_size: int = 32, num_workers: int = 2, draw_to=None, threshold: float = 0.5) -> list:
+def classify_images(
+    images: str,
+    checkpoint,
+    *,
+    recipe=None,
+    device=None,
+    top_k: int | None = None,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    draw_to=None,
+    threshold: float = 0.5,
+) -> list:
     """hfcls-demo's work: [(file, predictions best first)] for an image, a folder or a glob.
 
     Predictions are the top_k best (5 by default), or for a multi-label model every class
@@ -256,8 +300,9 @@ def save_predictions(results: list, path) -> Path:
         raise HfclsError(f"{path}: predictions are written as {' or '.join(PREDICTION_FILES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".json":
-        path.write_text(json.dumps([{"path": file, "predictions": predictions} for file, predictions in results],
-                                   indent=1))
+        path.write_text(
+            json.dumps([{"path": file, "predictions": predictions} for file, predictions in results], indent=1)
+        )
         return path
     k = max((len(predictions) for _, predictions in results), default=0)
     with open(path, "w", newline="") as handle:

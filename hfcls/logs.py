@@ -46,8 +46,10 @@ class RunLogFile(logging.FileHandler):
     def handleError(self, record):
         if not self.failed:
             self.failed = True
-            print(f"warning: cannot write {self.baseFilename} ({sys.exc_info()[1]}); messages go to the console only",
-                  file=sys.stderr)
+            print(
+                f"warning: cannot write {self.baseFilename} ({sys.exc_info()[1]}); messages go to the console only",
+                file=sys.stderr,
+            )
 
 
 def append_jsonl(path: Path, row: dict) -> None:
@@ -66,6 +68,7 @@ def read_jsonl(path: Path) -> list:
         except json.JSONDecodeError as error:
             if number == len(lines) and not line.endswith("\n"):
                 break  # the write of the last row was cut short
-            raise HfclsError(f"{path} line {number} is not a JSON row ({error.msg}); remove or repair "
-                             "that line") from None
+            raise HfclsError(
+                f"{path} line {number} is not a JSON row ({error.msg}); remove or repair that line"
+            ) from None
     return rows

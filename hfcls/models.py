@@ -36,14 +36,17 @@ class LogitsOnly(torch.nn.Module):
 def build_model(model_section, class_names: list, problem_type: str = SINGLE_LABEL):
     labels = label_maps(class_names, problem_type)
     if model_section.pretrained is not None:
-        return load_pretrained(model_section.pretrained, labels, model_section.ignore_mismatched_sizes,
-                               model_section.trust_remote_code)
+        return load_pretrained(
+            model_section.pretrained, labels, model_section.ignore_mismatched_sizes, model_section.trust_remote_code
+        )
     config = config_from_dict(model_section.config, labels)
     model = AutoModelForImageClassification.from_config(config)
     empty = next((name for name, param in model.named_parameters() if param.numel() == 0), None)
     if empty is not None:  # a size of 0 in model.config: the first forward pass would fail deep in torch
-        raise HfclsError(f"model.config builds {empty} with shape {tuple(model.get_parameter(empty).shape)}, "
-                         "which holds nothing; check the sizes in model.config")
+        raise HfclsError(
+            f"model.config builds {empty} with shape {tuple(model.get_parameter(empty).shape)}, "
+            "which holds nothing; check the sizes in model.config"
+        )
     return model
 
 
@@ -59,14 +62,17 @@ def config_from_dict(config: dict, labels: dict):
         raise HfclsError(f"model.config: {' '.join(str(cause).split())[:300]}") from None
 
 
-def load_pretrained(name_or_path: str, labels: dict, ignore_mismatched_sizes: bool = True,
-                    trust_remote_code: bool = False):
+def load_pretrained(
+    name_or_path: str, labels: dict, ignore_mismatched_sizes: bool = True, trust_remote_code: bool = False
+):
     """A Hub id or a Hugging Face folder, with a head for this dataset's classes."""
     try:
         with remote_code_refused(name_or_path, "model.pretrained"):
             return AutoModelForImageClassification.from_pretrained(
-                name_or_path, ignore_mismatched_sizes=ignore_mismatched_sizes, trust_remote_code=trust_remote_code,
-                **labels
+                name_or_path,
+                ignore_mismatched_sizes=ignore_mismatched_sizes,
+                trust_remote_code=trust_remote_code,
+                **labels,
             )
     except OSError as error:
         where = "folder" if os.path.isdir(name_or_path) else "Hub id"
@@ -84,11 +90,13 @@ def architecture_config(model_section, class_names: list, problem_type: str = SI
         return config_from_dict(model_section.config, labels)
     try:
         with remote_code_refused(model_section.pretrained, "model.pretrained"):
-            return AutoConfig.from_pretrained(model_section.pretrained, trust_remote_code=model_section.trust_remote_code,
-                                              **labels)
+            return AutoConfig.from_pretrained(
+                model_section.pretrained, trust_remote_code=model_section.trust_remote_code, **labels
+            )
     except OSError as error:
-        raise HfclsError(f"model.pretrained: cannot load the config of {model_section.pretrained!r} "
-                         f"({str(error).splitlines()[0]})") from None
+        raise HfclsError(
+            f"model.pretrained: cannot load the config of {model_section.pretrained!r} ({str(error).splitlines()[0]})"
+        ) from None
 
 
 @contextmanager
@@ -99,9 +107,11 @@ def remote_code_refused(name_or_path, where: str):
     except ValueError as error:
         if "trust_remote_code" not in str(error):
             raise
-        raise HfclsError(f"{where}: {name_or_path} needs its own Python code to load ({auto_map_entry(name_or_path)}), "
-                         "and hfcls runs no code from model files; set model.trust_remote_code: true in the recipe "
-                         "only if you trust the model's author (the code runs on this machine)") from None
+        raise HfclsError(
+            f"{where}: {name_or_path} needs its own Python code to load ({auto_map_entry(name_or_path)}), "
+            "and hfcls runs no code from model files; set model.trust_remote_code: true in the recipe "
+            "only if you trust the model's author (the code runs on this machine)"
+        ) from None
 
 
 def auto_map_entry(name_or_path) -> str:
@@ -109,7 +119,9 @@ def auto_map_entry(name_or_path) -> str:
     try:
         config, _ = PretrainedConfig.get_config_dict(str(name_or_path))
         auto_map = config.get("auto_map") or {}
-        key = next((k for k in ("AutoModelForImageClassification", "AutoConfig") if k in auto_map), next(iter(auto_map)))
+        key = next(
+            (k for k in ("AutoModelForImageClassification", "AutoConfig") if k in auto_map), next(iter(auto_map))
+        )
         return f"config.json auto_map {key}: {auto_map[key]}"
     except Exception:  # only the message depends on it
         return "its config.json has an auto_map"

@@ -13,14 +13,20 @@ import io
 import pickle
 
 # What numpy arrays are pickled with (numpy 1.x and 2.x module names); they only build arrays.
-NUMPY_ARRAYS = frozenset({
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    # Python 3 writes bytes as _codecs.encode(str, "latin1") in protocols 0-2.
-    ("_codecs", "encode"),
-})
+NUMPY_ARRAYS = frozenset(
+    {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        # Python 3 writes bytes as _codecs.encode(str, "latin1") in protocols 0-2.
+        ("_codecs", "encode"),
+    }
+)
 
 
 class UnsafePickle(pickle.UnpicklingError):

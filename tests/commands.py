@@ -30,8 +30,11 @@ def console_scripts() -> dict:
 
 def run(script: str, *args, cwd=None) -> subprocess.CompletedProcess:
     """A console script (hfcls-*) or a module (python -m) in a subprocess."""
-    command = [str(BIN / script), *map(str, args)] if script.startswith("hfcls-") else [sys.executable, "-m", script,
-                                                                                       *map(str, args)]
+    command = (
+        [str(BIN / script), *map(str, args)]
+        if script.startswith("hfcls-")
+        else [sys.executable, "-m", script, *map(str, args)]
+    )
     return subprocess.run(command, capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
 
 

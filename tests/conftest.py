@@ -51,7 +51,7 @@ def make_multilabel_folder(root: Path, count: int = 24, size: int = 15, seed: in
         pixels = rng.integers(0, 30, size=(size, size, 3))
         for c, third in zip(shown, thirds):
             width = size // 3
-            pixels[:, third * width:(third + 1) * width] = np.array(classes[names[c]]) + rng.integers(-30, 30, size=3)
+            pixels[:, third * width : (third + 1) * width] = np.array(classes[names[c]]) + rng.integers(-30, 30, size=3)
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(root / "images" / f"{i}.png")
         labels.append([names[c] for c in shown])
         rows.append(json.dumps({"file_name": f"images/{i}.png", "labels": labels[-1]}))
@@ -79,12 +79,21 @@ def tiny_recipe_dict(train_dir, val_dir, **sections) -> dict:
             "num_workers": 0,
             "mean": [0.5, 0.5, 0.5],
             "std": [0.25, 0.25, 0.25],
-            "train_pipeline": [{"type": "RandomResizedCrop", "size": 16, "scale": [0.5, 1.0]},
-                               {"type": "RandomHorizontalFlip"}],
+            "train_pipeline": [
+                {"type": "RandomResizedCrop", "size": 16, "scale": [0.5, 1.0]},
+                {"type": "RandomHorizontalFlip"},
+            ],
             "eval_pipeline": [{"type": "Resize", "size": 16}, {"type": "CenterCrop", "size": 16}],
         },
-        "model": {"config": {"model_type": "resnet", "embedding_size": 8, "hidden_sizes": [8, 16],
-                             "depths": [1, 1], "layer_type": "basic"}},
+        "model": {
+            "config": {
+                "model_type": "resnet",
+                "embedding_size": 8,
+                "hidden_sizes": [8, 16],
+                "depths": [1, 1],
+                "layer_type": "basic",
+            }
+        },
         "optim": {"type": "adamw", "lr": 0.01, "weight_decay": 0.0},
         "schedule": {"type": "constant"},
         "train": {"epochs": 1, "log_interval": 2, "publish": False, "log_with": []},
@@ -146,16 +155,21 @@ def trained_digits(tmp_path_factory, digits_dir):
     Trained once per test run (`shared_once`). The 360 val images with eval batch 16 do
     not divide into 2 x 16, as the multi-process evaluation test needs.
     """
+
     def build(root):
         from hfcls.api import train
         from hfcls.recipe import load_recipe
 
         resize = [{"type": "Resize", "size": 16}]
-        write_recipe(root / "digits.yaml", tiny_recipe_dict(
-            digits_dir / "train", digits_dir / "val",
-            data={"batch_size": 32, "eval_batch_size": 16, "train_pipeline": resize, "eval_pipeline": resize},
-            train={"epochs": 1, "log_interval": 50},
-        ))
+        write_recipe(
+            root / "digits.yaml",
+            tiny_recipe_dict(
+                digits_dir / "train",
+                digits_dir / "val",
+                data={"batch_size": 32, "eval_batch_size": 16, "train_pipeline": resize, "eval_pipeline": resize},
+                train={"epochs": 1, "log_interval": 50},
+            ),
+        )
         train(load_recipe(root / "digits.yaml"), root / "work")
 
     root = shared_once(tmp_path_factory, "trained_digits", build)
@@ -165,14 +179,17 @@ def trained_digits(tmp_path_factory, digits_dir):
 @pytest.fixture(scope="session")
 def multilabel_run(tmp_path_factory):
     """(recipe path, work dir) of a finished 2-epoch multi-label run on the tiny colour thirds, shared."""
+
     def build(root):
         from hfcls.api import train
         from hfcls.recipe import load_recipe
 
         make_multilabel_folder(root / "data" / "train", count=24, seed=0)
         make_multilabel_folder(root / "data" / "val", count=12, seed=1)
-        write_recipe(root / "multilabel.yaml", tiny_recipe_dict(root / "data" / "train", root / "data" / "val",
-                                                                train={"epochs": 2}))
+        write_recipe(
+            root / "multilabel.yaml",
+            tiny_recipe_dict(root / "data" / "train", root / "data" / "val", train={"epochs": 2}),
+        )
         train(load_recipe(root / "multilabel.yaml"), root / "work")
 
     root = shared_once(tmp_path_factory, "multilabel_run", build)
@@ -193,13 +210,21 @@ def trained_multilabel_digits(tmp_path_factory, multilabel_digits_dir):
 
     Eval batch 16: the 360 val canvases do not divide into 2 x 16, as the two-process test needs.
     """
+
     def build(root):
         from hfcls.api import train
         from hfcls.recipe import load_recipe, save_recipe
 
-        recipe = load_recipe(REPO / "recipes" / "multilabel_digits" / "resnet-tiny_1xb64_multilabel-digits.yaml", [
-            f"data.train.path={multilabel_digits_dir / 'train'}", f"data.val.path={multilabel_digits_dir / 'val'}",
-            "data.eval_batch_size=16", "train.epochs=5", "train.log_with=[]"])
+        recipe = load_recipe(
+            REPO / "recipes" / "multilabel_digits" / "resnet-tiny_1xb64_multilabel-digits.yaml",
+            [
+                f"data.train.path={multilabel_digits_dir / 'train'}",
+                f"data.val.path={multilabel_digits_dir / 'val'}",
+                "data.eval_batch_size=16",
+                "train.epochs=5",
+                "train.log_with=[]",
+            ],
+        )
         save_recipe(recipe, root / "multilabel.yaml")
         train(recipe, root / "work")
 
@@ -240,8 +265,11 @@ def fresh_state(run):
     from hfcls.artifacts.checkpoint import TrainState
     from hfcls.artifacts.resume import recipe_fingerprint
 
-    return TrainState(recipe=recipe_fingerprint(run.recipe, len(run.class_names), run.accelerator.num_processes,
-                                                run.total_steps // run.recipe.train.epochs))
+    return TrainState(
+        recipe=recipe_fingerprint(
+            run.recipe, len(run.class_names), run.accelerator.num_processes, run.total_steps // run.recipe.train.epochs
+        )
+    )
 
 
 def benchmark_data():
@@ -264,14 +292,19 @@ TINY_CIFAR_RESNET = {"model_type": "cifar_resnet", "stem_channels": 8, "hidden_s
 @pytest.fixture(scope="session")
 def cifar_resnet_run(tmp_path_factory):
     """Work dir of a finished 1-epoch run of hfcls's own tiny CIFAR ResNet on the tiny colours (named tiny_run)."""
+
     def build(root):
         from hfcls.api import train
         from hfcls.recipe import recipe_from_dict
 
         train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
         val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
-        train(recipe_from_dict(tiny_recipe_dict(train_dir, val_dir, model={"config": TINY_CIFAR_RESNET},
-                                                train={"publish": True})), root / "tiny_run")
+        train(
+            recipe_from_dict(
+                tiny_recipe_dict(train_dir, val_dir, model={"config": TINY_CIFAR_RESNET}, train={"publish": True})
+            ),
+            root / "tiny_run",
+        )
 
     return shared_once(tmp_path_factory, "cifar_resnet_run", build) / "tiny_run"
 
@@ -280,14 +313,17 @@ def cifar_resnet_run(tmp_path_factory):
 def two_epoch_run(tmp_path_factory):
     """Work dir of a finished 2-epoch run of the tiny ResNet (evaluated after each epoch, published, logged
     to TensorBoard). Beside it: its recipe file, tiny.yaml, and what train() returned, returned.json."""
+
     def build(root):
         from hfcls.api import train
         from hfcls.recipe import load_recipe
 
         train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
         val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
-        recipe = write_recipe(root / "tiny.yaml", tiny_recipe_dict(
-            train_dir, val_dir, train={"epochs": 2, "publish": True, "log_with": ["tensorboard"]}))
+        recipe = write_recipe(
+            root / "tiny.yaml",
+            tiny_recipe_dict(train_dir, val_dir, train={"epochs": 2, "publish": True, "log_with": ["tensorboard"]}),
+        )
         (root / "returned.json").write_text(json.dumps(train(load_recipe(recipe), root / "run")))
 
     return shared_once(tmp_path_factory, "two_epoch_run", build) / "run"
@@ -308,9 +344,16 @@ def best_results(trained_digits, tmp_path_factory):
         from hfcls.recipe import load_recipe
 
         recipe, work = trained_digits
-        evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", metrics=ALL_METRICS,
-                                        metric_options={"topk": [1, 3]}, out=root / "best.json",
-                                        out_items=("metrics", "pred", "class_scores")))
+        evaluate_checkpoint(
+            EvalRequest(
+                load_recipe(recipe),
+                work / "best",
+                metrics=ALL_METRICS,
+                metric_options={"topk": [1, 3]},
+                out=root / "best.json",
+                out_items=("metrics", "pred", "class_scores"),
+            )
+        )
 
     return read_results(shared_once(tmp_path_factory, "best_results", build) / "best.json")
 
@@ -324,22 +367,31 @@ def write(path, text):
 @pytest.fixture
 def based(tmp_path):
     """A recipe with two bases in another folder, the second overriding the first."""
-    write(tmp_path / "_base_" / "data.yaml", """
+    write(
+        tmp_path / "_base_" / "data.yaml",
+        """
 data:
   batch_size: 16
   train: {type: imagefolder, path: a}
   train_pipeline: [{type: RandomCrop, size: 8}]
   eval_pipeline: [{type: Resize, size: 8}]
-""")
-    write(tmp_path / "_base_" / "model.yaml", """
+""",
+    )
+    write(
+        tmp_path / "_base_" / "model.yaml",
+        """
 model: {config: {model_type: resnet, depths: [1, 1], hidden_sizes: [8, 16]}}
 optim: {type: sgd, lr: 0.1, momentum: 0.8}
-""")
-    return write(tmp_path / "exp" / "r.yaml", """
+""",
+    )
+    return write(
+        tmp_path / "exp" / "r.yaml",
+        """
 _base_: [../_base_/data.yaml, ../_base_/model.yaml]
 data: {batch_size: 32, val: {type: imagefolder, path: b}}
 optim: {lr: 0.05}
-""")
+""",
+    )
 
 
 def weights(work_dir, checkpoint):
@@ -358,8 +410,9 @@ def deterministic_rows(work_dir):
     from hfcls.engine.loop import WALL_CLOCK_KEYS
     from hfcls.logs import read_jsonl
 
-    return [{k: v for k, v in row.items() if k not in WALL_CLOCK_KEYS}
-            for row in read_jsonl(work_dir / "metrics.jsonl")]
+    return [
+        {k: v for k, v in row.items() if k not in WALL_CLOCK_KEYS} for row in read_jsonl(work_dir / "metrics.jsonl")
+    ]
 
 
 @pytest.fixture(scope="module")

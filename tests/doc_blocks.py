@@ -43,7 +43,7 @@ def runnable_blocks(doc: Path) -> list[Block]:
         if match and i > 0 and lines[i - 1].strip() == MARK:
             fence, language = match.groups()
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith(fence))
-            blocks.append(Block(doc, i + 1, language, "\n".join(lines[i + 1:end]) + "\n"))
+            blocks.append(Block(doc, i + 1, language, "\n".join(lines[i + 1 : end]) + "\n"))
             i = end
         i += 1
     return blocks
@@ -65,8 +65,13 @@ def make_sandbox(root: Path, repo: Path, digits: Path, epochs: int = 2) -> Path:
 
 
 def run_block(block: Block, sandbox: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_EVALUATE_OFFLINE="1")
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        HF_EVALUATE_OFFLINE="1",
+    )
     if block.language in ("shell", "bash", "sh"):
         cmd = ["bash", "-euo", "pipefail", "-c", block.code]
     elif block.language == "python":

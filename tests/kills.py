@@ -25,8 +25,19 @@ from hfcls.cli.train import main
 main(sys.argv[3:])
 """
 
-DISK_CHANGES = {"os.rename", "os.remove", "os.rmdir", "os.mkdir", "os.link", "os.symlink", "os.truncate",
-                "os.chmod", "os.utime", "shutil.rmtree", "shutil.move"}
+DISK_CHANGES = {
+    "os.rename",
+    "os.remove",
+    "os.rmdir",
+    "os.mkdir",
+    "os.link",
+    "os.symlink",
+    "os.truncate",
+    "os.chmod",
+    "os.utime",
+    "shutil.rmtree",
+    "shutil.move",
+}
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 

@@ -38,8 +38,15 @@ def write_cifar10(root: Path, per_batch: int = 3, seed: int = 0) -> dict:
     for name, split in [(f"data_batch_{i}", "train") for i in range(1, 6)] + [("test_batch", "test")]:
         images = rng.integers(0, 256, size=(per_batch, 32, 32, 3), dtype=np.uint8)
         labels = rng.integers(0, 10, size=per_batch).tolist()
-        write_pickle(folder / name, {b"batch_label": name.encode(), b"data": cifar_rows(images),
-                                     b"labels": labels, b"filenames": [b"x.png"] * per_batch})
+        write_pickle(
+            folder / name,
+            {
+                b"batch_label": name.encode(),
+                b"data": cifar_rows(images),
+                b"labels": labels,
+                b"filenames": [b"x.png"] * per_batch,
+            },
+        )
         written[split][0].append(images)
         written[split][1].extend(labels)
     return {split: (np.concatenate(images), labels) for split, (images, labels) in written.items()}
@@ -58,8 +65,9 @@ def write_cifar100(root: Path, count: int = 6, seed: int = 0) -> dict:
         images = rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
         fine_labels = rng.integers(0, 100, size=count).tolist()
         coarse_labels = rng.integers(0, 20, size=count).tolist()
-        write_pickle(folder / split, {"data": cifar_rows(images), "fine_labels": fine_labels,
-                                      "coarse_labels": coarse_labels})
+        write_pickle(
+            folder / split, {"data": cifar_rows(images), "fine_labels": fine_labels, "coarse_labels": coarse_labels}
+        )
         written[split] = (images, fine_labels, coarse_labels)
     return written
 
@@ -105,8 +113,9 @@ def write_images(folder: Path, names: list, images: np.ndarray, suffix: str) -> 
     return paths
 
 
-def write_imagenet(root: Path, wnids=("n01440764", "n01443537", "n01484850"), per_class: int = 3,
-                   flat_val: bool = True, seed: int = 0) -> dict:
+def write_imagenet(
+    root: Path, wnids=("n01440764", "n01443537", "n01484850"), per_class: int = 3, flat_val: bool = True, seed: int = 0
+) -> dict:
     """root/train/<wnid>/*.png, root/val flat (or in class folders), root/meta/{train,val}.txt
     and meta/synsets.txt as caffe's get_ilsvrc_aux.sh writes them. PNG, so pixels compare exactly.
     Returns {split: [(relative path, label, pixels)]}."""
@@ -146,7 +155,6 @@ def isolated_cache(tmp_path, monkeypatch):
     """A datasets cache per test: no test reuses another's Arrow files, ~/.cache stays clean."""
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
     return tmp_path / "hf-datasets-cache"
-
 
 
 def bad_splits_recipe(tmp_path) -> tuple:
@@ -197,7 +205,7 @@ def png_header_only(width: int, height: int) -> bytes:
 VOC_OBJECTS = {  # image id -> [(class, difficult)]
     "000001": [("dog", 0), ("person", 0)],
     "000002": [("cat", 0), ("cat", 1), ("chair", 1)],  # chair: only difficult
-    "000003": [("bird", 1)],                            # nothing but a difficult bird
+    "000003": [("bird", 1)],  # nothing but a difficult bird
 }
 
 
@@ -207,10 +215,14 @@ def write_voc(root: Path, objects: dict = VOC_OBJECTS, split: str = "trainval") 
         (root / folder).mkdir(parents=True, exist_ok=True)
     for i, (image_id, objs) in enumerate(objects.items()):
         Image.fromarray(np.full((10, 12, 3), 40 * i, dtype=np.uint8)).save(root / "JPEGImages" / f"{image_id}.jpg")
-        body = "".join(f"\n  <object>\n    <name>{name}</name>\n    <pose>Left</pose>\n"
-                       f"    <difficult>{hard}</difficult>\n  </object>" for name, hard in objs)
+        body = "".join(
+            f"\n  <object>\n    <name>{name}</name>\n    <pose>Left</pose>\n"
+            f"    <difficult>{hard}</difficult>\n  </object>"
+            for name, hard in objs
+        )
         (root / "Annotations" / f"{image_id}.xml").write_text(
-            f"<annotation>\n  <folder>VOC2007</folder>\n  <filename>{image_id}.jpg</filename>{body}\n</annotation>\n")
+            f"<annotation>\n  <folder>VOC2007</folder>\n  <filename>{image_id}.jpg</filename>{body}\n</annotation>\n"
+        )
     (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(objects) + "\n")
     return root
 

@@ -4,12 +4,20 @@
 import errno
 
 import pytest
-from disks import fill, small_tmpfs
-from kills import Killed, killed_at
 
 from hfcls.errors import HfclsError
-from hfcls.files import (check_new_output, check_writable, publish_folder, publish_links, storage_cause,
-                         storage_errors, write_atomic)
+from hfcls.files import (
+    check_new_output,
+    check_writable,
+    publish_folder,
+    publish_links,
+    storage_cause,
+    storage_errors,
+    write_atomic,
+)
+
+from disks import fill, small_tmpfs
+from kills import Killed, killed_at
 
 
 def test_write_atomic_replaces_whole_and_leaves_no_temporary(tmp_path):
@@ -38,13 +46,19 @@ PUBLISH_FOLDER_WINDOWS = [
     ("flushing the new files", [("open", r"best\.tmp/config\.json None")], 1, "epoch 1", ["best.tmp"]),
     ("the old one not yet renamed", [("os.rename", r"/best \S*/best\.old$")], 1, "epoch 1", ["best.tmp"]),
     ("between the two renames", [("os.rename", r"/best\.tmp \S*/best$")], 1, None, ["best.old", "best.tmp"]),
-    ("both renamed, the old one not yet removed",
-     [("os.rename", r"/best\.tmp \S*/best$"), ("shutil.rmtree", r"/best\.old\b")], 1, "epoch 2", ["best.old"]),
+    (
+        "both renamed, the old one not yet removed",
+        [("os.rename", r"/best\.tmp \S*/best$"), ("shutil.rmtree", r"/best\.old\b")],
+        1,
+        "epoch 2",
+        ["best.old"],
+    ),
 ]
 
 
-@pytest.mark.parametrize("window, stages, nth, holds, beside", PUBLISH_FOLDER_WINDOWS,
-                         ids=[w[0] for w in PUBLISH_FOLDER_WINDOWS])
+@pytest.mark.parametrize(
+    "window, stages, nth, holds, beside", PUBLISH_FOLDER_WINDOWS, ids=[w[0] for w in PUBLISH_FOLDER_WINDOWS]
+)
 def test_publish_folder_finishes_a_swap_that_a_kill_interrupted(tmp_path, window, stages, nth, holds, beside):
     folder = version(tmp_path / "best", "epoch 1")
     version(tmp_path / "best.tmp", "epoch 2")
@@ -114,6 +128,7 @@ def test_a_linked_copy_shares_the_bytes_and_outlives_the_next_export(tmp_path):
     assert (tmp_path / "best" / "model.safetensors").read_text() == "epoch 2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "latest"]
 
+
 def test_an_existing_output_is_refused_unless_overwrite(tmp_path):
     check_new_output(tmp_path / "new", overwrite=False)
     (tmp_path / "empty").mkdir()
@@ -127,8 +142,9 @@ def test_an_existing_output_is_refused_unless_overwrite(tmp_path):
 
 def test_a_library_error_is_traced_to_the_full_disk_it_hit(tmp_path):
     # safetensors words the OS error its own way; the errno is read out of it.
-    cause = storage_cause(Exception("Error while serializing: I/O error: No space left on device (os error 28)"),
-                          tmp_path)
+    cause = storage_cause(
+        Exception("Error while serializing: I/O error: No space left on device (os error 28)"), tmp_path
+    )
     assert cause.errno == errno.ENOSPC
     # Anything else that failed on a disk with room is not a disk problem: it is raised as it was.
     assert storage_cause(RuntimeError("unexpected pos 576 vs 534"), tmp_path) is None
@@ -141,8 +157,11 @@ def test_full_and_read_only_disks_are_one_line_before_and_during_work(tmp_path):
     with small_tmpfs(tmp_path / "disk") as disk:
         check_writable(disk / "sub" / "results", "--out x")
         fill(disk)
-        with pytest.raises(HfclsError, match=r"^--out x: cannot write in .*disk \(No space left on device\); "
-                                             r"nothing was done"):
+        with pytest.raises(
+            HfclsError,
+            match=r"^--out x: cannot write in .*disk \(No space left on device\); "
+            r"nothing was done",
+        ):
             check_writable(disk / "sub" / "results", "--out x")
         # torch's zip writer says only "unexpected pos": the probe finds the full disk behind it.
         import torch

@@ -22,10 +22,6 @@ from hfcls.recipe import load_recipe
 from conftest import REPO
 
 
-
-
-
-
 def by_label(predictions):
     return {p["label"]: p["score"] for p in predictions}
 
@@ -80,8 +76,12 @@ def test_weights_only_checkpoints_find_their_recipe(trained_digits, classifier, 
 
 def test_recipe_mixed_precision_and_channels_last_apply(trained_digits, classifier, val_files):
     recipe, work = trained_digits
-    bf16 = hfcls.pipeline(work / "checkpoints" / "epoch_1", device="cpu", batch_size=64,
-                          recipe=load_recipe(recipe, ["train.mixed_precision=bf16", "train.channels_last=true"]))
+    bf16 = hfcls.pipeline(
+        work / "checkpoints" / "epoch_1",
+        device="cpu",
+        batch_size=64,
+        recipe=load_recipe(recipe, ["train.mixed_precision=bf16", "train.channels_last=true"]),
+    )
     assert bf16.inputs.autocast_dtype == torch.bfloat16 and bf16.inputs.channels_last
     files = val_files[::3]
     got, want = bf16(files, top_k=10), classifier(files, top_k=10)
@@ -123,14 +123,17 @@ def test_expand_images_takes_a_file_a_folder_or_a_glob(tmp_path):
         classify_images(str(tmp_path / "a.png"), tmp_path, top_k=0)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    ({"top_k": 0}, "top_k must be at least 1, got 0"),
-    ({"threshold": 1.5}, "threshold is a sigmoid score between 0 and 1, got 1.5"),
-    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
-    ({"num_workers": -1}, "num_workers must be 0 or more, got -1"),
-    ({"device": "foo"}, "device foo: not a device torch knows"),
-    ({"tta": "flips"}, "tta: unknown view 'flips'"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"top_k": 0}, "top_k must be at least 1, got 0"),
+        ({"threshold": 1.5}, "threshold is a sigmoid score between 0 and 1, got 1.5"),
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+        ({"num_workers": -1}, "num_workers must be 0 or more, got -1"),
+        ({"device": "foo"}, "device foo: not a device torch knows"),
+        ({"tta": "flips"}, "tta: unknown view 'flips'"),
+    ],
+)
 def test_bad_arguments_name_their_parameter_before_any_loading(tmp_path, arguments, message):
     with pytest.raises(HfclsError) as error:
         hfcls.pipeline(tmp_path / "nothing here", **arguments)

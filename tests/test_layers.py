@@ -70,7 +70,7 @@ def find_cycle(graph: dict) -> list | None:
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 cycle = visit(target)
                 if cycle:
@@ -121,6 +121,9 @@ def test_the_checker_sees_a_cycle_and_an_upward_import():
 
 def test_only_hfcls_bench_imports_the_benchmark_harnesses():
     graph = import_graph()
-    importers = {source for source, targets in graph.items()
-                 if unit(source) != "bench" and any(unit(target) == "bench" for target in targets)}
+    importers = {
+        source
+        for source, targets in graph.items()
+        if unit(source) != "bench" and any(unit(target) == "bench" for target in targets)
+    }
     assert importers == {"hfcls.cli.bench"}

@@ -17,9 +17,17 @@ from hfcls.recipe import load_recipe
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ZOO = sorted(p for p in RECIPES.rglob("*.yaml") if "_base_" not in p.parts)
 
-CLASSES = {"imagenet": 1000, "cifar10": 10, "cifar100": 100, "mnist": 10, "digits": 10, "imbalanced_digits": 10,
-           "multilabel_digits": 10, "voc": 20,
-           "small": 10}
+CLASSES = {
+    "imagenet": 1000,
+    "cifar10": 10,
+    "cifar100": 100,
+    "mnist": 10,
+    "digits": 10,
+    "imbalanced_digits": 10,
+    "multilabel_digits": 10,
+    "voc": 20,
+    "small": 10,
+}
 
 # Millions of parameters: MMClassification's model zoo, torchvision, timm.
 REFERENCE_PARAMS = {
@@ -83,8 +91,9 @@ def test_recipe_builds_reference_model_and_trains_a_step(path):
     assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("model_type, params", [("cifar_resnet", 11_173_962), ("lenet5", 61_706),
-                                                      ("small_convnet", 75_280)])
+@pytest.mark.parametrize(
+    "model_type, params", [("cifar_resnet", 11_173_962), ("lenet5", 61_706), ("small_convnet", 75_280)]
+)
 def test_custom_model_registered_and_round_trips(tmp_path, model_type, params):
     config = AutoConfig.for_model(model_type, num_labels=10)
     model = AutoModelForImageClassification.from_config(config).eval()
@@ -105,15 +114,14 @@ def test_custom_model_registered_and_round_trips(tmp_path, model_type, params):
 
 
 def test_cifar_resnet_keeps_resolution_into_first_stage():
-    config = AutoConfig.for_model("cifar_resnet", num_labels=10, hidden_sizes=[8, 16], depths=[1, 1],
-                                  stem_channels=8)
+    config = AutoConfig.for_model("cifar_resnet", num_labels=10, hidden_sizes=[8, 16], depths=[1, 1], stem_channels=8)
     model = AutoModelForImageClassification.from_config(config)
     features = model.stem(torch.randn(1, 3, 32, 32))
     assert features.shape == (1, 8, 32, 32)  # 3x3 stride-1 stem, no max-pool
     assert model.stages(features).shape == (1, 16, 16, 16)
 
 
-USER_MODEL = '''
+USER_MODEL = """
 from torch import nn
 from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
@@ -140,13 +148,15 @@ class TinyNet(PreTrainedModel):
 
 AutoConfig.register("tinynet", TinyNetConfig)
 AutoModelForImageClassification.register(TinyNetConfig, TinyNet)
-'''
+"""
 
 
 def test_a_users_model_file_is_named_in_a_recipe(tmp_path, monkeypatch):
     """The new-modules tutorial's example: a file, two register calls, custom_imports."""
     (tmp_path / "my_models.py").write_text(USER_MODEL)
-    (tmp_path / "tinynet.yaml").write_text("custom_imports: [my_models]\nmodel:\n  config: {model_type: tinynet, width: 6}\n")
+    (tmp_path / "tinynet.yaml").write_text(
+        "custom_imports: [my_models]\nmodel:\n  config: {model_type: tinynet, width: 6}\n"
+    )
     monkeypatch.chdir(tmp_path)
     # Found through the current directory, as with the hfcls-train command.
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])

@@ -7,8 +7,9 @@ import zipfile
 
 import numpy as np
 
-from conftest import REPO
 from hfcls.data.formats.idx import mnist
+
+from conftest import REPO
 
 
 def offline_data():

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 from safetensors.torch import save_file
 from transformers import ResNetConfig, ResNetForImageClassification
 
@@ -13,9 +12,11 @@ from hfcls.errors import HfclsError
 from hfcls.models import build_model
 from hfcls.recipe import recipe_from_dict
 
+from conftest import make_image_folder, tiny_recipe_dict, write_recipe
+
 TINY = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic", "num_labels": 3}
 # Importing either file leaves a trace: what "the folder's code ran" looks like.
-CODE = '''
+CODE = """
 import pathlib
 pathlib.Path(r"{folder}", "RAN").touch()  # an absolute path: transformers runs a copy in its module cache
 from transformers import ResNetConfig, ResNetForImageClassification
@@ -23,7 +24,7 @@ class EvilConfig(ResNetConfig):
     model_type = "evil_net"
 class EvilModel(ResNetForImageClassification):
     config_class = EvilConfig
-'''
+"""
 
 
 @pytest.fixture
@@ -36,9 +37,15 @@ def custom_code_folder(tmp_path, monkeypatch):
     folder.mkdir()
     for name in ("configuration_evil.py", "modeling_evil.py"):
         (folder / name).write_text(CODE.replace("{folder}", str(folder)))
-    config = {**ResNetConfig(**TINY).to_dict(), "model_type": "evil_net", "architectures": ["EvilModel"],
-              "auto_map": {"AutoConfig": "configuration_evil.EvilConfig",
-                           "AutoModelForImageClassification": "modeling_evil.EvilModel"}}
+    config = {
+        **ResNetConfig(**TINY).to_dict(),
+        "model_type": "evil_net",
+        "architectures": ["EvilModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_evil.EvilConfig",
+            "AutoModelForImageClassification": "modeling_evil.EvilModel",
+        },
+    }
     (folder / "config.json").write_text(json.dumps(config))
     save_file(ResNetForImageClassification(ResNetConfig(**TINY)).state_dict(), folder / "model.safetensors")
     (folder / "preprocessor_config.json").write_text("{}")
@@ -46,15 +53,19 @@ def custom_code_folder(tmp_path, monkeypatch):
 
 
 def model_section(folder, trust):
-    recipe = tiny_recipe_dict("train", "val", model={"pretrained": str(folder), "config": None,
-                                                     "trust_remote_code": trust})
+    recipe = tiny_recipe_dict(
+        "train", "val", model={"pretrained": str(folder), "config": None, "trust_remote_code": trust}
+    )
     return recipe_from_dict(recipe).model
 
 
 def test_a_pretrained_folder_with_custom_code_is_refused_naming_its_auto_map(custom_code_folder):
-    with pytest.raises(HfclsError, match=r"^model\.pretrained: .*custom needs its own Python code to load \(config\.json "
-                                         r"auto_map AutoModelForImageClassification: modeling_evil\.EvilModel\), and "
-                                         r"hfcls runs no code from model files; set model\.trust_remote_code: true"):
+    with pytest.raises(
+        HfclsError,
+        match=r"^model\.pretrained: .*custom needs its own Python code to load \(config\.json "
+        r"auto_map AutoModelForImageClassification: modeling_evil\.EvilModel\), and "
+        r"hfcls runs no code from model files; set model\.trust_remote_code: true",
+    ):
         build_model(model_section(custom_code_folder, trust=False), ["a", "b", "c"])
     assert not (custom_code_folder / "RAN").exists()
 

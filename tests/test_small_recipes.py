@@ -6,23 +6,34 @@ recipe's accuracy on the real digits."""
 import json
 
 import pytest
-from commands import ok
 
-from conftest import REPO
 from hfcls.recipe import load_recipe
+
+from commands import ok
+from conftest import REPO
 from layouts import write_cifar10, write_mnist
 
 SMALL = REPO / "recipes" / "small"
 RECIPES = sorted(SMALL.glob("*.yaml"))
 FLIPPED = {"small-convnet_1xb128_fashion-mnist", "small-convnet_1xb128_cifar10"}  # clothes and photos mirror
-TINY_RUN = ["train.epochs=1", "data.num_workers=0", "evaluation.interval=1",
-            "checkpoint.interval=1", "train.publish=false", "train.log_with=[]"]
+TINY_RUN = [
+    "train.epochs=1",
+    "data.num_workers=0",
+    "evaluation.interval=1",
+    "checkpoint.interval=1",
+    "train.publish=false",
+    "train.log_with=[]",
+]
 
 
 def test_the_family_covers_every_small_format():
-    assert [p.stem for p in RECIPES] == ["small-convnet_1xb128_cifar10", "small-convnet_1xb128_fashion-mnist",
-                                         "small-convnet_1xb128_mnist-5k", "small-convnet_1xb128_mnist",
-                                         "small-convnet_1xb64_digits"]
+    assert [p.stem for p in RECIPES] == [
+        "small-convnet_1xb128_cifar10",
+        "small-convnet_1xb128_fashion-mnist",
+        "small-convnet_1xb128_mnist-5k",
+        "small-convnet_1xb128_mnist",
+        "small-convnet_1xb64_digits",
+    ]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
@@ -70,7 +81,14 @@ def test_the_digits_recipe_reaches_99_percent(tmp_path, digits_dir):
     """The recipe's own claim, on the real 360 val digits, seed 0 (benchmarks/README.md: 99.7-100 %)."""
     from hfcls.api import train
 
-    recipe = load_recipe(SMALL / "small-convnet_1xb64_digits.yaml",
-                         [f"data.train.path={digits_dir / 'train'}", f"data.val.path={digits_dir / 'val'}",
-                          "data.num_workers=0", "train.publish=false", "train.log_with=[]"])
+    recipe = load_recipe(
+        SMALL / "small-convnet_1xb64_digits.yaml",
+        [
+            f"data.train.path={digits_dir / 'train'}",
+            f"data.val.path={digits_dir / 'val'}",
+            "data.num_workers=0",
+            "train.publish=false",
+            "train.log_with=[]",
+        ],
+    )
     assert train(recipe, tmp_path / "work")["accuracy_top1"] >= 99.0

@@ -4,15 +4,23 @@ import pickle
 
 import numpy as np
 import pytest
-from crafted import RunsCommand
 
 from hfcls.unpickle import NUMPY_ARRAYS, UnsafePickle, load_plain
+
+from crafted import RunsCommand
 
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 def test_plain_data_and_numpy_arrays_load_unchanged(protocol):
-    content = {b"data": np.arange(12, dtype=np.uint8).reshape(3, 4), "labels": [1, 2, 3], "name": "batch 1",
-               "score": 0.5, "none": None, "nested": ({"a": True},), "scalar": np.int64(7)}
+    content = {
+        b"data": np.arange(12, dtype=np.uint8).reshape(3, 4),
+        "labels": [1, 2, 3],
+        "name": "batch 1",
+        "score": 0.5,
+        "none": None,
+        "nested": ({"a": True},),
+        "scalar": np.int64(7),
+    }
     loaded = load_plain(pickle.dumps(content, protocol=protocol), NUMPY_ARRAYS)
     assert loaded.keys() == content.keys()
     np.testing.assert_array_equal(loaded[b"data"], content[b"data"])

@@ -60,8 +60,9 @@ class CamResult:
 def default_layer(model) -> str:
     model_type = model.config.model_type
     if model_type not in DEFAULT_LAYERS:
-        raise HfclsError(f"hfcls-cam has no default layer for {model_type}; pass --layer NAME "
-                         "(a module name from print(model))")
+        raise HfclsError(
+            f"hfcls-cam has no default layer for {model_type}; pass --layer NAME (a module name from print(model))"
+        )
     listed, rest = DEFAULT_LAYERS[model_type]
     if listed is None:
         return rest
@@ -96,8 +97,16 @@ def reshape_transform(model_type: str):
     return to_grid
 
 
-def class_activation_map(image, checkpoint, *, method: str = "gradcam", target_class=None, layer: str | None = None,
-                         recipe=None, use_ema: bool | None = None) -> CamResult:
+def class_activation_map(
+    image,
+    checkpoint,
+    *,
+    method: str = "gradcam",
+    target_class=None,
+    layer: str | None = None,
+    recipe=None,
+    use_ema: bool | None = None,
+) -> CamResult:
     """The CAM of `image` (a path, PIL image or array) for `target_class` (an index or a class
     name; default the predicted class) at `layer` (default DEFAULT_LAYERS)."""
     try:
@@ -106,8 +115,9 @@ def class_activation_map(image, checkpoint, *, method: str = "gradcam", target_c
     except ImportError:
         raise HfclsError('hfcls-cam needs pytorch-grad-cam; pip install "hfcls[explain]"') from None
     if method not in METHODS:
-        raise HfclsError(f"method {method}{did_you_mean(method, METHODS)}: choose from {', '.join(METHODS)}",
-                         param="method")
+        raise HfclsError(
+            f"method {method}{did_you_mean(method, METHODS)}: choose from {', '.join(METHODS)}", param="method"
+        )
     recipe = recipe if recipe is not None else run_recipe(checkpoint)
     model = load_model(checkpoint, use_ema=use_ema, recipe=recipe).float()
     transform, inputs = exported_inputs(preprocessor(checkpoint, recipe).to_dict(), str(checkpoint))
@@ -121,11 +131,21 @@ def class_activation_map(image, checkpoint, *, method: str = "gradcam", target_c
     target = _target_index(target_class, names, int(scores.argmax()))
     layer = layer or default_layer(model)
     cam_class = getattr(pytorch_grad_cam, METHODS[method])
-    with cam_class(model=LogitsOnly(model), target_layers=[find_layer(model, layer)],
-                   reshape_transform=reshape_transform(model.config.model_type)) as cam:
+    with cam_class(
+        model=LogitsOnly(model),
+        target_layers=[find_layer(model, layer)],
+        reshape_transform=reshape_transform(model.config.model_type),
+    ) as cam:
         heatmap = cam(input_tensor=inputs(pixels[None]), targets=[ClassifierOutputTarget(target)])[0]
-    return CamResult(np.nan_to_num(heatmap), pixels.permute(1, 2, 0).numpy(), target, names[target],
-                     float(scores[target]), layer, method)
+    return CamResult(
+        np.nan_to_num(heatmap),
+        pixels.permute(1, 2, 0).numpy(),
+        target,
+        names[target],
+        float(scores[target]),
+        layer,
+        method,
+    )
 
 
 def _target_index(target_class, names: list, predicted: int) -> int:
@@ -135,8 +155,11 @@ def _target_index(target_class, names: list, predicted: int) -> int:
         return names.index(str(target_class))
     if str(target_class).lstrip("-").isdigit() and 0 <= int(target_class) < len(names):
         return int(target_class)
-    raise HfclsError(f"target_class {target_class}: not a class of the model{did_you_mean(target_class, names)}; "
-                     f"pass a class name or an index from 0 to {len(names) - 1}", param="target_class")
+    raise HfclsError(
+        f"target_class {target_class}: not a class of the model{did_you_mean(target_class, names)}; "
+        f"pass a class name or an index from 0 to {len(names) - 1}",
+        param="target_class",
+    )
 
 
 def save_overlay(result: CamResult, out) -> Path:

@@ -53,18 +53,26 @@ def analyze(results_path, out_dir, n: int = 16) -> dict:
     written = {
         "failures": image_grid(wrong[:n], names, out_dir / "failures.png", "most confident mistakes"),
         "successes": image_grid(right[:n], names, out_dir / "successes.png", "most confident successes"),
-        "per_class_accuracy": plot_class_accuracy(class_accuracy(records, len(names)), names,
-                                                  out_dir / "per_class_accuracy.png"),
+        "per_class_accuracy": plot_class_accuracy(
+            class_accuracy(records, len(names)), names, out_dir / "per_class_accuracy.png"
+        ),
         "confusion_pairs": write_pairs(confusion_pairs(records), names, out_dir / "confusion_pairs.csv"),
     }
-    return {"written": written, "images": len(records), "mistakes": len(wrong),
-            "pairs": confusion_pairs(records)[:5], "class_names": names}
+    return {
+        "written": written,
+        "images": len(records),
+        "mistakes": len(wrong),
+        "pairs": confusion_pairs(records)[:5],
+        "class_names": names,
+    }
 
 
 def class_accuracy(records: list, num_classes: int) -> list:
     """Top-1 accuracy (%) of each class; None for a class without images."""
-    totals, hits = Counter(r["gt_label"] for r in records), Counter(r["gt_label"] for r in records
-                                                                    if r["pred_label"] == r["gt_label"])
+    totals, hits = (
+        Counter(r["gt_label"] for r in records),
+        Counter(r["gt_label"] for r in records if r["pred_label"] == r["gt_label"]),
+    )
     return [100 * hits[c] / totals[c] if totals[c] else None for c in range(num_classes)]
 
 
@@ -86,9 +94,11 @@ def image_grid(records: list, names: list, path: Path, title: str) -> Path:
     """The records' images in a square grid, each titled true/predicted label and score."""
     missing = [r for r in records if not r.get("image") or not Path(r["image"]).is_file()]
     if missing:
-        raise HfclsError(f"image {missing[0].get('image') or '(none recorded)'} of the results cannot be opened: "
-                         "the results name each image's file only for data read from files; run hfcls-analyze "
-                         "where those paths resolve")
+        raise HfclsError(
+            f"image {missing[0].get('image') or '(none recorded)'} of the results cannot be opened: "
+            "the results name each image's file only for data read from files; run hfcls-analyze "
+            "where those paths resolve"
+        )
     columns = max(1, math.ceil(math.sqrt(len(records))))
     rows = max(1, math.ceil(len(records) / columns))
     fig, axes = pyplot().subplots(rows, columns, figsize=(2 * columns, 2.3 * rows), squeeze=False)
@@ -97,8 +107,10 @@ def image_grid(records: list, names: list, path: Path, title: str) -> Path:
     for ax, record in zip(axes.flat, records):
         with Image.open(record["image"]) as pil:
             ax.imshow(np.asarray(pil.convert("RGB")), interpolation="nearest")
-        ax.set_title(f"true {names[record['gt_label']]}\npred {names[record['pred_label']]} "
-                     f"({record['pred_score']:.2f})", fontsize=8)
+        ax.set_title(
+            f"true {names[record['gt_label']]}\npred {names[record['pred_label']]} ({record['pred_score']:.2f})",
+            fontsize=8,
+        )
     fig.suptitle(f"{title} ({len(records)})" if records else f"{title}: none", fontsize=10)
     return save_figure(fig, path)
 

@@ -66,14 +66,16 @@ def human(count: float) -> str:
 
 
 def summary(shape: tuple, flops: int, params: int) -> str:
-    return "\n".join([
-        RULE,
-        f"Input shape: {tuple(shape)}",
-        f"FLOPs: {human(flops)}   (= {human(flops / 2)} multiply-accumulates; "
-        "MMClassification prints the multiply-accumulates as GFLOPs)",
-        f"Params: {human(params)}",
-        RULE,
-    ])
+    return "\n".join(
+        [
+            RULE,
+            f"Input shape: {tuple(shape)}",
+            f"FLOPs: {human(flops)}   (= {human(flops / 2)} multiply-accumulates; "
+            "MMClassification prints the multiply-accumulates as GFLOPs)",
+            f"Params: {human(params)}",
+            RULE,
+        ]
+    )
 
 
 def per_layer_table(model: torch.nn.Module, counter: FlopCounterMode, depth: int) -> str:
@@ -96,8 +98,11 @@ def model_flops(recipe, shape: tuple | None = None, num_classes: int = 1000):
     size unless `shape` (H, W) is given."""
     height, width = shape or eval_input_size(recipe.data)
     if height < 1 or width < 1 or height * width > recipe.data.max_image_pixels:
-        raise HfclsError(f"shape {height} {width}: give a height and width of at least 1 and at most "
-                         f"data.max_image_pixels ({recipe.data.max_image_pixels:,}) pixels in all", param="shape")
+        raise HfclsError(
+            f"shape {height} {width}: give a height and width of at least 1 and at most "
+            f"data.max_image_pixels ({recipe.data.max_image_pixels:,}) pixels in all",
+            param="shape",
+        )
     if num_classes < 1:
         raise HfclsError(f"num_classes must be at least 1, got {num_classes}", param="num_classes")
     model = build_model(recipe.model, [str(i) for i in range(num_classes)])
@@ -105,5 +110,8 @@ def model_flops(recipe, shape: tuple | None = None, num_classes: int = 1000):
     try:
         return model, shape, count_flops(model, shape)
     except RuntimeError as error:  # e.g. a kernel larger than what is left of a small input
-        raise HfclsError(f"shape {height} {width}: the model cannot take this input ({str(error).splitlines()[0]})"
-                         "; give a larger shape", param="shape") from None
+        raise HfclsError(
+            f"shape {height} {width}: the model cannot take this input ({str(error).splitlines()[0]})"
+            "; give a larger shape",
+            param="shape",
+        ) from None

@@ -28,8 +28,10 @@ def steps_per_epoch(recipe, num_processes: int = 1) -> int:
         images = len(build_datasets(data, recipe.seed, splits)["train"])
         batches = images // (data.batch_size * num_processes)
         if batches == 0:
-            raise HfclsError(f"data.train has {images} images, fewer than one batch of {data.batch_size} x "
-                             f"{num_processes} processes; lower data.batch_size")
+            raise HfclsError(
+                f"data.train has {images} images, fewer than one batch of {data.batch_size} x "
+                f"{num_processes} processes; lower data.batch_size"
+            )
     return math.ceil(batches / train.gradient_accumulation_steps)
 
 

@@ -19,8 +19,7 @@ from hfcls.artifacts.weights import inspect_artifact, load_state_dict
 from hfcls.errors import HfclsError
 
 
-def average_checkpoints(sources: list, out, *, use_ema: bool | None = None, date: bool = False,
-                        recipe=None) -> Path:
+def average_checkpoints(sources: list, out, *, use_ema: bool | None = None, date: bool = False, recipe=None) -> Path:
     """Average the weights of `sources` (2 or more artifacts of one architecture) into OUT-<hash>."""
     if len(sources) < 2:
         raise HfclsError("averaging needs at least two checkpoints")
@@ -34,8 +33,10 @@ def average_checkpoints(sources: list, out, *, use_ema: bool | None = None, date
         last = load_state_dict(artifact, use_ema)
         for key in total:
             total[key] += last[key].double()
-    averaged = {key: (total[key] / len(artifacts)).to(value.dtype) if key in total else last[key]
-                for key, value in reference.items()}
+    averaged = {
+        key: (total[key] / len(artifacts)).to(value.dtype) if key in total else last[key]
+        for key, value in reference.items()
+    }
     model = load_model(artifacts[-1], use_ema=use_ema, recipe=recipe)
     model.load_state_dict(averaged)
     return write_published(model, preprocessor(artifacts[-1], recipe), Path(out), date)
@@ -49,9 +50,12 @@ def check_same_architecture(first, config, state: dict, others: list, recipe, us
         ours = {key: tuple(value.shape) for key, value in state.items()}
         if other_config.model_type != config.model_type or other != ours:
             differs = sorted(set(ours) ^ set(other)) or [k for k in ours if ours[k] != other[k]]
-            detail = (f"{config.model_type} and {other_config.model_type}" if other_config.model_type != config.model_type
-                      else f"tensor {differs[0]} differs")
-            raise HfclsError(f"cannot average {first} with {artifact}: different architectures ({detail}); "
-                             "average checkpoints of one run, or of runs of one recipe")
-
-
+            detail = (
+                f"{config.model_type} and {other_config.model_type}"
+                if other_config.model_type != config.model_type
+                else f"tensor {differs[0]} differs"
+            )
+            raise HfclsError(
+                f"cannot average {first} with {artifact}: different architectures ({detail}); "
+                "average checkpoints of one run, or of runs of one recipe"
+            )

@@ -35,8 +35,10 @@ OPTIMIZER_FILES = "optimizer*.bin"
 RNG_FILES = "random_states_*.pkl"
 # Only a completed save has its final name: epoch_3.tmp is being written, epoch_3.old being removed.
 CHECKPOINT_NAME = re.compile(r"(epoch|step)_\d+")
-RESUME_HINT = ("the earlier checkpoints are intact; free some space (or make the work dir writable), "
-               "then continue with --resume-from auto")
+RESUME_HINT = (
+    "the earlier checkpoints are intact; free some space (or make the work dir writable), "
+    "then continue with --resume-from auto"
+)
 
 
 @dataclass
@@ -63,9 +65,21 @@ class TrainState:
 
 
 # What each trainer_state.json key may hold; a key not listed here is damage, not a newer hfcls.
-STATE_TYPES = {"epoch": int, "step": int, "batch_in_epoch": int, "epoch_loss_sum": (int, float),
-               "best_metric": (int, float, type(None)), "best_epoch": (int, type(None)), "bad_steps": int,
-               "has_optimizer": bool, "loader": dict, "recipe": dict, "row": dict, "files": dict, "cpu_threads": int}
+STATE_TYPES = {
+    "epoch": int,
+    "step": int,
+    "batch_in_epoch": int,
+    "epoch_loss_sum": (int, float),
+    "best_metric": (int, float, type(None)),
+    "best_epoch": (int, type(None)),
+    "bad_steps": int,
+    "has_optimizer": bool,
+    "loader": dict,
+    "recipe": dict,
+    "row": dict,
+    "files": dict,
+    "cpu_threads": int,
+}
 
 
 def checkpoint_name(state: TrainState) -> str:
@@ -111,19 +125,31 @@ def check_files(folder: Path, files: dict) -> None:
         if not file.is_file():
             raise HfclsError(f"checkpoint {folder} is damaged: {name} is missing")
         if file.stat().st_size != size:
-            raise HfclsError(f"checkpoint {folder} is damaged: {name} has {file.stat().st_size} bytes, "
-                             f"{size} when it was saved")
+            raise HfclsError(
+                f"checkpoint {folder} is damaged: {name} has {file.stat().st_size} bytes, {size} when it was saved"
+            )
     foreign = sorted({str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {*files, STATE_FILE})
     if foreign:
-        raise HfclsError(f"checkpoint {folder} is damaged: it holds {foreign[0]}, which its save did not write "
-                         "(hfcls loads nothing it did not write)")
+        raise HfclsError(
+            f"checkpoint {folder} is damaged: it holds {foreign[0]}, which its save did not write "
+            "(hfcls loads nothing it did not write)"
+        )
 
 
 # ----------------------------------------------------------------------------- write
 
 
-def save(folder: Path, state: TrainState, accelerator, model, processor, *, scheduler_state: dict,
-         ema_state: dict | None = None, whole: dict | None = None) -> Path:
+def save(
+    folder: Path,
+    state: TrainState,
+    accelerator,
+    model,
+    processor,
+    *,
+    scheduler_state: dict,
+    ema_state: dict | None = None,
+    whole: dict | None = None,
+) -> Path:
     """Write `folder` atomically: it appears complete and on the disk, or not at all; return it.
 
     Every process calls it: Accelerate's state is saved by all. `state` is written as it is (its loader
@@ -134,15 +160,22 @@ def save(folder: Path, state: TrainState, accelerator, model, processor, *, sche
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
-    with storage_errors(f"checkpoint {folder}", folder.parent, RESUME_HINT,
-                        cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+    with storage_errors(
+        f"checkpoint {folder}", folder.parent, RESUME_HINT, cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)
+    ):
         accelerator.save_state(str(tmp))
         # Every process writes its own RNG state into the folder: all must be done
         # before rank 0 renames it.
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            write_named_state(tmp, accelerator.unwrap_model(model, keep_torch_compile=False), processor,
-                              scheduler_state, ema_state, whole)
+            write_named_state(
+                tmp,
+                accelerator.unwrap_model(model, keep_torch_compile=False),
+                processor,
+                scheduler_state,
+                ema_state,
+                whole,
+            )
             if not state.has_optimizer:
                 for path in tmp.glob(OPTIMIZER_FILES):
                     path.unlink()
@@ -153,8 +186,9 @@ def save(folder: Path, state: TrainState, accelerator, model, processor, *, sche
     return folder
 
 
-def write_named_state(folder: Path, model, processor, scheduler_state: dict, ema_state: dict | None,
-                      whole: dict | None) -> None:
+def write_named_state(
+    folder: Path, model, processor, scheduler_state: dict, ema_state: dict | None, whole: dict | None
+) -> None:
     """What hfcls keeps beside Accelerate's state, each in its own file; `whole`, the weights gathered
     from a sharded model, as the model.safetensors every reader of a checkpoint reads."""
     from safetensors.torch import save_file
@@ -163,8 +197,10 @@ def write_named_state(folder: Path, model, processor, scheduler_state: dict, ema
         save_file({key: value.contiguous() for key, value in whole.items()}, folder / WEIGHTS_FILE)
     (folder / SCHEDULER_FILE).write_text(json.dumps(scheduler_state))
     if ema_state is not None:
-        save_file({key: value.detach().to("cpu", copy=True).contiguous() for key, value in ema_state.items()},
-                  folder / EMA_FILE)
+        save_file(
+            {key: value.detach().to("cpu", copy=True).contiguous() for key, value in ema_state.items()},
+            folder / EMA_FILE,
+        )
     save_description(model, processor, folder)
 
 

@@ -32,12 +32,16 @@ def model_config(path, recipe=None):
         try:
             config = AutoConfig.for_model(**config)
         except ValueError:
-            raise HfclsError(f"{artifact}: model_type {config['model_type']!r} is not registered with transformers; "
-                             "import the module that defines it first (recipe key custom_imports)") from None
+            raise HfclsError(
+                f"{artifact}: model_type {config['model_type']!r} is not registered with transformers; "
+                "import the module that defines it first (recipe key custom_imports)"
+            ) from None
         named = [config.id2label[i] for i in range(config.num_labels)]
         if metadata.get("class_names", named) != named:
-            raise HfclsError(f"{artifact}: the class names of its metadata and of its config differ; the file "
-                             "was altered: publish it again")
+            raise HfclsError(
+                f"{artifact}: the class names of its metadata and of its config differ; the file "
+                "was altered: publish it again"
+            )
         return config
     return architecture_config(weights_recipe(artifact, recipe).model, recipe_class_names(recipe))
 
@@ -56,16 +60,19 @@ def preprocessor(path, recipe=None):
 def described_folder(artifact: Artifact) -> Path:
     """A folder artifact, which holds its config.json and preprocessor_config.json."""
     if not (artifact.path / CONFIG_FILE).is_file() or not (artifact.path / PREPROCESSOR_FILE).is_file():
-        raise HfclsError(f"{artifact} has no {CONFIG_FILE} or {PREPROCESSOR_FILE}; pass a complete checkpoint "
-                         "or export")
+        raise HfclsError(
+            f"{artifact} has no {CONFIG_FILE} or {PREPROCESSOR_FILE}; pass a complete checkpoint or export"
+        )
     return artifact.path
 
 
 def weights_recipe(artifact: Artifact, recipe):
     """The recipe a file without a description of its own is read with."""
     if recipe is None:
-        raise HfclsError(f"{artifact} holds weights only; pass the recipe it was trained with (its model section "
-                         "gives the architecture, its data the class names)")
+        raise HfclsError(
+            f"{artifact} holds weights only; pass the recipe it was trained with (its model section "
+            "gives the architecture, its data the class names)"
+        )
     return recipe
 
 
@@ -93,8 +100,10 @@ def safetensors_metadata(path, required: bool = True) -> dict | None:
     except Exception as error:
         raise HfclsError(f"cannot read {path} ({error}); the file is damaged or not safetensors") from None
     if raw is None and required:
-        raise HfclsError(f"{path} has no hfcls metadata (model config); pass the recipe it was trained with, "
-                         "or publish it with hfcls-publish")
+        raise HfclsError(
+            f"{path} has no hfcls metadata (model config); pass the recipe it was trained with, "
+            "or publish it with hfcls-publish"
+        )
     return None if raw is None else json.loads(raw)
 
 

@@ -63,6 +63,9 @@ def copy_hf_folder(source: Path, folder: Path) -> None:
 
 def _writing(folder: Path):
     """A full or read-only disk met while `folder` is written: one line, and its temporary folder removed."""
-    return storage_errors(f"{folder}", folder.parent, "the earlier files there are intact; free some space "
-                          "(or fix the permissions) and run again",
-                          cleanup=lambda: shutil.rmtree(temporary_folder(folder), ignore_errors=True))
+    return storage_errors(
+        f"{folder}",
+        folder.parent,
+        "the earlier files there are intact; free some space (or fix the permissions) and run again",
+        cleanup=lambda: shutil.rmtree(temporary_folder(folder), ignore_errors=True),
+    )

@@ -71,8 +71,7 @@ def model_card(folder: Path, repo_id: str, work_dir: Path | None, best: bool = F
     row = evaluation_row(work_dir, best) if work_dir is not None else None
     parts = [
         f"# {repo_id.split('/')[-1]}\n",
-        f"An image classifier (`{config['model_type']}`, {len(names)} classes) trained with "
-        f"hfcls {__version__}.\n",
+        f"An image classifier (`{config['model_type']}`, {len(names)} classes) trained with hfcls {__version__}.\n",
         metrics_section(row),
         usage_section(repo_id, config),
         "## Classes\n\nIn label-index order: " + ", ".join(f"`{name}`" for name in names) + "\n",
@@ -90,19 +89,34 @@ def card_data(repo_id: str, recipe, row: dict | None):
     source = _evaluated_source(recipe)
     hub_name = source.get("name") if source.get("type") == "hub" else None
     dataset_name = hub_name or Path(str(source.get("path") or source.get("root") or source.get("type", "custom"))).name
-    accuracies = sorted((int(key.removeprefix("val_accuracy_top")), value) for key, value in (row or {}).items()
-                        if key.startswith("val_accuracy_top"))
-    results = [EvalResult(task_type="image-classification", dataset_type=hub_name or source.get("type", "custom"),
-                          dataset_name=dataset_name, dataset_split="validation", metric_type="accuracy",
-                          metric_name=f"top-{k} accuracy", metric_value=round(value / 100, 6))
-               for k, value in accuracies]  # metrics.jsonl holds percentages; the Hub reads fractions
+    accuracies = sorted(
+        (int(key.removeprefix("val_accuracy_top")), value)
+        for key, value in (row or {}).items()
+        if key.startswith("val_accuracy_top")
+    )
+    results = [
+        EvalResult(
+            task_type="image-classification",
+            dataset_type=hub_name or source.get("type", "custom"),
+            dataset_name=dataset_name,
+            dataset_split="validation",
+            metric_type="accuracy",
+            metric_name=f"top-{k} accuracy",
+            metric_value=round(value / 100, 6),
+        )
+        for k, value in accuracies
+    ]  # metrics.jsonl holds percentages; the Hub reads fractions
     pretrained = recipe.model.pretrained if recipe is not None else None
     return ModelCardData(
-        library_name="transformers", pipeline_tag="image-classification", tags=["hfcls", "image-classification"],
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        tags=["hfcls", "image-classification"],
         license=recipe.train.license if recipe is not None else None,
         base_model=pretrained if pretrained and not Path(pretrained).exists() else None,
         datasets=[hub_name] if hub_name else None,
-        model_name=repo_id.split("/")[-1] if results else None, eval_results=results or None)
+        model_name=repo_id.split("/")[-1] if results else None,
+        eval_results=results or None,
+    )
 
 
 def card_metadata(folder: Path) -> str:
@@ -122,8 +136,11 @@ def _evaluated_source(recipe) -> dict:
 def metrics_section(row: dict | None) -> str:
     if row is None:
         return "## Evaluation\n\nNo validation metrics were recorded for this model.\n"
-    lines = [f"## Evaluation\n\nValidation set, epoch {row['epoch']} (accuracies in %):\n",
-             "| metric | value |", "| --- | --- |"]
+    lines = [
+        f"## Evaluation\n\nValidation set, epoch {row['epoch']} (accuracies in %):\n",
+        "| metric | value |",
+        "| --- | --- |",
+    ]
     lines += [f"| {key.removeprefix('val_')} | {value:.4g} |" for key, value in row.items() if key.startswith("val_")]
     return "\n".join(lines) + "\n"
 
@@ -131,12 +148,18 @@ def metrics_section(row: dict | None) -> str:
 def usage_section(repo_id: str, config: dict) -> str:
     """A pipeline snippet; hfcls's own architectures travel as code beside the weights (auto_map)."""
     remote = ", trust_remote_code=True" if "auto_map" in config else ""
-    note = ("`trust_remote_code=True` runs the model's code shipped in this repo "
-            f"({', '.join(sorted(set(v.split('.')[0] + '.py' for v in config['auto_map'].values())))}); "
-            "hfcls itself is not needed.\n\n" if remote else "")
-    return ("## Usage\n\n" + note + "```python\nfrom transformers import pipeline\n\n"
-            f'classifier = pipeline("image-classification", model="{repo_id}"{remote})\n'
-            'print(classifier("image.jpg"))\n```\n')
+    note = (
+        "`trust_remote_code=True` runs the model's code shipped in this repo "
+        f"({', '.join(sorted(set(v.split('.')[0] + '.py' for v in config['auto_map'].values())))}); "
+        "hfcls itself is not needed.\n\n"
+        if remote
+        else ""
+    )
+    return (
+        "## Usage\n\n" + note + "```python\nfrom transformers import pipeline\n\n"
+        f'classifier = pipeline("image-classification", model="{repo_id}"{remote})\n'
+        'print(classifier("image.jpg"))\n```\n'
+    )
 
 
 # ----------------------------------------------------------------------------- staging and upload
@@ -153,8 +176,12 @@ def stage(source, repo_id: str, out: Path, work_dir=None, overwrite: bool = Fals
     check_stage_target(out, artifact.path, overwrite)
     tmp = temporary_folder(out)
     shutil.rmtree(tmp, ignore_errors=True)
-    with storage_errors(f"{out}", out.parent, "nothing there was changed; free some space or choose another --out",
-                        cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+    with storage_errors(
+        f"{out}",
+        out.parent,
+        "nothing there was changed; free some space or choose another --out",
+        cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True),
+    ):
         if artifact.kind == "hf":
             tmp.mkdir(parents=True)
             for file in artifact.path.iterdir():
@@ -171,12 +198,17 @@ def check_stage_target(out: Path, source: Path, overwrite: bool) -> None:
     """`out` must be new or empty (or `overwrite`), and never the model itself or a training run."""
     here, model = out.resolve(), source.resolve()
     if here == model or model.is_relative_to(here) or here.is_relative_to(model):
-        raise HfclsError(f"out {out} overlaps the model {source} being staged; nothing was written: "
-                         "choose a folder outside it", param="out")
+        raise HfclsError(
+            f"out {out} overlaps the model {source} being staged; nothing was written: choose a folder outside it",
+            param="out",
+        )
     run = run_owning(out)
     if run is not None:
-        raise HfclsError(f"out {out} is part of the training run in {run}; nothing was written, and --overwrite "
-                         "never replaces a run's files: choose a new folder", param="out")
+        raise HfclsError(
+            f"out {out} is part of the training run in {run}; nothing was written, and --overwrite "
+            "never replaces a run's files: choose a new folder",
+            param="out",
+        )
     check_new_output(out, overwrite, "out", param="out")
 
 
@@ -187,8 +219,14 @@ def check_can_upload() -> None:
         raise HfclsError("cannot push: no Hugging Face token; run `hf auth login` or set HF_TOKEN")
 
 
-def push(folder, repo_id: str, private: bool = False, revision: str | None = None,
-         commit_message: str | None = None, work_dir=None) -> str:
+def push(
+    folder,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    work_dir=None,
+) -> str:
     """create_repo + upload_folder of the staged folder; return the commit URL."""
     check_can_upload()
     api = HfApi()
@@ -198,8 +236,12 @@ def push(folder, repo_id: str, private: bool = False, revision: str | None = Non
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
             if revision is not None:
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
-            commit = api.upload_folder(repo_id=repo_id, folder_path=staged, revision=revision,
-                                       commit_message=commit_message or f"Upload {Path(folder).name} with hfcls")
+            commit = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=staged,
+                revision=revision,
+                commit_message=commit_message or f"Upload {Path(folder).name} with hfcls",
+            )
         except NETWORK_ERRORS as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise HfclsError(f"pushing to {repo_id} failed: {first_line}") from None

@@ -5,8 +5,13 @@ average, CAM), `load_predictor` for what only predicts (evaluation, inference), 
 from __future__ import annotations
 
 from hfcls.artifacts.describe import model_config
-from hfcls.artifacts.weights import (check_single_set, hf_folder_model, inspect_artifact, load_state_dict,
-                                    trusts_remote_code)
+from hfcls.artifacts.weights import (
+    check_single_set,
+    hf_folder_model,
+    inspect_artifact,
+    load_state_dict,
+    trusts_remote_code,
+)
 from hfcls.errors import HfclsError
 
 
@@ -19,8 +24,9 @@ def load_model(path, *, use_ema: bool | None = None, recipe=None):
         check_single_set(artifact, use_ema)
         return hf_folder_model(artifact, recipe).eval()
     state = load_state_dict(artifact, use_ema)
-    model = AutoModelForImageClassification.from_config(model_config(artifact, recipe),
-                                                        trust_remote_code=trusts_remote_code(recipe))
+    model = AutoModelForImageClassification.from_config(
+        model_config(artifact, recipe), trust_remote_code=trusts_remote_code(recipe)
+    )
     load_weights(model, state, artifact)
     return model.eval()
 
@@ -45,14 +51,22 @@ def load_weights(model, state: dict, where) -> None:
     reshaped = [k for k in own if k in state and state[k].shape != own[k].shape]
     num_labels = model.config.num_labels
     if not missing and not unexpected and reshaped and all(_is_head(own[k], state[k], num_labels) for k in reshaped):
-        raise HfclsError(f"checkpoint {where} has {state[reshaped[0]].shape[0]} classes but the recipe's data has "
-                         f"{num_labels}; evaluate it with the data it was trained on")
+        raise HfclsError(
+            f"checkpoint {where} has {state[reshaped[0]].shape[0]} classes but the recipe's data has "
+            f"{num_labels}; evaluate it with the data it was trained on"
+        )
     if missing or unexpected or reshaped:
-        example = (f"{reshaped[0]}: {tuple(state[reshaped[0]].shape)} in the checkpoint, "
-                   f"{tuple(own[reshaped[0]].shape)} in the model" if reshaped else (missing + unexpected)[0])
-        raise HfclsError(f"checkpoint {where} does not match the model ({model.config.model_type}): "
-                         f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} differently "
-                         f"shaped tensors (e.g. {example}); use the recipe the checkpoint was trained with")
+        example = (
+            f"{reshaped[0]}: {tuple(state[reshaped[0]].shape)} in the checkpoint, "
+            f"{tuple(own[reshaped[0]].shape)} in the model"
+            if reshaped
+            else (missing + unexpected)[0]
+        )
+        raise HfclsError(
+            f"checkpoint {where} does not match the model ({model.config.model_type}): "
+            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} differently "
+            f"shaped tensors (e.g. {example}); use the recipe the checkpoint was trained with"
+        )
     model.load_state_dict(state)
 
 

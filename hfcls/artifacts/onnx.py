@@ -64,8 +64,10 @@ class OnnxCheck:
         return self.max_abs_delta <= self.bound and self.real_disagreements == 0
 
     def summary(self) -> str:
-        lines = [f"validated on {self.images} images: max |delta logit| {self.max_abs_delta:.3g} "
-                 f"(bound {self.bound:.3g}), top-1 agreement {100 * self.top1_agreement:.2f}%"]
+        lines = [
+            f"validated on {self.images} images: max |delta logit| {self.max_abs_delta:.3g} "
+            f"(bound {self.bound:.3g}), top-1 agreement {100 * self.top1_agreement:.2f}%"
+        ]
         if self.accuracy_torch is not None:
             lines.append(f"top-1 accuracy: pytorch {self.accuracy_torch:.2f}%, onnxruntime {self.accuracy_onnx:.2f}%")
         return "\n".join(lines)
@@ -74,9 +76,20 @@ class OnnxCheck:
 # ----------------------------------------------------------------------------- export
 
 
-def export_onnx(source, out, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False, fp16: bool = False,
-                images=None, split: str = "val", limit: int = 256, use_ema: bool | None = None, recipe=None,
-                overwrite: bool = False) -> tuple[Path, OnnxCheck]:
+def export_onnx(
+    source,
+    out,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = False,
+    fp16: bool = False,
+    images=None,
+    split: str = "val",
+    limit: int = 256,
+    use_ema: bool | None = None,
+    recipe=None,
+    overwrite: bool = False,
+) -> tuple[Path, OnnxCheck]:
     """Export any artifact to `out` (.onnx) and prove it: onnxruntime against PyTorch on `images`
     (a file, folder or glob) or the first `limit` images of the recipe's `split` (default: the
     recipe of the artifact's run). Raises HfclsError, leaving nothing at `out`, if the check fails."""
@@ -92,20 +105,28 @@ def export_onnx(source, out, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool 
     transform, inputs = exported_inputs(processor.to_dict(), str(artifact))
     pixels, labels = validation_images(images, recipe, split, limit, transform, class_names_of(model), artifact)
     tmp = out.with_name(f".{out.name}.tmp")
-    program = export_graph(model, inputs(pixels[:2 if dynamic_batch else 1]), opset, dynamic_batch, fp16)
+    program = export_graph(model, inputs(pixels[: 2 if dynamic_batch else 1]), opset, dynamic_batch, fp16)
     program.model.metadata_props[METADATA_KEY] = json.dumps(published_metadata(model, processor), sort_keys=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(tmp))
     try:
-        check = check_onnx(OnnxClassifier(tmp, model.config), model, pixels, inputs, labels,
-                           TOLERANCE["float16" if fp16 else "float32"])
+        check = check_onnx(
+            OnnxClassifier(tmp, model.config),
+            model,
+            pixels,
+            inputs,
+            labels,
+            TOLERANCE["float16" if fp16 else "float32"],
+        )
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if not check.passed:
         tmp.unlink()
-        raise HfclsError(f"the ONNX export of {artifact} ({model.config.model_type}) does not match PyTorch: "
-                         f"{check.summary().replace(chr(10), '; ')}; nothing was written to {out}")
+        raise HfclsError(
+            f"the ONNX export of {artifact} ({model.config.model_type}) does not match PyTorch: "
+            f"{check.summary().replace(chr(10), '; ')}; nothing was written to {out}"
+        )
     tmp.replace(out)
     return out, check
 
@@ -118,25 +139,37 @@ def export_graph(model, example: torch.Tensor, opset: int, dynamic_batch: bool, 
     model_type = model.config.model_type
     newest = onnx.defs.onnx_opset_version()
     if not 7 <= opset <= newest:
-        raise HfclsError(f"opset {opset}: onnx {onnx.__version__} knows opsets 7 to {newest}; "
-                         f"use {DEFAULT_OPSET} (what torch's exporter implements) or another in that range",
-                         param="opset")
+        raise HfclsError(
+            f"opset {opset}: onnx {onnx.__version__} knows opsets 7 to {newest}; "
+            f"use {DEFAULT_OPSET} (what torch's exporter implements) or another in that range",
+            param="opset",
+        )
     model = _exportable(model, fp16)
     for name in ("onnx_ir", "onnxscript"):  # their pass-by-pass INFO lines would bury the check's result
         logging.getLogger(name).setLevel(logging.WARNING)
     example = example.half() if fp16 else example
     dynamic = {"pixel_values": {0: torch.export.Dim("batch")}} if dynamic_batch else None
     try:
-        program = torch.onnx.export(LogitsOnly(model).eval(), (example,), dynamo=True, opset_version=opset,
-                                    dynamic_shapes=dynamic, verbose=False)
+        program = torch.onnx.export(
+            LogitsOnly(model).eval(),
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            dynamic_shapes=dynamic,
+            verbose=False,
+        )
     except Exception as error:  # torch.export and onnxscript raise many types; all mean "cannot export"
-        raise HfclsError(f"cannot export {model_type} to ONNX at opset {opset}: {_export_failure(error)}; "
-                         "that op has no ONNX form in this torch; try another --opset, or deploy the "
-                         "Hugging Face folder instead") from None
+        raise HfclsError(
+            f"cannot export {model_type} to ONNX at opset {opset}: {_export_failure(error)}; "
+            "that op has no ONNX form in this torch; try another --opset, or deploy the "
+            "Hugging Face folder instead"
+        ) from None
     produced = program.model.opset_imports.get("", DEFAULT_OPSET)
     if produced != opset:  # torch keeps opset 18 when its version converter fails, and says so only in a log
-        raise HfclsError(f"cannot export {model_type} at --opset {opset}: converting the graph from opset "
-                         f"{DEFAULT_OPSET} failed (it stayed at {produced}); use --opset {produced}")
+        raise HfclsError(
+            f"cannot export {model_type} at --opset {opset}: converting the graph from opset "
+            f"{DEFAULT_OPSET} failed (it stayed at {produced}); use --opset {produced}"
+        )
     return program
 
 
@@ -157,7 +190,7 @@ def _export_failure(error: Exception) -> str:
         cause = cause.__cause__
     text = "\n".join(causes)
     summary = re.search(r"Exception summary\s*\n\s*\n?(.+)", text)
-    line = (summary.group(1) if summary else text.strip().splitlines()[0] if text.strip() else type(error).__name__)
+    line = summary.group(1) if summary else text.strip().splitlines()[0] if text.strip() else type(error).__name__
     op = re.search(r"aten[.:]{1,2}\w+", text)
     return f"operator {op.group(0)}: {line.strip()}" if op and op.group(0) not in line else line.strip()
 
@@ -169,14 +202,21 @@ def check_onnx(session_model, model, pixels: torch.Tensor, inputs, labels, toler
     """Compare the ONNX graph's logits with the PyTorch model's (float32) on the same uint8 images."""
     model, problem_type = model.float().eval(), problem_type_of_model(model)
     with torch.inference_mode():
-        ours, theirs = (torch.cat([forward_batch(predictor, batch, inputs, problem_type).logits
-                                   for batch in pixels.split(BATCH)]) for predictor in (model, session_model))
+        ours, theirs = (
+            torch.cat([forward_batch(predictor, batch, inputs, problem_type).logits for batch in pixels.split(BATCH)])
+            for predictor in (model, session_model)
+        )
     bound = tolerance * max(1.0, ours.abs().max().item())
     top2 = ours.topk(min(2, ours.shape[1]), dim=1).values
     margin = top2[:, 0] - top2[:, -1]
     differs = ours.argmax(1) != theirs.argmax(1)
-    check = OnnxCheck(len(pixels), (ours - theirs).abs().max().item(), bound,
-                      1 - differs.float().mean().item(), int((differs & (margin > bound)).sum()))
+    check = OnnxCheck(
+        len(pixels),
+        (ours - theirs).abs().max().item(),
+        bound,
+        1 - differs.float().mean().item(),
+        int((differs & (margin > bound)).sum()),
+    )
     if labels is not None:
         check.accuracy_torch = 100 * (ours.argmax(1) == labels).float().mean().item()
         check.accuracy_onnx = 100 * (theirs.argmax(1) == labels).float().mean().item()
@@ -192,8 +232,10 @@ def validation_images(images, recipe, split: str, limit: int, transform, names: 
         files = expand_images(images)[0][:limit]
         return torch.stack([transform(to_uint8_tensor(f)) for f in files]), None
     if recipe is None:
-        raise HfclsError(f"{where} belongs to no run (no {RECIPE_FILE} beside it): pass --images (a folder or "
-                         "glob) or --recipe to validate the export on")
+        raise HfclsError(
+            f"{where} belongs to no run (no {RECIPE_FILE} beside it): pass --images (a folder or "
+            "glob) or --recipe to validate the export on"
+        )
     data = recipe.data
     splits = ("train", split) if split == "val" and data.train_val_split else (split,)
     if getattr(data, split) is None and not (split == "val" and data.train_val_split):
@@ -204,4 +246,3 @@ def validation_images(images, recipe, split: str, limit: int, transform, names: 
     rows = dataset.select(range(min(limit, len(dataset)))).cast_column("image", datasets.Image(decode=False))
     pixels = [transform(decode(row["image"], data.to_rgb)) for row in rows]
     return torch.stack(pixels), torch.tensor(rows["label"])
-

@@ -29,11 +29,14 @@ def onnx_metadata(path) -> dict:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises protobuf's untyped errors
-        raise HfclsError(f"cannot read {path} ({str(error).splitlines()[0]}); the file is damaged or not ONNX") from None
+        raise HfclsError(
+            f"cannot read {path} ({str(error).splitlines()[0]}); the file is damaged or not ONNX"
+        ) from None
     raw = {entry.key: entry.value for entry in proto.metadata_props}.get(METADATA_KEY)
     if raw is None:
-        raise HfclsError(f"{path} has no hfcls metadata (model config, class names, preprocessing); "
-                         "export it with hfcls-export")
+        raise HfclsError(
+            f"{path} has no hfcls metadata (model config, class names, preprocessing); export it with hfcls-export"
+        )
     return json.loads(raw)
 
 
@@ -67,11 +70,13 @@ class OnnxClassifier(torch.nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> ImageClassifierOutput:
         if tuple(pixel_values.shape[1:]) != self.image_shape:
-            raise HfclsError(f"{self.path} takes images of shape {self.image_shape}, got "
-                             f"{tuple(pixel_values.shape[1:])}; use the preprocessing it was exported with")
+            raise HfclsError(
+                f"{self.path} takes images of shape {self.image_shape}, got "
+                f"{tuple(pixel_values.shape[1:])}; use the preprocessing it was exported with"
+            )
         inputs = pixel_values.detach().to("cpu", self.input_dtype).contiguous()
         step = self.fixed_batch or len(inputs)
-        chunks = [self._run(inputs[i:i + step]) for i in range(0, len(inputs), step)]
+        chunks = [self._run(inputs[i : i + step]) for i in range(0, len(inputs), step)]
         return ImageClassifierOutput(logits=torch.cat(chunks).float().to(pixel_values.device))
 
     def _run(self, chunk: torch.Tensor) -> torch.Tensor:
@@ -79,4 +84,4 @@ class OnnxClassifier(torch.nn.Module):
         if missing:
             chunk = torch.cat([chunk, chunk[-1:].expand(missing, *chunk.shape[1:])])
         logits = self.session.run(None, {self.input_name: chunk.numpy()})[0]
-        return torch.from_numpy(logits)[:len(chunk) - missing]
+        return torch.from_numpy(logits)[: len(chunk) - missing]

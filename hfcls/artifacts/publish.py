@@ -32,8 +32,9 @@ logger = logging.getLogger(__name__)
 EXPORT_FILES = {CONFIG_FILE, WEIGHTS_FILE, PREPROCESSOR_FILE}  # what save_hf_folder writes
 
 
-def publish(source, out, *, date: bool = False, use_ema: bool | None = None, recipe=None,
-            overwrite: bool = False) -> Path:
+def publish(
+    source, out, *, date: bool = False, use_ema: bool | None = None, recipe=None, overwrite: bool = False
+) -> Path:
     """Publish any artifact to OUT-<hash>.safetensors (+ Hugging Face folder); return the file's path.
     A bare weights file needs the `recipe` it was trained with. The same weights published
     again give the same bytes and replace nothing; anything else already there needs `overwrite`."""
@@ -41,8 +42,9 @@ def publish(source, out, *, date: bool = False, use_ema: bool | None = None, rec
     return write_published(model, preprocessor(source, recipe), Path(out), date, overwrite)
 
 
-def write_published(model, processor, out: Path, date: bool = False, overwrite: bool = False,
-                    state_dict: dict | None = None) -> Path:
+def write_published(
+    model, processor, out: Path, date: bool = False, overwrite: bool = False, state_dict: dict | None = None
+) -> Path:
     """`model` (its weights `state_dict` where it holds only a shard of them) as OUT-<hash>.safetensors
     and a Hugging Face folder of the same name."""
     from safetensors.torch import save_file
@@ -54,8 +56,12 @@ def write_published(model, processor, out: Path, date: bool = False, overwrite: 
     weights = model.state_dict() if state_dict is None else state_dict
     state = {key: tensor.detach().cpu().clone().contiguous() for key, tensor in weights.items()}
     metadata = json.dumps(published_metadata(model, processor), sort_keys=True)
-    with storage_errors(f"{out}-<hash>.safetensors", out.parent, "nothing was published; free some space "
-                        "(or fix the permissions) and run again", cleanup=lambda: tmp.unlink(missing_ok=True)):
+    with storage_errors(
+        f"{out}-<hash>.safetensors",
+        out.parent,
+        "nothing was published; free some space (or fix the permissions) and run again",
+        cleanup=lambda: tmp.unlink(missing_ok=True),
+    ):
         save_file(state, tmp, metadata={METADATA_KEY: metadata})
         digest = file_sha256(tmp)
         final = out.parent / f"{stem}-{digest[:HASH_CHARS]}.safetensors"
@@ -75,9 +81,12 @@ def check_republish(final: Path, digest: str, code_files=frozenset()) -> None:
         foreign = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [folder.name]
         foreign = [name for name in foreign if name not in EXPORT_FILES and name not in code_files]
         if foreign:
-            raise HfclsError(f"out: {folder} exists and holds files hfcls-publish does not write "
-                             f"({', '.join(foreign[:3])}); nothing was written: choose another OUT, or pass "
-                             "--overwrite to replace it", param="out")
+            raise HfclsError(
+                f"out: {folder} exists and holds files hfcls-publish does not write "
+                f"({', '.join(foreign[:3])}); nothing was written: choose another OUT, or pass "
+                "--overwrite to replace it",
+                param="out",
+            )
 
 
 def custom_code_files(model) -> set:

@@ -47,19 +47,28 @@ def check_compatible(saved: dict, current: dict, folder: Path) -> None:
     differently; allow (with a warning) a new epoch count, for which the schedule is recomputed."""
     for key in IDENTITY:
         if saved.get(key) != current[key]:
-            raise HfclsError(f"checkpoint {folder} was trained with another {key}: {saved.get(key)!r} there, "
-                             f"{current[key]!r} in this recipe; resume with the recipe that made it "
-                             "(its work dir holds recipe.yaml), or use --load-from to fine-tune from its weights")
+            raise HfclsError(
+                f"checkpoint {folder} was trained with another {key}: {saved.get(key)!r} there, "
+                f"{current[key]!r} in this recipe; resume with the recipe that made it "
+                "(its work dir holds recipe.yaml), or use --load-from to fine-tune from its weights"
+            )
     changed = [key for key in current if key not in (*IDENTITY, "epochs") and saved.get(key) != current[key]]
     if changed:
         key = changed[0]
         why = " (the training data changed size?)" if key == "steps per epoch" else ""
-        raise HfclsError(f"checkpoint {folder} was trained with {key} {saved.get(key)!r}, this run has "
-                         f"{current[key]!r}{why}: its optimizer and LR schedule would not continue as they were; "
-                         f"resume with the {key} it had, or start a new run with --load-from {folder}")
+        raise HfclsError(
+            f"checkpoint {folder} was trained with {key} {saved.get(key)!r}, this run has "
+            f"{current[key]!r}{why}: its optimizer and LR schedule would not continue as they were; "
+            f"resume with the {key} it had, or start a new run with --load-from {folder}"
+        )
     if saved.get("epochs") != current["epochs"]:
-        logger.warning("train.epochs changed from %s to %s since checkpoint %s: the LR schedule is recomputed "
-                       "for %s epochs", saved.get("epochs"), current["epochs"], folder, current["epochs"])
+        logger.warning(
+            "train.epochs changed from %s to %s since checkpoint %s: the LR schedule is recomputed for %s epochs",
+            saved.get("epochs"),
+            current["epochs"],
+            folder,
+            current["epochs"],
+        )
 
 
 def restore(folder: Path, fingerprint: dict, accelerator, scheduler, ema, loader) -> TrainState:
@@ -73,16 +82,21 @@ def restore(folder: Path, fingerprint: dict, accelerator, scheduler, ema, loader
         if state.has_optimizer:
             accelerator.load_state(str(folder))
         else:
-            logger.warning("checkpoint %s holds no optimizer state (checkpoint.save_optimizer: false); "
-                           "the optimizer starts afresh", folder)
+            logger.warning(
+                "checkpoint %s holds no optimizer state (checkpoint.save_optimizer: false); "
+                "the optimizer starts afresh",
+                folder,
+            )
             load_state_without_optimizer(accelerator, folder)
     except pickle.UnpicklingError as error:  # torch.load(weights_only=True) met something that is not data
         raise unsafe_pickle(folder, error) from None
     scheduler.load_state_dict(json.loads((folder / SCHEDULER_FILE).read_text()))
     if ema is not None:
         if not (folder / EMA_FILE).is_file():
-            raise HfclsError(f"checkpoint {folder} holds no EMA weights ({EMA_FILE}) but the recipe sets train.ema; "
-                             "resume with the recipe that made it")
+            raise HfclsError(
+                f"checkpoint {folder} holds no EMA weights ({EMA_FILE}) but the recipe sets train.ema; "
+                "resume with the recipe that made it"
+            )
         ema.load_state_dict(read_safetensors(folder / EMA_FILE))
     if state.batch_in_epoch:
         loader.load_state_dict(state.loader)
@@ -105,17 +119,22 @@ def check_rng_files(folder: Path) -> None:
         except pickle.UnpicklingError as error:
             raise unsafe_pickle(folder, error, path.name) from None
         except Exception as error:  # a damaged zip or pickle: torch has no one error type for it
-            raise HfclsError(f"checkpoint {folder}: cannot read {path.name} ({str(error).splitlines()[0]}); "
-                             "resume from an earlier checkpoint") from None
+            raise HfclsError(
+                f"checkpoint {folder}: cannot read {path.name} ({str(error).splitlines()[0]}); "
+                "resume from an earlier checkpoint"
+            ) from None
 
 
 def unsafe_pickle(folder: Path, error, name: str | None = None) -> HfclsError:
     # torch's message names the global the file asked for (e.g. "Unsupported global: GLOBAL posix.system").
-    detail = next((line.strip() for line in str(error).splitlines() if "global" in line.lower()),
-                  str(error).splitlines()[0])
-    return HfclsError(f"checkpoint {folder}: {name or 'a state file'} holds more than tensors and plain data "
-                      f"({detail}); hfcls loads checkpoints with weights_only=True and runs nothing from them: "
-                      "resume only from checkpoints you made")
+    detail = next(
+        (line.strip() for line in str(error).splitlines() if "global" in line.lower()), str(error).splitlines()[0]
+    )
+    return HfclsError(
+        f"checkpoint {folder}: {name or 'a state file'} holds more than tensors and plain data "
+        f"({detail}); hfcls loads checkpoints with weights_only=True and runs nothing from them: "
+        "resume only from checkpoints you made"
+    )
 
 
 def load_state_without_optimizer(accelerator, folder: Path) -> None:

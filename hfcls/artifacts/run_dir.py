@@ -109,7 +109,7 @@ def prune_checkpoints(work_dir: Path, max_keep: int | None, best_epoch: int | No
         shutil.rmtree(leftover, ignore_errors=True)
     if max_keep is None:
         return
-    for state, folder in scan_checkpoints(work_dir)[0][:-max_keep]:
+    for _, folder in scan_checkpoints(work_dir)[0][:-max_keep]:
         if best_epoch is not None and folder.name == f"epoch_{best_epoch}":
             continue
         logger.info("removing old checkpoint %s (checkpoint.max_keep=%d)", folder, max_keep)
@@ -127,19 +127,26 @@ def resolve_resume(resume_from: str | None, work_dir: Path) -> Path | None:
         for error in damaged:
             logger.warning("--resume-from auto: skipping %s", error)
         if damaged and not intact:
-            raise HfclsError(f"resume_from auto: no complete checkpoint under {work_dir / CHECKPOINTS}, only "
-                             f"{len(damaged)} damaged (first: {damaged[0]}); start again in a new --work-dir",
-                             param="resume_from")
+            raise HfclsError(
+                f"resume_from auto: no complete checkpoint under {work_dir / CHECKPOINTS}, only "
+                f"{len(damaged)} damaged (first: {damaged[0]}); start again in a new --work-dir",
+                param="resume_from",
+            )
         if not intact:
-            raise HfclsError(f"resume_from auto: no complete checkpoint under {work_dir / CHECKPOINTS}; "
-                             "start without --resume-from", param="resume_from")
+            raise HfclsError(
+                f"resume_from auto: no complete checkpoint under {work_dir / CHECKPOINTS}; start without --resume-from",
+                param="resume_from",
+            )
         return intact[-1][1]
     path = Path(resume_from)
     if not path.is_dir():
         raise HfclsError(f"resume_from {resume_from}: no such checkpoint folder", param="resume_from")
     if not (path / STATE_FILE).is_file():
-        raise HfclsError(f"resume_from {resume_from}: not a complete hfcls checkpoint (no {STATE_FILE}); "
-                         "pass a checkpoints/epoch_N or step_N folder, or --resume-from auto", param="resume_from")
+        raise HfclsError(
+            f"resume_from {resume_from}: not a complete hfcls checkpoint (no {STATE_FILE}); "
+            "pass a checkpoints/epoch_N or step_N folder, or --resume-from auto",
+            param="resume_from",
+        )
     checked_state(path)
     return path
 
@@ -148,13 +155,17 @@ def check_fresh_work_dir(work_dir: Path) -> None:
     """A new run starts only where no earlier run left checkpoints or results."""
     intact, damaged = scan_checkpoints(work_dir)
     if intact:
-        raise HfclsError(f"work dir {work_dir} already holds checkpoints (newest: {intact[-1][1].name}); pass "
-                         "--resume-from auto (or --resume) to continue that run, or choose another --work-dir")
+        raise HfclsError(
+            f"work dir {work_dir} already holds checkpoints (newest: {intact[-1][1].name}); pass "
+            "--resume-from auto (or --resume) to continue that run, or choose another --work-dir"
+        )
     left = [name for name in EXPORT_RESULTS if (Path(work_dir) / name).exists()]
     if damaged or left:
         what = ", ".join(left + ([f"{len(damaged)} damaged checkpoint(s)"] if damaged else []))
-        raise HfclsError(f"work dir {work_dir} holds the results of an earlier run ({what}) but no checkpoint "
-                         "to continue it from; nothing was changed: choose another --work-dir, or move those away")
+        raise HfclsError(
+            f"work dir {work_dir} holds the results of an earlier run ({what}) but no checkpoint "
+            "to continue it from; nothing was changed: choose another --work-dir, or move those away"
+        )
 
 
 # ----------------------------------------------------------------------------- metrics.jsonl
@@ -205,8 +216,11 @@ def work_dir_lock(work_dir):
         with storage_errors(f"the lock {path}", work_dir, "free some space, or choose another work dir"):
             previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
             if previous:
-                logger.warning("work dir %s: taking over the lock of a run that ended without releasing it "
-                               "(%s)", work_dir, describe_holder(previous))
+                logger.warning(
+                    "work dir %s: taking over the lock of a run that ended without releasing it (%s)",
+                    work_dir,
+                    describe_holder(previous),
+                )
             write_holder(fd)
         yield
     finally:
@@ -223,10 +237,14 @@ def acquire(path: Path) -> int:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
             os.close(fd)
             if error.errno not in (errno.EAGAIN, errno.EACCES):
-                raise HfclsError(f"cannot lock {path} ({error.strerror}): hfcls needs a file system with file "
-                                 "locks (local or NFS) for the work dir") from None
-            raise HfclsError(f"work dir {path.parent} is in use by another training run ({describe_holder(holder)}); "
-                             "wait for it to end, or choose another --work-dir") from None
+                raise HfclsError(
+                    f"cannot lock {path} ({error.strerror}): hfcls needs a file system with file "
+                    "locks (local or NFS) for the work dir"
+                ) from None
+            raise HfclsError(
+                f"work dir {path.parent} is in use by another training run ({describe_holder(holder)}); "
+                "wait for it to end, or choose another --work-dir"
+            ) from None
         # The holder before us removes the file when it ends: make sure ours is still the one at `path`.
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
@@ -237,8 +255,11 @@ def acquire(path: Path) -> int:
 
 
 def write_holder(fd: int) -> None:
-    holder = {"host": socket.gethostname(), "pid": os.getpid(),
-              "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    holder = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
     os.fsync(fd)

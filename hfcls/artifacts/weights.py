@@ -34,8 +34,10 @@ from hfcls.artifacts.export import CONFIG_FILE, WEIGHTS_FILE
 from hfcls.artifacts.run_dir import HASH_CHARS, HASHED_NAME, ONNX_SUFFIX, work_dir_of
 from hfcls.errors import HfclsError
 
-FORMS = ("a best/ or latest/ folder, a checkpoints/epoch_N folder, a published <name>-<hash>.safetensors, "
-         "another .safetensors file or an .onnx file from hfcls-export")
+FORMS = (
+    "a best/ or latest/ folder, a checkpoints/epoch_N folder, a published <name>-<hash>.safetensors, "
+    "another .safetensors file or an .onnx file from hfcls-export"
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,10 @@ def inspect_artifact(path) -> Artifact:
         if (path / CONFIG_FILE).is_file():
             return Artifact(path, "hf")
         if (path / WEIGHTS_FILE).is_file():
-            raise HfclsError(f"{path} holds {WEIGHTS_FILE} but neither {STATE_FILE} nor {CONFIG_FILE}: an incomplete "
-                             "checkpoint (its save was interrupted); use another checkpoint")
+            raise HfclsError(
+                f"{path} holds {WEIGHTS_FILE} but neither {STATE_FILE} nor {CONFIG_FILE}: an incomplete "
+                "checkpoint (its save was interrupted); use another checkpoint"
+            )
         raise HfclsError(f"{path} is not a model folder (no {CONFIG_FILE} or {STATE_FILE}); pass {FORMS}")
     if path.is_file() and path.suffix == ".safetensors":
         return Artifact(path, "published" if HASHED_NAME.search(path.name) else "weights")
@@ -85,8 +89,10 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
         return read_safetensors(artifact.path / _checkpoint_weights(artifact, use_ema))
     check_single_set(artifact, use_ema)
     if artifact.kind == "onnx":
-        raise HfclsError(f"{artifact} is an ONNX graph, not PyTorch weights: it evaluates and predicts "
-                         "(hfcls-eval, hfcls-demo), but this needs the checkpoint or folder it was exported from")
+        raise HfclsError(
+            f"{artifact} is an ONNX graph, not PyTorch weights: it evaluates and predicts "
+            "(hfcls-eval, hfcls-demo), but this needs the checkpoint or folder it was exported from"
+        )
     if artifact.kind == "hf":
         return _hf_folder_state(artifact)
     if artifact.kind == "published":
@@ -108,29 +114,43 @@ def hf_folder_model(artifact: Artifact, recipe=None):
 
     read_safetensors(artifact.path / WEIGHTS_FILE, check_only=True)
     with remote_code_refused(artifact.path, str(artifact)):
-        model, info = AutoModelForImageClassification.from_pretrained(artifact.path, output_loading_info=True,
-                                                                      trust_remote_code=trusts_remote_code(recipe))
-    problems = {name: sorted(info[key]) for name, key in (("missing", "missing_keys"), ("unexpected", "unexpected_keys"),
-                                                          ("differently shaped", "mismatched_keys")) if info[key]}
+        model, info = AutoModelForImageClassification.from_pretrained(
+            artifact.path, output_loading_info=True, trust_remote_code=trusts_remote_code(recipe)
+        )
+    problems = {
+        name: sorted(info[key])
+        for name, key in (
+            ("missing", "missing_keys"),
+            ("unexpected", "unexpected_keys"),
+            ("differently shaped", "mismatched_keys"),
+        )
+        if info[key]
+    }
     if problems:
         name, keys = next(iter(problems.items()))
-        raise HfclsError(f"{artifact}: {WEIGHTS_FILE} does not match its {CONFIG_FILE} ({len(keys)} {name} tensors, "
-                         f"e.g. {keys[0]}); the folder is damaged: export it again")
+        raise HfclsError(
+            f"{artifact}: {WEIGHTS_FILE} does not match its {CONFIG_FILE} ({len(keys)} {name} tensors, "
+            f"e.g. {keys[0]}); the folder is damaged: export it again"
+        )
     return model
 
 
 def _checkpoint_weights(artifact: Artifact, use_ema: bool | None) -> str:
     has_ema = (artifact.path / EMA_FILE).is_file()
     if use_ema and not has_ema:
-        raise HfclsError(f"checkpoint {artifact} holds no EMA weights ({EMA_FILE}): the run had train.ema off; "
-                         "leave out --ema to read its weights")
+        raise HfclsError(
+            f"checkpoint {artifact} holds no EMA weights ({EMA_FILE}): the run had train.ema off; "
+            "leave out --ema to read its weights"
+        )
     return EMA_FILE if has_ema and use_ema is not False else WEIGHTS_FILE
 
 
 def check_single_set(artifact: Artifact, use_ema: bool | None) -> None:
     if use_ema is not None:
-        raise HfclsError(f"{artifact} holds one set of weights (the ones its run evaluated); choosing between the "
-                         "EMA and the raw weights needs a training checkpoint (checkpoints/epoch_N)")
+        raise HfclsError(
+            f"{artifact} holds one set of weights (the ones its run evaluated); choosing between the "
+            "EMA and the raw weights needs a training checkpoint (checkpoints/epoch_N)"
+        )
 
 
 def read_safetensors(path, check_only: bool = False) -> dict | None:
@@ -152,12 +172,16 @@ def verify_published(path) -> str:
     path = Path(path)
     match = HASHED_NAME.search(path.name)
     if match is None:
-        raise HfclsError(f"{path} is not a published file: its name does not end in -<8 hex digits>.safetensors "
-                         "(make one with hfcls-publish)")
+        raise HfclsError(
+            f"{path} is not a published file: its name does not end in -<8 hex digits>.safetensors "
+            "(make one with hfcls-publish)"
+        )
     digest = file_sha256(path)
     if not digest.startswith(match.group(1)):
-        raise HfclsError(f"{path}: its content hashes to {digest[:HASH_CHARS]}, not the {match.group(1)} in its "
-                         "name; the file is corrupt or was modified: download or publish it again")
+        raise HfclsError(
+            f"{path}: its content hashes to {digest[:HASH_CHARS]}, not the {match.group(1)} in its "
+            "name; the file is corrupt or was modified: download or publish it again"
+        )
     return digest
 
 

@@ -17,28 +17,42 @@ from hfcls.data.transforms import build_pipeline
 
 def baseline_loader(ds, specs, data, batch_size, shuffle, seed):
     """PIL -> transforms -> float, normalised, per sample, in DataLoader workers."""
-    pipeline = v2.Compose([*build_pipeline(specs).transforms, v2.ToImage(),
-                           v2.ToDtype(torch.float32, scale=True), v2.Normalize(data.mean, data.std)])
+    pipeline = v2.Compose(
+        [
+            *build_pipeline(specs).transforms,
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(data.mean, data.std),
+        ]
+    )
 
     def preprocess(batch):
-        return {"pixel_values": [pipeline(image.convert("RGB")) for image in batch["image"]],
-                "labels": batch["label"]}
+        return {"pixel_values": [pipeline(image.convert("RGB")) for image in batch["image"]], "labels": batch["label"]}
 
     def collate(samples):
-        return {"pixel_values": torch.stack([s["pixel_values"] for s in samples]),
-                "labels": torch.tensor([s["labels"] for s in samples])}
+        return {
+            "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
+            "labels": torch.tensor([s["labels"] for s in samples]),
+        }
 
     return torch.utils.data.DataLoader(
-        ds.with_transform(preprocess), batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-        num_workers=worker_count(data), drop_last=shuffle, generator=torch.Generator().manual_seed(seed))
+        ds.with_transform(preprocess),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        collate_fn=collate,
+        num_workers=worker_count(data),
+        drop_last=shuffle,
+        generator=torch.Generator().manual_seed(seed),
+    )
 
 
 def baseline_optimizer(model, optim) -> torch.optim.Optimizer:
     """The recipe's optimizer type and settings on every parameter, torch's default kernels."""
     params = model.parameters()
     if optim.type == "sgd":
-        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov,
-                               weight_decay=optim.weight_decay)
+        return torch.optim.SGD(
+            params, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, weight_decay=optim.weight_decay
+        )
     cls = torch.optim.AdamW if optim.type == "adamw" else torch.optim.Adam
     return cls(params, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, weight_decay=optim.weight_decay)
 

@@ -119,8 +119,9 @@ def variants(recipe, what: str, baseline: bool, synthetic: bool) -> list:
     out = [Variant("baseline (HF examples)", "baseline", plain)] if baseline else []
     out.append(Variant(f"hfcls {data_path}, fp32 NCHW", "hfcls", plain))
     if what != "data" and (train.mixed_precision != "no" or train.channels_last):
-        settings = (train.mixed_precision if train.mixed_precision != "no" else "fp32") + \
-            (" channels_last" if train.channels_last else "")
+        settings = (train.mixed_precision if train.mixed_precision != "no" else "fp32") + (
+            " channels_last" if train.channels_last else ""
+        )
         out.append(Variant(f"hfcls {data_path}, recipe ({settings})", "hfcls", recipe))
     if synthetic:
         out.append(Variant("synthetic (compute only)", "synthetic", recipe))
@@ -278,8 +279,9 @@ class Timed:
             "mixed_precision": self.variant.recipe.train.mixed_precision,
             "channels_last": self.variant.recipe.train.channels_last,
             "batch_size": data.batch_size if self.split == "train" else data.eval_batch_size or data.batch_size,
-            "num_workers": 0 if self.variant.pipeline == "synthetic" or data.in_memory and
-            self.variant.pipeline == "hfcls" else worker_count(data),
+            "num_workers": 0
+            if self.variant.pipeline == "synthetic" or data.in_memory and self.variant.pipeline == "hfcls"
+            else worker_count(data),
             "images_per_sec": self.images / self.wall,
             "step_ms_median": 1000 * statistics.median(self.times),
             "data_wait_fraction": sum(self.waits) / self.wall,
@@ -299,17 +301,34 @@ def measure_interleaved(timed: list, steps: int, warmup: int, rounds: int) -> No
             t.turn(warmup, chunk)
 
 
-def bench(recipe, what: str = "train", *, steps: int = 30, warmup: int = 5, rounds: int = 3,
-          baseline: bool = False, synthetic: bool = False) -> dict:
+def bench(
+    recipe,
+    what: str = "train",
+    *,
+    steps: int = 30,
+    warmup: int = 5,
+    rounds: int = 3,
+    baseline: bool = False,
+    synthetic: bool = False,
+) -> dict:
     """Measure the variants in interleaved turns; {"machine", "settings", "results"}."""
     if what not in WHAT:
         raise HfclsError(f"what must be one of {', '.join(WHAT)}, got {what!r}", param="what")
     split = "train" if what in ("data", "train") else "val"
     if getattr(recipe.data, split) is None and not (split == "val" and recipe.data.train_val_split):
-        raise HfclsError(f"what {what} needs a data.{split} source (or data.train_val_split), which {recipe.source} "
-                         "has not", param="what")
-    settings = {"recipe": recipe.source, "what": what, "split": split, "steps": steps, "warmup": warmup,
-                "rounds": rounds, "torch_threads": torch.get_num_threads()}
+        raise HfclsError(
+            f"what {what} needs a data.{split} source (or data.train_val_split), which {recipe.source} has not",
+            param="what",
+        )
+    settings = {
+        "recipe": recipe.source,
+        "what": what,
+        "split": split,
+        "steps": steps,
+        "warmup": warmup,
+        "rounds": rounds,
+        "torch_threads": torch.get_num_threads(),
+    }
     timed = [Timed(v, what, split) for v in variants(recipe, what, baseline, synthetic)]
     measure_interleaved(timed, steps, warmup, rounds)
     results = [t.result() for t in timed]
@@ -321,8 +340,7 @@ def bench(recipe, what: str = "train", *, steps: int = 30, warmup: int = 5, roun
 def fraction_of_synthetic(result: dict, results: list) -> float | None:
     """images/s as a fraction of the compute-only images/s at the same precision and memory format."""
     same = ("mixed_precision", "channels_last")
-    ceiling = next((r for r in results if r["pipeline"] == "synthetic" and all(r[k] == result[k] for k in same)),
-                   None)
+    ceiling = next((r for r in results if r["pipeline"] == "synthetic" and all(r[k] == result[k] for k in same)), None)
     if ceiling is None or result is ceiling:
         return None
     return result["images_per_sec"] / ceiling["images_per_sec"]
@@ -361,16 +379,21 @@ def report(info, settings, results) -> str:
     for r in results:
         cuda = f"{r['cuda_max_allocated_mib']:.0f}" if r["cuda_max_allocated_mib"] is not None else "-"
         idle = f"{r['gpu_idle_fraction']:.0%}" if r["gpu_idle_fraction"] is not None else "-"
-        lines.append(f"{r['variant']:<46} {r['images_per_sec']:>10.1f} {r['step_ms_median']:>9.1f} "
-                     f"{r['peak_mem_mib']:>13.0f} {cuda:>9} {r['num_workers']:>8} {r['data_wait_fraction']:>10.0%} "
-                     f"{idle:>9}")
+        lines.append(
+            f"{r['variant']:<46} {r['images_per_sec']:>10.1f} {r['step_ms_median']:>9.1f} "
+            f"{r['peak_mem_mib']:>13.0f} {cuda:>9} {r['num_workers']:>8} {r['data_wait_fraction']:>10.0%} "
+            f"{idle:>9}"
+        )
     for r in results:
         if r["fraction_of_synthetic"] is not None:
-            lines.append(f"real / synthetic {r['variant']}: {r['fraction_of_synthetic']:.0%} of the compute-only "
-                         "images/s")
+            lines.append(
+                f"real / synthetic {r['variant']}: {r['fraction_of_synthetic']:.0%} of the compute-only images/s"
+            )
     base = next((r for r in results if r["pipeline"] == "baseline"), None)
     for r in results:
         if base is not None and r is not base:
-            lines.append(f"ratio {r['variant']} / baseline: {r['images_per_sec'] / base['images_per_sec']:.2f}x "
-                         f"images/s, {base['step_ms_median'] / r['step_ms_median']:.2f}x median step")
+            lines.append(
+                f"ratio {r['variant']} / baseline: {r['images_per_sec'] / base['images_per_sec']:.2f}x "
+                f"images/s, {base['step_ms_median'] / r['step_ms_median']:.2f}x median step"
+            )
     return "\n".join(lines)

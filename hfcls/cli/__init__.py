@@ -15,8 +15,10 @@ from hfcls.errors import HfclsError
 from hfcls.files import STORAGE_ERRNOS
 
 # The --help of every command that reads a recipe says what custom_imports does.
-RECIPE_RUNS_CODE = ("Security: a recipe's custom_imports key imports the Python modules it names, which runs "
-                    "their code with your permissions; use only recipes (and _base_ files) you trust.")
+RECIPE_RUNS_CODE = (
+    "Security: a recipe's custom_imports key imports the Python modules it names, which runs "
+    "their code with your permissions; use only recipes (and _base_ files) you trust."
+)
 
 
 def cli_entry(main=None, *, flags: dict | None = None):
@@ -37,12 +39,16 @@ def cli_entry(main=None, *, flags: dict | None = None):
         except OSError as error:  # a full, read-only or forbidden disk that no writer named more precisely
             if error.errno not in STORAGE_ERRNOS:
                 raise
-            print(f"error: {error.filename or 'a file'}: {error.strerror}; free some space or fix the permissions, "
-                  "then run again", file=sys.stderr)
+            print(
+                f"error: {error.filename or 'a file'}: {error.strerror}; free some space or fix the permissions, "
+                "then run again",
+                file=sys.stderr,
+            )
             sys.exit(2)
         if status is not None and not isinstance(status, int):
-            raise TypeError(f"{main.__module__}.main returned {type(status).__name__}; a command returns its "
-                            "exit status or None")
+            raise TypeError(
+                f"{main.__module__}.main returned {type(status).__name__}; a command returns its exit status or None"
+            )
         return status
 
     return wrapper
@@ -81,10 +87,20 @@ def heavy_imports():
 def add_ema_flags(parser) -> None:
     """--ema / --no-ema into `use_ema` (None: what the run evaluated, the EMA when there is one)."""
     ema = parser.add_mutually_exclusive_group()
-    ema.add_argument("--ema", dest="use_ema", action="store_const", const=True,
-                     help="a training checkpoint's EMA weights (the default when it holds them)")
-    ema.add_argument("--no-ema", dest="use_ema", action="store_const", const=False,
-                     help="a training checkpoint's raw weights, even when it holds EMA weights")
+    ema.add_argument(
+        "--ema",
+        dest="use_ema",
+        action="store_const",
+        const=True,
+        help="a training checkpoint's EMA weights (the default when it holds them)",
+    )
+    ema.add_argument(
+        "--no-ema",
+        dest="use_ema",
+        action="store_const",
+        const=False,
+        help="a training checkpoint's raw weights, even when it holds EMA weights",
+    )
 
 
 def console_and_recipe(recipe_path: str | None):

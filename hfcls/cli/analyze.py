@@ -3,14 +3,15 @@ evaluation as image grids, accuracy per class and the confused pairs (from hfcls
 
 from __future__ import annotations
 
-
 from hfcls.cli import CommandParser, cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
     parser = CommandParser(prog="hfcls-analyze", description=__doc__.splitlines()[0])
-    parser.add_argument("results", help="a results file of hfcls-eval --out (.json, .yaml or .pkl) with per-image "
-                        "predictions (--out-items pred)")
+    parser.add_argument(
+        "results",
+        help="a results file of hfcls-eval --out (.json, .yaml or .pkl) with per-image predictions (--out-items pred)",
+    )
     parser.add_argument("--out", required=True, help="the folder to write into")
     parser.add_argument("--n", type=int, default=16, help="images per grid (default 16)")
     return parser.parse_args(argv)

@@ -9,8 +9,7 @@ from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_re
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-average", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
+    parser = argparse.ArgumentParser(prog="hfcls-average", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="two or more artifacts of one architecture")
     parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_avg")
     parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash>")

@@ -7,14 +7,12 @@ MMClassification's browse_dataset shows them.
 
 from __future__ import annotations
 
-
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = CommandParser(prog="hfcls-browse", description=__doc__.splitlines()[0],
-                           epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-browse", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--split", default="train", choices=("train", "val", "test"))

@@ -1,11 +1,10 @@
 """The launch/ scripts' helpers: `python -m hfcls.cli.dist port RECIPE | check-port PORT`.
 
-    port RECIPE      the job's port: $PORT, else the recipe's dist.port, else 29500
-    check-port PORT  exit 2 with one line when PORT is taken on this machine
+port RECIPE      the job's port: $PORT, else the recipe's dist.port, else 29500
+check-port PORT  exit 2 with one line when PORT is taken on this machine
 """
 
 from __future__ import annotations
-
 
 from hfcls.cli import CommandParser, cli_entry, heavy_imports
 

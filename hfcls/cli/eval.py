@@ -14,31 +14,57 @@ from hfcls.metrics import METRICS, metric_option
 from hfcls.recipe import load_recipe
 
 # The library's parameters, as this command's flags name them.
-FLAGS = {"batch_size": "--batch-size", "out": "--out", "out_items": "--out-items", "show_dir": "--show-dir",
-         "split": "--split", "tta": "--tta"}
+FLAGS = {
+    "batch_size": "--batch-size",
+    "out": "--out",
+    "out_items": "--out-items",
+    "show_dir": "--show-dir",
+    "split": "--split",
+    "tta": "--tta",
+}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-eval", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
+    parser = argparse.ArgumentParser(prog="hfcls-eval", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file (data and eval transforms)")
-    parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
-                        "a published .safetensors file, or a bare .safetensors (architecture from the recipe)")
+    parser.add_argument(
+        "checkpoint",
+        help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
+        "a published .safetensors file, or a bare .safetensors (architecture from the recipe)",
+    )
     parser.add_argument("--metrics", nargs="+", metavar="NAME", default=[], help=f"any of: {', '.join(METRICS)}")
-    parser.add_argument("--metric-options", nargs="+", default=[], metavar="KEY=VALUE", type=metric_option,
-                        help="topk=1,5 (default: the recipe's evaluation.topk)  average=macro|micro|none  thrs=0.5[,0.7]")
+    parser.add_argument(
+        "--metric-options",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        type=metric_option,
+        help="topk=1,5 (default: the recipe's evaluation.topk)  average=macro|micro|none  thrs=0.5[,0.7]",
+    )
     parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
-    parser.add_argument("--out-items", nargs="+", default=["metrics", "pred"], choices=OUT_ITEMS,
-                        help="what --out holds: metrics, pred (per-sample label, class, score), "
-                        "class_scores (per-sample scores of every class), features (per-sample pooled features)")
-    parser.add_argument("--tta", metavar="VIEWS", help="test-time augmentation: flip, crops or flip,crops "
-                        "(the class scores averaged over those views)")
+    parser.add_argument(
+        "--out-items",
+        nargs="+",
+        default=["metrics", "pred"],
+        choices=OUT_ITEMS,
+        help="what --out holds: metrics, pred (per-sample label, class, score), "
+        "class_scores (per-sample scores of every class), features (per-sample pooled features)",
+    )
+    parser.add_argument(
+        "--tta",
+        metavar="VIEWS",
+        help="test-time augmentation: flip, crops or flip,crops (the class scores averaged over those views)",
+    )
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--batch-size", type=int, help="per process (default: data.eval_batch_size or batch_size)")
     add_ema_flags(parser)
     parser.add_argument("--show-dir", help="write confusion_matrix.png here")
-    parser.add_argument("--overwrite", action="store_true", help="replace an --out file or a --show-dir image "
-                        "that exists already (otherwise refused before the evaluation)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an --out file or a --show-dir image "
+        "that exists already (otherwise refused before the evaluation)",
+    )
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="key.sub=value", help="recipe overrides")
     return parser.parse_args(argv)
 
@@ -53,10 +79,20 @@ def main(argv=None):
         from hfcls.evaluation.request import EvalRequest
         from hfcls.logs import setup_logging
 
-    request = EvalRequest(recipe, args.checkpoint, split=args.split, metrics=args.metrics,
-                          metric_options=dict(args.metric_options), use_ema=args.use_ema, batch_size=args.batch_size,
-                          out=args.out, out_items=args.out_items, show_dir=args.show_dir, tta=args.tta,
-                          overwrite=args.overwrite)
+    request = EvalRequest(
+        recipe,
+        args.checkpoint,
+        split=args.split,
+        metrics=args.metrics,
+        metric_options=dict(args.metric_options),
+        use_ema=args.use_ema,
+        batch_size=args.batch_size,
+        out=args.out,
+        out_items=args.out_items,
+        show_dir=args.show_dir,
+        tta=args.tta,
+        overwrite=args.overwrite,
+    )
     setup_logging(None, is_main=True)
     result = evaluate_checkpoint(request)
     if result is None:  # not the main process

@@ -14,18 +14,24 @@ from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_re
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-export", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
-    parser.add_argument("checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a .safetensors file")
+    parser = argparse.ArgumentParser(prog="hfcls-export", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
+    parser.add_argument(
+        "checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a .safetensors file"
+    )
     parser.add_argument("out", help="the .onnx file to write")
-    parser.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18, what torch's exporter implements)")
+    parser.add_argument(
+        "--opset", type=int, default=18, help="ONNX opset (default 18, what torch's exporter implements)"
+    )
     parser.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batches of 1)")
     parser.add_argument("--fp16", action="store_true", help="float16 weights and input")
-    parser.add_argument("--images", help="validate on these images (a file, folder or quoted glob) instead of the eval split")
+    parser.add_argument(
+        "--images", help="validate on these images (a file, folder or quoted glob) instead of the eval split"
+    )
     parser.add_argument("--split", choices=("val", "test"), default="val", help="the recipe's split to validate on")
     parser.add_argument("--limit", type=int, default=256, help="validate on at most this many images (default 256)")
-    parser.add_argument("--recipe", help="the training recipe (default: the run's recipe.yaml); a bare .safetensors "
-                        "file needs it")
+    parser.add_argument(
+        "--recipe", help="the training recipe (default: the run's recipe.yaml); a bare .safetensors file needs it"
+    )
     add_ema_flags(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     return parser.parse_args(argv)
@@ -38,9 +44,19 @@ def main(argv=None):
         from hfcls.artifacts.onnx import export_onnx
 
     recipe = console_and_recipe(args.recipe)
-    out, check = export_onnx(args.checkpoint, args.out, opset=args.opset, dynamic_batch=args.dynamic_batch,
-                             fp16=args.fp16, images=args.images, split=args.split, limit=args.limit,
-                             use_ema=args.use_ema, recipe=recipe, overwrite=args.overwrite)
+    out, check = export_onnx(
+        args.checkpoint,
+        args.out,
+        opset=args.opset,
+        dynamic_batch=args.dynamic_batch,
+        fp16=args.fp16,
+        images=args.images,
+        split=args.split,
+        limit=args.limit,
+        use_ema=args.use_ema,
+        recipe=recipe,
+        overwrite=args.overwrite,
+    )
     print(check.summary())
     print(f"wrote {out}")
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
 from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = CommandParser(prog="hfcls-flops", description=__doc__.splitlines()[0],
-                           epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-flops", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
-    parser.add_argument("--shape", nargs=2, type=int, metavar=("H", "W"),
-                        help="input height and width (default: the eval pipeline's output size)")
+    parser.add_argument(
+        "--shape",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        help="input height and width (default: the eval pipeline's output size)",
+    )
     parser.add_argument("--num-classes", type=int, default=1000, help="size of the head (default 1000)")
     parser.add_argument("--per-layer", action="store_true", help="also print a table by module")
     parser.add_argument("--depth", type=int, default=4, help="module nesting shown by --per-layer (default 4)")

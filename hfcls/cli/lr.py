@@ -9,8 +9,7 @@ from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = CommandParser(prog="hfcls-lr", description=__doc__.splitlines()[0],
-                           epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-lr", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--num-processes", type=int, default=1, help="processes training together (default 1)")
@@ -29,8 +28,10 @@ def main(argv=None):
     setup_logging(None, is_main=False)
     per_epoch = steps_per_epoch(recipe, args.num_processes)
     rates = lr_schedule(recipe, args.num_processes, per_epoch)
-    print(f"{len(rates)} steps ({recipe.train.epochs} epochs x {per_epoch}): lr {rates[0]:.4g} at the first, "
-          f"{max(rates):.4g} at most, {rates[-1]:.4g} at the last")
+    print(
+        f"{len(rates)} steps ({recipe.train.epochs} epochs x {per_epoch}): lr {rates[0]:.4g} at the first, "
+        f"{max(rates):.4g} at most, {rates[-1]:.4g} at the last"
+    )
     print(f"wrote {plot_lr(rates, per_epoch, args.out, Path(args.recipe).stem)}")
 
 

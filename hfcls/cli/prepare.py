@@ -16,9 +16,11 @@ from hfcls.cli.types import int_between, positive_int
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
-DATASETS = {"digits": "scikit-learn's digits as an image folder",
-            "imbalanced_digits": "the digits with 2%% of class 0's training images",
-            "multilabel_digits": "canvases of 2-3 digits, labelled with the digits shown (metadata.jsonl)"}
+DATASETS = {
+    "digits": "scikit-learn's digits as an image folder",
+    "imbalanced_digits": "the digits with 2%% of class 0's training images",
+    "multilabel_digits": "canvases of 2-3 digits, labelled with the digits shown (metadata.jsonl)",
+}
 
 
 def parse_args(argv=None):
@@ -29,19 +31,33 @@ def parse_args(argv=None):
         digits.add_argument("dir", help=f"output folder, e.g. data/{name}")
         digits.add_argument("--val-fraction", type=float, default=0.2)
         digits.add_argument("--seed", type=int, default=0)
-    shrink = commands.add_parser("shrink", help="a recipe's splits with smaller images, as parquet shards",
-                                 epilog="recipe overrides (key.sub=value, YAML-typed) may follow DST")
+    shrink = commands.add_parser(
+        "shrink",
+        help="a recipe's splits with smaller images, as parquet shards",
+        epilog="recipe overrides (key.sub=value, YAML-typed) may follow DST",
+    )
     shrink.add_argument("recipe", help="recipe YAML file whose data.train/val/test sources are copied")
     shrink.add_argument("dst", help="output folder: DST/<split>/*.parquet")
-    shrink.add_argument("--short-side", type=positive_int, default=320,
-                        help="largest shorter side, pixels (default 320)")
-    shrink.add_argument("--quality", type=int_between(1, 100), default=90,
-                        help="JPEG quality of resized images (default 90)")
-    shrink.add_argument("--splits", nargs="+", choices=("train", "val", "test"), default=["train", "val", "test"],
-                        help="the recipe's splits to copy, those it defines (default: train val test)")
+    shrink.add_argument(
+        "--short-side", type=positive_int, default=320, help="largest shorter side, pixels (default 320)"
+    )
+    shrink.add_argument(
+        "--quality", type=int_between(1, 100), default=90, help="JPEG quality of resized images (default 90)"
+    )
+    shrink.add_argument(
+        "--splits",
+        nargs="+",
+        choices=("train", "val", "test"),
+        default=["train", "val", "test"],
+        help="the recipe's splits to copy, those it defines (default: train val test)",
+    )
     shrink.add_argument("--rows-per-shard", type=positive_int, default=1000)
-    shrink.add_argument("--workers", type=positive_int, default=len(os.sched_getaffinity(0)),
-                        help="processes writing shards (default: this machine's cores)")
+    shrink.add_argument(
+        "--workers",
+        type=positive_int,
+        default=len(os.sched_getaffinity(0)),
+        help="processes writing shards (default: this machine's cores)",
+    )
     args, rest = parser.parse_known_args(argv)  # overrides may come anywhere after the command
     unknown = [arg for arg in rest if args.dataset != "shrink" or arg.startswith("-") or "=" not in arg]
     if unknown:
@@ -65,16 +81,28 @@ def main(argv=None):
         from hfcls.data.build import build_datasets
         from hfcls.data.prepare import shrink_splits
 
-    splits = [split for split in args.splits if getattr(recipe.data, split, None) is not None or
-              (split == "val" and recipe.data.train_val_split)]
+    splits = [
+        split
+        for split in args.splits
+        if getattr(recipe.data, split, None) is not None or (split == "val" and recipe.data.train_val_split)
+    ]
     if not splits:
-        raise HfclsError(f"{args.recipe} defines none of data.{', data.'.join(args.splits)}; --splits names "
-                         "the splits to copy")
-    written = shrink_splits(build_datasets(recipe.data, recipe.seed, tuple(splits)), args.dst, args.short_side,
-                            args.quality, args.rows_per_shard, args.workers)
+        raise HfclsError(
+            f"{args.recipe} defines none of data.{', data.'.join(args.splits)}; --splits names the splits to copy"
+        )
+    written = shrink_splits(
+        build_datasets(recipe.data, recipe.seed, tuple(splits)),
+        args.dst,
+        args.short_side,
+        args.quality,
+        args.rows_per_shard,
+        args.workers,
+    )
     for split, (images, shards, mib) in written.items():
-        print(f"wrote {split}: {images} images, shorter side at most {args.short_side}, in {shards} parquet "
-              f"shard(s), {mib:.1f} MiB: data.{split}={{type: disk, path: {args.dst}/{split}}}")
+        print(
+            f"wrote {split}: {images} images, shorter side at most {args.short_side}, in {shards} parquet "
+            f"shard(s), {mib:.1f} MiB: data.{split}={{type: disk, path: {args.dst}/{split}}}"
+        )
 
 
 if __name__ == "__main__":

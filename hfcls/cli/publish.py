@@ -14,10 +14,10 @@ from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_re
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-publish", description=__doc__.splitlines()[0],
-                                     epilog=RECIPE_RUNS_CODE)
-    parser.add_argument("source", metavar="IN", help="a checkpoints/epoch_N folder, a Hugging Face folder "
-                        "or a .safetensors file")
+    parser = argparse.ArgumentParser(prog="hfcls-publish", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
+    parser.add_argument(
+        "source", metavar="IN", help="a checkpoints/epoch_N folder, a Hugging Face folder or a .safetensors file"
+    )
     parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_in1k")
     parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash> (MMClassification's form)")
     parser.add_argument("--recipe", help="the training recipe, for a bare .safetensors file")
@@ -33,8 +33,7 @@ def main(argv=None):
         from hfcls.artifacts.publish import publish
 
     recipe = console_and_recipe(args.recipe)
-    print(publish(args.source, args.out, date=args.date, use_ema=args.use_ema, recipe=recipe,
-                  overwrite=args.overwrite))
+    print(publish(args.source, args.out, date=args.date, use_ema=args.use_ema, recipe=recipe, overwrite=args.overwrite))
 
 
 if __name__ == "__main__":

@@ -15,17 +15,25 @@ from hfcls.cli import cli_entry, heavy_imports
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="hfcls-push", description=__doc__.splitlines()[0])
-    parser.add_argument("folder", metavar="MODEL", help="a model artifact: latest/, best/, a published one, "
-                        "a checkpoints/epoch_N folder")
+    parser.add_argument(
+        "folder",
+        metavar="MODEL",
+        help="a model artifact: latest/, best/, a published one, a checkpoints/epoch_N folder",
+    )
     parser.add_argument("repo_id", metavar="REPO_ID", help="user/model on the Hub")
     parser.add_argument("--private", action="store_true", help="create the repo private")
     parser.add_argument("--revision", help="push to this branch (created if needed)")
     parser.add_argument("--commit-message")
     parser.add_argument("--work-dir", help="the run the metrics and recipe come from (default: the one MODEL is in)")
     parser.add_argument("--dry-run", action="store_true", help="write the upload folder and card, send nothing")
-    parser.add_argument("--out", help="a new (or empty) folder for --dry-run to write (default: MODEL-hub beside MODEL)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out when it holds files already "
-                        "(never the model itself or a training run)")
+    parser.add_argument(
+        "--out", help="a new (or empty) folder for --dry-run to write (default: MODEL-hub beside MODEL)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out when it holds files already (never the model itself or a training run)",
+    )
     return parser.parse_args(argv)
 
 

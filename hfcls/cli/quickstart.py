@@ -17,8 +17,8 @@ DATA = Path("data/digits")
 @cli_entry
 def main(argv=None):
     with heavy_imports():
-        from hfcls.data.prepare import prepare_digits
         from hfcls.api import train
+        from hfcls.data.prepare import prepare_digits
         from hfcls.recipe import load_recipe
 
     if not (DATA / "val").is_dir():
@@ -29,8 +29,10 @@ def main(argv=None):
     start = time.perf_counter()
     metrics = train(recipe, work_dir)
     seconds = time.perf_counter() - start
-    print(f"\nvalidation top-1 {metrics['accuracy_top1']:.2f}% after training {seconds:.1f} s "
-          f"({recipe.train.epochs} epochs) -> {work_dir}")
+    print(
+        f"\nvalidation top-1 {metrics['accuracy_top1']:.2f}% after training {seconds:.1f} s "
+        f"({recipe.train.epochs} epochs) -> {work_dir}"
+    )
     image = sorted((DATA / "val").glob("*/*.png"))[0]
     with heavy_imports():
         from transformers import pipeline

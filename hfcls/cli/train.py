@@ -12,25 +12,43 @@ from hfcls.recipe import load_recipe, recipe_yaml
 
 
 def parse_args(argv=None):
-    parser = CommandParser(prog="hfcls-train", description=__doc__.splitlines()[0],
-                           epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-train", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
-    parser.add_argument("--cfg-options", nargs="+", default=[], metavar="key.sub=value",
-                        help="more recipe overrides, as in MMClassification")
-    parser.add_argument("--work-dir", help="where logs, checkpoints and exports go "
-                        "(default: the recipe's work_dir, else work_dirs/<recipe name>)")
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        default=[],
+        metavar="key.sub=value",
+        help="more recipe overrides, as in MMClassification",
+    )
+    parser.add_argument(
+        "--work-dir",
+        help="where logs, checkpoints and exports go (default: the recipe's work_dir, else work_dirs/<recipe name>)",
+    )
     parser.add_argument("--seed", type=int, help="overrides the recipe's seed")
     start = parser.add_mutually_exclusive_group()
-    start.add_argument("--resume-from", metavar="CKPT", help="continue a run: a checkpoints/epoch_N or step_N "
-                       "folder, or 'auto' for the newest complete checkpoint in the work dir")
-    start.add_argument("--resume", dest="resume_from", action="store_const", const="auto",
-                       help="same as --resume-from auto")
-    start.add_argument("--load-from", metavar="CKPT", help="start a new run (epoch 0) from these weights only: "
-                       "a checkpoint or Hugging Face folder, a .safetensors file or a Hub id")
+    start.add_argument(
+        "--resume-from",
+        metavar="CKPT",
+        help="continue a run: a checkpoints/epoch_N or step_N "
+        "folder, or 'auto' for the newest complete checkpoint in the work dir",
+    )
+    start.add_argument(
+        "--resume", dest="resume_from", action="store_const", const="auto", help="same as --resume-from auto"
+    )
+    start.add_argument(
+        "--load-from",
+        metavar="CKPT",
+        help="start a new run (epoch 0) from these weights only: "
+        "a checkpoint or Hugging Face folder, a .safetensors file or a Hub id",
+    )
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training (not advised)")
-    parser.add_argument("--print-recipe", action="store_true",
-                        help="print the resolved recipe (after _base_ and overrides) and exit without training")
+    parser.add_argument(
+        "--print-recipe",
+        action="store_true",
+        help="print the resolved recipe (after _base_ and overrides) and exit without training",
+    )
     return parser.parse_intermixed_args(argv)  # overrides may follow the options
 
 
@@ -59,8 +77,13 @@ def main(argv=None):
         from hfcls.engine.signals import TrainingInterrupted
 
     try:
-        train(recipe, recipe.work_dir, resume_from=args.resume_from, validate=not args.no_validate,
-              load_from=args.load_from)
+        train(
+            recipe,
+            recipe.work_dir,
+            resume_from=args.resume_from,
+            validate=not args.no_validate,
+            load_from=args.load_from,
+        )
     except TrainingInterrupted as stopped:
         if os.environ.get("RANK", "0") == "0":  # once, not once per process
             print(stopped, file=sys.stderr)

@@ -13,8 +13,7 @@ from hfcls.recipe import load_recipe
 
 
 def parse_args(argv=None):
-    parser = CommandParser(prog="hfcls-verify", description=__doc__.splitlines()[0],
-                           epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-verify", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes (default: this one)")
@@ -31,8 +30,11 @@ def main(argv=None):
     problems, total, splits = verify_datasets(recipe, args.workers)
     for problem in problems:
         print(problem)
-    print(f"{len(problems)} bad of {total} images in {', '.join(splits)}" if problems else
-          f"all {total} images in {', '.join(splits)} decode and their labels fit the classes")
+    print(
+        f"{len(problems)} bad of {total} images in {', '.join(splits)}"
+        if problems
+        else f"all {total} images in {', '.join(splits)} decode and their labels fit the classes"
+    )
     return 1 if problems else 0
 
 

@@ -46,9 +46,14 @@ def lost_processes_explained(timeout_minutes: float):
     except RuntimeError as error:
         if _is_lost_process(error):
             rank = os.environ.get("RANK", "?")
-            logger.error("rank %s: another process of this job died or stopped answering (collectives wait at most "
-                         "dist.timeout_minutes=%g), so this one stops too; the first error in the other processes' "
-                         "output is the cause. Here: %s", rank, timeout_minutes, str(error).splitlines()[0])
+            logger.error(
+                "rank %s: another process of this job died or stopped answering (collectives wait at most "
+                "dist.timeout_minutes=%g), so this one stops too; the first error in the other processes' "
+                "output is the cause. Here: %s",
+                rank,
+                timeout_minutes,
+                str(error).splitlines()[0],
+            )
         raise
 
 
@@ -75,9 +80,11 @@ def check_launch(accelerator) -> None:
     for variable, kind in SHARDED_LAUNCHES.items():
         asked = os.environ.get(variable, "false").lower() == "true"
         if asked and accelerator.distributed_type.value != kind:
-            raise HfclsError(f"the launch config asks for {kind} ({variable}=true), but Accelerate made a "
-                             f"{accelerator.distributed_type.value} job: it runs {kind} only on GPUs (or other "
-                             "accelerators); on CPU processes use launch/accelerate/cpu_processes.yaml")
+            raise HfclsError(
+                f"the launch config asks for {kind} ({variable}=true), but Accelerate made a "
+                f"{accelerator.distributed_type.value} job: it runs {kind} only on GPUs (or other "
+                "accelerators); on CPU processes use launch/accelerate/cpu_processes.yaml"
+            )
 
 
 def is_sharded(accelerator) -> bool:
@@ -122,5 +129,7 @@ def check_port_free(port: int) -> None:
         except OSError as error:
             if error.errno != errno.EADDRINUSE:
                 raise
-            raise HfclsError(f"port {port} is already in use on {socket.gethostname()} (another job?); "
-                             f"pick a free one with PORT={port + 1} (or the recipe's dist.port)") from None
+            raise HfclsError(
+                f"port {port} is already in use on {socket.gethostname()} (another job?); "
+                f"pick a free one with PORT={port + 1} (or the recipe's dist.port)"
+            ) from None

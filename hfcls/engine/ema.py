@@ -17,6 +17,7 @@ import copy
 
 import torch
 
+
 def ema_decay(step: int, decay: float, warmup: bool = True, warmup_power: float = 2 / 3) -> float:
     """The decay used by the update after optimizer step `step` (1 = the first)."""
     if not warmup:
@@ -33,8 +34,14 @@ class ModelEma:
     Buffers (BatchNorm statistics) are copied, not averaged, as timm does.
     """
 
-    def __init__(self, model: torch.nn.Module, decay: float, every_n_steps: int = 1, warmup: bool = True,
-                 warmup_power: float = 2 / 3):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        decay: float,
+        every_n_steps: int = 1,
+        warmup: bool = True,
+        warmup_power: float = 2 / 3,
+    ):
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.every_n_steps = decay, int(every_n_steps)
         self.warmup, self.warmup_power = warmup, warmup_power

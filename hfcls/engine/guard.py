@@ -29,7 +29,7 @@ class NanGuard:
         self.losses, self.flags, self.places = [], [], []
         self.where = ""  # the step being trained, for messages
 
-    def at(self, batch_index: int) -> "NanGuard":
+    def at(self, batch_index: int) -> NanGuard:
         self.where = f"epoch {self.state.epoch + 1}, batch {batch_index + 1}, optimizer step {self.state.step + 1}"
         return self
 
@@ -48,8 +48,12 @@ class NanGuard:
         self.state.bad_steps += 1
         if self.state.bad_steps > self.max_bad_steps:
             raise self.error(loss.item(), self.where)
-        logger.warning("non-finite loss at %s: step skipped (%d of train.max_bad_steps=%d)",
-                       self.where, self.state.bad_steps, self.max_bad_steps)
+        logger.warning(
+            "non-finite loss at %s: step skipped (%d of train.max_bad_steps=%d)",
+            self.where,
+            self.state.bad_steps,
+            self.max_bad_steps,
+        )
         return False
 
     def checked(self, running) -> float:
@@ -58,7 +62,7 @@ class NanGuard:
             return running.item()
         count = len(self.flags)
         values = torch.stack([running.float(), *self.losses, *self.flags]).tolist()
-        losses, flags = values[1:1 + count], values[1 + count:]
+        losses, flags = values[1 : 1 + count], values[1 + count :]
         first = next(((loss, where) for loss, bad, where in zip(losses, flags, self.places) if bad), None)
         self.losses, self.flags, self.places = [], [], []
         if first is not None:
@@ -71,4 +75,5 @@ class NanGuard:
         return HfclsError(
             f"loss is {shown} at {where} ({self.state.bad_steps} non-finite so far, train.max_bad_steps="
             f"{self.max_bad_steps}); last good checkpoint: {self.last_checkpoint or 'none yet'}. Lower optim.lr, "
-            "set train.clip_grad_norm, or raise train.max_bad_steps; then --resume-from auto or start over")
+            "set train.clip_grad_norm, or raise train.max_bad_steps; then --resume-from auto or start over"
+        )

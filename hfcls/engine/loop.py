@@ -19,8 +19,14 @@ from hfcls.artifacts import checkpoint
 from hfcls.artifacts.checkpoint import TrainState
 from hfcls.artifacts.export import copy_hf_folder, save_hf_folder
 from hfcls.artifacts.resume import recipe_fingerprint, restore
-from hfcls.artifacts.run_dir import (RECIPE_FILE, append_row, checkpoint_folder, prune_checkpoints, resolve_resume,
-                                     restore_rows)
+from hfcls.artifacts.run_dir import (
+    RECIPE_FILE,
+    append_row,
+    checkpoint_folder,
+    prune_checkpoints,
+    resolve_resume,
+    restore_rows,
+)
 from hfcls.data.decode import check_bad_images
 from hfcls.engine.dist import whole_state_dict
 from hfcls.engine.guard import NanGuard
@@ -52,13 +58,16 @@ class Fit:
     weights: dict | None  # its state dict on the main process where the model holds only a shard (FSDP)
 
 
-def fit(recipe, work_dir, *, resume_from: str | None = None, validate: bool = True,
-        load_from: str | None = None) -> Fit:
+def fit(
+    recipe, work_dir, *, resume_from: str | None = None, validate: bool = True, load_from: str | None = None
+) -> Fit:
     """Train the recipe into `work_dir` (on every process of the job)."""
     if resume_from is not None and load_from is not None:
-        raise HfclsError("resume_from and load_from exclude each other: resume_from continues a run "
-                         "(optimizer, epoch, RNG); load_from starts a new run from a model's weights",
-                         param="resume_from")
+        raise HfclsError(
+            "resume_from and load_from exclude each other: resume_from continues a run "
+            "(optimizer, epoch, RNG); load_from starts a new run from a model's weights",
+            param="resume_from",
+        )
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     resume = resolve_resume(resume_from, work_dir)
@@ -82,8 +91,9 @@ def start(run, resume: Path | None) -> TrainState:
     """The state to train from (a resumed checkpoint's, or a fresh one), trackers told the recipe;
     torch's threads chosen (a resumed run keeps its checkpoint's count)."""
     accelerator, recipe = run.accelerator, run.recipe
-    fingerprint = recipe_fingerprint(recipe, len(run.class_names), accelerator.num_processes,
-                                     run.total_steps // recipe.train.epochs)
+    fingerprint = recipe_fingerprint(
+        recipe, len(run.class_names), accelerator.num_processes, run.total_steps // recipe.train.epochs
+    )
     state = TrainState(recipe=fingerprint)
     if resume is not None:
         state = restore(resume, fingerprint, accelerator, run.scheduler, run.ema, run.train_loader)
@@ -140,8 +150,13 @@ def train_one_epoch(run, state: TrainState, epoch: int, guard: NanGuard) -> dict
     trained = torch.zeros((), dtype=torch.long, device=accelerator.device)  # valid images, read once at the end
     seen, bad, start = 0, [], time.perf_counter()
     # A `with`: an error mid-epoch clears the bar, so the error line starts a line of its own.
-    with tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-              disable=not accelerator.is_main_process, leave=False) as bar:
+    with tqdm(
+        total=total,
+        initial=done,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not accelerator.is_main_process,
+        leave=False,
+    ) as bar:
         for i, batch in enumerate(run.train_loader, start=done):
             check_bad_images(batch, run.recipe.data.skip_bad_images, bad)
             loss = train_step(run, batch, guard.at(i).admits)
@@ -154,14 +169,19 @@ def train_one_epoch(run, state: TrainState, epoch: int, guard: NanGuard) -> dict
             if accelerator.sync_gradients:
                 optimizer_stepped(run, state, running, guard, mid_epoch=i + 1 < total)
             if (i + 1) % cfg.log_interval == 0:  # a host-device sync
-                bar.set_postfix(loss=f"{guard.checked(running) / (i + 1):.4f}",
-                                lr=f"{run.scheduler.get_last_lr()[0]:.3g}", eta=run.eta(state.step))
+                bar.set_postfix(
+                    loss=f"{guard.checked(running) / (i + 1):.4f}",
+                    lr=f"{run.scheduler.get_last_lr()[0]:.3g}",
+                    eta=run.eta(state.step),
+                )
     elapsed = time.perf_counter() - start
     if bad:
         logger.warning("skipped %d undecodable training images, first: %s", len(bad), bad[0])
     if accelerator.reduce(trained, reduction="sum").item() == 0:
-        raise HfclsError(f"epoch {epoch + 1} had no image to train on: every one was undecodable and skipped "
-                         f"(data.skip_bad_images), first {bad[0] if bad else 'none'}; check the training data")
+        raise HfclsError(
+            f"epoch {epoch + 1} had no image to train on: every one was undecodable and skipped "
+            f"(data.skip_bad_images), first {bad[0] if bad else 'none'}; check the training data"
+        )
     guard.checked(running)
     return {
         "epoch": epoch + 1,
@@ -200,8 +220,14 @@ def step_boundary(run, state: TrainState, running, guard: NanGuard, mid_epoch: b
 
 
 def evaluate(run, desc: str) -> dict:
-    predictions = predict(run.eval_model, run.val_loader, run.inputs, accelerator=run.accelerator,
-                          skip_bad_images=run.recipe.data.skip_bad_images, desc=desc)
+    predictions = predict(
+        run.eval_model,
+        run.val_loader,
+        run.inputs,
+        accelerator=run.accelerator,
+        skip_bad_images=run.recipe.data.skip_bad_images,
+        desc=desc,
+    )
     return validation_metrics(predictions, run.recipe.evaluation.topk)
 
 
@@ -209,12 +235,22 @@ def save(run, state: TrainState, row: dict | None = None) -> Path:
     """Checkpoint the run (`row`: the epoch's metrics.jsonl row, which resume restores), prune; return the folder."""
     accelerator = run.accelerator
     # Mid-epoch, where the loader stands; at an epoch's end the next epoch starts afresh.
-    saved = dataclasses.replace(state, has_optimizer=run.recipe.checkpoint.save_optimizer, row=row or {},
-                                loader=run.train_loader.state_dict() if state.batch_in_epoch else {})
-    folder = checkpoint.save(checkpoint_folder(run.work_dir, state), saved, accelerator, run.model, run.processor,
-                             scheduler_state=run.scheduler.state_dict(),
-                             ema_state=run.ema.state_dict() if run.ema is not None else None,
-                             whole=whole_state_dict(accelerator, run.model))  # FSDP: Accelerate's files hold shards
+    saved = dataclasses.replace(
+        state,
+        has_optimizer=run.recipe.checkpoint.save_optimizer,
+        row=row or {},
+        loader=run.train_loader.state_dict() if state.batch_in_epoch else {},
+    )
+    folder = checkpoint.save(
+        checkpoint_folder(run.work_dir, state),
+        saved,
+        accelerator,
+        run.model,
+        run.processor,
+        scheduler_state=run.scheduler.state_dict(),
+        ema_state=run.ema.state_dict() if run.ema is not None else None,
+        whole=whole_state_dict(accelerator, run.model),
+    )  # FSDP: Accelerate's files hold shards
     if accelerator.is_main_process:
         prune_checkpoints(run.work_dir, run.recipe.checkpoint.max_keep, state.best_epoch)
     accelerator.wait_for_everyone()
@@ -232,7 +268,9 @@ def export_epoch(run, metrics: dict, state: TrainState) -> None:
     if key not in metrics:
         raise HfclsError(f"evaluation.save_best: no metric {key!r}; metrics are {', '.join(metrics)}")
     value = metrics[key]
-    better = state.best_metric is None or (value > state.best_metric if rule == "greater" else value < state.best_metric)
+    better = state.best_metric is None or (
+        value > state.best_metric if rule == "greater" else value < state.best_metric
+    )
     if better:
         state.best_metric, state.best_epoch = value, state.epoch
         if run.accelerator.is_main_process:  # the weights latest/ has just been given
@@ -255,8 +293,11 @@ def evaluated_model(run) -> tuple:
 
 
 def record(run, row: dict) -> None:
-    logger.info("epoch %d: %s", row["epoch"], ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if k != "epoch"))
+    logger.info(
+        "epoch %d: %s",
+        row["epoch"],
+        ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if k != "epoch"),
+    )
     run.accelerator.log({k: v for k, v in row.items() if k not in ("epoch", "step")}, step=row["step"])
     if run.accelerator.is_main_process:
         append_row(run.work_dir, row)

@@ -62,13 +62,12 @@ def sigmoid_focal(logits, targets, smoothing: float, weights, gamma: float = 2.0
     return mean_over_known(terms, targets, weights)
 
 
-def asl(logits, targets, smoothing: float, weights, gamma_pos: float = 0.0, gamma_neg: float = 4.0,
-        clip: float = 0.05):
+def asl(logits, targets, smoothing: float, weights, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05):
     y = smoothed(targets.clamp(min=0), smoothing, 2)
     p = logits.sigmoid()
     p_shifted = (p - clip).clamp(min=0)  # easy negatives (p <= clip) count for nothing
     positive = (1 - p) ** gamma_pos * F.logsigmoid(logits)
-    negative = p_shifted ** gamma_neg * torch.log((1 - p_shifted).clamp(min=EPS))
+    negative = p_shifted**gamma_neg * torch.log((1 - p_shifted).clamp(min=EPS))
     return mean_over_known(-(y * positive + (1 - y) * negative), targets, weights)
 
 
@@ -118,14 +117,14 @@ def loss_function(spec: dict | None, problem_type: str):
     labels = "multi-label (lists of classes)" if problem_type == MULTI_LABEL else "single-label"
     if problem_type not in LOSSES[kind]:
         fits = [name for name, kinds in LOSSES.items() if problem_type in kinds]
-        raise HfclsError(f"train.loss.type {kind} does not train a {labels} model; use {' or '.join(fits)}"
-                         + ("" if problem_type == MULTI_LABEL else
-                            ", or set model.problem_type: multi_label_classification"))
+        raise HfclsError(
+            f"train.loss.type {kind} does not train a {labels} model; use {' or '.join(fits)}"
+            + ("" if problem_type == MULTI_LABEL else ", or set model.problem_type: multi_label_classification")
+        )
     takes = LOSS_TYPES[kind][problem_type]
     for key in spec:
         if key not in takes:
-            raise HfclsError(f"train.loss: {kind} on {labels} data takes {', '.join(takes) or 'no options'}, "
-                             f"not {key}")
+            raise HfclsError(f"train.loss: {kind} on {labels} data takes {', '.join(takes) or 'no options'}, not {key}")
     return LOSSES[kind][problem_type], spec
 
 
@@ -136,16 +135,20 @@ def class_weights(setting, counts: np.ndarray | None, names: list) -> torch.Tens
     if setting == "balanced":
         absent = [name for name, count in zip(names, counts) if count == 0]
         if absent:
-            raise HfclsError(f"train.class_weights: balanced: class {absent[0]} has no training images; "
-                             "give the weights as a list")
+            raise HfclsError(
+                f"train.class_weights: balanced: class {absent[0]} has no training images; give the weights as a list"
+            )
         return torch.tensor(counts.sum() / (len(names) * counts), dtype=torch.float32)
     if len(setting) != len(names):
-        raise HfclsError(f"train.class_weights lists {len(setting)} weights for the data's {len(names)} classes "
-                         f"({', '.join(names[:10])}); give one per class, in that order")
+        raise HfclsError(
+            f"train.class_weights lists {len(setting)} weights for the data's {len(names)} classes "
+            f"({', '.join(names[:10])}); give one per class, in that order"
+        )
     return torch.tensor(setting, dtype=torch.float32)
 
 
 def build_loss(train_section, problem_type: str, counts: np.ndarray | None, names: list) -> TrainingLoss:
     per_image, options = loss_function(train_section.loss, problem_type)
-    return TrainingLoss(per_image, options, train_section.label_smoothing,
-                        class_weights(train_section.class_weights, counts, names))
+    return TrainingLoss(
+        per_image, options, train_section.label_smoothing, class_weights(train_section.class_weights, counts, names)
+    )

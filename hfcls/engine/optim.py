@@ -22,12 +22,15 @@ def freeze(model: torch.nn.Module, prefixes: list) -> None:
 
 def _check_prefix(prefix: str, names: list, key: str) -> None:
     if not any(name.startswith(prefix) for name in names):
-        raise HfclsError(f"{key}: no parameter name starts with {prefix!r}; names look like "
-                         f"{', '.join(names[:3])} (the keys of model.safetensors)")
+        raise HfclsError(
+            f"{key}: no parameter name starts with {prefix!r}; names look like "
+            f"{', '.join(names[:3])} (the keys of model.safetensors)"
+        )
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float, decay_norm_and_bias: bool,
-                 lr: float, lr_mult: dict) -> list:
+def param_groups(
+    model: torch.nn.Module, weight_decay: float, decay_norm_and_bias: bool, lr: float, lr_mult: dict
+) -> list:
     """Trainable parameters grouped by weight decay (none on biases and norm parameters,
     which are 1-D, unless asked) and by LR multiplier; groups at the base LR first."""
     names = [name for name, _ in model.named_parameters()]
@@ -40,8 +43,10 @@ def param_groups(model: torch.nn.Module, weight_decay: float, decay_norm_and_bia
         decay = param.ndim > 1 or decay_norm_and_bias
         mult = max(((len(p), m) for p, m in lr_mult.items() if name.startswith(p)), default=(0, 1.0))[1]
         groups.setdefault((mult != 1.0, not decay, mult), []).append(param)
-    return [{"params": params, "weight_decay": weight_decay if not no_decay else 0.0, "lr": lr * mult}
-            for (_, no_decay, mult), params in sorted(groups.items(), key=lambda item: item[0])]
+    return [
+        {"params": params, "weight_decay": weight_decay if not no_decay else 0.0, "lr": lr * mult}
+        for (_, no_decay, mult), params in sorted(groups.items(), key=lambda item: item[0])
+    ]
 
 
 def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
@@ -74,8 +79,9 @@ def build_scheduler(optimizer, schedule, epochs: int, steps_per_epoch: int):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     known = [t.value for t in SchedulerType] + ["step"]
     if schedule.type not in known:
-        raise HfclsError(f"schedule.type {schedule.type!r} is unknown{did_you_mean(schedule.type, known)}; "
-                         f"known: {', '.join(known)}")
+        raise HfclsError(
+            f"schedule.type {schedule.type!r} is unknown{did_you_mean(schedule.type, known)}; known: {', '.join(known)}"
+        )
     try:
         return get_scheduler(
             schedule.type,
@@ -85,5 +91,7 @@ def build_scheduler(optimizer, schedule, epochs: int, steps_per_epoch: int):
             scheduler_specific_kwargs=schedule.scheduler_kwargs or None,
         )
     except (TypeError, ValueError) as error:  # e.g. a keyword the schedule does not take
-        raise HfclsError(f"schedule.scheduler_kwargs {schedule.scheduler_kwargs}: transformers' {schedule.type} "
-                         f"schedule refuses them ({error})") from None
+        raise HfclsError(
+            f"schedule.scheduler_kwargs {schedule.scheduler_kwargs}: transformers' {schedule.type} "
+            f"schedule refuses them ({error})"
+        ) from None

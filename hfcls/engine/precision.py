@@ -22,10 +22,14 @@ def check_mixed_precision(mode: str, device_type: str) -> None:
     if mode != "bf16" or has_bf16(device_type):
         return
     if device_type == "cuda":
-        raise HfclsError(f"train.mixed_precision=bf16 needs a GPU with bfloat16 (Ampere or newer); "
-                         f"{torch.cuda.get_device_name()} has none: set train.mixed_precision=fp16 or no")
-    logger.warning("train.mixed_precision=bf16 on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) "
-                   "is emulated and slower than fp32; set train.mixed_precision=no for this run")
+        raise HfclsError(
+            f"train.mixed_precision=bf16 needs a GPU with bfloat16 (Ampere or newer); "
+            f"{torch.cuda.get_device_name()} has none: set train.mixed_precision=fp16 or no"
+        )
+    logger.warning(
+        "train.mixed_precision=bf16 on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) "
+        "is emulated and slower than fp32; set train.mixed_precision=no for this run"
+    )
 
 
 def has_bf16(device_type: str) -> bool:

@@ -18,15 +18,27 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import (DataLoaderConfiguration, DynamoBackend, InitProcessGroupKwargs, ProjectConfiguration,
-                               set_seed)
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    DynamoBackend,
+    InitProcessGroupKwargs,
+    ProjectConfiguration,
+    set_seed,
+)
 from tqdm.auto import tqdm
 
 from hfcls.artifacts.export import image_processor
 from hfcls.artifacts.finetune import load_finetune_weights
 from hfcls.data.balance import class_counts
-from hfcls.data.build import (build_datasets, build_eval_loader, build_train_loader, check_labelled, class_names,
-                              for_problem, problem_type_of)
+from hfcls.data.build import (
+    build_datasets,
+    build_eval_loader,
+    build_train_loader,
+    check_labelled,
+    class_names,
+    for_problem,
+    problem_type_of,
+)
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.ema import ModelEma
 from hfcls.engine.losses import build_loss
@@ -40,6 +52,7 @@ from hfcls.predict.inputs import ModelInputs, recipe_inputs
 
 logger = logging.getLogger(__name__)
 
+
 def make_accelerator(recipe, work_dir: Path | None = None) -> Accelerator:
     """The recipe's Accelerator; with a `work_dir`, one for training (trackers, compile)."""
     check_mixed_precision(recipe.train.mixed_precision, default_device_type())
@@ -52,7 +65,8 @@ def make_accelerator(recipe, work_dir: Path | None = None) -> Accelerator:
         # replays exactly on resume; batches from pinned memory are copied without blocking.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed, non_blocking=True),
         project_config=ProjectConfiguration(project_dir=str(work_dir), logging_dir=str(work_dir / "tensorboard"))
-        if training else None,
+        if training
+        else None,
         log_with=(installed_trackers(recipe.train.log_with) or None) if training else None,
         dynamo_backend=compile_backend(recipe.train) if training and recipe.train.compile else None,
         kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=recipe.dist.timeout_minutes))],
@@ -65,8 +79,10 @@ def compile_backend(train_section) -> str:
     known = [backend.value.lower() for backend in DynamoBackend if backend != DynamoBackend.NO]
     backend = train_section.compile_backend.lower()
     if backend not in known:
-        raise HfclsError(f"train.compile_backend: unknown backend {train_section.compile_backend!r}"
-                         f"{did_you_mean(backend, known)}; torch.compile knows {', '.join(known)}")
+        raise HfclsError(
+            f"train.compile_backend: unknown backend {train_section.compile_backend!r}"
+            f"{did_you_mean(backend, known)}; torch.compile knows {', '.join(known)}"
+        )
     return backend
 
 
@@ -125,11 +141,14 @@ class Run:
         return self.ema.module if self.ema is not None else self.model
 
 
-def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: bool = True,
-              load_from: str | None = None) -> Run:
+def build_run(
+    recipe, work_dir: Path, accelerator: Accelerator, *, validate: bool = True, load_from: str | None = None
+) -> Run:
     if not recipe.data.eval_pipeline:  # now, not at the first export
-        raise HfclsError("data.eval_pipeline is empty, but training exports its model with the eval "
-                         "preprocessing: set [Resize] or [Resize, CenterCrop]")
+        raise HfclsError(
+            "data.eval_pipeline is empty, but training exports its model with the eval "
+            "preprocessing: set [Resize] or [Resize, CenterCrop]"
+        )
     set_seed(recipe.seed, deterministic=recipe.train.deterministic)  # identical model init on every rank
     dsets = load_datasets(recipe, accelerator, validate)
     problem_type = recipe.model.problem_type or problem_type_of(dsets["train"])
@@ -149,14 +168,30 @@ def build_run(recipe, work_dir: Path, accelerator: Accelerator, *, validate: boo
     val_loader = build_eval_loader(recipe.data, dsets["val"], accelerator, recipe.seed) if validate else None
     per_epoch = steps_per_epoch(recipe, train_loader)
     if per_epoch == 0:  # a map-style split smaller than one global batch (training drops the last, partial one)
-        raise HfclsError(f"the {len(dsets['train'])} training images make no full batch of data.batch_size "
-                         f"{recipe.data.batch_size} x {accelerator.num_processes} process(es); lower data.batch_size")
+        raise HfclsError(
+            f"the {len(dsets['train'])} training images make no full batch of data.batch_size "
+            f"{recipe.data.batch_size} x {accelerator.num_processes} process(es); lower data.batch_size"
+        )
     # Stepped by hand once per optimizer step, so not prepared; saved by name in checkpoints.
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, per_epoch)
     inputs = recipe_inputs(recipe, accelerator.device)
     log_sizes(recipe, accelerator, dsets, names, per_epoch)
-    return Run(recipe, work_dir, accelerator, model, optimizer, scheduler, train_loader, val_loader, inputs,
-               ema, names, StopRequest(), recipe.train.epochs * per_epoch, loss)
+    return Run(
+        recipe,
+        work_dir,
+        accelerator,
+        model,
+        optimizer,
+        scheduler,
+        train_loader,
+        val_loader,
+        inputs,
+        ema,
+        names,
+        StopRequest(),
+        recipe.train.epochs * per_epoch,
+        loss,
+    )
 
 
 def build_ema(model, settings: dict | None, accelerator) -> ModelEma | None:
@@ -165,8 +200,10 @@ def build_ema(model, settings: dict | None, accelerator) -> ModelEma | None:
         return None
     if is_sharded(accelerator):
         # ModelEma averages whole parameters; FSDP holds a shard of each on every process.
-        raise HfclsError("train.ema does not work with a sharded model (FSDP): set train.ema=null, or train "
-                         "with plain data parallel (launch/accelerate/one_node.yaml)")
+        raise HfclsError(
+            "train.ema does not work with a sharded model (FSDP): set train.ema=null, or train "
+            "with plain data parallel (launch/accelerate/one_node.yaml)"
+        )
     ema = ModelEma(model, **settings)
     ema.module.to(accelerator.device)
     return ema
@@ -180,18 +217,27 @@ def prepare_model(accelerator, model, optimizer):
             raise
         # Accelerate's FSDP wraps the block class the launch config names (fsdp_transformer_layer_cls_to_wrap),
         # and FSDP2 asks every model for its input embeddings, which transformers' CNNs do not have.
-        raise HfclsError(f"{accelerator.distributed_type.value} cannot wrap {model.config.model_type} with this "
-                         f"launch config ({str(error).splitlines()[0]}); name the model's block class in "
-                         "fsdp_transformer_layer_cls_to_wrap, or train it with plain data parallel "
-                         "(launch/accelerate/one_node.yaml)") from None
+        raise HfclsError(
+            f"{accelerator.distributed_type.value} cannot wrap {model.config.model_type} with this "
+            f"launch config ({str(error).splitlines()[0]}); name the model's block class in "
+            "fsdp_transformer_layer_cls_to_wrap, or train it with plain data parallel "
+            "(launch/accelerate/one_node.yaml)"
+        ) from None
 
 
 def log_sizes(recipe, accelerator, dsets, names, per_epoch) -> None:
     sizes = {split: len(ds) if hasattr(ds, "__len__") else "streamed" for split, ds in dsets.items()}
-    logger.info("%s train / %s val images, %d classes; batch %d x %d processes x %d accumulation = %d; "
-                "%d steps per epoch", sizes["train"], sizes.get("val", "no"), len(names), recipe.data.batch_size,
-                accelerator.num_processes, recipe.train.gradient_accumulation_steps,
-                total_batch_size(recipe, accelerator), per_epoch)
+    logger.info(
+        "%s train / %s val images, %d classes; batch %d x %d processes x %d accumulation = %d; %d steps per epoch",
+        sizes["train"],
+        sizes.get("val", "no"),
+        len(names),
+        recipe.data.batch_size,
+        accelerator.num_processes,
+        recipe.train.gradient_accumulation_steps,
+        total_batch_size(recipe, accelerator),
+        per_epoch,
+    )
 
 
 def load_datasets(recipe, accelerator, validate):
@@ -206,8 +252,9 @@ def load_datasets(recipe, accelerator, validate):
         check_labelled(ds, f"data.{split}", "training and validation need a label for every image")
     names = class_names(dsets["train"])
     if len(names) < 2:
-        raise HfclsError(f"data.train has {len(names)} class ({', '.join(names)}); a classifier learns to tell "
-                         "at least 2 apart")
+        raise HfclsError(
+            f"data.train has {len(names)} class ({', '.join(names)}); a classifier learns to tell at least 2 apart"
+        )
     return dsets
 
 
@@ -215,8 +262,10 @@ def adapt_model(model, train_section, num_processes: int, device_type: str):
     """train.sync_bn (several processes only) and train.channels_last."""
     if train_section.sync_bn and num_processes > 1:
         if device_type == "cpu":  # torch's SyncBatchNorm would fail at the first training step
-            raise HfclsError("train.sync_bn needs GPUs: torch's SyncBatchNorm does not run on CPU; "
-                             "set train.sync_bn=false for this CPU run")
+            raise HfclsError(
+                "train.sync_bn needs GPUs: torch's SyncBatchNorm does not run on CPU; "
+                "set train.sync_bn=false for this CPU run"
+            )
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if train_section.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -234,8 +283,13 @@ def scaled_optim(recipe, accelerator):
         return recipe.optim
     total = total_batch_size(recipe, accelerator)
     lr = recipe.optim.lr * total / scale["base_batch_size"]
-    logger.info("auto_scale_lr: lr %g x total batch %d / base batch %d = %g",
-                recipe.optim.lr, total, scale["base_batch_size"], lr)
+    logger.info(
+        "auto_scale_lr: lr %g x total batch %d / base batch %d = %g",
+        recipe.optim.lr,
+        total,
+        scale["base_batch_size"],
+        lr,
+    )
     return dataclasses.replace(recipe.optim, lr=lr)
 
 

@@ -40,8 +40,11 @@ class StopRequest:
         if self.signum:
             raise KeyboardInterrupt
         self.signum = signum
-        logger.warning("received %s: saving a checkpoint at the end of this step, then stopping "
-                       "(send it again to stop without saving)", signal.Signals(signum).name)
+        logger.warning(
+            "received %s: saving a checkpoint at the end of this step, then stopping "
+            "(send it again to stop without saving)",
+            signal.Signals(signum).name,
+        )
 
     @contextlib.contextmanager
     def installed(self):

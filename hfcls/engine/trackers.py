@@ -15,8 +15,9 @@ def installed_trackers(log_with: list) -> list:
     """train.log_with, each tracker installed on this machine."""
     for name in log_with:
         if not tracker_installed(name):
-            raise HfclsError(f"train.log_with: {name} is not installed; pip install {name}, "
-                             "or leave it out of train.log_with")
+            raise HfclsError(
+                f"train.log_with: {name} is not installed; pip install {name}, or leave it out of train.log_with"
+            )
     return log_with
 
 

@@ -15,8 +15,10 @@ def validation_metrics(predictions: Predictions, topk) -> dict:
     CP/CR/CF1/OP/OR/OF1 at the 0.5 threshold. Undecodable (skipped) images count nowhere."""
     valid = predictions.valid
     if not valid.any():
-        raise HfclsError("no validation image could be decoded: every one was skipped (data.skip_bad_images); "
-                         "check the validation data")
+        raise HfclsError(
+            "no validation image could be decoded: every one was skipped (data.skip_bad_images); "
+            "check the validation data"
+        )
     logits, scores, labels = predictions.logits[valid], predictions.scores[valid], predictions.labels[valid]
     if labels.ndim == 2:
         metrics = {"loss": bce(logits, labels, 0.0, None).mean().item()}

@@ -11,8 +11,7 @@ import logging
 from pathlib import Path
 
 from hfcls.artifacts.loading import load_predictor
-from hfcls.data.build import (align_labels, build_datasets, build_eval_loader, check_labelled, class_names,
-                              for_problem)
+from hfcls.data.build import align_labels, build_datasets, build_eval_loader, check_labelled, class_names, for_problem
 from hfcls.data.images import dataset_files
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.threads import choose_threads
@@ -40,10 +39,17 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalResult | None:
             dataset = eval_split(recipe, split, names, request.checkpoint, problem_type)
             options = metric_settings(request, problem_type)
         if request.metrics or request.show_dir is not None:
-            check_labelled(dataset, f"data.{split}", "metrics need labels; for predictions alone pass --out "
-                           "without --metrics")
-        logger.info("evaluating %s on %d %s images (%d classes) with %d process(es)", request.checkpoint,
-                    len(dataset), split, len(names), accelerator.num_processes)
+            check_labelled(
+                dataset, f"data.{split}", "metrics need labels; for predictions alone pass --out without --metrics"
+            )
+        logger.info(
+            "evaluating %s on %d %s images (%d classes) with %d process(es)",
+            request.checkpoint,
+            len(dataset),
+            split,
+            len(names),
+            accelerator.num_processes,
+        )
         predictions = predict_split(request, accelerator, model, dataset)
         if not accelerator.is_main_process:
             return None
@@ -57,8 +63,11 @@ def metric_settings(request: EvalRequest, problem_type: str) -> dict:
     multi_label = problem_type == MULTI_LABEL
     check_metric_kind(request.metrics, multi_label, f"data.{request.split}")
     if multi_label and request.show_dir is not None:
-        raise HfclsError("show_dir draws a confusion matrix, which a multi-label model has none of (an image may "
-                         "show several classes); leave it out", param="show_dir")
+        raise HfclsError(
+            "show_dir draws a confusion matrix, which a multi-label model has none of (an image may "
+            "show several classes); leave it out",
+            param="show_dir",
+        )
     topk = None if multi_label else list(request.recipe.evaluation.topk)
     return {"topk": topk, "thrs": [None], "average": "macro", **request.metric_options}
 
@@ -67,16 +76,19 @@ def eval_split(recipe, split: str, names: list, checkpoint, problem_type: str):
     """The split, its labels numbered as the model's classes and shaped for its problem type."""
     data = recipe.data
     if getattr(data, split) is None and not (split == "val" and data.train_val_split):
-        raise HfclsError(f"split {split}: the recipe has no data.{split} source; set it or choose another split",
-                         param="split")
+        raise HfclsError(
+            f"split {split}: the recipe has no data.{split} source; set it or choose another split", param="split"
+        )
     # A val split held out of train needs train loaded to be split off.
     splits = ("train", split) if split == "val" and data.train_val_split else (split,)
     dataset = build_datasets(data, recipe.seed, splits)[split]
     unknown = sorted(set(class_names(dataset)) - set(names))
     if unknown:
-        raise HfclsError(f"checkpoint {checkpoint} has {len(names)} classes; data.{split} has "
-                         f"{len(class_names(dataset))}, and these are not among the checkpoint's: "
-                         f"{', '.join(unknown[:10])}; evaluate with the data the model was trained on")
+        raise HfclsError(
+            f"checkpoint {checkpoint} has {len(names)} classes; data.{split} has "
+            f"{len(class_names(dataset))}, and these are not among the checkpoint's: "
+            f"{', '.join(unknown[:10])}; evaluate with the data the model was trained on"
+        )
     return align_labels(for_problem(dataset, problem_type, f"data.{split}"), names, where=f"data.{split}")
 
 
@@ -88,8 +100,16 @@ def predict_split(request: EvalRequest, accelerator, model, dataset) -> Predicti
     inputs = recipe_inputs(recipe, accelerator.device)
     model = accelerator.prepare_model(inputs.place(model), evaluation_mode=True)  # no DDP: nothing to synchronise
     features = request.out is not None and "features" in request.out_items
-    return predict(model, loader, inputs, accelerator=accelerator, tta=request.tta, features=features,
-                   skip_bad_images=recipe.data.skip_bad_images, desc="eval")
+    return predict(
+        model,
+        loader,
+        inputs,
+        accelerator=accelerator,
+        tta=request.tta,
+        features=features,
+        skip_bad_images=recipe.data.skip_bad_images,
+        desc="eval",
+    )
 
 
 def report(request: EvalRequest, predictions: Predictions, names: list, options: dict, files) -> EvalResult:
@@ -115,14 +135,23 @@ def draw_confusion_matrix(values: dict, scores, labels, names: list, show_dir) -
         return plot_confusion_matrix(matrix, names, picture)
 
 
-def results_content(request: EvalRequest, predictions: Predictions, values: dict, names: list, options: dict,
-                    files) -> dict:
+def results_content(
+    request: EvalRequest, predictions: Predictions, values: dict, names: list, options: dict, files
+) -> dict:
     """What the results file holds: the metrics and/or one record per sample, as out_items asks."""
     items = set(request.out_items)
     results = {"metrics": values} if "metrics" in items and values else {}
     if items & {"pred", "class_scores", "features"}:
         results["class_names"] = list(names)
         threshold = options["thrs"][0] if options["thrs"][0] is not None else 0.5
-        results["predictions"] = prediction_records(predictions.scores, predictions.labels, predictions.valid, names,
-                                                    items, threshold, predictions.features, files)
+        results["predictions"] = prediction_records(
+            predictions.scores,
+            predictions.labels,
+            predictions.valid,
+            names,
+            items,
+            threshold,
+            predictions.features,
+            files,
+        )
     return results

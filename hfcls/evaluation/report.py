@@ -10,7 +10,9 @@ MAX_PRINTED_CLASSES = 30  # a larger confusion matrix goes to --out / --show-dir
 def format_table(metrics: dict, class_names: list) -> str:
     """Scalar metrics as name | value rows; per-class lists (average=none) as one row per class."""
     scalars = [[name, _number(value)] for name, value in metrics.items() if not isinstance(value, list)]
-    classwise = {name: value for name, value in metrics.items() if name != "confusion_matrix" and isinstance(value, list)}
+    classwise = {
+        name: value for name, value in metrics.items() if name != "confusion_matrix" and isinstance(value, list)
+    }
     parts = []
     if scalars:
         parts.append(_table(["metric", "value"], scalars))
@@ -33,8 +35,11 @@ def _table(header: list, rows: list) -> str:
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
 
     def fmt(cells):
-        return "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            + " |"
+        )
 
     return "\n".join([line, fmt(header), line, *map(fmt, rows), line])
 

@@ -54,8 +54,9 @@ class EvalRequest:
             raise HfclsError("nothing to report: pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE")
         unknown = sorted(set(self.out_items) - set(OUT_ITEMS))
         if unknown:
-            raise HfclsError(f"out_items: unknown {', '.join(unknown)}; choose from {', '.join(OUT_ITEMS)}",
-                             param="out_items")
+            raise HfclsError(
+                f"out_items: unknown {', '.join(unknown)}; choose from {', '.join(OUT_ITEMS)}", param="out_items"
+            )
         settle("out_items", tuple(self.out_items))
         if self.batch_size is not None and self.batch_size < 1:
             raise HfclsError(f"batch_size must be at least 1, got {self.batch_size}", param="batch_size")

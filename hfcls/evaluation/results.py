@@ -42,8 +42,9 @@ def write_results(path, results: dict) -> None:
     else:
         content = pickle.dumps(results)
     # Written aside and renamed: an earlier results file survives a failed write whole.
-    with storage_errors(f"results file {path}", path.parent,
-                        "an earlier file there is intact; free some space and run again"):
+    with storage_errors(
+        f"results file {path}", path.parent, "an earlier file there is intact; free some space and run again"
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, content)
 
@@ -58,8 +59,7 @@ def read_results(path) -> dict:
     return load_plain(path.read_bytes())  # a results file holds plain data only: nothing in it may run
 
 
-def prediction_records(scores, labels, valid, names, items, threshold: float = 0.5, features=None,
-                       files=None) -> list:
+def prediction_records(scores, labels, valid, names, items, threshold: float = 0.5, features=None, files=None) -> list:
     """One record per sample, in dataset order; an undecodable (skipped) image has no prediction.
     `files`: each sample's image file (None where it has none), recorded as `image`.
 
@@ -67,10 +67,19 @@ def prediction_records(scores, labels, valid, names, items, threshold: float = 0
     every class scoring >= `threshold`, best first (pred_label, pred_class, pred_score as lists).
     """
     if labels.ndim == 2:
-        return [_multi_label_record(scores[i], labels[i], bool(valid[i]), names, items, threshold,
-                                    features[i] if features is not None else None,
-                                    files[i] if files is not None and i < len(files) else None)
-                for i in range(len(labels))]
+        return [
+            _multi_label_record(
+                scores[i],
+                labels[i],
+                bool(valid[i]),
+                names,
+                items,
+                threshold,
+                features[i] if features is not None else None,
+                files[i] if files is not None and i < len(files) else None,
+            )
+            for i in range(len(labels))
+        ]
     best_scores, best_labels = scores.max(dim=1)
     records = []
     for i in range(len(labels)):
@@ -78,8 +87,11 @@ def prediction_records(scores, labels, valid, names, items, threshold: float = 0
         ok = bool(valid[i])
         if "pred" in items:
             label = int(best_labels[i])
-            record.update(pred_label=label if ok else None, pred_class=names[label] if ok else None,
-                          pred_score=float(best_scores[i]) if ok else None)
+            record.update(
+                pred_label=label if ok else None,
+                pred_class=names[label] if ok else None,
+                pred_score=float(best_scores[i]) if ok else None,
+            )
         if "class_scores" in items:
             record["class_scores"] = scores[i].tolist() if ok else None
         if "features" in items and features is not None:
@@ -90,14 +102,15 @@ def prediction_records(scores, labels, valid, names, items, threshold: float = 0
     return records
 
 
-def _multi_label_record(scores, labels, ok: bool, names, items, threshold: float, features=None,
-                        file=None) -> dict:
+def _multi_label_record(scores, labels, ok: bool, names, items, threshold: float, features=None, file=None) -> dict:
     record = {"gt_label": [int(c) for c in (labels == 1).nonzero().flatten()]}
     if "pred" in items:
         above = classes_above(scores, threshold) if ok else None
-        record.update(pred_label=[c for c, _ in above] if ok else None,
-                      pred_class=[names[c] for c, _ in above] if ok else None,
-                      pred_score=[s for _, s in above] if ok else None)
+        record.update(
+            pred_label=[c for c, _ in above] if ok else None,
+            pred_class=[names[c] for c, _ in above] if ok else None,
+            pred_score=[s for _, s in above] if ok else None,
+        )
     if "class_scores" in items:
         record["class_scores"] = scores.tolist() if ok else None
     if "features" in items and features is not None:

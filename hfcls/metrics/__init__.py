@@ -45,7 +45,9 @@ def check_metric_names(names) -> list:
     names = list(names or [])
     for name in names:
         if name not in METRICS:
-            raise HfclsError(f"unknown metric {name!r}{did_you_mean(name, METRICS)}; known metrics: {', '.join(METRICS)}")
+            raise HfclsError(
+                f"unknown metric {name!r}{did_you_mean(name, METRICS)}; known metrics: {', '.join(METRICS)}"
+            )
     return list(dict.fromkeys(names))
 
 
@@ -81,10 +83,14 @@ def check_metric_kind(names, multi_label: bool, where: str = "the data") -> None
     if not wrong:
         return
     if multi_label:
-        raise HfclsError(f"metric {wrong[0]} counts one class per image, but {where} is multi-label (lists of "
-                         f"classes); use {', '.join(MULTI_LABEL_METRICS)}")
-    raise HfclsError(f"metric {wrong[0]} is for multi-label data (lists of classes), but {where} has one class "
-                     f"per image; use {', '.join(SINGLE_LABEL_METRICS)}")
+        raise HfclsError(
+            f"metric {wrong[0]} counts one class per image, but {where} is multi-label (lists of "
+            f"classes); use {', '.join(MULTI_LABEL_METRICS)}"
+        )
+    raise HfclsError(
+        f"metric {wrong[0]} is for multi-label data (lists of classes), but {where} has one class "
+        f"per image; use {', '.join(SINGLE_LABEL_METRICS)}"
+    )
 
 
 def best_metric_key(save_best: str, metrics: dict) -> str:
@@ -110,7 +116,7 @@ def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
     return {"topk": topk, "thrs": [None if t is None else float(t) for t in thrs], "average": average}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_metric(module: str):
     """The shipped `evaluate` module by local path (offline, in memory)."""
     import evaluate
@@ -129,8 +135,9 @@ def evaluate_metrics(names, scores, labels, *, topk=None, thrs=(None,), average=
     if len(labels) == 0:
         raise HfclsError("no valid samples to compute metrics on")
     if labels.ndim == 1 and (labels < 0).any():  # -1 would index the last class (multi-label: -1 is ignored)
-        raise HfclsError(f"{int((labels < 0).sum())} of the {len(labels)} samples have no label (-1); metrics "
-                         "need a labelled split")
+        raise HfclsError(
+            f"{int((labels < 0).sum())} of the {len(labels)} samples have no label (-1); metrics need a labelled split"
+        )
     if labels.ndim == 2:
         return _compute("multi_label", scores, labels, items=list(names), thrs=thrs, topk=topk)
     results = {}

@@ -6,17 +6,19 @@ import evaluate
 import numpy as np
 
 
-def scores_metric_info(description: str, inputs_description: str,
-                       references=datasets.Value("int64")) -> evaluate.MetricInfo:
-    """`references`: class ids (the default) or, for multi-label metrics, a Sequence of multi-hot values."""
+def scores_metric_info(description: str, inputs_description: str, references=None) -> evaluate.MetricInfo:
+    """`references`: class ids (None, the default) or, for multi-label metrics, a Sequence of multi-hot values."""
+    references = datasets.Value("int64") if references is None else references
     info = evaluate.MetricInfo(
         description=description,
         citation="",
         inputs_description=inputs_description,
-        features=datasets.Features({
-            "predictions": datasets.Sequence(datasets.Value("float32")),
-            "references": references,
-        }),
+        features=datasets.Features(
+            {
+                "predictions": datasets.Sequence(datasets.Value("float32")),
+                "references": references,
+            }
+        ),
     )
     # Read the inputs back as arrays, not Python lists (100x faster on big splits);
     # set after construction, whose check allows "numpy" only for scalar features.

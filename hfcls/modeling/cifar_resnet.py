@@ -65,7 +65,9 @@ class CifarResNetForImageClassification(PreTrainedModel):
         elif isinstance(module, nn.Linear):
             module.reset_parameters()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> ImageClassifierOutput:
+    def forward(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs
+    ) -> ImageClassifierOutput:
         features = self.stages(self.stem(pixel_values))
         logits = self.classifier(features.mean(dim=(2, 3)))
         loss = F.cross_entropy(logits, labels) if labels is not None else None

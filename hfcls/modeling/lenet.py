@@ -25,9 +25,14 @@ class LeNet5ForImageClassification(PreTrainedModel):
     def __init__(self, config: LeNet5Config):
         super().__init__(config)
         self.features = nn.Sequential(
-            nn.Conv2d(config.num_channels, 6, kernel_size=5), nn.Tanh(), nn.AvgPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5), nn.Tanh(), nn.AvgPool2d(2),
-            nn.Conv2d(16, 120, kernel_size=5), nn.Tanh(),
+            nn.Conv2d(config.num_channels, 6, kernel_size=5),
+            nn.Tanh(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.Tanh(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(16, 120, kernel_size=5),
+            nn.Tanh(),
         )
         self.classifier = nn.Sequential(nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, config.num_labels))
         self.post_init()
@@ -37,7 +42,9 @@ class LeNet5ForImageClassification(PreTrainedModel):
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             module.reset_parameters()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> ImageClassifierOutput:
+    def forward(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs
+    ) -> ImageClassifierOutput:
         features = self.features(pixel_values)
         # 32x32 input leaves 1x1; pooling lets other sizes through with the same head.
         logits = self.classifier(F.adaptive_avg_pool2d(features, 1).flatten(1))

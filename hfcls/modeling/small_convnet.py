@@ -60,7 +60,9 @@ class SmallConvNetForImageClassification(PreTrainedModel):
         elif isinstance(module, nn.Linear):
             module.reset_parameters()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> ImageClassifierOutput:
+    def forward(
+        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs
+    ) -> ImageClassifierOutput:
         features = self.features(pixel_values).amax(dim=(2, 3))
         logits = self.classifier(features) * self.config.logit_scale
         loss = F.cross_entropy(logits, labels) if labels is not None else None

@@ -19,8 +19,10 @@ from hfcls.errors import HfclsError
 def classifier_head(model) -> torch.nn.Module:
     head = getattr(model, "classifier", None)
     if not isinstance(head, torch.nn.Module):
-        raise HfclsError(f"{model.config.model_type}: no `classifier` head module whose input could be read "
-                         "as features (an ONNX graph has none: pass the PyTorch checkpoint it came from)")
+        raise HfclsError(
+            f"{model.config.model_type}: no `classifier` head module whose input could be read "
+            "as features (an ONNX graph has none: pass the PyTorch checkpoint it came from)"
+        )
     return head
 
 

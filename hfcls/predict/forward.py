@@ -37,8 +37,9 @@ class Predictions:
         return {field.name: value for field in fields(self) if (value := getattr(self, field.name)) is not None}
 
 
-def forward_batch(model, pixels: torch.Tensor, inputs: ModelInputs, problem_type: str, *, tta: tuple = (),
-                  features: bool = False) -> Predictions:
+def forward_batch(
+    model, pixels: torch.Tensor, inputs: ModelInputs, problem_type: str, *, tta: tuple = (), features: bool = False
+) -> Predictions:
     """Scores of a uint8 batch: the mean over the `tta` views of each view's class scores (hfcls.predict.tta);
     with `features`, the head's input for the batch itself (the first view), read on the way."""
     images = inputs(pixels)
@@ -49,8 +50,17 @@ def forward_batch(model, pixels: torch.Tensor, inputs: ModelInputs, problem_type
 
 
 @torch.inference_mode()
-def predict(model, batches, inputs: ModelInputs, *, accelerator=None, tta: tuple = (), features: bool = False,
-            skip_bad_images: bool = False, desc: str = "predict") -> Predictions:
+def predict(
+    model,
+    batches,
+    inputs: ModelInputs,
+    *,
+    accelerator=None,
+    tta: tuple = (),
+    features: bool = False,
+    skip_bad_images: bool = False,
+    desc: str = "predict",
+) -> Predictions:
     """Predictions with labels and the valid-image mask for every batch of a loader, in its order.
 
     With an `accelerator`, every process's share is gathered with `gather_for_metrics`, which

@@ -66,12 +66,18 @@ class ModelInputs:
 def recipe_inputs(recipe, device) -> ModelInputs:
     """What training, hfcls-eval and hfcls-bench feed a model: data.mean/std, train.channels_last and
     train.mixed_precision."""
-    return ModelInputs(recipe.data.mean, recipe.data.std, device, channels_last=recipe.train.channels_last,
-                       mixed_precision=recipe.train.mixed_precision)
+    return ModelInputs(
+        recipe.data.mean,
+        recipe.data.std,
+        device,
+        channels_last=recipe.train.channels_last,
+        mixed_precision=recipe.train.mixed_precision,
+    )
 
 
-def exported_inputs(processor_config: dict, where: str, device="cpu", *, channels_last: bool = False,
-                    mixed_precision: str = "no"):
+def exported_inputs(
+    processor_config: dict, where: str, device="cpu", *, channels_last: bool = False, mixed_precision: str = "no"
+):
     """(uint8 eval transform, ModelInputs) equal to an exported preprocessor: what the model saw in evaluation."""
     specs, mean, std = eval_pipeline_from_preprocessor(processor_config, where)
     inputs = ModelInputs(mean, std, device, channels_last=channels_last, mixed_precision=mixed_precision)

@@ -22,14 +22,17 @@ CROP_FRACTION = 0.875  # the share of the side a crop keeps, as a 224 crop of a 
 
 
 def parse_tta(spec) -> tuple:
-    """"flip", "flip,crops" or a list of those names -> a tuple of view names; None or "" -> ()."""
+    """ "flip", "flip,crops" or a list of those names -> a tuple of view names; None or "" -> ()."""
     if not spec:
         return ()
     names = [name.strip() for name in (spec.split(",") if isinstance(spec, str) else spec)]
     for name in names:
         if name not in VIEWS:
-            raise HfclsError(f"tta: unknown view {name!r}{did_you_mean(name, VIEWS)}; choose from "
-                             f"{', '.join(VIEWS)} (comma-separated, e.g. flip,crops)", param="tta")
+            raise HfclsError(
+                f"tta: unknown view {name!r}{did_you_mean(name, VIEWS)}; choose from "
+                f"{', '.join(VIEWS)} (comma-separated, e.g. flip,crops)",
+                param="tta",
+            )
     return tuple(view for view in VIEWS if view in names)
 
 
@@ -42,7 +45,10 @@ def views(pixels: torch.Tensor, tta: tuple) -> list:
 def five_crops(pixels: torch.Tensor) -> list:
     height, width = pixels.shape[-2:]
     h, w = max(1, round(height * CROP_FRACTION)), max(1, round(width * CROP_FRACTION))
-    corners = [(0, 0), (0, width - w), (height - h, 0), (height - h, width - w),
-               ((height - h) // 2, (width - w) // 2)]
-    return [F.interpolate(pixels[..., top:top + h, left:left + w], size=(height, width), mode="bilinear",
-                          align_corners=False) for top, left in corners]
+    corners = [(0, 0), (0, width - w), (height - h, 0), (height - h, width - w), ((height - h) // 2, (width - w) // 2)]
+    return [
+        F.interpolate(
+            pixels[..., top : top + h, left : left + w], size=(height, width), mode="bilinear", align_corners=False
+        )
+        for top, left in corners
+    ]

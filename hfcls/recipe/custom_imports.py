@@ -21,11 +21,15 @@ def import_custom_modules(names: list, where: str) -> None:
         try:
             importlib.import_module(name)
         except ImportError as error:
-            raise HfclsError(f"{where}: custom_imports: cannot import {name} ({error}); run from the folder "
-                             "that holds it or add that folder to PYTHONPATH") from None
+            raise HfclsError(
+                f"{where}: custom_imports: cannot import {name} ({error}); run from the folder "
+                "that holds it or add that folder to PYTHONPATH"
+            ) from None
         except Exception as error:  # the module's own code failed: say where, in one line
-            raise HfclsError(f"{where}: custom_imports: importing {name} raised {type(error).__name__}: "
-                             f"{error}{_raised_at(error)}; fix that module") from None
+            raise HfclsError(
+                f"{where}: custom_imports: importing {name} raised {type(error).__name__}: "
+                f"{error}{_raised_at(error)}; fix that module"
+            ) from None
 
 
 def _raised_at(error: Exception) -> str:

@@ -83,8 +83,10 @@ def check_expanded_size(data, where: str) -> None:
     a 1 KB file of nested aliases stands for billions of values."""
     count = expanded_size(data, where)
     if count > MAX_RECIPE_VALUES:
-        raise HfclsError(f"{where}: its YAML aliases (*name) expand to {count:,} values, more than the "
-                         f"{MAX_RECIPE_VALUES:,} a recipe may hold; write the values out or nest fewer aliases")
+        raise HfclsError(
+            f"{where}: its YAML aliases (*name) expand to {count:,} values, more than the "
+            f"{MAX_RECIPE_VALUES:,} a recipe may hold; write the values out or nest fewer aliases"
+        )
 
 
 def expanded_size(value, where: str, sizes=None, open_=None) -> int:
@@ -98,8 +100,9 @@ def expanded_size(value, where: str, sizes=None, open_=None) -> int:
     if key in sizes:
         return sizes[key]
     if key in open_:
-        raise HfclsError(f"{where}: a YAML alias refers to the mapping or list that holds it; "
-                         "a recipe cannot contain itself")
+        raise HfclsError(
+            f"{where}: a YAML alias refers to the mapping or list that holds it; a recipe cannot contain itself"
+        )
     open_.add(key)
     items = value.values() if isinstance(value, dict) else value
     sizes[key] = 1 + sum(expanded_size(item, where, sizes, open_) for item in items)
@@ -116,8 +119,9 @@ def _load_with_bases(path: Path, chain: tuple) -> dict:
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(base, str) for base in bases):
-        raise HfclsError(f"{path}: _base_ must be a file name or a list of them (paths relative to the recipe), "
-                         f"got {bases!r}")
+        raise HfclsError(
+            f"{path}: _base_ must be a file name or a list of them (paths relative to the recipe), got {bases!r}"
+        )
     merged: dict = {}
     for base in bases:
         base_path = path.parent / base

@@ -49,8 +49,9 @@ def preprocessor_kwargs(eval_specs: list, mean, std, where="data.eval_pipeline")
 def _interpolation(value, where: str) -> str:
     mode = value.lower() if isinstance(value, str) else value
     if mode not in RESAMPLE:
-        raise HfclsError(f"{where}: eval Resize interpolation must be bilinear or bicubic, got {value}"
-                         f"{did_you_mean(mode, RESAMPLE)}")
+        raise HfclsError(
+            f"{where}: eval Resize interpolation must be bilinear or bicubic, got {value}{did_you_mean(mode, RESAMPLE)}"
+        )
     return mode
 
 

@@ -54,8 +54,13 @@ RANGES = {
     "dist.timeout_minutes": "(0, inf)",
 }
 # Lists of numbers: (item type, item count or None for any).
-NUMBER_LISTS = {"data.mean": (float, 3), "data.std": (float, 3), "optim.betas": (float, 2),
-                "schedule.steps": (int, None), "evaluation.topk": (int, None)}
+NUMBER_LISTS = {
+    "data.mean": (float, 3),
+    "data.std": (float, 3),
+    "optim.betas": (float, 2),
+    "schedule.steps": (int, None),
+    "evaluation.topk": (int, None),
+}
 # Keys of the v2 transforms in data.*_pipeline whose numbers hfcls checks with the recipe.
 TRANSFORM_RANGES = {"size": "[1, inf)", "max_size": "[1, inf)", "padding": "[0, inf)", "p": "[0, 1]"}
 
@@ -64,8 +69,11 @@ def check_number_shapes(recipe, where: str) -> None:
     """Lists and mappings of numbers hold numbers, as many as they should."""
     for key, (kind, count) in NUMBER_LISTS.items():
         values = value_at(recipe, key)
-        if not isinstance(values, list) or (count is not None and len(values) != count) or not all(
-                is_number(v, kind) for v in values):
+        if (
+            not isinstance(values, list)
+            or (count is not None and len(values) != count)
+            or not all(is_number(v, kind) for v in values)
+        ):
             size = f"{count} " if count else ""
             noun = "whole numbers" if kind is int else "numbers"
             raise HfclsError(f"{where}: {key} must be a list of {size}{noun}, got {values!r}")
@@ -136,5 +144,7 @@ def check_transform_numbers(specs: list, key: str, where: str) -> None:
             items = value if isinstance(value, list) and kind is int else [value]
             if not items or not all(is_number(v, kind) and in_interval(v, interval) for v in items):
                 what = "a number" if kind is float else "a whole number (or a list of them)"
-                raise HfclsError(f"{where}: {key}[{i}].{name} ({spec.get('type')}) must be {what} "
-                                 f"{interval_text(interval)}, got {value!r}")
+                raise HfclsError(
+                    f"{where}: {key}[{i}].{name} ({spec.get('type')}) must be {what} "
+                    f"{interval_text(interval)}, got {value!r}"
+                )

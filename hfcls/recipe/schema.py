@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Literal
 
 from hfcls.labels import MULTI_LABEL, SINGLE_LABEL
 
@@ -20,14 +20,14 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 class DataSection:
     # Each source is a mapping with a `type` (imagefolder, hub, ...) and that
     # source's own keys; hfcls.data.sources checks them.
-    train: Optional[dict] = None
-    val: Optional[dict] = None
-    test: Optional[dict] = None
+    train: dict | None = None
+    val: dict | None = None
+    test: dict | None = None
     # Fraction of `train` held out (stratified, seeded) when there is no `val` source.
-    train_val_split: Optional[float] = None
+    train_val_split: float | None = None
     batch_size: int = 32  # per process; the total is batch_size x processes
-    eval_batch_size: Optional[int] = None  # defaults to batch_size
-    num_workers: Optional[int] = None  # None: one per CPU core of this process, at most 8
+    eval_batch_size: int | None = None  # defaults to batch_size
+    num_workers: int | None = None  # None: one per CPU core of this process, at most 8
     persistent_workers: bool = True
     prefetch_factor: int = 2
     pin_memory: bool = True  # used only on CUDA
@@ -51,26 +51,26 @@ class DataSection:
     eval_pipeline: list = field(default_factory=list)
     # A streaming train source (streaming: true) has no length: steps per epoch,
     # and how many rows its shuffle buffer holds.
-    steps_per_epoch: Optional[int] = None
+    steps_per_epoch: int | None = None
     shuffle_buffer: int = 1000
     # class_balanced: each epoch draws its images with replacement, rare classes more often
     # (hfcls.data.balance): in inverse proportion to their frequency, or with oversample_thr: t
     # by MMClassification's ClassBalancedDataset rule r(c) = max(1, sqrt(t / f(c))).
-    sampler: Optional[Literal["class_balanced"]] = None
-    oversample_thr: Optional[float] = None
+    sampler: Literal["class_balanced"] | None = None
+    oversample_thr: float | None = None
 
 
 @dataclass
 class ModelSection:
-    pretrained: Optional[str] = None  # a Hub id or a local Hugging Face folder
-    config: Optional[dict] = None  # {model_type: ..., **config kwargs}, random init
+    pretrained: str | None = None  # a Hub id or a local Hugging Face folder
+    config: dict | None = None  # {model_type: ..., **config kwargs}, random init
     ignore_mismatched_sizes: bool = True  # a new head for another class count
     # true: let transformers import and run the Python files of a model folder or Hub repo whose
     # config.json has an auto_map (custom code). Off, such a model is refused with one line;
     # turn it on only for a model whose author you trust, as it runs their code on this machine.
     trust_remote_code: bool = False
     # Unset: multi_label_classification when the labels are lists of classes, else single-label.
-    problem_type: Optional[Literal["single_label_classification", "multi_label_classification"]] = None
+    problem_type: Literal["single_label_classification", "multi_label_classification"] | None = None
 
 
 @dataclass
@@ -84,7 +84,7 @@ class OptimSection:
     eps: float = 1e-8
     # Weight decay on normalisation and bias parameters. Unset: on for SGD (as
     # MMClassification's ResNet recipes do), off for Adam/AdamW.
-    decay_norm_and_bias: Optional[bool] = None
+    decay_norm_and_bias: bool | None = None
     # Parameter-name prefixes left out of training (MMClassification's frozen_stages),
     # e.g. [resnet.embedder., resnet.encoder.stages.0.].
     frozen: list = field(default_factory=list)
@@ -110,34 +110,34 @@ class TrainSection:
     epochs: int = 10
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     gradient_accumulation_steps: int = 1
-    clip_grad_norm: Optional[float] = None
+    clip_grad_norm: float | None = None
     label_smoothing: float = 0.0  # also on multi-hot targets: each class's 0/1 target moves eps/2 inward
     # {type: cross_entropy | bce | asl | focal, ...its options} (hfcls.engine.losses); unset:
     # cross-entropy for single-label data, BCE-with-logits for multi-label data.
-    loss: Optional[dict] = None
+    loss: dict | None = None
     # Per-class loss weights: balanced (n / (classes x images of the class), as scikit-learn's
     # compute_class_weight) or a list of one number per class.
-    class_weights: Union[str, list, None] = None
+    class_weights: str | list | None = None
     log_interval: int = 20  # steps between loss readings (each one syncs the device)
     channels_last: bool = False
     mixup_alpha: float = 0.0  # > 0: torchvision v2 MixUp on each training batch
     cutmix_alpha: float = 0.0  # > 0: CutMix (with both set, one of the two per batch)
-    ema: Optional[dict] = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average (EMA_DEFAULTS)
+    ema: dict | None = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average (EMA_DEFAULTS)
     compile: bool = False  # torch.compile the model
     compile_backend: str = "inductor"  # torch.compile's backend (eager: graph capture only, no code generation)
-    auto_scale_lr: Optional[dict] = None  # {base_batch_size: 256}: lr x real total batch / base
+    auto_scale_lr: dict | None = None  # {base_batch_size: 256}: lr x real total batch / base
     sync_bn: bool = False  # BatchNorm -> SyncBatchNorm with several processes
     deterministic: bool = False  # deterministic algorithms (slower on GPU)
     # Non-finite losses tolerated (step skipped) before stopping. 0 checks the losses at log
     # intervals, without a sync per step; > 0 reads every loss back to decide on its step.
     max_bad_steps: int = 0
     # Accelerate trackers ([tensorboard], [wandb], ...); unset: tensorboard when installed, []: none.
-    log_with: Optional[list] = None
+    log_with: list | None = None
     # At the end of a run: <work_dir>/publish/<name>-<sha256[:8]>.safetensors and a
     # Hugging Face folder beside it (hfcls.artifacts.publish), then optionally a push to this Hub repo id.
     publish: bool = True
-    push_to_hub: Optional[str] = None
-    license: Optional[str] = None  # the model card's license, a Hub license id (apache-2.0, mit, ...)
+    push_to_hub: str | None = None
+    license: str | None = None  # the model card's license, a Hub license id (apache-2.0, mit, ...)
 
 
 @dataclass
@@ -145,21 +145,21 @@ class EvaluationSection:
     interval: int = 1  # epochs
     topk: list = field(default_factory=lambda: [1, 5])
     # The metric that decides best/; auto: mAP for a multi-label model, else accuracy_top1.
-    save_best: Optional[str] = "auto"
+    save_best: str | None = "auto"
     rule: Literal["greater", "less"] = "greater"
 
 
 @dataclass
 class CheckpointSection:
     interval: int = 1  # epochs
-    interval_steps: Optional[int] = None  # also every N optimizer steps, resumable mid-epoch
-    max_keep: Optional[int] = None  # newest N kept (and the best epoch's)
+    interval_steps: int | None = None  # also every N optimizer steps, resumable mid-epoch
+    max_keep: int | None = None  # newest N kept (and the best epoch's)
     save_optimizer: bool = True  # false: smaller checkpoints; a resume restarts the optimizer
 
 
 @dataclass
 class DistSection:
-    port: Optional[int] = None
+    port: int | None = None
     timeout_minutes: float = 30.0
 
 
@@ -173,13 +173,13 @@ class Recipe:
     evaluation: EvaluationSection = field(default_factory=EvaluationSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     dist: DistSection = field(default_factory=DistSection)
-    work_dir: Optional[str] = None
+    work_dir: str | None = None
     # Python modules imported when the recipe loads, e.g. one that registers your own
     # architecture with the transformers Auto classes (docs/tutorials/new_modules.md).
     custom_imports: list = field(default_factory=list)
     seed: int = 0
     # Where the recipe came from, for messages; not a recipe key.
-    source: Optional[str] = field(default=None, repr=False, compare=False)
+    source: str | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         raw = dataclasses.asdict(self)

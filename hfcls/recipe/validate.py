@@ -44,8 +44,7 @@ def _build(cls, raw, prefix: str, where: str):
     for key in raw:
         if key not in fields:
             raise HfclsError(
-                f"{where}: unknown key {prefix}{key}{did_you_mean(key, fields)}; "
-                f"known keys here: {', '.join(fields)}"
+                f"{where}: unknown key {prefix}{key}{did_you_mean(key, fields)}; known keys here: {', '.join(fields)}"
             )
     values = {}
     for name in raw:
@@ -108,16 +107,16 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
             )
     check_ranges(recipe, where)
     if data.in_memory and data.decode != "workers":
-        raise HfclsError(f"{where}: data.in_memory decodes each split once itself; leave data.decode at workers "
-                         "or set data.in_memory=false")
+        raise HfclsError(
+            f"{where}: data.in_memory decodes each split once itself; leave data.decode at workers "
+            "or set data.in_memory=false"
+        )
     if data.train_val_split is not None and data.val is not None:
         raise HfclsError(f"{where}: set either data.val or data.train_val_split, not both")
     if model.pretrained is None and model.config is None:
         raise HfclsError(f"{where}: set model.pretrained (Hub id or folder) or model.config (model_type: ...)")
     if model.pretrained is not None and model.config is not None:
-        raise HfclsError(
-            f"{where}: set model.pretrained or model.config, not both (override one with =null)"
-        )
+        raise HfclsError(f"{where}: set model.pretrained or model.config, not both (override one with =null)")
     if model.config is not None and "model_type" not in model.config:
         raise HfclsError(f"{where}: model.config needs a model_type (e.g. resnet, vit, convnext)")
     if recipe.optim.nesterov and recipe.optim.momentum == 0:
@@ -133,11 +132,16 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
 def _check_imbalance_keys(recipe: Recipe, where: str) -> None:
     data, weights = recipe.data, recipe.train.class_weights
     if data.oversample_thr is not None and (data.sampler is None or not 0 < data.oversample_thr <= 1):
-        raise HfclsError(f"{where}: data.oversample_thr is a fraction of images in (0, 1] used by "
-                         f"data.sampler: class_balanced; got {data.oversample_thr} with data.sampler {data.sampler}")
+        raise HfclsError(
+            f"{where}: data.oversample_thr is a fraction of images in (0, 1] used by "
+            f"data.sampler: class_balanced; got {data.oversample_thr} with data.sampler {data.sampler}"
+        )
     if isinstance(weights, str) and weights != "balanced":
-        raise HfclsError(f"{where}: train.class_weights must be balanced or a list of numbers, got {weights!r}"
-                         f"{did_you_mean(weights, ['balanced'])}")
-    if isinstance(weights, list) and not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
-                                             for w in weights):
+        raise HfclsError(
+            f"{where}: train.class_weights must be balanced or a list of numbers, got {weights!r}"
+            f"{did_you_mean(weights, ['balanced'])}"
+        )
+    if isinstance(weights, list) and not all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights
+    ):
         raise HfclsError(f"{where}: train.class_weights must be numbers >= 0, one per class, got {weights!r}")

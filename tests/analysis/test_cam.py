@@ -6,23 +6,32 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForImageClassification
 
-from conftest import TINY_CIFAR_RESNET, shared_once, tiny_recipe_dict, write_recipe
 from hfcls.analysis.cam import class_activation_map, default_layer, reshape_transform, save_overlay
 from hfcls.errors import HfclsError
+
+from conftest import TINY_CIFAR_RESNET, shared_once, tiny_recipe_dict, write_recipe
 
 
 @pytest.fixture(scope="module")
 def digits_cifar_resnet(tmp_path_factory, digits_dir):
     """best/ of hfcls's CIFAR ResNet trained 6 epochs (98 % top-1) on the 16 x 16 digits: no stem downsampling, so its
     last stage keeps an 8 x 8 map, fine enough to tell a stroke from the background (the tiny ResNet's is 2 x 2)."""
+
     def build(root):
         from hfcls.api import train
         from hfcls.recipe import load_recipe
 
         resize = [{"type": "Resize", "size": 16}]
-        write_recipe(root / "r.yaml", tiny_recipe_dict(
-            digits_dir / "train", digits_dir / "val", model={"config": TINY_CIFAR_RESNET},
-            data={"batch_size": 32, "train_pipeline": resize, "eval_pipeline": resize}, train={"epochs": 6}))
+        write_recipe(
+            root / "r.yaml",
+            tiny_recipe_dict(
+                digits_dir / "train",
+                digits_dir / "val",
+                model={"config": TINY_CIFAR_RESNET},
+                data={"batch_size": 32, "train_pipeline": resize, "eval_pipeline": resize},
+                train={"epochs": 6},
+            ),
+        )
         train(load_recipe(root / "r.yaml"), root / "work")
 
     return shared_once(tmp_path_factory, "digits_cifar_resnet", build) / "work" / "best"
@@ -48,17 +57,34 @@ def test_every_method_draws(trained_digits, val_files, tmp_path, method):
 
 
 def test_a_wrong_layer_lists_close_names(trained_digits, val_files):
-    with pytest.raises(HfclsError, match="resnet.encoder.stage.0: resnet has no module.*close names: "
-                                         "resnet.encoder.stages.0"):
+    with pytest.raises(
+        HfclsError, match="resnet.encoder.stage.0: resnet has no module.*close names: resnet.encoder.stages.0"
+    ):
         class_activation_map(val_files[0], trained_digits[1] / "best", layer="resnet.encoder.stage.0")
 
 
-@pytest.mark.parametrize("model_type, kwargs, layer", [
-    ("vit", dict(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                 intermediate_size=32), "vit.layers.1.layernorm_before"),
-    ("swin", dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4),
-     "swin.encoder.layers.1.blocks.0.layernorm_before"),
-])
+@pytest.mark.parametrize(
+    "model_type, kwargs, layer",
+    [
+        (
+            "vit",
+            dict(
+                image_size=32,
+                patch_size=8,
+                hidden_size=16,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=32,
+            ),
+            "vit.layers.1.layernorm_before",
+        ),
+        (
+            "swin",
+            dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4),
+            "swin.encoder.layers.1.blocks.0.layernorm_before",
+        ),
+    ],
+)
 def test_transformer_tokens_become_a_grid(model_type, kwargs, layer):
     model = AutoModelForImageClassification.from_config(AutoConfig.for_model(model_type, num_labels=2, **kwargs))
     assert default_layer(model) == layer

@@ -18,8 +18,9 @@ def test_grids_chart_and_pairs(best_results, tmp_path):
     mistakes = sum(matrix[t][p] for t in range(10) for p in range(10) if t != p)
     assert found["mistakes"] == mistakes > 0 and found["images"] == len(records) == 360
     pairs = list(csv.reader(open(tmp_path / "out" / "confusion_pairs.csv")))[1:]
-    assert {(t, p): int(c) for t, p, c in pairs} == {(str(t), str(p)): matrix[t][p] for t in range(10)
-                                                   for p in range(10) if t != p and matrix[t][p]}
+    assert {(t, p): int(c) for t, p, c in pairs} == {
+        (str(t), str(p)): matrix[t][p] for t in range(10) for p in range(10) if t != p and matrix[t][p]
+    }
     assert [int(c) for _, _, c in pairs] == sorted((int(c) for _, _, c in pairs), reverse=True)
     assert class_accuracy(records, 10) == pytest.approx([100 * matrix[c][c] / sum(matrix[c]) for c in range(10)])
     for name in ("failures", "successes", "per_class_accuracy"):

@@ -3,15 +3,23 @@ SDPA kernel transformers runs counts as eager attention's matmuls."""
 
 import pytest
 import torch
-from conftest import REPO, tiny_recipe_dict
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModelForImageClassification
 
-from hfcls.analysis.flops import (count_flops, count_params, eval_input_size, human, model_flops, per_layer_table,
-                                  summary)
+from hfcls.analysis.flops import (
+    count_flops,
+    count_params,
+    eval_input_size,
+    human,
+    model_flops,
+    per_layer_table,
+    summary,
+)
 from hfcls.errors import HfclsError
 from hfcls.models import build_model
 from hfcls.recipe import load_recipe, recipe_from_dict
+
+from conftest import REPO, tiny_recipe_dict
 
 RECIPES = REPO / "recipes"
 
@@ -47,8 +55,13 @@ def test_per_layer_table_and_shape():
 
 
 def test_input_size_comes_from_the_eval_pipeline(tmp_path):
-    sized = recipe_from_dict(tiny_recipe_dict(tmp_path, tmp_path, data={"eval_pipeline": [
-        {"type": "Resize", "size": 40}, {"type": "CenterCrop", "size": [32, 24]}]}))
+    sized = recipe_from_dict(
+        tiny_recipe_dict(
+            tmp_path,
+            tmp_path,
+            data={"eval_pipeline": [{"type": "Resize", "size": 40}, {"type": "CenterCrop", "size": [32, 24]}]},
+        )
+    )
     assert eval_input_size(sized.data) == (32, 24)
     recipe = recipe_from_dict(tiny_recipe_dict(tmp_path, tmp_path, data={"eval_pipeline": []}))
     with pytest.raises(HfclsError, match="data.eval_pipeline has no Resize/CenterCrop .*pass --shape H W"):
@@ -60,13 +73,15 @@ def test_input_size_comes_from_the_eval_pipeline(tmp_path):
 
 def zoo_table() -> dict:
     """recipe -> multiply-accumulates, from docs/model_zoo.md's table."""
-    rows = [line.split("|") for line in (REPO / "docs" / "model_zoo.md").read_text().splitlines()
-            if line.startswith("| `")]
+    rows = [
+        line.split("|") for line in (REPO / "docs" / "model_zoo.md").read_text().splitlines() if line.startswith("| `")
+    ]
     return {row[1].strip().strip("`"): row[5].strip() for row in rows}
 
 
-@pytest.mark.parametrize("recipe", ["vit-base-p16_64xb64_in1k.yaml", "deit-small_4xb256_in1k.yaml",
-                                    "swin-tiny_16xb64_in1k.yaml"])
+@pytest.mark.parametrize(
+    "recipe", ["vit-base-p16_64xb64_in1k.yaml", "deit-small_4xb256_in1k.yaml", "swin-tiny_16xb64_in1k.yaml"]
+)
 def test_sdpa_counts_as_much_as_eager_attention(recipe):
     name = recipe
     recipe = load_recipe(REPO / "recipes" / "imagenet" / name)

@@ -2,13 +2,14 @@
 its values are transformers' cosine-with-warmup at the recipe's settings."""
 
 import pytest
-from conftest import tiny_recipe_dict
 from transformers import get_cosine_schedule_with_warmup
 
 from hfcls.analysis.lr import lr_schedule, steps_per_epoch
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe, recipe_from_dict
+
+from conftest import tiny_recipe_dict
 
 
 def test_steps_per_epoch_are_the_runs(two_epoch_run):

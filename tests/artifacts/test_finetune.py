@@ -2,13 +2,14 @@
 
 import pytest
 import torch
-from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 from safetensors.torch import load_file
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import read_state
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
+
+from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 
 
 def recipe_for(tmp_path, folders, name="r", overrides=(), **sections):
@@ -42,8 +43,11 @@ def test_load_from_a_ten_class_model_into_three_classes(tmp_path, tiny_data, ten
 def test_load_from_another_architecture_names_key_and_shapes(tmp_path, tiny_data, ten_class_run):
     recipe = recipe_for(tmp_path, tiny_data, overrides=["model.config.hidden_sizes=[8,12]"])
     # The first differing key in the model's own order.
-    with pytest.raises(HfclsError, match=r"resnet\.encoder\.stages\.1\.layers\.0\.shortcut\.convolution\.weight has "
-                                         r"shape \(16, 8, 1, 1\) in the checkpoint but \(12, 8, 1, 1\) in the recipe's"):
+    with pytest.raises(
+        HfclsError,
+        match=r"resnet\.encoder\.stages\.1\.layers\.0\.shortcut\.convolution\.weight has "
+        r"shape \(16, 8, 1, 1\) in the checkpoint but \(12, 8, 1, 1\) in the recipe's",
+    ):
         train(recipe, tmp_path / "w", load_from=str(ten_class_run / "best"))
     recipe = recipe_for(tmp_path, tiny_data, overrides=["model.config.depths=[1,2]"])
     with pytest.raises(HfclsError, match=r"the checkpoint has no resnet\.encoder\.stages\.1\.layers\.1\.\S+ \(shape"):
@@ -51,7 +55,7 @@ def test_load_from_another_architecture_names_key_and_shapes(tmp_path, tiny_data
 
 
 def test_load_from_unknown_hub_id_offline(tmp_path, tiny_data):
-    with pytest.raises(HfclsError, match="^load_from nobody/no-such-model: not a local path, and not loadable from "
-                                         "the Hub"):
+    with pytest.raises(
+        HfclsError, match="^load_from nobody/no-such-model: not a local path, and not loadable from the Hub"
+    ):
         train(recipe_for(tmp_path, tiny_data), tmp_path / "w", load_from="nobody/no-such-model")
-

@@ -4,7 +4,6 @@ the upload sends that folder to HfApi (network calls intercepted by tests' FakeH
 import shutil
 
 import pytest
-from conftest import FakeHub
 from huggingface_hub import constants
 from PIL import Image
 from transformers import pipeline
@@ -15,6 +14,8 @@ from hfcls.artifacts.publish import publish_run
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
+
+from conftest import FakeHub
 
 
 @pytest.fixture
@@ -30,8 +31,12 @@ def final_metrics(work_dir):
 def test_staged_folder_loads_in_pipeline_and_card_has_metrics(run, tmp_path):
     [published] = sorted((run / "publish").glob("*.safetensors"))
     out = stage(published.with_suffix(""), "me/tiny-colours", tmp_path / "staged")
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors",
-                                                     "preprocessor_config.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ]
 
     card = (out / "README.md").read_text()
     row = final_metrics(run)
@@ -58,8 +63,12 @@ def test_card_for_best_reports_the_best_epoch(run, tmp_path):
 
 def test_a_checkpoint_is_staged_as_a_hugging_face_folder(run, tmp_path):
     out = stage(run / "checkpoints" / "epoch_2", "me/tiny", tmp_path / "from_checkpoint")
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors",
-                                                     "preprocessor_config.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ]
     assert "Validation set, epoch 2 (" in (out / "README.md").read_text()
 
 
@@ -80,11 +89,18 @@ def test_push_uploads_the_staged_folder(run, monkeypatch):
     url = push(run / "latest", "me/tiny", private=True, revision="v1", commit_message="first")
     assert url == "https://huggingface.co/me/tiny/commit/abc"
     (create, name, create_args), (branch, _, branch_args), (upload, repo, upload_args) = hub.calls
-    assert (create, name, create_args) == ("create_repo", "me/tiny",
-                                          {"private": True, "exist_ok": True, "repo_type": "model"})
+    assert (create, name, create_args) == (
+        "create_repo",
+        "me/tiny",
+        {"private": True, "exist_ok": True, "repo_type": "model"},
+    )
     assert (branch, branch_args) == ("create_branch", {"branch": "v1", "exist_ok": True})
-    assert (upload, repo, upload_args["revision"], upload_args["commit_message"]) == \
-        ("upload_folder", "me/tiny", "v1", "first")
+    assert (upload, repo, upload_args["revision"], upload_args["commit_message"]) == (
+        "upload_folder",
+        "me/tiny",
+        "v1",
+        "first",
+    )
     files = upload_args["files"]
     assert set(files) == {"README.md", "config.json", "model.safetensors", "preprocessor_config.json"}
     assert files["model.safetensors"] == (run / "latest" / "model.safetensors").read_bytes()

@@ -25,18 +25,26 @@ def test_model_index_holds_the_validation_accuracies_as_fractions(cifar_resnet_r
     card = ModelCard.load(staged / "README.md")
     rows = [r for r in read_jsonl(cifar_resnet_run / "metrics.jsonl") if "val_accuracy_top1" in r]
     results = {r.metric_name: r.metric_value for r in card.data.eval_results}
-    assert results == {"top-1 accuracy": pytest.approx(rows[-1]["val_accuracy_top1"] / 100),
-                       "top-2 accuracy": pytest.approx(rows[-1]["val_accuracy_top2"] / 100)}
+    assert results == {
+        "top-1 accuracy": pytest.approx(rows[-1]["val_accuracy_top1"] / 100),
+        "top-2 accuracy": pytest.approx(rows[-1]["val_accuracy_top2"] / 100),
+    }
     assert card.data.eval_results[0].task_type == "image-classification"
     assert card.data.library_name == "transformers" and card.data.pipeline_tag == "image-classification"
-    assert 'trust_remote_code=True' in card.text and "cifar_resnet.py" in card.text
+    assert "trust_remote_code=True" in card.text and "cifar_resnet.py" in card.text
 
 
 def test_base_model_datasets_and_license_come_from_the_recipe():
-    recipe = recipe_from_dict({
-        "data": {"train": {"type": "hub", "name": "ylecun/mnist", "split": "train"},
-                 "val": {"type": "hub", "name": "ylecun/mnist", "split": "test"}},
-        "model": {"pretrained": "microsoft/resnet-50"}, "train": {"license": "apache-2.0"}})
+    recipe = recipe_from_dict(
+        {
+            "data": {
+                "train": {"type": "hub", "name": "ylecun/mnist", "split": "train"},
+                "val": {"type": "hub", "name": "ylecun/mnist", "split": "test"},
+            },
+            "model": {"pretrained": "microsoft/resnet-50"},
+            "train": {"license": "apache-2.0"},
+        }
+    )
     data = card_data("me/m", recipe, {"epoch": 3, "val_accuracy_top1": 91.25, "val_loss": 0.3})
     assert (data.base_model, data.datasets, data.license) == ("microsoft/resnet-50", ["ylecun/mnist"], "apache-2.0")
     [result] = data.eval_results
@@ -69,8 +77,14 @@ print(json.dumps({"class": type(model).__module__, "logits": logits.tolist(), "t
 def load_without_hfcls(folder, inputs, image, tmp_path) -> dict:
     torch.save(inputs, tmp_path / "inputs.pt")
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", WITHOUT_HFCLS, str(folder), str(tmp_path / "inputs.pt"), str(image)],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_HFCLS, str(folder), str(tmp_path / "inputs.pt"), str(image)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -94,11 +108,13 @@ def test_pushed_cifar_resnet_loads_with_transformers_alone(cifar_resnet_run, tmp
 def test_saved_lenet5_loads_with_transformers_alone(tmp_path, tiny_data):
     torch.manual_seed(0)
     model = AutoModelForImageClassification.from_config(
-        AutoConfig.for_model("lenet5", num_channels=3, **label_maps(["cat", "dog", "fox"]))).eval()
+        AutoConfig.for_model("lenet5", num_channels=3, **label_maps(["cat", "dog", "fox"]))
+    ).eval()
     data = DataSection(eval_pipeline=[{"type": "Resize", "size": 32}])
     save_hf_folder(model, image_processor(data), tmp_path / "lenet")
-    assert json.loads((tmp_path / "lenet" / "config.json").read_text())["auto_map"]["AutoConfig"] == \
-        "lenet.LeNet5Config"
+    assert (
+        json.loads((tmp_path / "lenet" / "config.json").read_text())["auto_map"]["AutoConfig"] == "lenet.LeNet5Config"
+    )
     inputs = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         expected = model(pixel_values=inputs).logits

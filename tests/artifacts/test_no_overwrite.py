@@ -20,16 +20,25 @@ def snapshot(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-OUT_IN_A_RUN = {"the model itself": "best", "its work dir": ".", "its checkpoints": "checkpoints",
-                "a checkpoint": "checkpoints/epoch_1", "another export": "latest", "a new folder in publish/": "publish/x"}
+OUT_IN_A_RUN = {
+    "the model itself": "best",
+    "its work dir": ".",
+    "its checkpoints": "checkpoints",
+    "a checkpoint": "checkpoints/epoch_1",
+    "another export": "latest",
+    "a new folder in publish/": "publish/x",
+}
 
 
 @pytest.mark.parametrize("out", OUT_IN_A_RUN.values(), ids=OUT_IN_A_RUN)
 def test_staging_never_replaces_the_model_or_its_run_even_with_overwrite(run, out):
     before = snapshot(run)
     for overwrite in (False, True):
-        with pytest.raises(HfclsError, match=r"^out .* (overlaps the model .*best being staged|is part of the "
-                                             r"training run in .*run); nothing was written"):
+        with pytest.raises(
+            HfclsError,
+            match=r"^out .* (overlaps the model .*best being staged|is part of the "
+            r"training run in .*run); nothing was written",
+        ):
             stage(run / "best", "me/tiny", run / out, overwrite=overwrite)
     assert snapshot(run) == before
     # A new name beside the run's own files is fine: the default, MODEL-hub.
@@ -40,8 +49,11 @@ def test_staging_never_replaces_the_model_or_its_run_even_with_overwrite(run, ou
 def test_staging_into_another_run_is_refused_even_with_overwrite(run, two_epoch_run, tmp_path):
     other = shutil.copytree(two_epoch_run, tmp_path / "other")
     before = snapshot(other)
-    with pytest.raises(HfclsError, match=r"is part of the training run in .*other; nothing was written, and "
-                                         "--overwrite never replaces a run's files"):
+    with pytest.raises(
+        HfclsError,
+        match=r"is part of the training run in .*other; nothing was written, and "
+        "--overwrite never replaces a run's files",
+    ):
         stage(run / "best", "me/tiny", other, overwrite=True)
     assert snapshot(other) == before
 
@@ -53,8 +65,12 @@ def test_overwrite_replaces_an_earlier_staging_whole(run, tmp_path):
         stage(run / "best", "me/second", out)
     assert "me/first" in (out / "README.md").read_text()
     stage(run / "best", "me/second", out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors",
-                                                     "preprocessor_config.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ]
     assert "me/second" in (out / "README.md").read_text()
     assert (out / "model.safetensors").read_bytes() == (run / "best" / "model.safetensors").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "staged"]  # no temporary left
@@ -67,8 +83,11 @@ def test_publishing_again_rewrites_the_same_bytes_and_nothing_else(run, tmp_path
     assert snapshot(tmp_path / "release") == before
     # A file of the user's in the published folder, or other bytes under the hashed name: refused.
     (first.with_suffix("") / "NOTES.md").write_text("mine")
-    with pytest.raises(HfclsError, match=r"exists and holds files hfcls-publish does not write \(NOTES\.md\); "
-                                         "nothing was written: .*--overwrite"):
+    with pytest.raises(
+        HfclsError,
+        match=r"exists and holds files hfcls-publish does not write \(NOTES\.md\); "
+        "nothing was written: .*--overwrite",
+    ):
         publish(run / "best", tmp_path / "release" / "tiny")
     (first.with_suffix("") / "NOTES.md").unlink()
     first.write_bytes(b"something else")

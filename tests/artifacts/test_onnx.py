@@ -6,16 +6,17 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForImageClassification
 
-from conftest import make_image_folder
 from hfcls.artifacts.export import image_processor, save_hf_folder
+from hfcls.artifacts.loading import load_predictor
 from hfcls.artifacts.onnx import TOLERANCE, _export_failure, export_graph, export_onnx
 from hfcls.artifacts.onnx_model import OnnxClassifier
 from hfcls.artifacts.publish import publish
-from hfcls.artifacts.loading import load_predictor
 from hfcls.artifacts.weights import inspect_artifact
 from hfcls.errors import HfclsError
 from hfcls.labels import label_maps
 from hfcls.recipe.schema import DataSection
+
+from conftest import make_image_folder
 
 # Tiny configs of every family of the zoo (DeiT as both the zoo's vit form and transformers' deit).
 FAMILIES = {
@@ -23,10 +24,18 @@ FAMILIES = {
     "mobilenet_v2": dict(depth_multiplier=0.25, image_size=32),
     "efficientnet": dict(width_coefficient=0.1, depth_coefficient=0.1, image_size=32, hidden_dim=128),
     "regnet": dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8),
-    "vit": dict(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                intermediate_size=32),
-    "deit": dict(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                 intermediate_size=32, architectures=["DeiTForImageClassification"]),
+    "vit": dict(
+        image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    ),
+    "deit": dict(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        architectures=["DeiTForImageClassification"],
+    ),
     "swin": dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4),
     "convnext": dict(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
     "cifar_resnet": dict(stem_channels=8, hidden_sizes=[8, 16], depths=[1, 1]),
@@ -40,8 +49,11 @@ def tiny_folder(tmp_path, model_type):
     torch.manual_seed(0)
     config = AutoConfig.for_model(model_type, **FAMILIES[model_type], **label_maps(CLASSES))
     model = AutoModelForImageClassification.from_config(config).eval()
-    data = DataSection(mean=[0.5] * 3, std=[0.25] * 3,
-                       eval_pipeline=[{"type": "Resize", "size": 32}, {"type": "CenterCrop", "size": 32}])
+    data = DataSection(
+        mean=[0.5] * 3,
+        std=[0.25] * 3,
+        eval_pipeline=[{"type": "Resize", "size": 32}, {"type": "CenterCrop", "size": 32}],
+    )
     save_hf_folder(model, image_processor(data), tmp_path / "model")
     return tmp_path / "model", model
 
@@ -111,6 +123,7 @@ class _Unexportable(torch.nn.Module):
     def forward(self, pixel_values):
         class Out:
             logits = torch.histc(pixel_values, bins=3).view(1, 3)
+
         return Out()
 
 

@@ -9,8 +9,6 @@ import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
-from conftest import tiny_recipe_dict, write_recipe
-from layouts import add_to_checkpoint
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageClassification, pipeline
 
@@ -22,6 +20,9 @@ from hfcls.artifacts.publish import publish
 from hfcls.artifacts.weights import file_sha256, verify_published
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
+
+from conftest import tiny_recipe_dict, write_recipe
+from layouts import add_to_checkpoint
 
 
 @pytest.fixture
@@ -51,10 +52,16 @@ def test_run_ends_with_a_hashed_file_of_the_final_weights(run):
     assert metadata["preprocessor"] == json.loads((run / "latest" / "preprocessor_config.json").read_text())
     folder = published.with_suffix("")
     # cifar_resnet is hfcls's own: its code travels beside the weights, for transformers alone (auto_map)
-    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "preprocessor_config.json",
-                                                 "cifar_resnet.py"}
-    assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModelForImageClassification"] == \
-        "cifar_resnet.CifarResNetForImageClassification"
+    assert {p.name for p in folder.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "cifar_resnet.py",
+    }
+    assert (
+        json.loads((folder / "config.json").read_text())["auto_map"]["AutoModelForImageClassification"]
+        == "cifar_resnet.CifarResNetForImageClassification"
+    )
 
 
 def test_published_model_predicts_as_the_source(run):
@@ -67,7 +74,8 @@ def test_published_model_predicts_as_the_source(run):
     assert model.config.id2label == {0: "cat", 1: "dog", 2: "fox"}
     # The custom architecture loads by model_type in transformers' own pipeline too.
     predictions = pipeline("image-classification", model=str(published.with_suffix("")))(
-        Image.new("RGB", (16, 16), (40, 200, 40)), top_k=3)
+        Image.new("RGB", (16, 16), (40, 200, 40)), top_k=3
+    )
     assert sorted(p["label"] for p in predictions) == ["cat", "dog", "fox"]
 
 
@@ -118,8 +126,9 @@ def test_publishes_a_hugging_face_folder(run, tmp_path):
     published = publish(run / "best", tmp_path / "from_folder")
     source = AutoModelForImageClassification.from_pretrained(run / "best")
     assert_same_weights(load_file(published), source.state_dict())
-    assert (published.with_suffix("") / "preprocessor_config.json").read_text() == \
-        (run / "best" / "preprocessor_config.json").read_text()
+    assert (published.with_suffix("") / "preprocessor_config.json").read_text() == (
+        run / "best" / "preprocessor_config.json"
+    ).read_text()
 
 
 def test_a_checkpoint_without_exports_publishes_on_its_own(run, tmp_path):
@@ -133,8 +142,10 @@ def test_a_checkpoint_without_exports_publishes_on_its_own(run, tmp_path):
 
 def test_a_run_publishes_the_ema_it_evaluated_as_its_checkpoint_does(tmp_path, tiny_data):
     """The run publishes from memory what it evaluated (here the EMA): the bytes its checkpoint publishes to."""
-    recipe = write_recipe(tmp_path / "ema.yaml", tiny_recipe_dict(*tiny_data, train={"ema": {"decay": 0.5},
-                                                                                    "publish": True, "log_with": []}))
+    recipe = write_recipe(
+        tmp_path / "ema.yaml",
+        tiny_recipe_dict(*tiny_data, train={"ema": {"decay": 0.5}, "publish": True, "log_with": []}),
+    )
     train(load_recipe(recipe), tmp_path / "run")
     checkpoint = tmp_path / "run" / "checkpoints" / "epoch_1"
     [run_file] = published_files(tmp_path / "run" / "publish")

@@ -11,10 +11,12 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, deterministic_rows, tiny_recipe_dict, write_recipe
 
 from hfcls.artifacts.run_dir import LOCK_FILE, run_owning, work_dir_lock, work_dir_of
 from hfcls.errors import HfclsError
+
+from conftest import REPO, deterministic_rows, tiny_recipe_dict, write_recipe
+
 
 def finished_run(work_dir):
     """The entries a finished run leaves (empty: only their names matter here)."""
@@ -26,8 +28,15 @@ def finished_run(work_dir):
 
 def test_an_artifact_belongs_to_the_nearest_run_above_it(tmp_path):
     run = finished_run(tmp_path / "run")
-    for inside in (".", "best", "checkpoints/epoch_1", "publish/run-0123abcd", "publish/run-0123abcd.safetensors",
-                   "exports/onnx/model.onnx", "model.onnx"):
+    for inside in (
+        ".",
+        "best",
+        "checkpoints/epoch_1",
+        "publish/run-0123abcd",
+        "publish/run-0123abcd.safetensors",
+        "exports/onnx/model.onnx",
+        "model.onnx",
+    ):
         assert work_dir_of(run / inside) == run, inside
     assert work_dir_of(tmp_path / "model.safetensors") is None
     nested = finished_run(run / "exports" / "another")  # a run inside a run's folder is a run of its own
@@ -53,8 +62,12 @@ with work_dir_lock(sys.argv[1]):
 
 
 def holder(work_dir) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(work_dir)], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(work_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert process.stdout.readline().strip() == "held"
     return process
 
@@ -62,8 +75,11 @@ def holder(work_dir) -> subprocess.Popen:
 def test_a_live_holder_is_named_and_a_second_run_refused(tmp_path):
     process = holder(tmp_path / "w")
     try:
-        with pytest.raises(HfclsError, match=rf"^work dir {tmp_path / 'w'} is in use by another training run \(host "
-                                             rf"{socket.gethostname()}, PID {process.pid}, started 20\d\d-.*\); wait"):
+        with pytest.raises(
+            HfclsError,
+            match=rf"^work dir {tmp_path / 'w'} is in use by another training run \(host "
+            rf"{socket.gethostname()}, PID {process.pid}, started 20\d\d-.*\); wait",
+        ):
             with work_dir_lock(tmp_path / "w"):
                 pass
     finally:
@@ -81,8 +97,10 @@ def test_the_lock_of_a_sigkilled_run_is_taken_over_with_a_warning(tmp_path, capl
         with work_dir_lock(tmp_path / "w"):
             mine = json.loads((tmp_path / "w" / LOCK_FILE).read_text())
             assert (mine["host"], mine["pid"]) == (socket.gethostname(), os.getpid())
-    assert f"taking over the lock of a run that ended without releasing it (host {left['host']}, PID {process.pid}" \
+    assert (
+        f"taking over the lock of a run that ended without releasing it (host {left['host']}, PID {process.pid}"
         in caplog.text
+    )
     assert not (tmp_path / "w" / LOCK_FILE).exists()  # released cleanly: nothing left for the next run to warn about
 
 
@@ -111,15 +129,25 @@ def test_two_runs_into_one_work_dir(tmp_path, tiny_data):
     second = write_recipe(tmp_path / "second.yaml", tiny_recipe_dict(*tiny_data, train={"epochs": 3}, seed=7))
     work, go = tmp_path / "w", tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    running = subprocess.Popen([sys.executable, "-c", WAIT_FOR_GO, str(go), str(first), "--work-dir", str(work)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = subprocess.Popen(
+        [sys.executable, "-c", WAIT_FOR_GO, str(go), str(first), "--work-dir", str(work)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (work / "recipe.yaml").is_file():  # the first run holds the lock and has started
             assert running.poll() is None and time.monotonic() < deadline, running.communicate()
             time.sleep(0.05)
-        refused = subprocess.run([sys.executable, "-m", "hfcls.cli.train", str(second), "--work-dir", str(work)],
-                                 env=env, capture_output=True, text=True, timeout=300)
+        refused = subprocess.run(
+            [sys.executable, "-m", "hfcls.cli.train", str(second), "--work-dir", str(work)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         go.touch()
         out, err = running.communicate(timeout=300)
     finally:

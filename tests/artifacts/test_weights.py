@@ -4,13 +4,14 @@ import shutil
 
 import pytest
 import torch
-from layouts import add_to_checkpoint
 from safetensors.torch import load_file
 
 from hfcls.artifacts.checkpoint import EMA_FILE
 from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.weights import file_sha256, inspect_artifact, load_state_dict, verify_published
 from hfcls.errors import HfclsError
+
+from layouts import add_to_checkpoint
 
 
 def test_verify_published(tmp_path):
@@ -30,8 +31,16 @@ def test_verify_published(tmp_path):
 def test_every_kind_is_recognised_with_its_run(two_epoch_run, tmp_path):
     run = two_epoch_run
     [published] = sorted((run / "publish").glob("*.safetensors"))
-    kinds = {path: inspect_artifact(path).kind for path in (run / "best", run / "latest", run / "checkpoints" /
-                                                            "epoch_1", published, published.with_suffix(""))}
+    kinds = {
+        path: inspect_artifact(path).kind
+        for path in (
+            run / "best",
+            run / "latest",
+            run / "checkpoints" / "epoch_1",
+            published,
+            published.with_suffix(""),
+        )
+    }
     assert list(kinds.values()) == ["hf", "hf", "checkpoint", "published", "hf"]
     assert all(inspect_artifact(path).work_dir == run.resolve() for path in kinds)
     bare = shutil.copy(published, tmp_path / "weights.safetensors")
@@ -43,12 +52,16 @@ def written(path, content=b""):
     return path
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda folder: folder / "missing", "does not exist; pass a best/ or latest/ folder"),
-    (lambda folder: written(folder / "x.txt"), "is not a folder or a .safetensors file"),
-    (lambda folder: folder, "is not a model folder"),
-    (lambda folder: written(folder / "model.safetensors").parent, "an incomplete checkpoint"),
-], ids=["missing", "other-file", "empty-folder", "interrupted-save"])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda folder: folder / "missing", "does not exist; pass a best/ or latest/ folder"),
+        (lambda folder: written(folder / "x.txt"), "is not a folder or a .safetensors file"),
+        (lambda folder: folder, "is not a model folder"),
+        (lambda folder: written(folder / "model.safetensors").parent, "an incomplete checkpoint"),
+    ],
+    ids=["missing", "other-file", "empty-folder", "interrupted-save"],
+)
 def test_what_is_no_artifact_is_named(tmp_path, make, message):
     with pytest.raises(HfclsError, match=message):
         inspect_artifact(make(tmp_path))

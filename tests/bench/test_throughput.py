@@ -46,9 +46,17 @@ def test_generators_write_photo_jpegs_and_cifar_pickles(tmp_path):
 def digits_model(tmp_path_factory, digits_dir):
     """A digits ResNet trained in memory for 3 epochs (fast enough, clearly better than chance)."""
     work = tmp_path_factory.mktemp("digits_run")
-    recipe = load_recipe(DIGITS, [f"data.train.path={digits_dir / 'train'}", f"data.val.path={digits_dir / 'val'}",
-                                  "data.in_memory=true", "data.num_workers=0", "train.epochs=3",
-                                  f"work_dir={work}"])
+    recipe = load_recipe(
+        DIGITS,
+        [
+            f"data.train.path={digits_dir / 'train'}",
+            f"data.val.path={digits_dir / 'val'}",
+            "data.in_memory=true",
+            "data.num_workers=0",
+            "train.epochs=3",
+            f"work_dir={work}",
+        ],
+    )
     metrics = train(recipe, work)
     assert metrics["accuracy_top1"] > 50
     return recipe, AutoModelForImageClassification.from_pretrained(work / "latest").eval()
@@ -96,8 +104,9 @@ def test_fast_eval_paths_predict_what_the_baseline_predicts(digits_val):
 
 @pytest.mark.parametrize("what", ["data", "eval"])
 def test_bench_data_and_eval_in_memory(tiny_recipe, what):
-    recipe = load_recipe(tiny_recipe, ["data.in_memory=true",
-                                       "data.train_pipeline=[{type: RandomCrop, size: 12, padding: 2}]"])
+    recipe = load_recipe(
+        tiny_recipe, ["data.in_memory=true", "data.train_pipeline=[{type: RandomCrop, size: 12, padding: 2}]"]
+    )
     results = bench(recipe, what, steps=2, warmup=1, rounds=1, baseline=True)["results"]
     assert [r["variant"] for r in results] == ["baseline (HF examples)", "hfcls in-memory, fp32 NCHW"]
     assert results[1]["num_workers"] == 0 and all(r["images_per_sec"] > 0 for r in results)

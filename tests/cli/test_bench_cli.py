@@ -9,11 +9,31 @@ from hfcls.cli.bench import main
 
 def test_bench_reports_every_variant_and_ratio(tiny_recipe, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    main([str(tiny_recipe), "--what", "train", "--baseline", "--synthetic", "--steps", "2",
-          "--warmup", "1", "--rounds", "2", "--json", str(out), "train.channels_last=true"])
+    main(
+        [
+            str(tiny_recipe),
+            "--what",
+            "train",
+            "--baseline",
+            "--synthetic",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--rounds",
+            "2",
+            "--json",
+            str(out),
+            "train.channels_last=true",
+        ]
+    )
     printed = capsys.readouterr().out
-    names = ["baseline (HF examples)", "hfcls loader, fp32 NCHW", "hfcls loader, recipe (fp32 channels_last)",
-             "synthetic (compute only)"]
+    names = [
+        "baseline (HF examples)",
+        "hfcls loader, fp32 NCHW",
+        "hfcls loader, recipe (fp32 channels_last)",
+        "synthetic (compute only)",
+    ]
     report = json.loads(out.read_text())
     assert [r["variant"] for r in report["results"]] == names
     assert report["machine"]["cpus"] >= 1 and report["settings"]["what"] == "train"

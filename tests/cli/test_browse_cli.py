@@ -1,11 +1,12 @@
 """hfcls-browse's command line: --split, --n, --out, overrides, and one-line errors."""
 
 import pytest
-from conftest import tiny_recipe_dict, write_recipe
-from layouts import isolated_cache, write_mnist  # noqa: F401
 from PIL import Image
 
 from hfcls.cli.browse import main
+
+from conftest import tiny_recipe_dict, write_recipe
+from layouts import isolated_cache, write_mnist  # noqa: F401
 
 
 def test_browse_saves_the_grid_and_says_so(tmp_path, capsys):

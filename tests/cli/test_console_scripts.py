@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from commands import console_scripts, ok, run, user_error
 
+from commands import console_scripts, ok, run, user_error
 from conftest import REPO, make_image_folder, tiny_recipe_dict, write_recipe
 from layouts import write_voc
 
@@ -28,8 +28,12 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
     val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
-    recipe = write_recipe(root / "tiny.yaml", tiny_recipe_dict(
-        train_dir, val_dir, train={"epochs": 2, "log_interval": 2, "ema": {"decay": 0.9}, "publish": True}))
+    recipe = write_recipe(
+        root / "tiny.yaml",
+        tiny_recipe_dict(
+            train_dir, val_dir, train={"epochs": 2, "log_interval": 2, "ema": {"decay": 0.9}, "publish": True}
+        ),
+    )
     out = ok(run("hfcls-train", recipe, "--work-dir", root / "work"))
     assert "epoch 2:" in out
     return root, recipe, root / "work"
@@ -61,16 +65,34 @@ def test_hfcls_prepare(tmp_path, command):
     assert len(list((tmp_path / "digits" / "val").glob("*/*.png"))) == 360
     user_error(command("hfcls-prepare", "digits", tmp_path / "digits"), "already has files")
     # shrink: a recipe's splits as parquet shards of smaller images, read back by a disk source.
-    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(make_image_folder(tmp_path / "train", per_class=4),
-                                                                make_image_folder(tmp_path / "val", per_class=2)))
-    out = ok(command("hfcls-prepare", "shrink", recipe, tmp_path / "small", "data.val=null", "--short-side", "8",
-                     "--workers", "2", "--rows-per-shard", "5"))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        tiny_recipe_dict(
+            make_image_folder(tmp_path / "train", per_class=4), make_image_folder(tmp_path / "val", per_class=2)
+        ),
+    )
+    out = ok(
+        command(
+            "hfcls-prepare",
+            "shrink",
+            recipe,
+            tmp_path / "small",
+            "data.val=null",
+            "--short-side",
+            "8",
+            "--workers",
+            "2",
+            "--rows-per-shard",
+            "5",
+        )
+    )
     assert "wrote train: 12 images, shorter side at most 8, in 3 parquet shard(s)" in out
     assert f"data.train={{type: disk, path: {tmp_path / 'small'}/train}}" in out and "wrote val" not in out
     assert len(list((tmp_path / "small" / "train").glob("train-0000?-of-00003.parquet"))) == 3
     ok(command("hfcls-verify", recipe, f"data.train={{type: disk, path: {tmp_path / 'small' / 'train'}}}"))
-    user_error(command("hfcls-prepare", "shrink", recipe, tmp_path / "x", "--short-side", "0"), "--short-side",
-               "at least 1")
+    user_error(
+        command("hfcls-prepare", "shrink", recipe, tmp_path / "x", "--short-side", "0"), "--short-side", "at least 1"
+    )
     user_error(command("hfcls-prepare", "shrink", recipe, tmp_path / "small"), "small/train already has files")
 
 
@@ -94,8 +116,9 @@ def test_hfcls_verify(trained, command):
 
 def test_hfcls_browse(trained, tmp_path, command):
     root, recipe, _ = trained
-    assert "saved 4 val samples" in ok(command("hfcls-browse", recipe, "--split", "val", "--n", "4",
-                                               "--out", tmp_path / "grid.png"))
+    assert "saved 4 val samples" in ok(
+        command("hfcls-browse", recipe, "--split", "val", "--n", "4", "--out", tmp_path / "grid.png")
+    )
     assert (tmp_path / "grid.png").stat().st_size > 1000
     user_error(run("hfcls-browse", recipe, "--n", "0"), "--n")
 
@@ -122,15 +145,25 @@ def test_hfcls_push(trained, tmp_path, command):
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
-    user_error(command("hfcls-push", work / "best", "me/tiny", "--dry-run", "--out", keep), "non-empty folder",
-               "--overwrite")
+    user_error(
+        command("hfcls-push", work / "best", "me/tiny", "--dry-run", "--out", keep), "non-empty folder", "--overwrite"
+    )
     assert (keep / "notes.txt").read_text() == "mine"
 
 
 def test_hfcls_eval(trained, tmp_path, command):
     root, recipe, work = trained
-    out = ok(command("hfcls-eval", recipe, work / "checkpoints" / "epoch_2", "--metrics", "accuracy",
-                     "--out", tmp_path / "r.json"))
+    out = ok(
+        command(
+            "hfcls-eval",
+            recipe,
+            work / "checkpoints" / "epoch_2",
+            "--metrics",
+            "accuracy",
+            "--out",
+            tmp_path / "r.json",
+        )
+    )
     assert "accuracy_top1" in out and json.loads((tmp_path / "r.json").read_text())["predictions"]
     user_error(command("hfcls-eval", recipe, work / "best"), "nothing to report")
     user_error(run("hfcls-eval", recipe, work / "best", "--metrics", "acuracy"), "acuracy", "did you mean")
@@ -148,13 +181,18 @@ def test_hfcls_demo(trained, tmp_path, command):
 
 def test_eval_and_demo_of_a_multi_label_model(multilabel_run, tmp_path, command):
     recipe, work = multilabel_run
-    out = ok(command("hfcls-eval", recipe, work / "best", "--metrics", "mAP", "CR", "OF1",
-                     "--out", tmp_path / "r.json"))
+    out = ok(
+        command("hfcls-eval", recipe, work / "best", "--metrics", "mAP", "CR", "OF1", "--out", tmp_path / "r.json")
+    )
     assert "| mAP " in out and "| class | AP_classwise | recall_classwise |" in out and "| fox " in out
     records = json.loads((tmp_path / "r.json").read_text())["predictions"]
     assert len(records) == 12 and all(isinstance(r["gt_label"], list) and r["gt_label"] for r in records)
-    user_error(command("hfcls-eval", recipe, work / "best", "--metrics", "accuracy"), "accuracy",
-               "data.val is multi-label", "use mAP")
+    user_error(
+        command("hfcls-eval", recipe, work / "best", "--metrics", "accuracy"),
+        "accuracy",
+        "data.val is multi-label",
+        "use mAP",
+    )
     image = recipe.parent / "data" / "val" / "images" / "0.png"
     lines = ok(command("hfcls-demo", image, work / "best", "--threshold", "0.3")).splitlines()
     scores = [float(line.split()[-1]) for line in lines[1:] if line.strip()[0].isdigit()]
@@ -165,8 +203,9 @@ def test_eval_and_demo_of_a_multi_label_model(multilabel_run, tmp_path, command)
 def test_verify_and_browse_read_multi_label_data(multilabel_run, tmp_path, command):
     recipe, _ = multilabel_run
     assert "all 36 images in train, val decode" in ok(command("hfcls-verify", recipe))
-    assert "saved 4 val samples" in ok(command("hfcls-browse", recipe, "--split", "val", "--n", "4",
-                                               "--out", tmp_path / "grid.png"))
+    assert "saved 4 val samples" in ok(
+        command("hfcls-browse", recipe, "--split", "val", "--n", "4", "--out", tmp_path / "grid.png")
+    )
 
 
 def test_bad_multi_label_input_is_one_line(multilabel_run, tmp_path, command):
@@ -182,8 +221,11 @@ def test_bad_multi_label_input_is_one_line(multilabel_run, tmp_path, command):
     voc = write_voc(tmp_path / "VOC2007")
     xml = voc / "Annotations" / "000003.xml"
     xml.write_text(xml.read_text().replace("<difficult>", "<difficult", 1))
-    user_error(command("hfcls-verify", recipe, f"data.train={{type: voc, root: {voc}}}", "data.val=null"),
-               f"{xml} line 7", "does not parse")
+    user_error(
+        command("hfcls-verify", recipe, f"data.train={{type: voc, root: {voc}}}", "data.val=null"),
+        f"{xml} line 7",
+        "does not parse",
+    )
 
 
 def test_hfcls_plot(trained, tmp_path, command):
@@ -195,14 +237,41 @@ def test_hfcls_plot(trained, tmp_path, command):
 
 def test_hfcls_bench(trained, tmp_path, command):
     root, recipe, _ = trained
-    out = ok(command("hfcls-bench", recipe, "--steps", "2", "--warmup", "0", "--rounds", "1", "--baseline",
-                     "--json", tmp_path / "b.json"))
+    out = ok(
+        command(
+            "hfcls-bench",
+            recipe,
+            "--steps",
+            "2",
+            "--warmup",
+            "0",
+            "--rounds",
+            "1",
+            "--baseline",
+            "--json",
+            tmp_path / "b.json",
+        )
+    )
     assert "ratio hfcls loader, fp32 NCHW / baseline" in out
     assert len(json.loads((tmp_path / "b.json").read_text())["results"]) == 2
     user_error(run("hfcls-bench", recipe, "data.val=null", "--what", "eval"), "data.val")
     # Decoding on the device, against the compute-only ceiling: the report GPU runs give (benchmarks/run_gpu.sh).
-    out = ok(command("hfcls-bench", recipe, "data.decode=cpu", "--what", "eval", "--synthetic", "--steps", "2",
-                     "--warmup", "0", "--rounds", "1"))
+    out = ok(
+        command(
+            "hfcls-bench",
+            recipe,
+            "data.decode=cpu",
+            "--what",
+            "eval",
+            "--synthetic",
+            "--steps",
+            "2",
+            "--warmup",
+            "0",
+            "--rounds",
+            "1",
+        )
+    )
     assert "data wait" in out and "real / synthetic hfcls decode cpu, fp32 NCHW: " in out
     if not torch.cuda.is_available():
         user_error(command("hfcls-bench", recipe, "data.decode=cuda"), "data.decode=cuda", "data.decode=cpu")
@@ -219,11 +288,12 @@ def test_hfcls_export(trained, tmp_path, command):
     out = ok(command("hfcls-export", work / "best", tmp_path / "m.onnx", "--dynamic-batch"))
     assert "max |delta logit|" in out and "top-1 accuracy: pytorch" in out and (tmp_path / "m.onnx").is_file()
     # The graph evaluates like any checkpoint, through onnxruntime.
-    evaluated = ok(command("hfcls-eval", recipe, tmp_path / "m.onnx", "--metrics", "accuracy",
-                           "--out", tmp_path / "o.json"))
+    evaluated = ok(
+        command("hfcls-eval", recipe, tmp_path / "m.onnx", "--metrics", "accuracy", "--out", tmp_path / "o.json")
+    )
     torch_eval = ok(command("hfcls-eval", recipe, work / "best", "--metrics", "accuracy"))
-    line = [l for l in evaluated.splitlines() if "accuracy_top1" in l]
-    assert line and line == [l for l in torch_eval.splitlines() if "accuracy_top1" in l]
+    line = [row for row in evaluated.splitlines() if "accuracy_top1" in row]
+    assert line and line == [row for row in torch_eval.splitlines() if "accuracy_top1" in row]
     assert json.loads((tmp_path / "o.json").read_text())["predictions"]
     user_error(run("hfcls-export", work / "best", tmp_path / "x.onnx", "--opset", "99"), "--opset 99", "opsets 7 to")
     user_error(command("hfcls-export", work / "best", tmp_path / "m.onnx"), "m.onnx", "--overwrite")
@@ -231,12 +301,24 @@ def test_hfcls_export(trained, tmp_path, command):
 
 def test_hfcls_cam(trained, tmp_path, command):
     root, recipe, work = trained
-    out = ok(run("hfcls-cam", root / "data" / "val" / "cat" / "0.png", work / "best", "--method", "gradcam++",
-                 "--out", tmp_path / "cam.png"))
+    out = ok(
+        run(
+            "hfcls-cam",
+            root / "data" / "val" / "cat" / "0.png",
+            work / "best",
+            "--method",
+            "gradcam++",
+            "--out",
+            tmp_path / "cam.png",
+        )
+    )
     assert "gradcam++ of class" in out and (tmp_path / "cam.png").stat().st_size > 2000
-    user_error(command("hfcls-cam", root / "data" / "val" / "cat" / "0.png", work / "best",
-                       "--layer", "resnet.encoder.stage"),
-               "--layer resnet.encoder.stage", "close names", "resnet.encoder.stages")
+    user_error(
+        command("hfcls-cam", root / "data" / "val" / "cat" / "0.png", work / "best", "--layer", "resnet.encoder.stage"),
+        "--layer resnet.encoder.stage",
+        "close names",
+        "resnet.encoder.stages",
+    )
 
 
 def test_hfcls_analyze(trained, tmp_path, command):
@@ -245,11 +327,27 @@ def test_hfcls_analyze(trained, tmp_path, command):
     out = ok(run("hfcls-analyze", tmp_path / "r.pkl", "--out", tmp_path / "analysis", "--n", "4"))
     assert "mistakes in 12 images" in out
     assert {p.name for p in (tmp_path / "analysis").iterdir()} == {
-        "failures.png", "successes.png", "per_class_accuracy.png", "confusion_pairs.csv"}
-    ok(command("hfcls-eval", recipe, work / "best", "--metrics", "accuracy", "--out", tmp_path / "m.json",
-               "--out-items", "metrics"))
-    user_error(command("hfcls-analyze", tmp_path / "m.json", "--out", tmp_path / "a2"), "m.json",
-               "--out-items metrics pred")
+        "failures.png",
+        "successes.png",
+        "per_class_accuracy.png",
+        "confusion_pairs.csv",
+    }
+    ok(
+        command(
+            "hfcls-eval",
+            recipe,
+            work / "best",
+            "--metrics",
+            "accuracy",
+            "--out",
+            tmp_path / "m.json",
+            "--out-items",
+            "metrics",
+        )
+    )
+    user_error(
+        command("hfcls-analyze", tmp_path / "m.json", "--out", tmp_path / "a2"), "m.json", "--out-items metrics pred"
+    )
 
 
 def test_hfcls_lr(trained, tmp_path, command):
@@ -278,8 +376,11 @@ def test_hfcls_average(trained, tmp_path, command):
 
     other = AutoModelForImageClassification.from_config(AutoConfig.for_model("lenet5", num_channels=3, num_labels=3))
     save_hf_folder(other, image_processor(DataSection(eval_pipeline=[{"type": "Resize", "size": 32}])), tmp_path / "le")
-    user_error(command("hfcls-average", work / "best", tmp_path / "le", tmp_path / "bad"),
-               "different architectures", "resnet and lenet5")
+    user_error(
+        command("hfcls-average", work / "best", tmp_path / "le", tmp_path / "bad"),
+        "different architectures",
+        "resnet and lenet5",
+    )
 
 
 def torch_close(a, b) -> bool:
@@ -290,16 +391,36 @@ def test_new_flags_of_existing_commands(trained, tmp_path, command):
     root, recipe, work = trained
     printed = ok(command("hfcls-train", recipe, "optim.lr=0.5", "--print-recipe"))
     assert "lr: 0.5" in printed and "epochs: 2" in printed and not (tmp_path / "work").exists()
-    ok(command("hfcls-eval", recipe, work / "best", "--tta", "flip,crops", "--metrics", "accuracy",
-               "--out", tmp_path / "f.json", "--out-items", "pred", "features"))
+    ok(
+        command(
+            "hfcls-eval",
+            recipe,
+            work / "best",
+            "--tta",
+            "flip,crops",
+            "--metrics",
+            "accuracy",
+            "--out",
+            tmp_path / "f.json",
+            "--out-items",
+            "pred",
+            "features",
+        )
+    )
     records = json.loads((tmp_path / "f.json").read_text())["predictions"]
     assert len(records) == 12 and len(records[0]["features"]) == 16 and records[0]["image"].endswith(".png")
     user_error(command("hfcls-eval", recipe, work / "best", "--metrics", "accuracy", "--tta", "flips"), "flips", "flip")
     for suffix in ("csv", "json"):
-        ok(command("hfcls-demo", root / "data" / "val", work / "best", "--topk", "2",
-                   "--out", tmp_path / f"p.{suffix}"))
+        ok(
+            command(
+                "hfcls-demo", root / "data" / "val", work / "best", "--topk", "2", "--out", tmp_path / f"p.{suffix}"
+            )
+        )
     rows = (tmp_path / "p.csv").read_text().splitlines()
     assert rows[0] == "path,label_1,score_1,label_2,score_2" and len(rows) == 13
     predictions = json.loads((tmp_path / "p.json").read_text())
     assert len(predictions) == 12 and len(predictions[0]["predictions"]) == 2
-    assert rows[1].split(",")[0] == predictions[0]["path"] and rows[1].split(",")[1] == predictions[0]["predictions"][0]["label"]
+    assert (
+        rows[1].split(",")[0] == predictions[0]["path"]
+        and rows[1].split(",")[1] == predictions[0]["predictions"][0]["label"]
+    )

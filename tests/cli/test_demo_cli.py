@@ -7,10 +7,6 @@ import pytest
 from hfcls.cli.demo import main as demo_cli
 
 
-
-
-
-
 def test_demo_prints_topk_and_draws_the_prediction(trained_digits, classifier, val_files, tmp_path, capsys):
     out = tmp_path / "vis" / "one.png"
     demo_cli([val_files[5], str(trained_digits[1] / "best"), "--topk", "3", "--out", str(out), "--device", "cpu"])
@@ -27,8 +23,18 @@ def test_demo_on_a_folder_skips_undecodable_files(trained_digits, digits_dir, tm
     for image in sorted((digits_dir / "val" / "7").iterdir())[:4]:
         shutil.copy(image, folder)
     (folder / "broken.png").write_bytes(b"not a png")
-    demo_cli([str(folder), str(trained_digits[1] / "best"), "--topk", "1", "--num-workers", "0",
-              "--out", str(tmp_path / "vis")])
+    demo_cli(
+        [
+            str(folder),
+            str(trained_digits[1] / "best"),
+            "--topk",
+            "1",
+            "--num-workers",
+            "0",
+            "--out",
+            str(tmp_path / "vis"),
+        ]
+    )
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(folder))]
     images = sorted(p for p in folder.iterdir() if p.name != "broken.png")
     assert printed == [str(p) for p in images] and len(images) == 4
@@ -36,10 +42,13 @@ def test_demo_on_a_folder_skips_undecodable_files(trained_digits, digits_dir, tm
     assert sorted(p.name for p in (tmp_path / "vis").iterdir()) == [p.stem + ".png" for p in images]
 
 
-@pytest.mark.parametrize("image, message", [
-    ("nowhere/*.png", "no image files at nowhere/*.png"),
-    ("broken", "cannot decode image"),
-])
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        ("nowhere/*.png", "no image files at nowhere/*.png"),
+        ("broken", "cannot decode image"),
+    ],
+)
 def test_demo_user_errors(trained_digits, tmp_path, capsys, image, message):
     if image == "broken":
         image = tmp_path / "broken.jpg"
@@ -50,13 +59,16 @@ def test_demo_user_errors(trained_digits, tmp_path, capsys, image, message):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--topk", "0"], "--topk must be at least 1, got 0"),
-    (["--threshold", "1.5"], "--threshold is a sigmoid score between 0 and 1, got 1.5"),
-    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-    (["--num-workers", "-1"], "--num-workers must be 0 or more, got -1"),
-    (["--device", "foo"], "--device foo: not a device torch knows; use cpu, cuda, cuda:1, ..."),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--topk", "0"], "--topk must be at least 1, got 0"),
+        (["--threshold", "1.5"], "--threshold is a sigmoid score between 0 and 1, got 1.5"),
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--num-workers", "-1"], "--num-workers must be 0 or more, got -1"),
+        (["--device", "foo"], "--device foo: not a device torch knows; use cpu, cuda, cuda:1, ..."),
+    ],
+)
 def test_a_bad_flag_is_named_by_its_flag(tmp_path, capsys, flags, message):
     image = tmp_path / "image.png"
     image.write_bytes(b"")

@@ -25,23 +25,33 @@ def user_error(capsys, *argv) -> str:
 
 def test_flags_and_their_defaults():
     args = parse_args(["r.yaml", "best", "--metrics", "accuracy", "f1_score", "--no-ema", "--split", "test"])
-    assert (args.metrics, args.use_ema, args.split, args.out_items) == (["accuracy", "f1_score"], False, "test",
-                                                                       ["metrics", "pred"])
+    assert (args.metrics, args.use_ema, args.split, args.out_items) == (
+        ["accuracy", "f1_score"],
+        False,
+        "test",
+        ["metrics", "pred"],
+    )
     assert parse_args(["r.yaml", "best", "--ema"]).use_ema is True
     assert parse_args(["r.yaml", "best"]).use_ema is None
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--metrics", "accuracy"], "does not exist"),
-    (["--metrics", "acuracy"], 'unknown metric \'acuracy\' (did you mean "accuracy"?); known metrics: accuracy, '),
-    (["--out", "results.csv"], "unknown extension; use one of .json, .yaml, .yml, .pkl, .pickle"),
-    ([], "pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE"),
-    (["--metrics", "accuracy", "--split", "test"], "the recipe has no data.test source"),
-    (["--metrics", "accuracy", "--metric-options", "average=weighted"], "average must be one of macro, micro, none"),
-    (["--metrics", "accuracy", "--metric-options", "top=1"], "metric option 'top=1': expected one of topk=..., "),
-    (["--metrics", "accuracy", "--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
-    (["--metrics", "accuracy", "--tta", "flips"], 'error: --tta: unknown view \'flips\' (did you mean "flip"?)'),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--metrics", "accuracy"], "does not exist"),
+        (["--metrics", "acuracy"], "unknown metric 'acuracy' (did you mean \"accuracy\"?); known metrics: accuracy, "),
+        (["--out", "results.csv"], "unknown extension; use one of .json, .yaml, .yml, .pkl, .pickle"),
+        ([], "pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE"),
+        (["--metrics", "accuracy", "--split", "test"], "the recipe has no data.test source"),
+        (
+            ["--metrics", "accuracy", "--metric-options", "average=weighted"],
+            "average must be one of macro, micro, none",
+        ),
+        (["--metrics", "accuracy", "--metric-options", "top=1"], "metric option 'top=1': expected one of topk=..., "),
+        (["--metrics", "accuracy", "--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
+        (["--metrics", "accuracy", "--tta", "flips"], "error: --tta: unknown view 'flips' (did you mean \"flip\"?)"),
+    ],
+)
 def test_bad_requests_are_user_errors(trained_digits, capsys, argv, message):
     recipe, work = trained_digits
     checkpoint = work / "missing" if message == "does not exist" else work / "best"
@@ -66,8 +76,17 @@ def test_out_file_is_written_and_named(trained_digits, tmp_path, capsys):
 
 def test_per_class_table_and_confusion_matrix_picture(trained_digits, tmp_path, capsys):
     recipe, work = trained_digits
-    run_eval(recipe, work / "best", "--metrics", "precision", "recall", "--metric-options", "average=none",
-             "--show-dir", tmp_path / "show")
+    run_eval(
+        recipe,
+        work / "best",
+        "--metrics",
+        "precision",
+        "recall",
+        "--metric-options",
+        "average=none",
+        "--show-dir",
+        tmp_path / "show",
+    )
     out = capsys.readouterr().out
     assert "| class | precision_classwise | recall_classwise |" in out
     assert sum(line.startswith("| 7 ") for line in out.splitlines()) == 1

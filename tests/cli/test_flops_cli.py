@@ -1,9 +1,10 @@
 """hfcls-flops's command line: --shape, --num-classes, --per-layer --depth, and one-line errors."""
 
 import pytest
-from conftest import REPO, tiny_recipe_dict, write_recipe
 
 from hfcls.cli.flops import main
+
+from conftest import REPO, tiny_recipe_dict, write_recipe
 
 RECIPES = REPO / "recipes"
 
@@ -17,8 +18,19 @@ def test_resnet50_matches_mmclassification(capsys):
 
 
 def test_per_layer_table_and_shape_option(capsys):
-    main([str(RECIPES / "mnist" / "lenet5_1xb128_mnist.yaml"), "--shape", "32", "32", "--num-classes", "10",
-          "--per-layer", "--depth", "1"])
+    main(
+        [
+            str(RECIPES / "mnist" / "lenet5_1xb128_mnist.yaml"),
+            "--shape",
+            "32",
+            "32",
+            "--num-classes",
+            "10",
+            "--per-layer",
+            "--depth",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert "FLOPs: 1.30 M   (= 651.72 k multiply-accumulates" in out
     assert "Params: 62.01 k" in out

@@ -27,8 +27,9 @@ def test_other_bytes_under_the_hashed_name_are_named_as_out(cifar_resnet_run, tm
     with pytest.raises(SystemExit) as exit_info:
         main([str(cifar_resnet_run / "checkpoints" / "epoch_1"), str(tmp_path / "tiny")])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.startswith(f"error: OUT: the published {published} is a file already; "
-                                              "nothing was written")
+    assert capsys.readouterr().err.startswith(
+        f"error: OUT: the published {published} is a file already; nothing was written"
+    )
 
 
 def test_ema_flags(capsys):

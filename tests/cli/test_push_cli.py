@@ -1,10 +1,11 @@
 """hfcls-push's command line: --dry-run [--out], --private, --revision, --commit-message, and one-line errors."""
 
 import pytest
-from conftest import FakeHub
 from huggingface_hub import constants
 
 from hfcls.cli.push import main
+
+from conftest import FakeHub
 
 
 def test_dry_run_writes_the_folder_and_says_so(two_epoch_run, tmp_path, capsys):
@@ -12,9 +13,11 @@ def test_dry_run_writes_the_folder_and_says_so(two_epoch_run, tmp_path, capsys):
     out = tmp_path / "staged"
     main([str(published.with_suffix("")), "me/tiny-colours", "--dry-run", "--out", str(out)])
     printed = capsys.readouterr().out
-    assert printed.startswith(f"dry run: wrote {out} (README.md, config.json, model.safetensors, "
-                              "preprocessor_config.json); would upload it to public repo me/tiny-colours\n"
-                              "model card metadata (README.md front matter):\n")
+    assert printed.startswith(
+        f"dry run: wrote {out} (README.md, config.json, model.safetensors, "
+        "preprocessor_config.json); would upload it to public repo me/tiny-colours\n"
+        "model card metadata (README.md front matter):\n"
+    )
     assert "pipeline_tag: image-classification" in printed
     assert "me/tiny-colours" in (out / "README.md").read_text()
 
@@ -35,8 +38,10 @@ def test_offline_is_one_clear_line(two_epoch_run, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([str(two_epoch_run / "latest"), "me/tiny"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == "error: cannot push: HF_HUB_OFFLINE is set; unset it " \
-                                      "(or use --dry-run to write the folder only)\n"
+    assert (
+        capsys.readouterr().err == "error: cannot push: HF_HUB_OFFLINE is set; unset it "
+        "(or use --dry-run to write the folder only)\n"
+    )
 
 
 def test_dry_run_into_a_folder_with_files_is_one_line(two_epoch_run, tmp_path, capsys):
@@ -52,7 +57,16 @@ def test_dry_run_into_a_folder_with_files_is_one_line(two_epoch_run, tmp_path, c
 
 def test_a_work_dir_that_is_no_run_is_named_by_its_flag(two_epoch_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main([str(two_epoch_run / "latest"), "me/tiny", "--dry-run", "--out", str(tmp_path / "staged"),
-              "--work-dir", str(tmp_path)])
+        main(
+            [
+                str(two_epoch_run / "latest"),
+                "me/tiny",
+                "--dry-run",
+                "--out",
+                str(tmp_path / "staged"),
+                "--work-dir",
+                str(tmp_path),
+            ]
+        )
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == f"error: --work-dir {tmp_path} has no recipe.yaml; pass the run's work dir\n"

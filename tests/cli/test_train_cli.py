@@ -2,17 +2,29 @@
 user errors as one line with exit status 2."""
 
 import pytest
-from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
 from hfcls.cli.train import main, merge_args, parse_args
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
+from conftest import tiny_recipe_dict, write_recipe
+
 
 def test_cfg_options_seed_and_work_dir_from_the_command_line(based):
-    args = parse_args([str(based), "train.epochs=2", "--cfg-options", "optim.lr=0.2", "data.batch_size=4",
-                       "--seed", "7", "--work-dir", "somewhere"])
+    args = parse_args(
+        [
+            str(based),
+            "train.epochs=2",
+            "--cfg-options",
+            "optim.lr=0.2",
+            "data.batch_size=4",
+            "--seed",
+            "7",
+            "--work-dir",
+            "somewhere",
+        ]
+    )
     recipe = merge_args(args)
     assert (recipe.train.epochs, recipe.optim.lr, recipe.data.batch_size) == (2, 0.2, 4)
     assert recipe.seed == 7 and recipe.work_dir == "somewhere"

@@ -15,9 +15,11 @@ from hfcls.cli.types import comma_separated, int_between, non_negative_int, posi
 
 def test_int_converters_take_their_range_and_refuse_the_rest():
     assert (positive_int("1"), non_negative_int("0"), int_between(1, 100)("100")) == (1, 0, 100)
-    for convert, text, message in ((positive_int, "0", "must be at least 1, got 0"),
-                                   (non_negative_int, "-1", "must be at least 0, got -1"),
-                                   (int_between(1, 100), "101", "must be 1 to 100, got 101")):
+    for convert, text, message in (
+        (positive_int, "0", "must be at least 1, got 0"),
+        (non_negative_int, "-1", "must be at least 0, got -1"),
+        (int_between(1, 100), "101", "must be 1 to 100, got 101"),
+    ):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             convert(text)
     with pytest.raises(ValueError):
@@ -55,21 +57,27 @@ def test_bench_refuses_peers_that_name_none(tiny_recipe, peers, capsys):
     assert "argument --peers: must name at least one" in err
 
 
-@pytest.mark.parametrize("flag, value, words", [
-    ("--steps", "0", "argument --steps: must be at least 1, got 0"),
-    ("--warmup", "-1", "argument --warmup: must be at least 0, got -1"),
-    ("--load", "-2", "argument --load: must be at least 0, got -2"),
-])
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--steps", "0", "argument --steps: must be at least 1, got 0"),
+        ("--warmup", "-1", "argument --warmup: must be at least 0, got -1"),
+        ("--load", "-2", "argument --load: must be at least 0, got -2"),
+    ],
+)
 def test_bench_flags_out_of_range(tiny_recipe, flag, value, words, capsys):
     assert words in one_error_line(bench, [str(tiny_recipe), flag, value], capsys)
 
 
-@pytest.mark.parametrize("flag, value, words", [
-    ("--short-side", "0", "argument --short-side: must be at least 1, got 0"),
-    ("--quality", "101", "argument --quality: must be 1 to 100, got 101"),
-    ("--rows-per-shard", "0", "argument --rows-per-shard: must be at least 1"),
-    ("--workers", "0", "argument --workers: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--short-side", "0", "argument --short-side: must be at least 1, got 0"),
+        ("--quality", "101", "argument --quality: must be 1 to 100, got 101"),
+        ("--rows-per-shard", "0", "argument --rows-per-shard: must be at least 1"),
+        ("--workers", "0", "argument --workers: must be at least 1"),
+    ],
+)
 def test_prepare_shrink_flags_out_of_range(tiny_recipe, tmp_path, flag, value, words, capsys):
     assert words in one_error_line(prepare, ["shrink", str(tiny_recipe), str(tmp_path / "x"), flag, value], capsys)
     assert not (tmp_path / "x").exists()

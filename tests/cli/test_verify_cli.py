@@ -1,10 +1,11 @@
 """hfcls-verify's command line: what it prints, and its exit status (0 clean, 1 bad images, 2 a bad recipe)."""
 
 import pytest
-from conftest import tiny_recipe_dict, write_recipe
-from layouts import bad_splits_recipe, isolated_cache  # noqa: F401
 
 from hfcls.cli.verify import main
+
+from conftest import tiny_recipe_dict, write_recipe
+from layouts import bad_splits_recipe, isolated_cache  # noqa: F401
 
 
 def test_verify_passes_clean_data(tiny_recipe, capsys):
@@ -28,8 +29,9 @@ def test_overrides_apply(tiny_recipe, capsys):
 
 
 def test_verify_bad_recipe_is_one_line_and_status_2(tmp_path, capsys):
-    recipe = tiny_recipe_dict(None, None, data={"train": {"type": "mnist", "root": str(tmp_path), "split": "tran"},
-                                                "val": None})
+    recipe = tiny_recipe_dict(
+        None, None, data={"train": {"type": "mnist", "root": str(tmp_path), "split": "tran"}, "val": None}
+    )
     with pytest.raises(SystemExit) as exit_info:
         main([str(write_recipe(tmp_path / "r.yaml", recipe))])
     assert exit_info.value.code == 2

@@ -4,14 +4,15 @@ hfcls-verify and hfcls.pipeline alike."""
 
 import numpy as np
 import pytest
-from conftest import ALL_METRICS
-from layouts import png_16bit
 from PIL import Image
 
 from hfcls.data.verify import verify_datasets
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
 from hfcls.evaluation.request import EvalRequest
 from hfcls.recipe import load_recipe
+
+from conftest import ALL_METRICS
+from layouts import png_16bit
 
 
 def copy_val(digits_dir, out, sixteen_bit):
@@ -51,8 +52,9 @@ def test_16_bit_val_scores_as_the_8_bit_one(trained_digits, best_results, reques
     recipe_path, work = trained_digits
     folder = request.getfixturevalue(which)
     recipe = load_recipe(recipe_path, [f"data.val.path={folder}", f"data.in_memory={str(in_memory).lower()}"])
-    results = evaluate_checkpoint(EvalRequest(recipe, work / "best", metrics=ALL_METRICS,
-                                              metric_options={"topk": [1, 3]}))
+    results = evaluate_checkpoint(
+        EvalRequest(recipe, work / "best", metrics=ALL_METRICS, metric_options={"topk": [1, 3]})
+    )
     assert results.metrics == best_results["metrics"]  # every metric, exactly
     assert best_results["metrics"]["accuracy_top1"] > 80
 

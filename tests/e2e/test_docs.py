@@ -22,8 +22,10 @@ def test_runnable_blocks_pass(doc, tmp_path, digits_dir):
 
 def test_the_doc_test_catches_a_broken_flag(tmp_path, digits_dir):
     doc = tmp_path / "doc.md"
-    doc.write_text("text\n<!-- runnable -->\n```shell\npython hfcls/train.py recipes/digits/"
-                   "resnet-tiny_1xb64_digits.yaml --no-such-flag\n```\n\n```shell\nnot run\n```\n")
+    doc.write_text(
+        "text\n<!-- runnable -->\n```shell\npython hfcls/train.py recipes/digits/"
+        "resnet-tiny_1xb64_digits.yaml --no-such-flag\n```\n\n```shell\nnot run\n```\n"
+    )
     blocks = runnable_blocks(doc)
     assert [(b.line, b.language) for b in blocks] == [(3, "shell")]
     (tmp_path / "box").mkdir()

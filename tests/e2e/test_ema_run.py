@@ -4,7 +4,6 @@ artifact form, a published file on its own. Each gives the weights the run evalu
 import shutil
 
 import pytest
-from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 
 from hfcls import pipeline
 from hfcls.api import train
@@ -14,6 +13,7 @@ from hfcls.evaluation.request import EvalRequest
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
+from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 
 pytestmark = pytest.mark.xdist_group("ema_run")  # one worker trains the run, once, for all its readers
 
@@ -23,10 +23,14 @@ def ema_run(tmp_path_factory):
     """(recipe, work dir) of 3 epochs with an EMA that lags the raw weights, checkpoint and evaluation each epoch;
     its data in data/ beside the work dir."""
     root = tmp_path_factory.mktemp("ema_run")
-    data = (make_image_folder(root / "data" / "train", per_class=8, seed=0),
-            make_image_folder(root / "data" / "val", per_class=4, seed=1))
-    recipe = write_recipe(root / "ema.yaml", tiny_recipe_dict(
-        *data, train={"epochs": 3, "ema": {"decay": 0.9, "warmup": False}, "publish": True}))
+    data = (
+        make_image_folder(root / "data" / "train", per_class=8, seed=0),
+        make_image_folder(root / "data" / "val", per_class=4, seed=1),
+    )
+    recipe = write_recipe(
+        root / "ema.yaml",
+        tiny_recipe_dict(*data, train={"epochs": 3, "ema": {"decay": 0.9, "warmup": False}, "publish": True}),
+    )
     train(load_recipe(recipe), root / "work")
     return load_recipe(recipe), root / "work"
 
@@ -68,5 +72,7 @@ def test_a_published_file_works_on_its_own(ema_run, tmp_path):
     images = sorted(str(p) for p in (work.parent / "data" / "val").glob("*/*.png"))
     assert pipeline(lone)(images, top_k=3) == pipeline(work / "latest")(images, top_k=3)
     # hfcls-eval needs the recipe for its data only
-    assert (evaluate_checkpoint(EvalRequest(recipe, lone, metrics=["accuracy"])).metrics
-            == evaluate_checkpoint(EvalRequest(recipe, work / "latest", metrics=["accuracy"])).metrics)
+    assert (
+        evaluate_checkpoint(EvalRequest(recipe, lone, metrics=["accuracy"])).metrics
+        == evaluate_checkpoint(EvalRequest(recipe, work / "latest", metrics=["accuracy"])).metrics
+    )

@@ -15,13 +15,22 @@ import subprocess
 
 import pytest
 from transformers import AutoModelForImageClassification
-from conftest import REPO, deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict, weights, write_recipe
 
 from hfcls.artifacts.loading import load_model
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
 from hfcls.evaluation.request import EvalRequest
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
+
+from conftest import (
+    REPO,
+    deterministic_rows,
+    make_image_folder,
+    max_difference,
+    tiny_recipe_dict,
+    weights,
+    write_recipe,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -47,25 +56,50 @@ from hfcls.cli.train import main
 main(sys.argv[1:])
 """
 
-TINY_VIT = {"model_type": "vit", "image_size": 16, "patch_size": 4, "hidden_size": 16, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 32}
+TINY_VIT = {
+    "model_type": "vit",
+    "image_size": 16,
+    "patch_size": 4,
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+}
 
 
 def launch(config: str, port: int, script, *args, tmp_path=None) -> subprocess.CompletedProcess:
     from test_multiprocess import launch_env
 
-    command = ["accelerate", "launch", "--config_file", REPO / "launch" / "accelerate" / config,
-               "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(port), *script, *args]
+    command = [
+        "accelerate",
+        "launch",
+        "--config_file",
+        REPO / "launch" / "accelerate" / config,
+        "--num_processes",
+        "2",
+        "--mixed_precision",
+        "no",
+        "--main_process_port",
+        str(port),
+        *script,
+        *args,
+    ]
     return subprocess.run([str(c) for c in command], env=launch_env(), capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("fsdp")
-    data = (make_image_folder(root / "data" / "train", per_class=8, seed=0),
-            make_image_folder(root / "data" / "val", per_class=4, seed=1))
-    recipe = write_recipe(root / "vit.yaml", tiny_recipe_dict(
-        *data, model={"config": TINY_VIT}, train={"epochs": 2, "deterministic": True, "publish": True}))
+    data = (
+        make_image_folder(root / "data" / "train", per_class=8, seed=0),
+        make_image_folder(root / "data" / "val", per_class=4, seed=1),
+    )
+    recipe = write_recipe(
+        root / "vit.yaml",
+        tiny_recipe_dict(
+            *data, model={"config": TINY_VIT}, train={"epochs": 2, "deterministic": True, "publish": True}
+        ),
+    )
     (root / "fsdp_on_cpu.py").write_text(FSDP_ON_CPU)
     return root, recipe
 
@@ -102,27 +136,43 @@ def test_fsdp_trains_checkpoints_resumes_exactly_publishes_and_evaluates(setup):
 
     # The published file alone, evaluated in one process, scores what the FSDP run measured on its two.
     [published] = (straight / "publish").glob("*.safetensors")
-    results = evaluate_checkpoint(EvalRequest(load_recipe(recipe), published, metrics=["accuracy"],
-                                              metric_options={"topk": [1, 2]}))
+    results = evaluate_checkpoint(
+        EvalRequest(load_recipe(recipe), published, metrics=["accuracy"], metric_options={"topk": [1, 2]})
+    )
     last = read_jsonl(straight / "metrics.jsonl")[-1]
     assert results.metrics["accuracy_top1"] == pytest.approx(last["val_accuracy_top1"], abs=1e-6)
     # latest/ holds the whole model, gathered from the shards: the final weights. (Read by transformers:
     # hfcls's reader does not yet map the older key names transformers 5 writes ViT folders with.)
-    assert max_difference(AutoModelForImageClassification.from_pretrained(straight / "latest").state_dict(),
-                          load_model(straight / "checkpoints" / "epoch_2").state_dict()) == 0
+    assert (
+        max_difference(
+            AutoModelForImageClassification.from_pretrained(straight / "latest").state_dict(),
+            load_model(straight / "checkpoints" / "epoch_2").state_dict(),
+        )
+        == 0
+    )
 
 
 def test_what_fsdp_cannot_do_is_one_line(setup):
     root, recipe = setup
-    ema = launch("fsdp.yaml", 29735, [root / "fsdp_on_cpu.py"], recipe, "--work-dir", root / "ema",
-                 "train.ema={decay: 0.9}")
+    ema = launch(
+        "fsdp.yaml", 29735, [root / "fsdp_on_cpu.py"], recipe, "--work-dir", root / "ema", "train.ema={decay: 0.9}"
+    )
     assert ema.returncode != 0
     assert "error: train.ema does not work with a sharded model (FSDP)" in ema.stdout + ema.stderr
     # The shipped config wraps ViT blocks; a ResNet has none.
-    resnet = launch("fsdp.yaml", 29736, [root / "fsdp_on_cpu.py"], recipe, "--work-dir", root / "resnet",
-                    "model.config={model_type: resnet, embedding_size: 8, hidden_sizes: [8, 16], depths: [1, 1]}")
-    assert ("error: FSDP cannot wrap resnet with this launch config (Could not find the transformer layer class "
-            "ViTLayer in the model.); name the model's block class") in resnet.stdout + resnet.stderr
+    resnet = launch(
+        "fsdp.yaml",
+        29736,
+        [root / "fsdp_on_cpu.py"],
+        recipe,
+        "--work-dir",
+        root / "resnet",
+        "model.config={model_type: resnet, embedding_size: 8, hidden_sizes: [8, 16], depths: [1, 1]}",
+    )
+    assert (
+        "error: FSDP cannot wrap resnet with this launch config (Could not find the transformer layer class "
+        "ViTLayer in the model.); name the model's block class"
+    ) in resnet.stdout + resnet.stderr
 
 
 def test_the_shipped_fsdp_config_is_refused_on_cpu(setup):
@@ -130,6 +180,8 @@ def test_the_shipped_fsdp_config_is_refused_on_cpu(setup):
     done = launch("fsdp.yaml", 29737, ["-m", "hfcls.train"], recipe, "--work-dir", root / "refused")
     output = done.stdout + done.stderr
     assert done.returncode != 0
-    assert ("error: the launch config asks for FSDP (ACCELERATE_USE_FSDP=true), but Accelerate made a MULTI_CPU "
-            "job: it runs FSDP only on GPUs") in output
+    assert (
+        "error: the launch config asks for FSDP (ACCELERATE_USE_FSDP=true), but Accelerate made a MULTI_CPU "
+        "job: it runs FSDP only on GPUs"
+    ) in output
     assert not (root / "refused" / "checkpoints").exists()

@@ -24,9 +24,17 @@ def recalls(tmp_path_factory):
     data = shared_once(tmp_path_factory, "imbalanced_digits", prepare_imbalanced_digits)
     found = {}
     for variant, suffix in VARIANTS.items():
-        recipe = load_recipe(RECIPES / f"resnet-tiny_1xb64_imbalanced-digits{suffix}.yaml", [
-            f"data.train.path={data / 'train'}", f"data.val.path={data / 'val'}", "train.epochs=5",
-            "evaluation.interval=5", "train.log_with=[]", "train.publish=false"])
+        recipe = load_recipe(
+            RECIPES / f"resnet-tiny_1xb64_imbalanced-digits{suffix}.yaml",
+            [
+                f"data.train.path={data / 'train'}",
+                f"data.val.path={data / 'val'}",
+                "train.epochs=5",
+                "evaluation.interval=5",
+                "train.log_with=[]",
+                "train.publish=false",
+            ],
+        )
         work = tmp_path_factory.mktemp(variant)
         train(recipe, work)
         metrics = evaluate_checkpoint(EvalRequest(recipe, work / "latest", metrics=["recall"])).metrics

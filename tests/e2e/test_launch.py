@@ -50,8 +50,7 @@ def fake_accelerate(tmp_path):
 
 
 def run_script(name, args, env):
-    return subprocess.run([str(LAUNCH / name), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([str(LAUNCH / name), *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
 
 
 def accelerate_calls(tmp_path) -> list:
@@ -60,8 +59,10 @@ def accelerate_calls(tmp_path) -> list:
 
 
 def launch_line(processes, machines, rank, ip, port, module_and_args) -> str:
-    return (f"launch --multi_gpu --num_processes {processes} --num_machines {machines} --machine_rank {rank} "
-            f"--main_process_ip {ip} --main_process_port {port} -m {module_and_args} | PYTHONPATH={REPO}")
+    return (
+        f"launch --multi_gpu --num_processes {processes} --num_machines {machines} --machine_rank {rank} "
+        f"--main_process_ip {ip} --main_process_port {port} -m {module_and_args} | PYTHONPATH={REPO}"
+    )
 
 
 @pytest.fixture
@@ -75,7 +76,8 @@ def test_dist_train_on_one_of_two_nodes(tmp_path, tiny_recipe, fake_accelerate):
     assert done.returncode == 0, done.stderr
     # GPUS is per machine, as in MMClassification; accelerate counts processes over all machines.
     assert accelerate_calls(tmp_path) == [
-        launch_line(8, 2, 1, "10.1.2.3", 29704, f"hfcls.train {tiny_recipe} train.epochs=3 --work-dir w")]
+        launch_line(8, 2, 1, "10.1.2.3", 29704, f"hfcls.train {tiny_recipe} train.epochs=3 --work-dir w")
+    ]
 
 
 def test_dist_train_defaults_and_single_process(tmp_path, recipe_with_port, fake_accelerate):
@@ -93,7 +95,10 @@ def test_dist_test_runs_hfcls_cli_eval(tmp_path, tiny_recipe, fake_accelerate):
     done = run_script("dist_test.sh", [tiny_recipe, "work/best", 2, "--metrics", "accuracy", "--out", "r.json"], env)
     assert done.returncode == 0, done.stderr
     assert accelerate_calls(tmp_path) == [
-        launch_line(2, 1, 0, "127.0.0.1", 29705, f"hfcls.cli.eval {tiny_recipe} work/best --metrics accuracy --out r.json")]
+        launch_line(
+            2, 1, 0, "127.0.0.1", 29705, f"hfcls.cli.eval {tiny_recipe} work/best --metrics accuracy --out r.json"
+        )
+    ]
 
 
 def test_taken_port_is_one_line_before_anything_starts(tmp_path, tiny_recipe, fake_accelerate):
@@ -104,7 +109,8 @@ def test_taken_port_is_one_line_before_anything_starts(tmp_path, tiny_recipe, fa
         assert done.returncode == 2
         assert done.stderr.splitlines() == [
             f"error: port 29706 is already in use on {socket.gethostname()} (another job?); "
-            "pick a free one with PORT=29707 (or the recipe's dist.port)"]
+            "pick a free one with PORT=29707 (or the recipe's dist.port)"
+        ]
         assert accelerate_calls(tmp_path) == []
         # Machines other than 0 connect to the port, they do not listen on it.
         env = script_env(tmp_path, fake_accelerate, PORT=29706, NNODES=2, NODE_RANK=1)
@@ -116,22 +122,35 @@ def test_taken_port_is_one_line_before_anything_starts(tmp_path, tiny_recipe, fa
 
 def test_bad_port_and_missing_arguments_are_one_line(tmp_path, tiny_recipe, fake_accelerate):
     done = run_script("dist_train.sh", [tiny_recipe, 2], script_env(tmp_path, fake_accelerate, PORT="29x"))
-    assert (done.returncode, done.stderr) == (2, "error: PORT='29x' is not a port number; "
-                                                 "use one from 1 to 65535, e.g. 29501\n")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: PORT='29x' is not a port number; use one from 1 to 65535, e.g. 29501\n",
+    )
     done = run_script("slurm_train.sh", ["gpu", "job"], script_env(tmp_path, fake_accelerate))
     assert (done.returncode, done.stderr) == (
-        2, "usage: launch/slurm_train.sh PARTITION JOB_NAME RECIPE WORK_DIR [train args...]\n")
+        2,
+        "usage: launch/slurm_train.sh PARTITION JOB_NAME RECIPE WORK_DIR [train args...]\n",
+    )
 
 
 def test_slurm_train_runs_one_task_per_node(tmp_path, recipe_with_port, fake_accelerate):
-    env = script_env(tmp_path, fake_accelerate, SLURM_STUB, GPUS=4, GPUS_PER_NODE=2, CPUS_PER_TASK=3,
-                     SRUN_ARGS="--quotatype=auto --time=1:00:00", STUB_HOSTS="node-a,node-b")
+    env = script_env(
+        tmp_path,
+        fake_accelerate,
+        SLURM_STUB,
+        GPUS=4,
+        GPUS_PER_NODE=2,
+        CPUS_PER_TASK=3,
+        SRUN_ARGS="--quotatype=auto --time=1:00:00",
+        STUB_HOSTS="node-a,node-b",
+    )
     done = run_script("slurm_train.sh", ["gpu", "job1", recipe_with_port, "work", "--seed", 3], env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "srun.log").read_text() == (
         "--partition=gpu --job-name=job1 --nodes=2 --ntasks=2 --ntasks-per-node=1 --gres=gpu:2 "
         f"--cpus-per-task=6 --kill-on-bad-exit=1 --quotatype=auto --time=1:00:00 {LAUNCH}/slurm_node.sh "
-        f"hfcls.train {recipe_with_port} --work-dir work --seed 3\n")
+        f"hfcls.train {recipe_with_port} --work-dir work --seed 3\n"
+    )
     module = f"hfcls.train {recipe_with_port} --work-dir work --seed 3"
     assert accelerate_calls(tmp_path) == [launch_line(4, 2, rank, "node-a", 29702, module) for rank in (0, 1)]
 
@@ -140,17 +159,22 @@ def test_slurm_test_takes_port_from_env_and_defaults_to_one_node_of_8(tmp_path, 
     env = script_env(tmp_path, fake_accelerate, SLURM_STUB, PORT=29708)
     done = run_script("slurm_test.sh", ["gpu", "eval", tiny_recipe, "work/best", "--out", "r.json"], env)
     assert done.returncode == 0, done.stderr
-    assert "--nodes=1 --ntasks=1 --ntasks-per-node=1 --gres=gpu:8 --cpus-per-task=40" in (
-        tmp_path / "srun.log").read_text()
+    assert (
+        "--nodes=1 --ntasks=1 --ntasks-per-node=1 --gres=gpu:8 --cpus-per-task=40"
+        in (tmp_path / "srun.log").read_text()
+    )
     assert accelerate_calls(tmp_path) == [
-        launch_line(8, 1, 0, "localhost", 29708, f"hfcls.cli.eval {tiny_recipe} work/best --out r.json")]
+        launch_line(8, 1, 0, "localhost", 29708, f"hfcls.cli.eval {tiny_recipe} work/best --out r.json")
+    ]
 
 
 def test_slurm_rejects_gpus_that_do_not_fill_nodes(tmp_path, tiny_recipe, fake_accelerate):
     env = script_env(tmp_path, fake_accelerate, SLURM_STUB, GPUS=6, GPUS_PER_NODE=4)
     done = run_script("slurm_train.sh", ["gpu", "job", tiny_recipe, "work"], env)
     assert (done.returncode, done.stderr) == (
-        2, "error: GPUS=6 is not a multiple of GPUS_PER_NODE=4; every node runs GPUS_PER_NODE processes\n")
+        2,
+        "error: GPUS=6 is not a multiple of GPUS_PER_NODE=4; every node runs GPUS_PER_NODE processes\n",
+    )
     assert not (tmp_path / "srun.log").exists()
 
 
@@ -170,14 +194,23 @@ def test_accelerate_config_files_load_as_documented():
         config = load_config_from_file(str(LAUNCH / "accelerate" / name))
         assert (config.distributed_type, config.num_machines, config.num_processes) == (kind, machines, processes), name
     assert load_config_from_file(str(LAUNCH / "accelerate" / "fsdp.yaml")).fsdp_config["fsdp_version"] == 2
-    assert load_config_from_file(str(LAUNCH / "accelerate" / "deepspeed_zero2.yaml")).deepspeed_config["zero_stage"] == 2
+    assert (
+        load_config_from_file(str(LAUNCH / "accelerate" / "deepspeed_zero2.yaml")).deepspeed_config["zero_stage"] == 2
+    )
 
 
 @pytest.mark.parametrize("launcher", [[], ["-m", "accelerate.commands.launch", "--num_processes", "1"]])
 def test_script_runs_under_python_and_accelerate_launch(tiny_recipe, tmp_path, launcher):
     work = tmp_path / "w"
-    cmd = [sys.executable, *launcher, str(REPO / "hfcls" / "train.py"), str(tiny_recipe),
-           "train.epochs=1", "--work-dir", str(work)]
+    cmd = [
+        sys.executable,
+        *launcher,
+        str(REPO / "hfcls" / "train.py"),
+        str(tiny_recipe),
+        "train.epochs=1",
+        "--work-dir",
+        str(work),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     assert (work / "best" / "model.safetensors").is_file()
     assert yaml.safe_load((work / "recipe.yaml").read_text())["train"]["epochs"] == 1

@@ -22,8 +22,15 @@ from hfcls.logs import read_jsonl
 from hfcls.metrics import MULTI_LABEL_METRICS
 from hfcls.recipe import load_recipe
 
-from conftest import (REPO, deterministic_rows, make_multilabel_folder, max_difference, tiny_recipe_dict, weights,
-                      write_recipe)
+from conftest import (
+    REPO,
+    deterministic_rows,
+    make_multilabel_folder,
+    max_difference,
+    tiny_recipe_dict,
+    weights,
+    write_recipe,
+)
 
 pytestmark = pytest.mark.xdist_group("multilabel_digits_eval")  # one worker builds the module's fixture, once
 
@@ -35,8 +42,16 @@ def evaluated(trained_multilabel_digits, tmp_path_factory):
     """evaluate_checkpoint of best/ with every multi-label metric and rule, read back from its results file."""
     recipe, work = trained_multilabel_digits
     out = tmp_path_factory.mktemp("ml_eval") / "best.json"
-    evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", metrics=MULTI_LABEL_METRICS,
-                                    metric_options=EVERY_RULE, out=out, out_items=("metrics", "pred", "class_scores")))
+    evaluate_checkpoint(
+        EvalRequest(
+            load_recipe(recipe),
+            work / "best",
+            metrics=MULTI_LABEL_METRICS,
+            metric_options=EVERY_RULE,
+            out=out,
+            out_items=("metrics", "pred", "class_scores"),
+        )
+    )
     return read_results(out)
 
 
@@ -65,8 +80,9 @@ def test_predictions_are_every_label_above_the_threshold(evaluated):
     assert hits > 0.1  # the whole set right, on a good share of the canvases
 
 
-def test_pipelines_and_a_moved_published_file_give_the_same_sigmoid_scores(trained_multilabel_digits, evaluated,
-                                                                            multilabel_digits_dir, tmp_path):
+def test_pipelines_and_a_moved_published_file_give_the_same_sigmoid_scores(
+    trained_multilabel_digits, evaluated, multilabel_digits_dir, tmp_path
+):
     recipe, work = trained_multilabel_digits
     files = [str(multilabel_digits_dir / "val" / "images" / f"{i:05d}.png") for i in range(40)]
     reference = transformers.pipeline("image-classification", model=str(work / "best"), device="cpu")
@@ -82,8 +98,9 @@ def test_pipelines_and_a_moved_published_file_give_the_same_sigmoid_scores(train
             np.testing.assert_allclose(row.numpy(), record["class_scores"], atol=1e-5)
         predicted = classifier(files[:5])
         for labels, row in zip(predicted, scores):
-            assert [p["label"] for p in labels] == [str(c) for c in np.argsort(-row.numpy(), kind="stable")
-                                                    if row[c] >= 0.5]
+            assert [p["label"] for p in labels] == [
+                str(c) for c in np.argsort(-row.numpy(), kind="stable") if row[c] >= 0.5
+            ]
 
 
 def free_port() -> int:
@@ -95,9 +112,24 @@ def free_port() -> int:
 def launch(*args, cwd=None, port=None):
     """`accelerate launch` of two CPU processes (gloo) running `-m module args...`."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1", "CUDA_VISIBLE_DEVICES": ""}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(port or free_port()), "-m", *map(str, args)]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port or free_port()),
+        "-m",
+        *map(str, args),
+    ]
     return subprocess.run(command, env=env, check=True, timeout=300, cwd=cwd, capture_output=True, text=True)
 
 
@@ -105,9 +137,23 @@ def test_two_processes_evaluate_every_multilabel_metric_as_one(trained_multilabe
     """360 canvases, batch 16, 2 processes: the last round is uneven, padded and dropped again."""
     recipe, work = trained_multilabel_digits
     out = tmp_path / "two.json"
-    run = launch("hfcls.cli.eval", recipe, work / "best", "--metrics", *MULTI_LABEL_METRICS, "--metric-options",
-                 "thrs=None,0.3", "topk=2", "--out", out, "--out-items", "metrics", "pred", "class_scores",
-                 cwd=tmp_path)
+    run = launch(
+        "hfcls.cli.eval",
+        recipe,
+        work / "best",
+        "--metrics",
+        *MULTI_LABEL_METRICS,
+        "--metric-options",
+        "thrs=None,0.3",
+        "topk=2",
+        "--out",
+        out,
+        "--out-items",
+        "metrics",
+        "pred",
+        "class_scores",
+        cwd=tmp_path,
+    )
     assert "on 360 val images (10 classes) with 2 process(es)" in run.stdout
     assert "| AP_classwise" in run.stdout and "recall_classwise_top2" in run.stdout
     results = json.loads(out.read_text())
@@ -124,9 +170,16 @@ def test_two_process_balanced_mixed_multilabel_run_resumes_mid_epoch_exactly(tmp
     make_multilabel_folder(train, count=48, seed=0)
     val = tmp_path / "val"
     make_multilabel_folder(val, count=8, seed=1)
-    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(train, val, data={"sampler": "class_balanced"}, train={
-        "epochs": 2, "deterministic": True, "mixup_alpha": 0.4, "cutmix_alpha": 1.0, "log_with": []},
-        checkpoint={"interval_steps": 2}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        tiny_recipe_dict(
+            train,
+            val,
+            data={"sampler": "class_balanced"},
+            train={"epochs": 2, "deterministic": True, "mixup_alpha": 0.4, "cutmix_alpha": 1.0, "log_with": []},
+            checkpoint={"interval_steps": 2},
+        ),
+    )
     launch("hfcls.cli.train", recipe, "--work-dir", tmp_path / "straight")
     # 48 images / (8 x 2 processes) = 3 steps an epoch: step_2 is inside epoch 1.
     shutil.copytree(tmp_path / "straight" / "checkpoints" / "step_2", tmp_path / "stopped" / "checkpoints" / "step_2")

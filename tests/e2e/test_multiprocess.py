@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from layouts import isolated_cache, save_numbered  # noqa: F401
 from PIL import Image
 from transformers import AutoModelForImageClassification
 
@@ -32,8 +31,17 @@ from hfcls.predict.forward import predict
 from hfcls.predict.inputs import recipe_inputs
 from hfcls.recipe import load_recipe
 
-from conftest import (ALL_METRICS, REPO, deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict,
-                      weights, write_recipe)
+from conftest import (
+    ALL_METRICS,
+    REPO,
+    deterministic_rows,
+    make_image_folder,
+    max_difference,
+    tiny_recipe_dict,
+    weights,
+    write_recipe,
+)
+from layouts import isolated_cache, save_numbered  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -53,9 +61,23 @@ def launch_env(*path_first, **variables) -> dict:
 
 def two_node_launch(rank: int, port: int, *module_and_args) -> list:
     """`accelerate launch` for one of two simulated machines, one process each."""
-    return ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "2",
-            "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
-            "-m", *map(str, module_and_args)]
+    return [
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "2",
+        "--machine_rank",
+        str(rank),
+        "--main_process_ip",
+        "127.0.0.1",
+        "--main_process_port",
+        str(port),
+        "-m",
+        *map(str, module_and_args),
+    ]
 
 
 def start(cmd, env, log: Path) -> subprocess.Popen:
@@ -84,10 +106,25 @@ def evaluate_alone(folder: Path, recipe) -> dict:
 
 def test_two_processes_train_digits_as_one_job(digits_dir, tmp_path):
     work = tmp_path / "work"
-    cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", "29720",
-           REPO / "hfcls" / "train.py", REPO / "recipes" / "digits" / "resnet-tiny_1xb64_digits.yaml",
-           f"data.train.path={digits_dir / 'train'}", f"data.val.path={digits_dir / 'val'}", "data.num_workers=0",
-           "train.epochs=2", "evaluation.interval=1", "checkpoint.interval=1", "--work-dir", work]
+    cmd = [
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "29720",
+        REPO / "hfcls" / "train.py",
+        REPO / "recipes" / "digits" / "resnet-tiny_1xb64_digits.yaml",
+        f"data.train.path={digits_dir / 'train'}",
+        f"data.val.path={digits_dir / 'val'}",
+        "data.num_workers=0",
+        "train.epochs=2",
+        "evaluation.interval=1",
+        "checkpoint.interval=1",
+        "--work-dir",
+        work,
+    ]
     done = subprocess.run([str(c) for c in cmd], env=launch_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -120,11 +157,20 @@ def test_two_simulated_two_node_jobs_side_by_side(tmp_path, tiny_data):
     script, direct = tmp_path / "script", tmp_path / "direct"
     logs = [tmp_path / f"{job}{rank}.log" for job in ("script", "direct") for rank in (0, 1)]
     processes = [
-        *(start([LAUNCH / "dist_train.sh", recipe, 1, "--work-dir", script],
-                launch_env(PORT=29721, NNODES=2, NODE_RANK=rank, MASTER_ADDR="127.0.0.1"), logs[rank])
-          for rank in (0, 1)),
-        *(start(two_node_launch(rank, 29722, "hfcls.train", recipe, "--work-dir", direct), launch_env(), logs[2 + rank])
-          for rank in (0, 1)),
+        *(
+            start(
+                [LAUNCH / "dist_train.sh", recipe, 1, "--work-dir", script],
+                launch_env(PORT=29721, NNODES=2, NODE_RANK=rank, MASTER_ADDR="127.0.0.1"),
+                logs[rank],
+            )
+            for rank in (0, 1)
+        ),
+        *(
+            start(
+                two_node_launch(rank, 29722, "hfcls.train", recipe, "--work-dir", direct), launch_env(), logs[2 + rank]
+            )
+            for rank in (0, 1)
+        ),
     ]
     # Both rendezvous (each job's store, held from start to end) listen at once.
     assert listening_together({29721, 29722}, processes)
@@ -135,8 +181,9 @@ def test_two_simulated_two_node_jobs_side_by_side(tmp_path, tiny_data):
         assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["epoch_1", "epoch_2"]
     # Same recipe, same seed, same two processes: the same numbers.
     keys = ("step", "loss", "val_loss", "val_accuracy_top1")
-    assert [[row[k] for k in keys] for row in read_jsonl(script / "metrics.jsonl")] == \
-        [[row[k] for k in keys] for row in read_jsonl(direct / "metrics.jsonl")]
+    assert [[row[k] for k in keys] for row in read_jsonl(script / "metrics.jsonl")] == [
+        [row[k] for k in keys] for row in read_jsonl(direct / "metrics.jsonl")
+    ]
 
 
 def listening_together(ports: set, processes, limit_s=300) -> bool:
@@ -155,8 +202,13 @@ def test_slurm_train_runs_through_srun(tmp_path, tiny_data):
     recipe = tiny_recipe_file(tmp_path, tiny_data, train={"epochs": 2}, dist={"port": 29723})
     work, srun_log = tmp_path / "work", tmp_path / "srun.log"
     env = launch_env(SLURM_STUB, GPUS=2, GPUS_PER_NODE=1, SRUN_LOG=srun_log)
-    done = subprocess.run([str(LAUNCH / "slurm_train.sh"), "cpu", "tiny", str(recipe), str(work)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(LAUNCH / "slurm_train.sh"), "cpu", "tiny", str(recipe), str(work)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "--nodes=2 --ntasks=2 --ntasks-per-node=1 --gres=gpu:1" in srun_log.read_text()
     assert "batch 8 x 2 processes x 1 accumulation = 16" in (work / "log.txt").read_text()
@@ -169,13 +221,21 @@ def test_lost_process_ends_the_job_within_the_timeout(tmp_path, tiny_data, lose)
     it go: rank 0 must notice through its collectives. A killed process closes its
     connections (noticed at once); a frozen one does not (noticed at the timeout)."""
     timeout_s = 20  # long enough for a busy CI machine to start both processes
-    recipe = tiny_recipe_file(tmp_path, tiny_data, train={"epochs": 1000}, evaluation={"interval": 1000},
-                              checkpoint={"interval": 1000}, dist={"timeout_minutes": timeout_s / 60})
+    recipe = tiny_recipe_file(
+        tmp_path,
+        tiny_data,
+        train={"epochs": 1000},
+        evaluation={"interval": 1000},
+        checkpoint={"interval": 1000},
+        dist={"timeout_minutes": timeout_s / 60},
+    )
     work = tmp_path / "work"
     logs = [tmp_path / f"node{rank}.log" for rank in (0, 1)]
     port = 29724 + (lose == signal.SIGSTOP)
-    launchers = [start(two_node_launch(rank, port, "hfcls.train", recipe, "--work-dir", work), launch_env(), log)
-                 for rank, log in zip((0, 1), logs)]
+    launchers = [
+        start(two_node_launch(rank, port, "hfcls.train", recipe, "--work-dir", work), launch_env(), log)
+        for rank, log in zip((0, 1), logs)
+    ]
     try:
         wait_until_training(work, launchers)
         victim = worker_of(launchers[1], rank=1)
@@ -207,8 +267,11 @@ def wait_until_training(work: Path, launchers, limit_s=300):
 
 def worker_of(launcher: subprocess.Popen, rank: int) -> psutil.Process:
     """The training process of `rank` that `launcher` started."""
-    workers = [p for p in psutil.Process(launcher.pid).children(recursive=True)
-               if p.environ().get("RANK") == str(rank) and "hfcls.train" in " ".join(p.cmdline())]
+    workers = [
+        p
+        for p in psutil.Process(launcher.pid).children(recursive=True)
+        if p.environ().get("RANK") == str(rank) and "hfcls.train" in " ".join(p.cmdline())
+    ]
     assert len(workers) == 1, workers
     return workers[0]
 
@@ -235,27 +298,39 @@ def test_dist_test_evaluates_each_image_once_on_two_processes(tmp_path, tiny_dat
     assert results["metrics"] and len(results["predictions"]) == 12  # 12 val images, none twice
 
 
-
-
-
-
-
-
 def train_on_two_cpu_processes(port: int, recipe, *args) -> None:
     """hfcls-train RECIPE ARGS on two gloo processes of this machine."""
     # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
     env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(port), "-m", "hfcls.cli.train", str(recipe)]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port),
+        "-m",
+        "hfcls.cli.train",
+        str(recipe),
+    ]
     subprocess.run([*launch, *map(str, args)], env=env, check=True, capture_output=True, timeout=300)
 
 
 def test_two_process_mid_epoch_resume_is_exact(tmp_path):
     """Two CPU processes (gloo): sharded data, collective saves, the same exactness as one."""
     folders = (make_image_folder(tmp_path / "train", per_class=16), make_image_folder(tmp_path / "val", per_class=4))
-    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
-        *folders, train={"epochs": 2, "deterministic": True}, checkpoint={"interval_steps": 2}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        tiny_recipe_dict(*folders, train={"epochs": 2, "deterministic": True}, checkpoint={"interval_steps": 2}),
+    )
     train_on_two_cpu_processes(29621, recipe, "--work-dir", tmp_path / "straight")
     state = read_state(tmp_path / "straight" / "checkpoints" / "step_2")
     assert (state.epoch, state.batch_in_epoch) == (0, 2)  # 48 images / (8 x 2 processes) = 3 steps an epoch
@@ -272,8 +347,12 @@ def test_two_processes_decoding_on_the_device_train_as_the_workers_do(tmp_path):
     for png in list((tmp_path / "train").glob("*/*[02468].png")):  # half the files JPEGs: one batched decode
         Image.open(png).save(png.with_suffix(".jpg"), quality=90)
         png.unlink()
-    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
-        *folders, data={"eval_batch_size": 5}, train={"epochs": 2, "deterministic": True, "mixup_alpha": 0.2}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        tiny_recipe_dict(
+            *folders, data={"eval_batch_size": 5}, train={"epochs": 2, "deterministic": True, "mixup_alpha": 0.2}
+        ),
+    )
     for decode in ("workers", "cpu"):
         train_on_two_cpu_processes(29622, recipe, "--work-dir", tmp_path / decode, f"data.decode={decode}")
     assert "decode: cpu" in (tmp_path / "cpu" / "recipe.yaml").read_text()
@@ -288,13 +367,34 @@ def test_two_processes_train_from_one_stream(tmp_path):
     save_numbered(tmp_path / "saved", count=24, shards=4)
     val = make_image_folder(tmp_path / "val", per_class=2)
     train_spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
-    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(None, val, data={
-        "train": train_spec, "steps_per_epoch": 3, "batch_size": 4}, train={"epochs": 2}))
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--main_process_port", "29517", str(REPO / "hfcls" / "train.py"), str(recipe),
-              "--work-dir", str(tmp_path / "work")]
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        tiny_recipe_dict(
+            None, val, data={"train": train_spec, "steps_per_epoch": 3, "batch_size": 4}, train={"epochs": 2}
+        ),
+    )
+    env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "1",
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_EVALUATE_OFFLINE": "1",
+    }
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        "29517",
+        str(REPO / "hfcls" / "train.py"),
+        str(recipe),
+        "--work-dir",
+        str(tmp_path / "work"),
+    ]
     done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "batch 4 x 2 processes x 1 accumulation = 8; 3 steps per epoch" in done.stdout + done.stderr
@@ -310,19 +410,54 @@ def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
-    run = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                          "--main_process_port", str(port), "-m", "hfcls.cli.eval", str(recipe), str(work / "best"),
-                          "--metrics", *ALL_METRICS, "--metric-options", "topk=1,3", "--out", str(out),
-                          "--out-items", "metrics", "pred", "class_scores"],
-                         env=env, check=True, timeout=300, cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(port),
+            "-m",
+            "hfcls.cli.eval",
+            str(recipe),
+            str(work / "best"),
+            "--metrics",
+            *ALL_METRICS,
+            "--metric-options",
+            "topk=1,3",
+            "--out",
+            str(out),
+            "--out-items",
+            "metrics",
+            "pred",
+            "class_scores",
+        ],
+        env=env,
+        check=True,
+        timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert "on 360 val images (10 classes) with 2 process(es)" in run.stdout
     results = json.loads(out.read_text())
     assert results["metrics"] == best_results["metrics"]
     assert len(results["predictions"]) == len(best_results["predictions"]) == 360
     assert [r["gt_label"] for r in results["predictions"]] == [r["gt_label"] for r in best_results["predictions"]]
-    np.testing.assert_allclose([r["class_scores"] for r in results["predictions"]],
-                               [r["class_scores"] for r in best_results["predictions"]], atol=1e-5)
+    np.testing.assert_allclose(
+        [r["class_scores"] for r in results["predictions"]],
+        [r["class_scores"] for r in best_results["predictions"]],
+        atol=1e-5,
+    )
 
 
 def test_tta_and_features_on_two_processes_equal_one(tmp_path, tiny_data):
@@ -334,14 +469,33 @@ def test_tta_and_features_on_two_processes_equal_one(tmp_path, tiny_data):
     recipe = tiny_recipe_file(tmp_path, tiny_data, dist={"port": 29727})
     train(load_recipe(recipe), tmp_path / "work")
     items = ["pred", "class_scores", "features"]
-    evaluate_checkpoint(EvalRequest(load_recipe(recipe), tmp_path / "work" / "best", out=tmp_path / "one.json",
-                                    tta="flip,crops", out_items=items))
-    cmd = [LAUNCH / "dist_test.sh", recipe, tmp_path / "work" / "best", 2, "--tta", "flip,crops",
-           "--out", tmp_path / "two.json", "--out-items", *items]
+    evaluate_checkpoint(
+        EvalRequest(
+            load_recipe(recipe),
+            tmp_path / "work" / "best",
+            out=tmp_path / "one.json",
+            tta="flip,crops",
+            out_items=items,
+        )
+    )
+    cmd = [
+        LAUNCH / "dist_test.sh",
+        recipe,
+        tmp_path / "work" / "best",
+        2,
+        "--tta",
+        "flip,crops",
+        "--out",
+        tmp_path / "two.json",
+        "--out-items",
+        *items,
+    ]
     done = subprocess.run([str(c) for c in cmd], env=launch_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     one, two = (json.loads((tmp_path / name).read_text())["predictions"] for name in ("one.json", "two.json"))
     assert len(two) == len(one) == 12
     for a, b in zip(one, two):
         assert a["gt_label"] == b["gt_label"] and a["image"] == b["image"]
-        assert max(abs(x - y) for x, y in zip(a["class_scores"] + a["features"], b["class_scores"] + b["features"])) < 1e-5
+        assert (
+            max(abs(x - y) for x, y in zip(a["class_scores"] + a["features"], b["class_scores"] + b["features"])) < 1e-5
+        )

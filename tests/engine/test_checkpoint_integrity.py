@@ -7,8 +7,6 @@ import shutil
 
 import pytest
 import torch
-from crafted import RunsCommand
-from conftest import deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict, weights, write_recipe
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import STATE_FILE, read_state
@@ -16,6 +14,9 @@ from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.run_dir import resolve_resume, restore_rows, scan_checkpoints
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
+
+from conftest import deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict, weights, write_recipe
+from crafted import RunsCommand
 
 pytestmark = pytest.mark.xdist_group("checkpoint_integrity")  # one worker builds the module's fixture, once
 
@@ -28,8 +29,10 @@ def recipe_dict(data, epochs):
 def runs(tmp_path_factory):
     """(recipe, a finished 2-epoch work dir, a finished 3-epoch one), the same recipe otherwise."""
     root = tmp_path_factory.mktemp("integrity")
-    data = (make_image_folder(root / "data" / "train", per_class=8, seed=0),
-            make_image_folder(root / "data" / "val", per_class=4, seed=1))
+    data = (
+        make_image_folder(root / "data" / "train", per_class=8, seed=0),
+        make_image_folder(root / "data" / "val", per_class=4, seed=1),
+    )
     recipe = write_recipe(root / "r.yaml", recipe_dict(data, 2))
     train(load_recipe(recipe), root / "two")
     train(load_recipe(write_recipe(root / "r3.yaml", recipe_dict(data, 3))), root / "three")
@@ -98,8 +101,11 @@ def test_auto_resumes_the_newest_intact_checkpoint_exactly(runs, work):
 def test_without_an_intact_checkpoint_auto_says_so(work):
     for folder in (work / "checkpoints").iterdir():
         (folder / STATE_FILE).write_text("{")
-    with pytest.raises(HfclsError, match=r"no complete checkpoint under .*, only 2 damaged \(first: checkpoint .*"
-                                         r"start again in a new --work-dir"):
+    with pytest.raises(
+        HfclsError,
+        match=r"no complete checkpoint under .*, only 2 damaged \(first: checkpoint .*"
+        r"start again in a new --work-dir",
+    ):
         resolve_resume("auto", work)
 
 
@@ -119,8 +125,11 @@ def test_a_new_run_refuses_a_work_dir_with_results_but_no_checkpoint(runs, work,
     for name in {"best", "latest", "publish", "metrics.jsonl"} - {left}:
         shutil.rmtree(work / name) if (work / name).is_dir() else (work / name).unlink()
     before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file()}
-    with pytest.raises(HfclsError, match=rf"work dir {work} holds the results of an earlier run \({left}\) but no "
-                                         "checkpoint to continue it from; nothing was changed"):
+    with pytest.raises(
+        HfclsError,
+        match=rf"work dir {work} holds the results of an earlier run \({left}\) but no "
+        "checkpoint to continue it from; nothing was changed",
+    ):
         train(load_recipe(runs[0]), work)
     assert {p: p.read_bytes() for p in work.rglob("*") if p.is_file()} == before
 
@@ -161,9 +170,12 @@ def plant(folder, name, content):
 def test_a_crafted_pickle_in_a_checkpoint_is_refused_and_runs_nothing(runs, work, tmp_path, name):
     marker = tmp_path / "ran"
     plant(work / "checkpoints" / "epoch_2", name, {"state": RunsCommand(marker)})
-    with pytest.raises(HfclsError, match=rf"^checkpoint .*epoch_2: {'a state file' if name == 'optimizer.bin' else name}"
-                                         r" holds more than tensors and plain data \(.*(posix|os)\.system.*\); hfcls loads "
-                                         "checkpoints with weights_only=True"):
+    with pytest.raises(
+        HfclsError,
+        match=rf"^checkpoint .*epoch_2: {'a state file' if name == 'optimizer.bin' else name}"
+        r" holds more than tensors and plain data \(.*(posix|os)\.system.*\); hfcls loads "
+        "checkpoints with weights_only=True",
+    ):
         train(load_recipe(runs[0], ["train.epochs=3"]), work, resume_from=str(work / "checkpoints" / "epoch_2"))
     assert not marker.exists()
     torch.load(work / "checkpoints" / "epoch_2" / name, weights_only=False)  # the oracle: unrestricted, it runs
@@ -176,8 +188,11 @@ def test_a_pickle_planted_beside_the_state_is_never_loaded(runs, work, tmp_path)
     marker = tmp_path / "ran"
     newest = work / "checkpoints" / "epoch_2"
     torch.save(RunsCommand(marker), newest / "custom_checkpoint_0.pkl")
-    with pytest.raises(HfclsError, match=r"epoch_2 is damaged: it holds custom_checkpoint_0\.pkl, which its save did "
-                                         "not write"):
+    with pytest.raises(
+        HfclsError,
+        match=r"epoch_2 is damaged: it holds custom_checkpoint_0\.pkl, which its save did "
+        "not write",
+    ):
         resolve_resume(str(newest), work)
     train(load_recipe(runs[0], ["train.epochs=3"]), work, resume_from="auto")
     assert not marker.exists()

@@ -4,7 +4,6 @@ import json
 import shutil
 
 import pytest
-from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import SCHEDULER_FILE, STATE_FILE, read_state
@@ -13,6 +12,8 @@ from hfcls.artifacts.run_dir import find_latest_checkpoint
 from hfcls.cli.train import main
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
+
+from conftest import tiny_recipe_dict, write_recipe
 
 
 def run(tmp_path, tiny_data, name, *, resume_from=None, overrides=(), **sections):
@@ -66,10 +67,13 @@ def test_resume_errors(tmp_path, tiny_data):
         train(recipe, tmp_path / "both", resume_from="auto", load_from=str(tmp_path))
 
 
-@pytest.mark.parametrize("flags, line", [
-    (["--resume-from", "auto"], "error: --resume-from auto: no complete checkpoint under "),
-    (["--load-from", "nobody/no-such-model"], "error: --load-from nobody/no-such-model: not a local path"),
-])
+@pytest.mark.parametrize(
+    "flags, line",
+    [
+        (["--resume-from", "auto"], "error: --resume-from auto: no complete checkpoint under "),
+        (["--load-from", "nobody/no-such-model"], "error: --load-from nobody/no-such-model: not a local path"),
+    ],
+)
 def test_hfcls_train_names_resume_from_and_load_from_by_their_flags(tmp_path, tiny_data, capsys, flags, line):
     recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data))
     with pytest.raises(SystemExit) as exit_info:
@@ -78,10 +82,13 @@ def test_hfcls_train_names_resume_from_and_load_from_by_their_flags(tmp_path, ti
     assert capsys.readouterr().err.startswith(line)
 
 
-@pytest.mark.parametrize("override, setting", [
-    ("model.config.hidden_sizes=[8,8]", "another model"),
-    ("optim.type=sgd", "another optimizer: 'adamw' there, 'sgd'"),
-])
+@pytest.mark.parametrize(
+    "override, setting",
+    [
+        ("model.config.hidden_sizes=[8,8]", "another model"),
+        ("optim.type=sgd", "another optimizer: 'adamw' there, 'sgd'"),
+    ],
+)
 def test_checkpoint_from_another_recipe_is_refused(tmp_path, tiny_data, override, setting):
     run(tmp_path, tiny_data, "w")
     with pytest.raises(HfclsError, match=setting):

@@ -2,10 +2,11 @@
 Accelerate did not honour."""
 
 import pytest
-from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.engine.dist import check_launch, launch_port, parse_port
 from hfcls.errors import HfclsError
+
+from conftest import tiny_recipe_dict, write_recipe
 
 
 @pytest.fixture
@@ -37,7 +38,10 @@ def test_a_sharded_launch_run_as_another_kind_of_job_is_refused(monkeypatch, var
     made = SimpleNamespace(distributed_type=DistributedType.MULTI_CPU)
     check_launch(made)
     monkeypatch.setenv(variable, "true")
-    with pytest.raises(HfclsError, match=rf"^the launch config asks for {kind} \({variable}=true\), but Accelerate "
-                                         rf"made a MULTI_CPU job: it runs {kind} only on GPUs"):
+    with pytest.raises(
+        HfclsError,
+        match=rf"^the launch config asks for {kind} \({variable}=true\), but Accelerate "
+        rf"made a MULTI_CPU job: it runs {kind} only on GPUs",
+    ):
         check_launch(made)
     check_launch(SimpleNamespace(distributed_type=DistributedType[kind]))

@@ -15,12 +15,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
-from kills import SIGKILL_AT, Killed, killed_at
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import read_state
 from hfcls.recipe import load_recipe
+
+from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
+from kills import SIGKILL_AT, Killed, killed_at
 
 pytestmark = pytest.mark.xdist_group("kill_points")  # one worker builds the module's fixture, once
 
@@ -34,33 +35,62 @@ SIGKILL_POINTS = [
 # (phase, the kills: one per run, each resumed by the next, the last resume running to the end;
 #  the temporary and old files the last kill leaves). The hook fires before the operation it sees.
 SIMULATED_KILLS = [
-    ("save: files written, before the rename (publish_folder)",
-     [([("os.rename", r"epoch_2\.tmp \S*epoch_2$")], 1)], ["checkpoints/epoch_2.tmp"]),
+    (
+        "save: files written, before the rename (publish_folder)",
+        [([("os.rename", r"epoch_2\.tmp \S*epoch_2$")], 1)],
+        ["checkpoints/epoch_2.tmp"],
+    ),
     ("save: writing scheduler.json", [([("open", r"epoch_3\.tmp/scheduler\.json w")], 1)], ["checkpoints/epoch_3.tmp"]),
     ("after the rename, before the epoch's row", [([("open", r"metrics\.jsonl a")], 2)], []),
-    ("export: the new latest/ written, the old one not yet renamed (publish_folder)",
-     [([("os.rename", r"/latest \S*/latest\.old$")], 1)], ["latest.tmp"]),
-    ("export: between the two renames of latest/ (publish_folder)",
-     [([("os.rename", r"/latest\.tmp \S*/latest$")], 2)], ["latest.old", "latest.tmp"]),
-    ("export: the new latest/ in place, the old one not yet removed (publish_folder)",
-     [([("os.rename", r"/latest \S*/latest\.old$"), ("shutil.rmtree", r"/latest\.old\b")], 1)], ["latest.old"]),
-    ("export: linking the new best/ (epoch 3, publish_links)",
-     [([("os.link", r"latest/config\.json \S*best\.tmp/config\.json")], 2)], ["best.tmp"]),
-    ("publish: the hashed file written, before its rename",
-     [([("os.rename", r"publish/\.\S*\.tmp\.safetensors ")], 1)], ["publish/.straight.tmp.safetensors"]),
-    ("resume: metrics.jsonl rewritten, before its replace (write_atomic)",
-     [([("open", r"metrics\.jsonl a")], 2), ([("os.rename", r"\.metrics\.jsonl\.tmp \S*metrics\.jsonl$")], 1)],
-     [".metrics.jsonl.tmp"]),
-    ("resume: recipe.yaml written, before its replace (write_atomic)",
-     [([("os.rename", r"epoch_2\.tmp \S*epoch_2$")], 1), ([("os.rename", r"\.recipe\.yaml\.tmp \S*recipe\.yaml$")], 1)],
-     [".recipe.yaml.tmp", "checkpoints/epoch_2.tmp"]),
+    (
+        "export: the new latest/ written, the old one not yet renamed (publish_folder)",
+        [([("os.rename", r"/latest \S*/latest\.old$")], 1)],
+        ["latest.tmp"],
+    ),
+    (
+        "export: between the two renames of latest/ (publish_folder)",
+        [([("os.rename", r"/latest\.tmp \S*/latest$")], 2)],
+        ["latest.old", "latest.tmp"],
+    ),
+    (
+        "export: the new latest/ in place, the old one not yet removed (publish_folder)",
+        [([("os.rename", r"/latest \S*/latest\.old$"), ("shutil.rmtree", r"/latest\.old\b")], 1)],
+        ["latest.old"],
+    ),
+    (
+        "export: linking the new best/ (epoch 3, publish_links)",
+        [([("os.link", r"latest/config\.json \S*best\.tmp/config\.json")], 2)],
+        ["best.tmp"],
+    ),
+    (
+        "publish: the hashed file written, before its rename",
+        [([("os.rename", r"publish/\.\S*\.tmp\.safetensors ")], 1)],
+        ["publish/.straight.tmp.safetensors"],
+    ),
+    (
+        "resume: metrics.jsonl rewritten, before its replace (write_atomic)",
+        [([("open", r"metrics\.jsonl a")], 2), ([("os.rename", r"\.metrics\.jsonl\.tmp \S*metrics\.jsonl$")], 1)],
+        [".metrics.jsonl.tmp"],
+    ),
+    (
+        "resume: recipe.yaml written, before its replace (write_atomic)",
+        [
+            ([("os.rename", r"epoch_2\.tmp \S*epoch_2$")], 1),
+            ([("os.rename", r"\.recipe\.yaml\.tmp \S*recipe\.yaml$")], 1),
+        ],
+        [".recipe.yaml.tmp", "checkpoints/epoch_2.tmp"],
+    ),
 ]
 
 
 def recipe_dict(tiny_data):
     # max_keep 1: each save prunes the one before; every epoch evaluated, exported, checkpointed and published.
-    return tiny_recipe_dict(*tiny_data, train={"epochs": 3, "deterministic": True, "publish": True},
-                            checkpoint={"max_keep": 1}, schedule={"type": "cosine"})
+    return tiny_recipe_dict(
+        *tiny_data,
+        train={"epochs": 3, "deterministic": True, "publish": True},
+        checkpoint={"max_keep": 1},
+        schedule={"type": "cosine"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +98,10 @@ def uninterrupted(tmp_path_factory):
     from conftest import make_image_folder
 
     root = tmp_path_factory.mktemp("kill_points")
-    data = (make_image_folder(root / "data" / "train", per_class=8, seed=0),
-            make_image_folder(root / "data" / "val", per_class=4, seed=1))
+    data = (
+        make_image_folder(root / "data" / "train", per_class=8, seed=0),
+        make_image_folder(root / "data" / "val", per_class=4, seed=1),
+    )
     recipe = write_recipe(root / "r.yaml", recipe_dict(data))
     train(load_recipe(recipe), root / "straight")
     return recipe, root / "straight"
@@ -106,10 +138,13 @@ def resume_ends_as_uninterrupted(work: Path, straight: Path) -> None:
 def test_sigkill_then_resume_ends_as_an_uninterrupted_run(uninterrupted, tmp_path, phase, stages, nth):
     recipe, straight = uninterrupted
     work = tmp_path / straight.name  # the published files are named after the work dir
-    killed = subprocess.run([sys.executable, "-c", SIGKILL_AT, json.dumps(stages), str(nth), str(recipe),
-                             "--work-dir", str(work)],
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])},
-                            capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", SIGKILL_AT, json.dumps(stages), str(nth), str(recipe), "--work-dir", str(work)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, (phase, killed.returncode, killed.stderr[-3000:])
     resume_ends_as_uninterrupted(work, straight)
 

@@ -113,8 +113,13 @@ def test_evaluation_interval_and_save_best(tmp_path, tiny_data):
 
 def test_max_keep_deletes_oldest_but_keeps_best(tmp_path, tiny_data):
     # rule less on accuracy: the first (worst) epoch is the "best" one, so it must survive pruning.
-    recipe = recipe_for(tmp_path, tiny_data, train={"epochs": 3}, checkpoint={"max_keep": 1},
-                        evaluation={"save_best": "accuracy_top1", "rule": "less"})
+    recipe = recipe_for(
+        tmp_path,
+        tiny_data,
+        train={"epochs": 3},
+        checkpoint={"max_keep": 1},
+        evaluation={"save_best": "accuracy_top1", "rule": "less"},
+    )
     train(recipe, tmp_path / "w")
     accuracies = [row["val_accuracy_top1"] for row in read_jsonl(tmp_path / "w" / "metrics.jsonl")]
     assert accuracies[0] < min(accuracies[1:])

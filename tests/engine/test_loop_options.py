@@ -1,7 +1,6 @@
 """Each speed/accuracy option of the recipe's `train` section changes what it should in a training run."""
 
 import torch
-from conftest import built_run, fresh_state, make_image_folder, tiny_recipe_dict, write_recipe
 from safetensors.torch import load_file
 
 from hfcls.api import train
@@ -12,10 +11,19 @@ from hfcls.logs import read_jsonl
 from hfcls.models import build_model
 from hfcls.recipe import load_recipe
 
+from conftest import built_run, fresh_state, make_image_folder, tiny_recipe_dict, write_recipe
+
 NAMES = ["cat", "dog", "fox"]
 # LayerNorm only: the loss of a batch is the mean of its samples' losses.
-TINY_VIT = {"model_type": "vit", "image_size": 16, "patch_size": 4, "hidden_size": 16, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "intermediate_size": 32}
+TINY_VIT = {
+    "model_type": "vit",
+    "image_size": 16,
+    "patch_size": 4,
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+}
 
 
 def recipe_for(tmp_path, folders, name="r", **sections):
@@ -38,8 +46,15 @@ def test_gradient_accumulation_matches_a_twice_larger_batch(tmp_path):
     optim = {"type": "sgd", "lr": 0.5, "momentum": 0.9, "weight_decay": 0.0}
     trained = {}
     for name, batch, accumulate in (("big", 16, 1), ("accumulated", 8, 2)):
-        recipe = recipe_for(tmp_path, folders, name, model=model, optim=optim, data={"batch_size": batch},
-                            train={"gradient_accumulation_steps": accumulate})
+        recipe = recipe_for(
+            tmp_path,
+            folders,
+            name,
+            model=model,
+            optim=optim,
+            data={"batch_size": batch},
+            train={"gradient_accumulation_steps": accumulate},
+        )
         train(recipe, tmp_path / name)
         trained[name] = load_file(tmp_path / name / "checkpoints" / "epoch_1" / "model.safetensors")
         assert read_jsonl(tmp_path / name / "metrics.jsonl")[0]["step"] == 3  # 48 images / 16

@@ -35,8 +35,9 @@ def batch():
 @pytest.mark.parametrize("problem_type", [SINGLE_LABEL, MULTI_LABEL])
 def test_default_losses_equal_transformers_own(problem_type, batch):
     """A tiny ResNet computes its own loss from the labels, as transformers defines it for the problem type."""
-    config = AutoConfig.for_model("resnet", embedding_size=8, hidden_sizes=[8], depths=[1], num_labels=5,
-                                  problem_type=problem_type)
+    config = AutoConfig.for_model(
+        "resnet", embedding_size=8, hidden_sizes=[8], depths=[1], num_labels=5, problem_type=problem_type
+    )
     torch.manual_seed(0)
     model = AutoModelForImageClassification.from_config(config).eval()
     pixels = torch.randn(12, 3, 16, 16)
@@ -55,7 +56,9 @@ def test_cross_entropy_smoothing_and_valid_mask(batch):
     log_p = logits.log_softmax(dim=1)
     eps = 0.3
     expected = ((1 - eps) * -log_p[torch.arange(12), ids] + eps * -log_p.mean(dim=1))[:9].mean()
-    assert loss("cross_entropy", SINGLE_LABEL, eps)(logits, ids, valid).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss("cross_entropy", SINGLE_LABEL, eps)(logits, ids, valid).item() == pytest.approx(
+        expected.item(), rel=1e-6
+    )
 
 
 def test_multi_hot_smoothing_moves_each_target_half_way(batch):
@@ -81,7 +84,7 @@ def test_asl_follows_the_paper(batch):
     y = multi_hot.double().numpy()
     g_pos, g_neg, m = 1.0, 4.0, 0.05
     p_m = np.maximum(p - m, 0)
-    terms = -(y * (1 - p) ** g_pos * np.log(p) + (1 - y) * p_m ** g_neg * np.log(1 - p_m))
+    terms = -(y * (1 - p) ** g_pos * np.log(p) + (1 - y) * p_m**g_neg * np.log(1 - p_m))
     got = loss("asl", MULTI_LABEL, gamma_pos=g_pos, gamma_neg=g_neg, clip=m)(logits, multi_hot, valid)
     assert got.item() == pytest.approx(terms.mean(), rel=1e-5)
     # Without focusing or shift it is the binary cross-entropy.
@@ -101,7 +104,7 @@ def test_sigmoid_focal_equals_torchvision(batch, alpha):
 def test_softmax_focal_down_weights_easy_images(batch):
     logits, _, ids, valid = batch
     p_true = logits.softmax(dim=1)[torch.arange(12), ids]
-    expected = (-(1 - p_true) ** 2 * p_true.log()).mean()
+    expected = (-((1 - p_true) ** 2) * p_true.log()).mean()
     assert loss("focal", SINGLE_LABEL)(logits, ids, valid).item() == pytest.approx(expected.item(), rel=1e-6)
     ce = F.cross_entropy(logits, ids)
     assert loss("focal", SINGLE_LABEL, gamma=0)(logits, ids, valid).item() == pytest.approx(ce.item(), rel=1e-6)
@@ -130,11 +133,18 @@ def test_class_weights_scale_each_class(batch):
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("spec, problem_type, message", [
-    ({"type": "bce"}, SINGLE_LABEL, "bce does not train a single-label model; use cross_entropy or focal"),
-    ({"type": "cross_entropy"}, MULTI_LABEL, "does not train a multi-label (lists of classes) model; use focal or bce"),
-    ({"type": "focal", "alpha": 0.25}, SINGLE_LABEL, "focal on single-label data takes gamma, not alpha"),
-])
+@pytest.mark.parametrize(
+    "spec, problem_type, message",
+    [
+        ({"type": "bce"}, SINGLE_LABEL, "bce does not train a single-label model; use cross_entropy or focal"),
+        (
+            {"type": "cross_entropy"},
+            MULTI_LABEL,
+            "does not train a multi-label (lists of classes) model; use focal or bce",
+        ),
+        ({"type": "focal", "alpha": 0.25}, SINGLE_LABEL, "focal on single-label data takes gamma, not alpha"),
+    ],
+)
 def test_a_loss_that_does_not_fit_the_data_is_named(spec, problem_type, message):
     with pytest.raises(HfclsError, match=re.escape(message)):
         loss_function(spec, problem_type)

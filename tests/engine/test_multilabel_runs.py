@@ -7,8 +7,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import (built_run, deterministic_rows, max_difference, tiny_recipe_dict, weights,
-                      write_recipe)
 from sklearn.utils.class_weight import compute_class_weight
 
 import hfcls
@@ -17,6 +15,8 @@ from hfcls.engine.losses import asl, bce, cross_entropy
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe, recipe_from_dict
+
+from conftest import built_run, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
 
 
 def recipe_file(tmp_path, data_dirs, name="r", **sections):
@@ -27,9 +27,11 @@ def recipe_file(tmp_path, data_dirs, name="r", **sections):
 @pytest.mark.parametrize("in_memory", [False, True], ids=["workers", "in-memory"])
 def test_multilabel_run_trains_validates_and_exports(tmp_path, multilabel_data, in_memory):
     pipeline = [{"type": "Resize", "size": [16, 16]}, {"type": "RandomCrop", "size": 16, "padding": 2}]
-    recipe = load_recipe(recipe_file(tmp_path, multilabel_data, data={"in_memory": in_memory,
-                                                                      "train_pipeline": pipeline},
-                                     train={"epochs": 2}))
+    recipe = load_recipe(
+        recipe_file(
+            tmp_path, multilabel_data, data={"in_memory": in_memory, "train_pipeline": pipeline}, train={"epochs": 2}
+        )
+    )
     train(recipe, tmp_path / "w")
     rows = read_jsonl(tmp_path / "w" / "metrics.jsonl")
     assert {"val_loss", "val_mAP", "val_CP", "val_CR", "val_CF1", "val_OP", "val_OR", "val_OF1"} <= rows[-1].keys()
@@ -40,8 +42,7 @@ def test_multilabel_run_trains_validates_and_exports(tmp_path, multilabel_data, 
 
 
 def test_multilabel_mid_epoch_resume_is_exact(tmp_path, multilabel_data):
-    sections = {"train": {"epochs": 2, "deterministic": True, "mixup_alpha": 0.4},
-                "checkpoint": {"interval_steps": 2}}
+    sections = {"train": {"epochs": 2, "deterministic": True, "mixup_alpha": 0.4}, "checkpoint": {"interval_steps": 2}}
     recipe = load_recipe(recipe_file(tmp_path, multilabel_data, **sections))
     train(recipe, tmp_path / "straight")
     stopped = tmp_path / "stopped"
@@ -54,8 +55,9 @@ def test_multilabel_mid_epoch_resume_is_exact(tmp_path, multilabel_data):
 def test_the_loss_follows_the_problem_type_and_the_recipe(tmp_path, multilabel_data, tiny_data):
     with built_run(load_recipe(recipe_file(tmp_path, multilabel_data)), tmp_path / "a", validate=False) as run:
         assert run.loss.per_image is bce and run.model.config.problem_type == "multi_label_classification"
-    asl_recipe = load_recipe(recipe_file(tmp_path, multilabel_data, "asl", train={"loss": {"type": "asl",
-                                                                                           "gamma_neg": 2}}))
+    asl_recipe = load_recipe(
+        recipe_file(tmp_path, multilabel_data, "asl", train={"loss": {"type": "asl", "gamma_neg": 2}})
+    )
     with built_run(asl_recipe, tmp_path / "b", validate=False) as run:
         assert run.loss.per_image is asl and run.loss.options == {"gamma_neg": 2}
         run.train_loader.set_epoch(0)
@@ -73,7 +75,8 @@ def test_single_label_data_trains_a_multi_label_model_when_asked(tmp_path, tiny_
     image = str(tiny_data[1] / "dog" / "0.png")
     scores, _ = classifier.scores([image])
     assert [p["label"] for p in classifier(image)] == [
-        classifier.class_names[i] for i in torch.argsort(scores[0], descending=True) if scores[0, i] >= 0.5]
+        classifier.class_names[i] for i in torch.argsort(scores[0], descending=True) if scores[0, i] >= 0.5
+    ]
     assert not torch.allclose(scores.sum(), torch.tensor(1.0))  # sigmoids, not a softmax
 
 
@@ -83,8 +86,11 @@ def test_multi_label_data_cannot_train_a_single_label_model(tmp_path, multilabel
         with built_run(recipe, tmp_path / "w", validate=False):
             pass
     with pytest.raises(HfclsError, match="train.loss.type cross_entropy does not train a multi-label"):
-        with built_run(load_recipe(recipe_file(tmp_path, multilabel_data, "ce", train={
-                "loss": {"type": "cross_entropy"}})), tmp_path / "x", validate=False):
+        with built_run(
+            load_recipe(recipe_file(tmp_path, multilabel_data, "ce", train={"loss": {"type": "cross_entropy"}})),
+            tmp_path / "x",
+            validate=False,
+        ):
             pass
 
 

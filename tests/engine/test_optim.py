@@ -3,14 +3,15 @@
 import pytest
 import torch
 
-from hfcls.errors import HfclsError
 from hfcls.engine.optim import build_optimizer, build_scheduler
+from hfcls.errors import HfclsError
 from hfcls.recipe.schema import OptimSection, ScheduleSection
 
 
 def model():
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
-                               torch.nn.LazyLinear(2))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(2)
+    )
 
 
 def tiny_model():
@@ -43,8 +44,9 @@ def step_lrs(scheduler, optimizer, steps):
 
 def test_step_schedule_decays_at_listed_epochs_after_warmup():
     optimizer = build_optimizer(tiny_model(), OptimSection(lr=1.0))
-    scheduler = build_scheduler(optimizer, ScheduleSection(type="step", steps=[2, 3], gamma=0.1, warmup_steps=2),
-                                epochs=4, steps_per_epoch=2)
+    scheduler = build_scheduler(
+        optimizer, ScheduleSection(type="step", steps=[2, 3], gamma=0.1, warmup_steps=2), epochs=4, steps_per_epoch=2
+    )
     assert step_lrs(scheduler, optimizer, 8) == pytest.approx([0.5, 1, 1, 1, 0.1, 0.1, 0.01, 0.01])
 
 
@@ -80,8 +82,7 @@ def test_frozen_prefixes_leave_parameters_out_of_training():
 
 def test_lr_mult_gives_the_backbone_its_own_lr_and_the_schedule_keeps_the_ratio():
     net = named_model()
-    optim = OptimSection(type="sgd", lr=1.0, lr_mult={"backbone.": 0.1, "backbone.1.": 0.5},
-                         decay_norm_and_bias=False)
+    optim = OptimSection(type="sgd", lr=1.0, lr_mult={"backbone.": 0.1, "backbone.1.": 0.5}, decay_norm_and_bias=False)
     optimizer = build_optimizer(net, optim)
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     params = dict(net.named_parameters())
@@ -90,8 +91,9 @@ def test_lr_mult_gives_the_backbone_its_own_lr_and_the_schedule_keeps_the_ratio(
     assert lr_of[id(params["backbone.1.weight"])] == pytest.approx(0.5)  # the longest prefix wins
     decay_of = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
     assert decay_of[id(params["backbone.0.bias"])] == 0.0 and decay_of[id(params["backbone.0.weight"])] > 0
-    scheduler = build_scheduler(optimizer, ScheduleSection(type="step", steps=[1], gamma=0.1), epochs=2,
-                                steps_per_epoch=1)
+    scheduler = build_scheduler(
+        optimizer, ScheduleSection(type="step", steps=[1], gamma=0.1), epochs=2, steps_per_epoch=1
+    )
     optimizer.step()
     scheduler.step()
     assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.01, 0.01, 0.05, 0.1, 0.1])

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import yaml
-from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import read_state
@@ -17,6 +16,7 @@ from hfcls.artifacts.run_dir import find_latest_checkpoint
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
+from conftest import REPO, deterministic_rows, max_difference, tiny_recipe_dict, weights, write_recipe
 
 
 def run(tmp_path, tiny_data, name, *, resume_from=None, overrides=(), **sections):
@@ -26,12 +26,6 @@ def run(tmp_path, tiny_data, name, *, resume_from=None, overrides=(), **sections
     recipe = load_recipe(path, overrides)
     train(recipe, tmp_path / name, resume_from=resume_from)
     return tmp_path / name
-
-
-
-
-
-
 
 
 def test_resume_at_epoch_end_is_exact(tmp_path, tiny_data):
@@ -60,7 +54,13 @@ def test_resume_mid_epoch_is_exact(tmp_path, tiny_data):
     sections = {"train": {"epochs": 3}, "schedule": {"type": "cosine"}}
     straight = run(tmp_path, tiny_data, "straight", checkpoint={"interval_steps": 2}, **sections)
     assert sorted(p.name for p in (straight / "checkpoints").iterdir()) == [
-        "epoch_1", "epoch_2", "epoch_3", "step_2", "step_4", "step_8"]
+        "epoch_1",
+        "epoch_2",
+        "epoch_3",
+        "step_2",
+        "step_4",
+        "step_8",
+    ]
     state = read_state(straight / "checkpoints" / "step_4")
     assert (state.epoch, state.step, state.batch_in_epoch) == (1, 4, 1)
 
@@ -137,8 +137,12 @@ def test_sigkill_during_save_leaves_previous_checkpoint(tmp_path, tiny_data):
 @pytest.mark.slow
 def test_sigterm_saves_and_resumes(tmp_path, tiny_data):
     # Many epochs, checkpoints rarely: the one found after SIGTERM is the signal's.
-    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
-        *tiny_data, train={"epochs": 500}, checkpoint={"interval": 1000}, evaluation={"interval": 1000}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        tiny_recipe_dict(
+            *tiny_data, train={"epochs": 500}, checkpoint={"interval": 1000}, evaluation={"interval": 1000}
+        ),
+    )
     work = tmp_path / "w"
     process = start_training([str(recipe), "--work-dir", str(work)])
     wait_for(lambda: (work / "metrics.jsonl").is_file(), process)

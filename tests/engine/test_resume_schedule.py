@@ -5,12 +5,13 @@ import json
 import shutil
 
 import pytest
-from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import STATE_FILE
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
+
+from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 
 pytestmark = pytest.mark.xdist_group("resume_schedule")  # one worker builds the module's fixture, once
 
@@ -30,15 +31,18 @@ def resume(recipe, work, *overrides):
     train(load_recipe(recipe, ["train.epochs=2", *overrides]), work, resume_from="auto")
 
 
-@pytest.mark.parametrize("override, key, saved, now", [
-    ("data.batch_size=4", "data.batch_size", "8", "4"),
-    ("train.gradient_accumulation_steps=3", "train.gradient_accumulation_steps", "1", "3"),
-    ("optim.lr=0.1", "optim.lr", "0.01", "0.1"),
-    ("optim.weight_decay=0.1", "optim.weight_decay", "0.0", "0.1"),
-    ("schedule.type=linear", "schedule.type", "'cosine'", "'linear'"),
-    ("schedule.warmup_steps=2", "schedule.warmup_steps", "0", "2"),
-    ("train.auto_scale_lr={base_batch_size: 4}", "train.auto_scale_lr", "None", "{'base_batch_size': 4}"),
-])
+@pytest.mark.parametrize(
+    "override, key, saved, now",
+    [
+        ("data.batch_size=4", "data.batch_size", "8", "4"),
+        ("train.gradient_accumulation_steps=3", "train.gradient_accumulation_steps", "1", "3"),
+        ("optim.lr=0.1", "optim.lr", "0.01", "0.1"),
+        ("optim.weight_decay=0.1", "optim.weight_decay", "0.0", "0.1"),
+        ("schedule.type=linear", "schedule.type", "'cosine'", "'linear'"),
+        ("schedule.warmup_steps=2", "schedule.warmup_steps", "0", "2"),
+        ("train.auto_scale_lr={base_batch_size: 4}", "train.auto_scale_lr", "None", "{'base_batch_size': 4}"),
+    ],
+)
 def test_a_changed_schedule_setting_is_refused_by_name(one_epoch, override, key, saved, now):
     recipe, work = one_epoch
     before = (work / "recipe.yaml").read_text()
@@ -52,8 +56,11 @@ def test_a_changed_schedule_setting_is_refused_by_name(one_epoch, override, key,
 def test_more_training_images_change_the_steps_per_epoch(one_epoch, tmp_path):
     recipe, work = one_epoch
     bigger = make_image_folder(tmp_path / "train", per_class=12, seed=0)  # 36 images: 4 steps
-    with pytest.raises(HfclsError, match=r"trained with steps per epoch 3, this run has 4 \(the training data "
-                                         r"changed size\?\)"):
+    with pytest.raises(
+        HfclsError,
+        match=r"trained with steps per epoch 3, this run has 4 \(the training data "
+        r"changed size\?\)",
+    ):
         resume(recipe, work, f"data.train.path={bigger}")
 
 

@@ -4,7 +4,6 @@ import types
 
 import pytest
 import torch
-from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
 from hfcls.engine.setup import Run, adapt_model, compile_backend
@@ -13,6 +12,8 @@ from hfcls.logs import read_jsonl
 from hfcls.models import build_model
 from hfcls.predict.inputs import ModelInputs
 from hfcls.recipe import load_recipe
+
+from conftest import tiny_recipe_dict, write_recipe
 
 NAMES = ["cat", "dog", "fox"]
 
@@ -40,8 +41,14 @@ def test_sync_bn_converts_batchnorm_with_several_processes(tiny_recipe):
 
 
 def test_auto_scale_lr_scales_by_total_batch(tmp_path, tiny_data):
-    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
-        *tiny_data, train={"auto_scale_lr": {"base_batch_size": 32}, "gradient_accumulation_steps": 2})))
+    recipe = load_recipe(
+        write_recipe(
+            tmp_path / "r.yaml",
+            tiny_recipe_dict(
+                *tiny_data, train={"auto_scale_lr": {"base_batch_size": 32}, "gradient_accumulation_steps": 2}
+            ),
+        )
+    )
     train(recipe, tmp_path / "w")
     # lr 0.01 x (batch 8 x 1 process x accumulation 2) / 32
     assert read_jsonl(tmp_path / "w" / "metrics.jsonl")[0]["lr"] == pytest.approx(0.005)
@@ -49,8 +56,11 @@ def test_auto_scale_lr_scales_by_total_batch(tmp_path, tiny_data):
 
 def test_unknown_compile_backend_names_the_key_and_the_known_ones(tiny_recipe):
     recipe = load_recipe(tiny_recipe, ["train.compile_backend=indcutor"])
-    with pytest.raises(HfclsError, match=r"train\.compile_backend: unknown backend 'indcutor' "
-                                         r"\(did you mean \"inductor\"\?\); torch\.compile knows .*eager"):
+    with pytest.raises(
+        HfclsError,
+        match=r"train\.compile_backend: unknown backend 'indcutor' "
+        r"\(did you mean \"inductor\"\?\); torch\.compile knows .*eager",
+    ):
         compile_backend(recipe.train)
     assert compile_backend(load_recipe(tiny_recipe, ["train.compile_backend=eager"]).train) == "eager"
 
@@ -63,8 +73,12 @@ def test_eta_extrapolates_the_pace_since_start():
 
 def test_training_without_an_eval_pipeline_is_refused_before_the_data_loads(tmp_path):
     # The recipe loads (hfcls-flops needs no eval pipeline); training exports, so it does.
-    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
-        tmp_path / "missing", tmp_path / "missing", data={"eval_pipeline": []})))
+    recipe = load_recipe(
+        write_recipe(
+            tmp_path / "r.yaml",
+            tiny_recipe_dict(tmp_path / "missing", tmp_path / "missing", data={"eval_pipeline": []}),
+        )
+    )
     with pytest.raises(HfclsError, match=r"data\.eval_pipeline is empty, but training exports"):
         train(recipe, tmp_path / "w")
 

@@ -1,13 +1,14 @@
 """train.log_with: TensorBoard by default, steps that continue across a resume; unknown or missing trackers."""
 
 import pytest
-from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.api import train
 from hfcls.engine.trackers import installed_trackers, tracker_installed
 from hfcls.errors import HfclsError
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
+
+from conftest import tiny_recipe_dict, write_recipe
 
 
 def recipe_for(tmp_path, folders, **sections):

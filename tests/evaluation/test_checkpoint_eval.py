@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import precision_recall_fscore_support
 
-from hfcls.artifacts.weights import file_sha256
 from hfcls.artifacts.publish import publish
+from hfcls.artifacts.weights import file_sha256
 from hfcls.errors import HfclsError
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
 from hfcls.evaluation.request import EvalRequest
@@ -94,8 +94,15 @@ def test_out_folder_is_created_and_items_chosen(trained_digits, tmp_path):
 
 def test_confusion_matrix_picture(trained_digits, tmp_path):
     recipe, work = trained_digits
-    returned = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", metrics=["precision", "recall"],
-                                               metric_options={"average": "none"}, show_dir=tmp_path / "show"))
+    returned = evaluate_checkpoint(
+        EvalRequest(
+            load_recipe(recipe),
+            work / "best",
+            metrics=["precision", "recall"],
+            metric_options={"average": "none"},
+            show_dir=tmp_path / "show",
+        )
+    )
     picture = tmp_path / "show" / "confusion_matrix.png"
     assert returned.written == [picture] and returned.class_names == [str(c) for c in range(10)]
     assert len(returned.metrics["precision_classwise"]) == 10
@@ -122,8 +129,9 @@ def test_weights_for_another_architecture_are_named(trained_digits, tmp_path):
     recipe, work = trained_digits
     bare = shutil.copy(work / "checkpoints" / "epoch_1" / "model.safetensors", tmp_path / "weights.safetensors")
     with pytest.raises(HfclsError) as error:
-        evaluate_checkpoint(EvalRequest(load_recipe(recipe, ["model.config.hidden_sizes=[8,32]"]), bare,
-                                        metrics=["accuracy"]))
+        evaluate_checkpoint(
+            EvalRequest(load_recipe(recipe, ["model.config.hidden_sizes=[8,32]"]), bare, metrics=["accuracy"])
+        )
     assert "does not match the model (resnet)" in str(error.value)
     assert "(16, 8, 1, 1) in the checkpoint, (32, 8, 1, 1) in the model" in str(error.value)
 
@@ -131,21 +139,25 @@ def test_weights_for_another_architecture_are_named(trained_digits, tmp_path):
 def test_top_k_defaults_to_the_recipes_evaluation_topk(trained_digits, tmp_path):
     recipe, work = trained_digits
     out = tmp_path / "topk.json"
-    evaluate_checkpoint(EvalRequest(load_recipe(recipe, ["evaluation.topk=[1,2]"]), work / "best", metrics=["accuracy"],
-                                    out=out))
+    evaluate_checkpoint(
+        EvalRequest(load_recipe(recipe, ["evaluation.topk=[1,2]"]), work / "best", metrics=["accuracy"], out=out)
+    )
     metrics = read_results(out)["metrics"]
     assert sorted(metrics) == ["accuracy_top1", "accuracy_top2"]
     assert metrics["accuracy_top1"] <= metrics["accuracy_top2"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, "pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE"),
-    ({"metrics": ["acuracy"]}, 'unknown metric \'acuracy\' (did you mean "accuracy"?)'),
-    ({"out": "results.csv"}, "unknown extension; use one of .json, .yaml, .yml, .pkl, .pickle"),
-    ({"metrics": ["accuracy"], "split": "test"}, "the recipe has no data.test source"),
-    ({"metrics": ["accuracy"], "out_items": ["preds"]}, "out_items: unknown preds"),
-    ({"metrics": ["accuracy"], "batch_size": 0}, "batch_size must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "pass --metrics (e.g. --metrics accuracy f1_score) and/or --out FILE"),
+        ({"metrics": ["acuracy"]}, "unknown metric 'acuracy' (did you mean \"accuracy\"?)"),
+        ({"out": "results.csv"}, "unknown extension; use one of .json, .yaml, .yml, .pkl, .pickle"),
+        ({"metrics": ["accuracy"], "split": "test"}, "the recipe has no data.test source"),
+        ({"metrics": ["accuracy"], "out_items": ["preds"]}, "out_items: unknown preds"),
+        ({"metrics": ["accuracy"], "batch_size": 0}, "batch_size must be at least 1"),
+    ],
+)
 def test_bad_requests_are_refused(trained_digits, kwargs, message):
     recipe, work = trained_digits
     with pytest.raises(HfclsError) as error:
@@ -158,10 +170,26 @@ def test_mixed_precision_and_channels_last_when_the_recipe_asks(trained_digits, 
     # A process of its own, as hfcls-eval runs.
     recipe, work = trained_digits
     out = tmp_path / "bf16.json"
-    subprocess.run([sys.executable, "-m", "hfcls.cli.eval", str(recipe), str(work / "best"), "--out", str(out),
-                    "--out-items", "class_scores", "--cfg-options", "train.mixed_precision=bf16",
-                    "train.channels_last=true"],
-                   env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, timeout=300, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hfcls.cli.eval",
+            str(recipe),
+            str(work / "best"),
+            "--out",
+            str(out),
+            "--out-items",
+            "class_scores",
+            "--cfg-options",
+            "train.mixed_precision=bf16",
+            "train.channels_last=true",
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     bf16 = np.array([r["class_scores"] for r in read_results(out)["predictions"]])
     fp32 = np.array([r["class_scores"] for r in best_results["predictions"]])
     assert (bf16.argmax(axis=1) == fp32.argmax(axis=1)).mean() > 0.97

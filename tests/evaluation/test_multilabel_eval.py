@@ -9,8 +9,8 @@ from sklearn.metrics import average_precision_score, precision_recall_fscore_sup
 
 from hfcls.errors import HfclsError
 from hfcls.evaluation.checkpoint import evaluate_checkpoint
-from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.report import format_table
+from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.results import read_results
 from hfcls.metrics import MULTI_LABEL_METRICS
 from hfcls.recipe import load_recipe
@@ -22,9 +22,16 @@ pytestmark = pytest.mark.xdist_group("multilabel_eval")  # one worker builds the
 def results(multilabel_run, tmp_path_factory):
     recipe, work = multilabel_run
     out = tmp_path_factory.mktemp("ml") / "r.yaml"
-    returned = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "checkpoints" / "epoch_2",
-                                               metrics=MULTI_LABEL_METRICS, metric_options={"thrs": [0.4]}, out=out,
-                                               out_items=("metrics", "pred", "class_scores")))
+    returned = evaluate_checkpoint(
+        EvalRequest(
+            load_recipe(recipe),
+            work / "checkpoints" / "epoch_2",
+            metrics=MULTI_LABEL_METRICS,
+            metric_options={"thrs": [0.4]},
+            out=out,
+            out_items=("metrics", "pred", "class_scores"),
+        )
+    )
     return returned, read_results(out)
 
 
@@ -58,10 +65,16 @@ def test_the_table_lists_every_class(results):
     assert "| class | AP_classwise | recall_classwise_thr-0.40 |" in table
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"metrics": ["accuracy"]}, "metric accuracy counts one class per image, but data.val is multi-label"),
-    ({"metrics": ["mAP"], "show_dir": "x"}, "show_dir draws a confusion matrix, which a multi-label model has none"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"metrics": ["accuracy"]}, "metric accuracy counts one class per image, but data.val is multi-label"),
+        (
+            {"metrics": ["mAP"], "show_dir": "x"},
+            "show_dir draws a confusion matrix, which a multi-label model has none",
+        ),
+    ],
+)
 def test_a_multi_label_model_refuses_single_label_reports(multilabel_run, kwargs, message):
     recipe, work = multilabel_run
     with pytest.raises(HfclsError, match=re.escape(message)):
@@ -71,10 +84,14 @@ def test_a_multi_label_model_refuses_single_label_reports(multilabel_run, kwargs
 def test_kinds_of_model_and_data_must_meet(multilabel_run, two_epoch_run):
     """two_epoch_run: a single-label model of the same three classes."""
     recipe, _ = multilabel_run
-    with pytest.raises(HfclsError, match=re.escape("data.val is multi-label (lists of classes) but the model is "
-                                                   "single-label")):
+    with pytest.raises(
+        HfclsError, match=re.escape("data.val is multi-label (lists of classes) but the model is single-label")
+    ):
         evaluate_checkpoint(EvalRequest(load_recipe(recipe), two_epoch_run / "best", metrics=["accuracy"]))
-    with pytest.raises(HfclsError, match=re.escape("metric mAP is for multi-label data (lists of classes), but "
-                                                   "data.val has one class per image")):
-        evaluate_checkpoint(EvalRequest(load_recipe(two_epoch_run / "recipe.yaml"), two_epoch_run / "best",
-                                        metrics=["mAP"]))
+    with pytest.raises(
+        HfclsError,
+        match=re.escape("metric mAP is for multi-label data (lists of classes), but data.val has one class per image"),
+    ):
+        evaluate_checkpoint(
+            EvalRequest(load_recipe(two_epoch_run / "recipe.yaml"), two_epoch_run / "best", metrics=["mAP"])
+        )

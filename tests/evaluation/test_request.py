@@ -8,8 +8,14 @@ from hfcls.evaluation.request import EvalRequest
 
 
 def test_a_request_holds_its_checked_forms(tmp_path):
-    request = EvalRequest(None, "best", metrics=["accuracy", "f1_score", "accuracy"],
-                          metric_options={"topk": 3, "thrs": 0.5}, tta="crops,flip", out=tmp_path / "r.json")
+    request = EvalRequest(
+        None,
+        "best",
+        metrics=["accuracy", "f1_score", "accuracy"],
+        metric_options={"topk": 3, "thrs": 0.5},
+        tta="crops,flip",
+        out=tmp_path / "r.json",
+    )
     assert request.metrics == ("accuracy", "f1_score")
     assert request.metric_options == {"topk": [3], "thrs": [0.5]}  # only those given: defaults depend on the model
     assert request.tta == ("flip", "crops") and request.out_items == ("metrics", "pred")
@@ -17,15 +23,18 @@ def test_a_request_holds_its_checked_forms(tmp_path):
         request.split = "test"  # frozen
 
 
-@pytest.mark.parametrize("arguments, param, message", [
-    ({"batch_size": 0}, "batch_size", "batch_size must be at least 1, got 0"),
-    ({"tta": "flips"}, "tta", "tta: unknown view 'flips'"),
-    ({"out_items": ["preds"]}, "out_items", "out_items: unknown preds"),
-    ({"out": "/proc/r.json"}, "out", "out /proc/r.json: cannot write in /proc"),
-    ({"show_dir": "/proc/show"}, "show_dir", "show_dir /proc/show: cannot write in /proc"),
-    ({"metric_options": {"average": "weighted"}}, None, "metric option average must be one of macro, micro, none"),
-    ({"metrics": ["acuracy"]}, None, "unknown metric 'acuracy'"),
-])
+@pytest.mark.parametrize(
+    "arguments, param, message",
+    [
+        ({"batch_size": 0}, "batch_size", "batch_size must be at least 1, got 0"),
+        ({"tta": "flips"}, "tta", "tta: unknown view 'flips'"),
+        ({"out_items": ["preds"]}, "out_items", "out_items: unknown preds"),
+        ({"out": "/proc/r.json"}, "out", "out /proc/r.json: cannot write in /proc"),
+        ({"show_dir": "/proc/show"}, "show_dir", "show_dir /proc/show: cannot write in /proc"),
+        ({"metric_options": {"average": "weighted"}}, None, "metric option average must be one of macro, micro, none"),
+        ({"metrics": ["acuracy"]}, None, "unknown metric 'acuracy'"),
+    ],
+)
 def test_a_bad_argument_is_refused_when_the_request_is_made(arguments, param, message):
     with pytest.raises(HfclsError) as error:
         EvalRequest(None, "best", **{"metrics": ["accuracy"], **arguments})

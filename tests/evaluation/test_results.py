@@ -19,13 +19,25 @@ def test_records_follow_the_items_and_skip_invalid_images():
     scores = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.25, 0.25]])
     labels, valid = torch.tensor([0, 1, 2]), torch.tensor([True, True, False])
     records = prediction_records(scores, labels, valid, ["a", "b", "c"], {"pred", "class_scores"})
-    assert records[0] == {"gt_label": 0, "pred_label": 0, "pred_class": "a", "pred_score": pytest.approx(0.7),
-                          "class_scores": pytest.approx([0.7, 0.2, 0.1])}
+    assert records[0] == {
+        "gt_label": 0,
+        "pred_label": 0,
+        "pred_class": "a",
+        "pred_score": pytest.approx(0.7),
+        "class_scores": pytest.approx([0.7, 0.2, 0.1]),
+    }
     assert (records[1]["pred_label"], records[1]["pred_class"]) == (2, "c")
-    assert records[2] == {"gt_label": 2, "pred_label": None, "pred_class": None, "pred_score": None,
-                          "class_scores": None}
-    assert prediction_records(scores, labels, valid, ["a", "b", "c"], {"class_scores"})[0].keys() == \
-        {"gt_label", "class_scores"}
+    assert records[2] == {
+        "gt_label": 2,
+        "pred_label": None,
+        "pred_class": None,
+        "pred_score": None,
+        "class_scores": None,
+    }
+    assert prediction_records(scores, labels, valid, ["a", "b", "c"], {"class_scores"})[0].keys() == {
+        "gt_label",
+        "class_scores",
+    }
 
 
 def test_a_results_path_that_cannot_be_written_is_refused_first(tmp_path):

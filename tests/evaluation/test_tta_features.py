@@ -35,8 +35,9 @@ def test_nearest_neighbours_by_features_share_their_class(feature_results):
 
 
 def test_pipeline_features_and_transformers_feature_extraction_agree(feature_results, trained_digits, val_files):
-    import hfcls
     from transformers import pipeline
+
+    import hfcls
 
     recipe, work = trained_digits
     ours = hfcls.pipeline(work / "best", device="cpu").features(val_files[:4])
@@ -50,14 +51,19 @@ def test_pipeline_features_and_transformers_feature_extraction_agree(feature_res
 def test_tta_scores_the_split_over_views(trained_digits, tmp_path):
     recipe, work = trained_digits
     common = dict(metrics=["accuracy"], metric_options={"topk": [1]}, out_items=("pred", "class_scores"))
-    plain = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", out=tmp_path / "plain.json", **common))
-    flipped = evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", out=tmp_path / "flip.json",
-                                              tta="flip", **common))
+    evaluate_checkpoint(EvalRequest(load_recipe(recipe), work / "best", out=tmp_path / "plain.json", **common))
+    flipped = evaluate_checkpoint(
+        EvalRequest(load_recipe(recipe), work / "best", out=tmp_path / "flip.json", tta="flip", **common)
+    )
     a = torch.tensor([r["class_scores"] for r in read_results(tmp_path / "plain.json")["predictions"]])
     b = torch.tensor([r["class_scores"] for r in read_results(tmp_path / "flip.json")["predictions"]])
     assert torch.allclose(b.sum(dim=1), torch.ones(len(b)), atol=1e-5) and not torch.allclose(a, b, atol=1e-3)
-    mirrored = (2 * b - a)  # mean of two views: the mirror view's scores, recovered
+    mirrored = 2 * b - a  # mean of two views: the mirror view's scores, recovered
     assert mirrored.min() > -1e-4 and torch.allclose(mirrored.sum(dim=1), torch.ones(len(b)), atol=1e-4)
-    hits = (b.argmax(dim=1) == torch.tensor([r["gt_label"] for r in read_results(tmp_path / "flip.json")
-                                              ["predictions"]])).float().mean().item()
+    hits = (
+        (b.argmax(dim=1) == torch.tensor([r["gt_label"] for r in read_results(tmp_path / "flip.json")["predictions"]]))
+        .float()
+        .mean()
+        .item()
+    )
     assert flipped.metrics["accuracy_top1"] == pytest.approx(100 * hits)

@@ -4,12 +4,20 @@ import re
 
 import numpy as np
 import pytest
-from conftest import REPO
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, top_k_accuracy_score
 
 from hfcls.errors import HfclsError
-from hfcls.metrics import (METRICS, SINGLE_LABEL_METRICS, check_metric_names, check_metric_options, evaluate_metrics,
-                           given_metric_options, metric_option)
+from hfcls.metrics import (
+    METRICS,
+    SINGLE_LABEL_METRICS,
+    check_metric_names,
+    check_metric_options,
+    evaluate_metrics,
+    given_metric_options,
+    metric_option,
+)
+
+from conftest import REPO
 
 NUM_CLASSES = 7
 
@@ -25,8 +33,9 @@ def predictions():
 
 
 def sklearn_prfs(labels, predicted, average):
-    values = precision_recall_fscore_support(labels, predicted, labels=range(NUM_CLASSES), zero_division=0,
-                                             average=None if average == "none" else average)
+    values = precision_recall_fscore_support(
+        labels, predicted, labels=range(NUM_CLASSES), zero_division=0, average=None if average == "none" else average
+    )
     return dict(zip(("precision", "recall", "f1_score"), (100 * np.asarray(v) for v in values[:3])))
 
 
@@ -75,7 +84,9 @@ def test_accuracy_threshold_counts_only_confident_hits(predictions):
     label_scores = scores[np.arange(len(labels)), labels]
     rank = (scores > label_scores[:, None]).sum(axis=1)
     top2 = (rank < 2) & (label_scores > 0.3)
-    assert got == pytest.approx({"accuracy_top1_thr-0.30": 100 * top1.mean(), "accuracy_top2_thr-0.30": 100 * top2.mean()})
+    assert got == pytest.approx(
+        {"accuracy_top1_thr-0.30": 100 * top1.mean(), "accuracy_top2_thr-0.30": 100 * top2.mean()}
+    )
 
 
 def test_confusion_matrix_equals_sklearn(predictions):
@@ -91,7 +102,10 @@ def parse_metric_options(pairs) -> dict:
 
 def test_metric_options_parse_like_mmclassification():
     assert parse_metric_options(["topk=1,3", "average=none", "thrs=0.5,0.7"]) == {
-        "topk": [1, 3], "average": "none", "thrs": [0.5, 0.7]}
+        "topk": [1, 3],
+        "average": "none",
+        "thrs": [0.5, 0.7],
+    }
     # Only the options given: the defaults (average=macro, the recipe's topk) are filled in later.
     assert parse_metric_options(["topk=(1,5)", "thrs=None"]) == {"topk": [1, 5], "thrs": [None]}
     assert parse_metric_options(["topk=2"]) == {"topk": [2]}
@@ -99,21 +113,27 @@ def test_metric_options_parse_like_mmclassification():
     assert check_metric_options(topk=[1, 5]) == {"topk": [1, 5], "average": "macro", "thrs": [None]}
 
 
-@pytest.mark.parametrize("pairs, message", [
-    (["top=1"], "expected one of topk=..., thrs=..., average=..."),
-    (["average=weighted"], "average must be one of macro, micro, none, got 'weighted'"),
-    (["topk=0"], "topk must be whole numbers of 1 or more"),
-    (["thrs=high"], "thrs must be score thresholds from 0 to 1"),
-    (["thrs=2"], "thrs must be score thresholds from 0 to 1"),
-])
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        (["top=1"], "expected one of topk=..., thrs=..., average=..."),
+        (["average=weighted"], "average must be one of macro, micro, none, got 'weighted'"),
+        (["topk=0"], "topk must be whole numbers of 1 or more"),
+        (["thrs=high"], "thrs must be score thresholds from 0 to 1"),
+        (["thrs=2"], "thrs must be score thresholds from 0 to 1"),
+    ],
+)
 def test_bad_metric_options_are_named(pairs, message):
     with pytest.raises(HfclsError, match=re.escape(message)):
         given_metric_options(parse_metric_options(pairs))
 
 
 def test_unknown_metric_lists_the_known_ones():
-    with pytest.raises(HfclsError, match="unknown metric 'f1'.*known metrics: accuracy, precision, recall, "
-                                         "f1_score, support, confusion_matrix, mAP, CP, CR, CF1, OP, OR, OF1"):
+    with pytest.raises(
+        HfclsError,
+        match="unknown metric 'f1'.*known metrics: accuracy, precision, recall, "
+        "f1_score, support, confusion_matrix, mAP, CP, CR, CF1, OP, OR, OF1",
+    ):
         check_metric_names(["f1"])
 
 
@@ -132,15 +152,22 @@ def test_modules_loaded_with_evaluate_compute_what_hfcls_reports():
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 4, size=(400, NUM_CLASSES)).astype(np.float32) / 4  # many tied scores
     labels = rng.integers(0, NUM_CLASSES, size=400)
-    calls = {"accuracy": {"topk": [1, 2, 5], "thrs": [None, 0.3]},
-             "single_label": {"items": ["precision", "recall", "f1_score", "support"], "average": "macro",
-                              "thrs": [None, 0.3]},
-             "confusion_matrix": {}}
+    calls = {
+        "accuracy": {"topk": [1, 2, 5], "thrs": [None, 0.3]},
+        "single_label": {
+            "items": ["precision", "recall", "f1_score", "support"],
+            "average": "macro",
+            "thrs": [None, 0.3],
+        },
+        "confusion_matrix": {},
+    }
     reported = evaluate_metrics(SINGLE_LABEL_METRICS, scores, labels, topk=[1, 2, 5], thrs=[None, 0.3])
     for module, options in calls.items():
         public = load_metric(module).compute(predictions=scores, references=labels, **options)
         assert public == {key: reported[key] for key in public}, module
     # Top-k under ties: a tied class ranks ahead of the label when its class id is lower.
-    ranks = [(scores[i] > scores[i, labels[i]]).sum() + (scores[i, :labels[i]] == scores[i, labels[i]]).sum()
-             for i in range(400)]
+    ranks = [
+        (scores[i] > scores[i, labels[i]]).sum() + (scores[i, : labels[i]] == scores[i, labels[i]]).sum()
+        for i in range(400)
+    ]
     assert reported["accuracy_top2"] == pytest.approx(100 * np.mean(np.array(ranks) < 2))

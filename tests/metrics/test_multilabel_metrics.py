@@ -40,13 +40,21 @@ def sklearn_counts(targets, predicted):
     per_class = []
     for c in range(targets.shape[1]):
         known = targets[:, c] >= 0
-        per_class.append(precision_recall_fscore_support(targets[known, c], predicted[known, c], average="binary",
-                                                         zero_division=0)[:3])
+        per_class.append(
+            precision_recall_fscore_support(targets[known, c], predicted[known, c], average="binary", zero_division=0)[
+                :3
+            ]
+        )
     known = targets >= 0
     overall = precision_recall_fscore_support(targets[known], predicted[known], average="binary", zero_division=0)[:3]
     cp, cr, cf1 = 100 * np.mean(per_class, axis=0)
-    return {"CP": cp, "CR": cr, "CF1": cf1, **dict(zip(("OP", "OR", "OF1"), 100 * np.asarray(overall))),
-            "recall_classwise": 100 * np.array(per_class)[:, 1]}
+    return {
+        "CP": cp,
+        "CR": cr,
+        "CF1": cf1,
+        **dict(zip(("OP", "OR", "OF1"), 100 * np.asarray(overall))),
+        "recall_classwise": 100 * np.array(per_class)[:, 1],
+    }
 
 
 def assert_counts(got, expected, suffix=""):
@@ -89,7 +97,9 @@ def test_other_thresholds_and_top_k_are_named_by_their_rule(multi_label):
     assert_counts(got, sklearn_counts(targets, (scores >= 0.75).astype(np.int64)), "_thr-0.75")
     # Top-2 by rank, ties in class order: a class ranks behind higher scores and tied lower classes.
     ahead = (scores[:, None, :] > scores[:, :, None]) | (
-        (scores[:, None, :] == scores[:, :, None]) & (np.arange(CLASSES)[None, None, :] < np.arange(CLASSES)[None, :, None]))
+        (scores[:, None, :] == scores[:, :, None])
+        & (np.arange(CLASSES)[None, None, :] < np.arange(CLASSES)[None, :, None])
+    )
     top2 = (ahead.sum(axis=2) < 2).astype(np.int64)
     assert top2.sum(axis=1).tolist() == [2] * len(scores)
     assert_counts(got, sklearn_counts(targets, top2), "_top2")
@@ -114,15 +124,24 @@ def test_ignored_entries_leave_every_count(multi_label):
 
 def test_evaluate_compute_reports_the_same(multi_label):
     scores, targets = multi_label
-    public = load_metric("multi_label").compute(predictions=scores, references=targets, items=MULTI_LABEL_METRICS,
-                                                thrs=[None, 0.25], topk=[1])
+    public = load_metric("multi_label").compute(
+        predictions=scores, references=targets, items=MULTI_LABEL_METRICS, thrs=[None, 0.25], topk=[1]
+    )
     assert public == evaluate_metrics(MULTI_LABEL_METRICS, scores, targets, thrs=[None, 0.25], topk=[1])
 
 
 def test_metrics_of_the_other_kind_are_refused():
-    with pytest.raises(HfclsError, match=re.escape("metric accuracy counts one class per image, but the data is "
-                                                   "multi-label (lists of classes); use mAP, CP")):
+    with pytest.raises(
+        HfclsError,
+        match=re.escape(
+            "metric accuracy counts one class per image, but the data is multi-label (lists of classes); use mAP, CP"
+        ),
+    ):
         check_metric_kind(["accuracy"], multi_label=True)
-    with pytest.raises(HfclsError, match=re.escape("metric mAP is for multi-label data (lists of classes), but the "
-                                                   "data has one class per image; use accuracy")):
+    with pytest.raises(
+        HfclsError,
+        match=re.escape(
+            "metric mAP is for multi-label data (lists of classes), but the data has one class per image; use accuracy"
+        ),
+    ):
         check_metric_kind(["mAP"], multi_label=False)

@@ -59,10 +59,20 @@ def test_scores_and_logits_of_a_batch(model, pixels):
 
 
 def test_predict_keeps_the_loader_order_labels_and_valid_mask(model, pixels):
-    batches = [{"pixel_values": pixels[:4], "labels": torch.tensor([0, 1, 2, 0]), "valid": torch.ones(4, dtype=bool),
-                "bad_files": []},
-               {"pixel_values": pixels[4:], "labels": torch.tensor([1, 2]), "valid": torch.tensor([True, False]),
-                "bad_files": ["broken.png"]}]
+    batches = [
+        {
+            "pixel_values": pixels[:4],
+            "labels": torch.tensor([0, 1, 2, 0]),
+            "valid": torch.ones(4, dtype=bool),
+            "bad_files": [],
+        },
+        {
+            "pixel_values": pixels[4:],
+            "labels": torch.tensor([1, 2]),
+            "valid": torch.tensor([True, False]),
+            "bad_files": ["broken.png"],
+        },
+    ]
     got = predict(model, batches, INPUTS, features=True, skip_bad_images=True)
     with torch.inference_mode():
         whole = forward_batch(model, pixels, INPUTS, SINGLE_LABEL, features=True)

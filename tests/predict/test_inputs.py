@@ -23,11 +23,17 @@ def test_normalize_matches_torchvision():
     torch.testing.assert_close(Normalize(mean, std)(images), expected)
 
 
-@pytest.mark.parametrize("mixed_precision, device_type, dtype", [
-    ("bf16", "cpu", torch.bfloat16), ("bf16", "cuda", torch.bfloat16),
-    ("fp16", "cuda", torch.float16), ("fp16", "cpu", None),  # Accelerate runs fp16 on a CPU in fp32
-    ("no", "cuda", None), ("no", "cpu", None),
-])
+@pytest.mark.parametrize(
+    "mixed_precision, device_type, dtype",
+    [
+        ("bf16", "cpu", torch.bfloat16),
+        ("bf16", "cuda", torch.bfloat16),
+        ("fp16", "cuda", torch.float16),
+        ("fp16", "cpu", None),  # Accelerate runs fp16 on a CPU in fp32
+        ("no", "cuda", None),
+        ("no", "cpu", None),
+    ],
+)
 def test_the_precision_rule_is_accelerates(mixed_precision, device_type, dtype):
     assert autocast_dtype(mixed_precision, device_type) == dtype
 
@@ -45,12 +51,16 @@ def test_channels_last_inputs_and_model():
 
 
 def test_an_export_gives_the_inputs_its_recipe_gives():
-    data = DataSection(eval_pipeline=[{"type": "Resize", "size": 20}, {"type": "CenterCrop", "size": 16}],
-                       mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3])
+    data = DataSection(
+        eval_pipeline=[{"type": "Resize", "size": 20}, {"type": "CenterCrop", "size": 16}],
+        mean=[0.5, 0.4, 0.3],
+        std=[0.2, 0.25, 0.3],
+    )
     train = SimpleNamespace(channels_last=True, mixed_precision="bf16")
     ours = recipe_inputs(SimpleNamespace(data=data, train=train), "cpu")
-    transform, exported = exported_inputs(image_processor(data).to_dict(), "test", "cpu", channels_last=True,
-                                          mixed_precision="bf16")
+    transform, exported = exported_inputs(
+        image_processor(data).to_dict(), "test", "cpu", channels_last=True, mixed_precision="bf16"
+    )
     pixels = transform(torch.randint(0, 256, (3, 37, 23), dtype=torch.uint8))[None]
     assert pixels.shape == (1, 3, 16, 16)
     assert torch.equal(ours(pixels), exported(pixels)) and ours.autocast_dtype == exported.autocast_dtype
@@ -68,30 +78,39 @@ def hfcls_normalize_calls(path: Path) -> int:
             for alias in node.names:
                 (classes if alias.name == "Normalize" else modules).add(alias.asname or alias.name)
         elif isinstance(node, ast.Import):
-            modules |= {alias.asname or alias.name.split(".")[0] for alias in node.names
-                        if alias.name.split(".")[0] == "hfcls"}
+            modules |= {
+                alias.asname or alias.name.split(".")[0] for alias in node.names if alias.name.split(".")[0] == "hfcls"
+            }
 
     def builds_it(call) -> bool:
         if isinstance(call.func, ast.Name):
             return call.func.id in classes
-        return (isinstance(call.func, ast.Attribute) and call.func.attr == "Normalize"
-                and ast.unparse(call.func.value).split(".")[0] in modules)
+        return (
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr == "Normalize"
+            and ast.unparse(call.func.value).split(".")[0] in modules
+        )
 
     return sum(builds_it(node) for node in ast.walk(tree) if isinstance(node, ast.Call))
 
 
 def test_normalize_is_built_in_one_place():
-    calls = {str(path.relative_to(PACKAGE)): count for path in sorted(PACKAGE.rglob("*.py"))
-             if (count := hfcls_normalize_calls(path))}
+    calls = {
+        str(path.relative_to(PACKAGE)): count
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if (count := hfcls_normalize_calls(path))
+    }
     assert calls == {"predict/inputs.py": 1}
 
 
 def test_the_count_sees_each_way_of_building_it(tmp_path):
     source = tmp_path / "mod.py"
-    source.write_text("from hfcls.predict.inputs import Normalize as N\nimport hfcls.predict.inputs as inputs\n"
-                      "import hfcls.predict.inputs\nfrom hfcls.predict import inputs as adapter\n"
-                      "from torchvision.transforms import v2, Normalize as TorchvisionNormalize\n"
-                      "a = N([0], [1])\nb = inputs.Normalize([0], [1])\nc = hfcls.predict.inputs.Normalize([0], [1])\n"
-                      "d = adapter.Normalize([0], [1])\ne = v2.Normalize([0], [1])\n"
-                      "f = TorchvisionNormalize([0], [1])\n")
+    source.write_text(
+        "from hfcls.predict.inputs import Normalize as N\nimport hfcls.predict.inputs as inputs\n"
+        "import hfcls.predict.inputs\nfrom hfcls.predict import inputs as adapter\n"
+        "from torchvision.transforms import v2, Normalize as TorchvisionNormalize\n"
+        "a = N([0], [1])\nb = inputs.Normalize([0], [1])\nc = hfcls.predict.inputs.Normalize([0], [1])\n"
+        "d = adapter.Normalize([0], [1])\ne = v2.Normalize([0], [1])\n"
+        "f = TorchvisionNormalize([0], [1])\n"
+    )
     assert hfcls_normalize_calls(source) == 4

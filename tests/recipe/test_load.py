@@ -6,10 +6,11 @@ import time
 
 import pytest
 import yaml
-from conftest import REPO, write
 
 from hfcls.errors import HfclsError
 from hfcls.recipe.load import deep_merge, expanded_size, load_recipe, save_recipe
+
+from conftest import REPO, write
 
 
 def test_bases_merge_in_order_recipe_last(based):
@@ -28,8 +29,17 @@ def test_delete_replaces_instead_of_merging():
 
 
 def test_overrides_are_yaml_typed(based):
-    recipe = load_recipe(based, ["optim.lr=1e-3", "model.config.depths=[2,2]", "data.val=null",
-                                 "train.epochs=3", "data.train_pipeline.0.size=12", "optim.type=adamw"])
+    recipe = load_recipe(
+        based,
+        [
+            "optim.lr=1e-3",
+            "model.config.depths=[2,2]",
+            "data.val=null",
+            "train.epochs=3",
+            "data.train_pipeline.0.size=12",
+            "optim.type=adamw",
+        ],
+    )
     assert recipe.optim.lr == pytest.approx(1e-3) and isinstance(recipe.optim.lr, float)
     assert recipe.model.config["depths"] == [2, 2]
     assert recipe.data.val is None
@@ -101,20 +111,26 @@ def test_yaml_aliases_that_expand_past_the_limit_are_refused_at_once(tmp_path, b
         sizes.append(1 + 9 * sizes[-1])
     total = 1 + sum(sizes) + 3 + sizes[-1]  # the root, l0..l9, model/config/model_type, x
     started = time.perf_counter()
-    with pytest.raises(HfclsError, match=rf"bomb\.yaml: its YAML aliases \(\*name\) expand to {total:,} values, "
-                                         r"more than the 100,000 a recipe may hold"):
+    with pytest.raises(
+        HfclsError,
+        match=rf"bomb\.yaml: its YAML aliases \(\*name\) expand to {total:,} values, "
+        r"more than the 100,000 a recipe may hold",
+    ):
         load_recipe(bomb)
     assert time.perf_counter() - started < 5  # counted, never written out
 
 
 def test_yaml_aliases_within_the_limit_still_work(tmp_path):
-    aliased = write(tmp_path / "a.yaml", """
+    aliased = write(
+        tmp_path / "a.yaml",
+        """
 data:
   batch_size: 8
   eval_pipeline: &eval [{type: Resize, size: 8}, {type: CenterCrop, size: 8}]
   train_pipeline: *eval
 model: {config: {model_type: resnet}}
-""")
+""",
+    )
     recipe = load_recipe(aliased)
     assert recipe.data.train_pipeline == [{"type": "Resize", "size": 8}, {"type": "CenterCrop", "size": 8}]
     save_recipe(recipe, tmp_path / "saved.yaml")

@@ -11,26 +11,40 @@ from hfcls.recipe.settings import TRACKERS, ema_settings
 
 
 def test_ema_settings_fill_in_the_defaults():
-    assert ema_settings({"decay": 0.999}) == {"decay": 0.999, "every_n_steps": 1, "warmup": True,
-                                              "warmup_power": pytest.approx(2 / 3)}
+    assert ema_settings({"decay": 0.999}) == {
+        "decay": 0.999,
+        "every_n_steps": 1,
+        "warmup": True,
+        "warmup_power": pytest.approx(2 / 3),
+    }
     assert ema_settings(None) is None
 
 
-@pytest.mark.parametrize("ema, word", [
-    ({"decay": 1.5}, "decay"), ({"decay": "abc"}, "decay"), ({"every_n_steps": 0}, "every_n_steps"),
-    ({"warmup": "yes"}, "warmup"), ({"warmup_power": 0}, "warmup_power"), ({"decai": 0.9}, "decai"),
-    (0.99, "mapping"),
-])
+@pytest.mark.parametrize(
+    "ema, word",
+    [
+        ({"decay": 1.5}, "decay"),
+        ({"decay": "abc"}, "decay"),
+        ({"every_n_steps": 0}, "every_n_steps"),
+        ({"warmup": "yes"}, "warmup"),
+        ({"warmup_power": 0}, "warmup_power"),
+        ({"decai": 0.9}, "decai"),
+        (0.99, "mapping"),
+    ],
+)
 def test_bad_ema_settings_name_the_key(ema, word):
     with pytest.raises(HfclsError, match=word):
         ema_settings(ema)
 
 
-@pytest.mark.parametrize("loss, message", [
-    ("{type: asl, gama_neg: 2}", 'unknown option gama_neg for asl (did you mean "gamma_neg"?)'),
-    ("{type: focal, gamma: -1}", "train.loss.gamma must be a number >= 0"),
-    ("{type: fcal}", "train.loss.type must be one of cross_entropy, focal, bce, asl"),
-])
+@pytest.mark.parametrize(
+    "loss, message",
+    [
+        ("{type: asl, gama_neg: 2}", 'unknown option gama_neg for asl (did you mean "gamma_neg"?)'),
+        ("{type: focal, gamma: -1}", "train.loss.gamma must be a number >= 0"),
+        ("{type: fcal}", "train.loss.type must be one of cross_entropy, focal, bce, asl"),
+    ],
+)
 def test_a_wrong_loss_is_named_when_the_recipe_loads(based, loss, message):
     with pytest.raises(HfclsError, match=re.escape(message)):
         load_recipe(based, [f"train.loss={loss}"])

@@ -2,29 +2,35 @@
 settings it finishes for the engine."""
 
 import pytest
-from conftest import tiny_recipe_dict
 
 from hfcls.errors import HfclsError
 from hfcls.recipe.load import load_recipe, recipe_from_dict, save_recipe
 from hfcls.recipe.schema import EMA_DEFAULTS
 
+from conftest import tiny_recipe_dict
 
-@pytest.mark.parametrize("override, message", [
-    ("optim.lrr=0.1", 'unknown key optim.lrr (did you mean "lr"?)'),
-    ("trian.epochs=1", 'unknown key trian (did you mean "train"?)'),
-    ("train.epochs=many", "train.epochs must be int, got 'many'"),
-    ("train.mixed_precision=fp8", "train.mixed_precision must be one of no, fp16, bf16"),
-    ("data.mean=[123.675,116.28,103.53]", "looks like the 0-255 scale"),
-    ("model.pretrained=some/id", "not both"),
-    ("data.batch_size=0", "data.batch_size must be at least 1"),
-    ("optim", 'must look like key.sub=value'),
-    ("optim.lr.x=1", "optim.lr is a value, not a section"),
-    # an eval pipeline that has no exported form is refused when the recipe loads
-    ("data.eval_pipeline=[{type: CenterCrop, size: 8}]", "data.eval_pipeline: an eval pipeline must be [Resize] or "
-                                                         "[Resize, CenterCrop]"),
-    ("data.eval_pipeline=[{type: Resize, size: 8, interpolation: nearest}]", "must be bilinear or bicubic"),
-    ("data.eval_pipeline.0.max_size=20", "supports size and interpolation only"),
-])
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lrr=0.1", 'unknown key optim.lrr (did you mean "lr"?)'),
+        ("trian.epochs=1", 'unknown key trian (did you mean "train"?)'),
+        ("train.epochs=many", "train.epochs must be int, got 'many'"),
+        ("train.mixed_precision=fp8", "train.mixed_precision must be one of no, fp16, bf16"),
+        ("data.mean=[123.675,116.28,103.53]", "looks like the 0-255 scale"),
+        ("model.pretrained=some/id", "not both"),
+        ("data.batch_size=0", "data.batch_size must be at least 1"),
+        ("optim", "must look like key.sub=value"),
+        ("optim.lr.x=1", "optim.lr is a value, not a section"),
+        # an eval pipeline that has no exported form is refused when the recipe loads
+        (
+            "data.eval_pipeline=[{type: CenterCrop, size: 8}]",
+            "data.eval_pipeline: an eval pipeline must be [Resize] or [Resize, CenterCrop]",
+        ),
+        ("data.eval_pipeline=[{type: Resize, size: 8, interpolation: nearest}]", "must be bilinear or bicubic"),
+        ("data.eval_pipeline.0.max_size=20", "supports size and interpolation only"),
+    ],
+)
 def test_bad_recipes_name_the_key(based, override, message):
     with pytest.raises(HfclsError) as error:
         load_recipe(based, [override])

@@ -53,22 +53,37 @@ def work_of(recipe) -> dict:
     if any(spec.get("type") != "imagefolder" for spec in folders):
         raise HfclsError("--peers needs data.train and data.val to be imagefolder sources, which every peer reads")
     if optim.type != "adamw" or schedule.type != "cosine" or recipe.model.config is None:
-        raise HfclsError("--peers compares AdamW with a cosine schedule on a model.config architecture; "
-                         f"the recipe has optim.type={optim.type}, schedule.type={schedule.type}")
+        raise HfclsError(
+            "--peers compares AdamW with a cosine schedule on a model.config architecture; "
+            f"the recipe has optim.type={optim.type}, schedule.type={schedule.type}"
+        )
     size, pad = train_crop(data.train_pipeline)
-    return {"train_dir": folders[0]["path"], "val_dir": folders[1]["path"], "model": dict(recipe.model.config),
-            "epochs": recipe.train.epochs, "batch_size": data.batch_size, "lr": optim.lr,
-            "weight_decay": optim.weight_decay, "warmup_epochs": schedule.warmup_epochs,
-            "workers": data.num_workers if data.num_workers is not None else 2, "size": size, "pad": pad,
-            "mean": list(data.mean), "std": list(data.std), "seed": recipe.seed}
+    return {
+        "train_dir": folders[0]["path"],
+        "val_dir": folders[1]["path"],
+        "model": dict(recipe.model.config),
+        "epochs": recipe.train.epochs,
+        "batch_size": data.batch_size,
+        "lr": optim.lr,
+        "weight_decay": optim.weight_decay,
+        "warmup_epochs": schedule.warmup_epochs,
+        "workers": data.num_workers if data.num_workers is not None else 2,
+        "size": size,
+        "pad": pad,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "seed": recipe.seed,
+    }
 
 
 def train_crop(pipeline: list) -> tuple:
     """(crop size, padding) of a [Resize(size + pad), RandomCrop(size)] train pipeline."""
     kinds = [spec.get("type") for spec in pipeline]
     if kinds != ["Resize", "RandomCrop"]:
-        raise HfclsError(f"--peers needs a train pipeline of [Resize, RandomCrop] (what every peer can be told); "
-                         f"the recipe has {kinds}")
+        raise HfclsError(
+            f"--peers needs a train pipeline of [Resize, RandomCrop] (what every peer can be told); "
+            f"the recipe has {kinds}"
+        )
     resize, crop = (spec["size"] for spec in pipeline)
     side = crop if isinstance(crop, int) else crop[0]
     return side, (resize if isinstance(resize, int) else resize[0]) - side
@@ -77,38 +92,129 @@ def train_crop(pipeline: list) -> tuple:
 def hfcls_command(recipe_path, overrides, out: Path, in_memory: bool, fast: bool = False) -> list:
     """hfcls-train on the recipe; `fast`: in bf16 with channels_last, the zoo recipes' own settings
     where the hardware has bf16 (the peers keep the recipe's precision)."""
-    return [sys.executable, "-m", "hfcls.cli.train", str(recipe_path), *overrides, "--work-dir", str(out),
-            f"data.in_memory={str(in_memory).lower()}", "train.log_with=[]", "train.publish=false",
-            *(["train.mixed_precision=bf16", "train.channels_last=true"] if fast else [])]
+    return [
+        sys.executable,
+        "-m",
+        "hfcls.cli.train",
+        str(recipe_path),
+        *overrides,
+        "--work-dir",
+        str(out),
+        f"data.in_memory={str(in_memory).lower()}",
+        "train.log_with=[]",
+        "train.publish=false",
+        *(["train.mixed_precision=bf16", "train.channels_last=true"] if fast else []),
+    ]
 
 
 def trainer_command(work: dict, out: Path) -> list:
-    return [sys.executable, "-m", "hfcls.bench.peers.trainer", "--train-dir", work["train_dir"],
-            "--val-dir", work["val_dir"], "--model-config", json.dumps(work["model"]), "--output-dir", str(out),
-            "--epochs", str(work["epochs"]), "--batch-size", str(work["batch_size"]), "--lr", str(work["lr"]),
-            "--weight-decay", str(work["weight_decay"]), "--warmup-epochs", str(work["warmup_epochs"]),
-            "--workers", str(work["workers"]), "--size", str(work["size"]), "--pad", str(work["pad"]),
-            "--mean", *map(str, work["mean"]), "--std", *map(str, work["std"]), "--seed", str(work["seed"])]
+    return [
+        sys.executable,
+        "-m",
+        "hfcls.bench.peers.trainer",
+        "--train-dir",
+        work["train_dir"],
+        "--val-dir",
+        work["val_dir"],
+        "--model-config",
+        json.dumps(work["model"]),
+        "--output-dir",
+        str(out),
+        "--epochs",
+        str(work["epochs"]),
+        "--batch-size",
+        str(work["batch_size"]),
+        "--lr",
+        str(work["lr"]),
+        "--weight-decay",
+        str(work["weight_decay"]),
+        "--warmup-epochs",
+        str(work["warmup_epochs"]),
+        "--workers",
+        str(work["workers"]),
+        "--size",
+        str(work["size"]),
+        "--pad",
+        str(work["pad"]),
+        "--mean",
+        *map(str, work["mean"]),
+        "--std",
+        *map(str, work["std"]),
+        "--seed",
+        str(work["seed"]),
+    ]
 
 
 def timm_command(work: dict, train_py: Path, out: Path) -> list:
     model = work["model"]
     key = (tuple(model.get("depths", ())), tuple(model.get("hidden_sizes", ())), model.get("layer_type"))
     if key not in TIMM_RESNETS:
-        raise HfclsError(f"the timm peer trains {', '.join(TIMM_RESNETS.values())}; the recipe's model.config "
-                         "is none of them (depths, hidden_sizes, layer_type)")
+        raise HfclsError(
+            f"the timm peer trains {', '.join(TIMM_RESNETS.values())}; the recipe's model.config "
+            "is none of them (depths, hidden_sizes, layer_type)"
+        )
     data_dir = Path(work["train_dir"]).parent
     device = [] if _cuda() else ["--device", "cpu", "--no-prefetcher"]
-    return [sys.executable, str(train_py), "--data-dir", str(data_dir), "--train-split", Path(work["train_dir"]).name,
-            "--val-split", Path(work["val_dir"]).name, "--model", TIMM_RESNETS[key], "--num-classes",
-            str(len([p for p in Path(work["train_dir"]).iterdir() if p.is_dir()])),
-            "--input-size", "3", str(work["size"]), str(work["size"]), "--crop-pct", "1.0",
-            "--scale", "1", "1", "--ratio", "1", "1", "--hflip", "0", "--mean", *map(str, work["mean"]),
-            "--std", *map(str, work["std"]), "--batch-size", str(work["batch_size"]), "--opt", "adamw",
-            "--lr", str(work["lr"]), "--weight-decay", str(work["weight_decay"]), "--sched", "cosine",
-            "--sched-on-updates", "--warmup-epochs", str(round(work["warmup_epochs"])), "--cooldown-epochs", "0",
-            "--epochs", str(work["epochs"]), "--workers", str(work["workers"]), "--seed", str(work["seed"]),
-            "--log-interval", "10", "--output", str(out), "--checkpoint-hist", "1", *device]
+    return [
+        sys.executable,
+        str(train_py),
+        "--data-dir",
+        str(data_dir),
+        "--train-split",
+        Path(work["train_dir"]).name,
+        "--val-split",
+        Path(work["val_dir"]).name,
+        "--model",
+        TIMM_RESNETS[key],
+        "--num-classes",
+        str(len([p for p in Path(work["train_dir"]).iterdir() if p.is_dir()])),
+        "--input-size",
+        "3",
+        str(work["size"]),
+        str(work["size"]),
+        "--crop-pct",
+        "1.0",
+        "--scale",
+        "1",
+        "1",
+        "--ratio",
+        "1",
+        "1",
+        "--hflip",
+        "0",
+        "--mean",
+        *map(str, work["mean"]),
+        "--std",
+        *map(str, work["std"]),
+        "--batch-size",
+        str(work["batch_size"]),
+        "--opt",
+        "adamw",
+        "--lr",
+        str(work["lr"]),
+        "--weight-decay",
+        str(work["weight_decay"]),
+        "--sched",
+        "cosine",
+        "--sched-on-updates",
+        "--warmup-epochs",
+        str(round(work["warmup_epochs"])),
+        "--cooldown-epochs",
+        "0",
+        "--epochs",
+        str(work["epochs"]),
+        "--workers",
+        str(work["workers"]),
+        "--seed",
+        str(work["seed"]),
+        "--log-interval",
+        "10",
+        "--output",
+        str(out),
+        "--checkpoint-hist",
+        "1",
+        *device,
+    ]
 
 
 def _cuda() -> bool:
@@ -119,7 +225,8 @@ def _cuda() -> bool:
 
 def has_bf16() -> bool:
     """Whether the device hfcls trains on here computes in bf16 itself, rather than emulating it."""
-    from hfcls.engine.precision import default_device_type, has_bf16 as device_has_bf16
+    from hfcls.engine.precision import default_device_type
+    from hfcls.engine.precision import has_bf16 as device_has_bf16
 
     return device_has_bf16(default_device_type())
 
@@ -130,8 +237,9 @@ def has_bf16() -> bool:
 def run_timed(command: list, env: dict, cwd=None, timeout: float = 3600) -> tuple:
     """(wall seconds, [(seconds since launch, line)]) of one command, stdout and stderr merged."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               cwd=cwd, bufsize=1)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd, bufsize=1
+    )
     lines = []
     for line in process.stdout:
         lines.append((time.perf_counter() - start, line.rstrip("\n")))
@@ -155,8 +263,15 @@ def read_hfcls(lines: list) -> dict:
         match = HFCLS_EPOCH.search(text)
         if match and "val_accuracy_top1" in text:
             values = {key: float(value) for key, value in KEY_VALUE.findall(match.group(2))}
-            record["epochs"].append({"epoch": int(match.group(1)), "end": at, "top1": values["val_accuracy_top1"],
-                                     "images_per_sec": values["images_per_sec"], "eval_time": values["eval_time"]})
+            record["epochs"].append(
+                {
+                    "epoch": int(match.group(1)),
+                    "end": at,
+                    "top1": values["val_accuracy_top1"],
+                    "images_per_sec": values["images_per_sec"],
+                    "eval_time": values["eval_time"],
+                }
+            )
     return record
 
 
@@ -169,9 +284,15 @@ def read_trainer(lines: list) -> dict:
         if event["event"] == "first_step":
             record["first_step"] = at
         elif event["event"] == "epoch":
-            record["epochs"].append({"epoch": event["epoch"], "end": at, "top1": event["top1"],
-                                     "images_per_sec": event["images"] / event["train_time"],
-                                     "eval_time": event["eval_time"]})
+            record["epochs"].append(
+                {
+                    "epoch": event["epoch"],
+                    "end": at,
+                    "top1": event["top1"],
+                    "images_per_sec": event["images"] / event["train_time"],
+                    "eval_time": event["eval_time"],
+                }
+            )
     return record
 
 
@@ -195,8 +316,15 @@ def read_timm(lines: list) -> dict:
         test = TIMM_TEST.search(text)
         if test and test.group(1) == test.group(2):
             epoch = max(train_end)
-            record["epochs"].append({"epoch": epoch + 1, "end": at, "top1": float(test.group(3)),
-                                     "images_per_sec": rate[epoch], "eval_time": at - train_end[epoch]})
+            record["epochs"].append(
+                {
+                    "epoch": epoch + 1,
+                    "end": at,
+                    "top1": float(test.group(3)),
+                    "images_per_sec": rate[epoch],
+                    "eval_time": at - train_end[epoch],
+                }
+            )
     return record
 
 
@@ -205,9 +333,14 @@ def summary(wall: float, record: dict) -> dict:
     if not epochs or record["first_step"] is None:
         raise HfclsError("a run finished without the lines its timings are read from (first step, evaluations)")
     steady = [e["images_per_sec"] for e in epochs[1:]] or [epochs[0]["images_per_sec"]]
-    return {"wall": wall, "first_step": record["first_step"], "images_per_sec": statistics.median(steady),
-            "eval_time": statistics.median(e["eval_time"] for e in epochs), "top1": epochs[-1]["top1"],
-            "evaluations": [(e["end"], e["top1"]) for e in epochs]}
+    return {
+        "wall": wall,
+        "first_step": record["first_step"],
+        "images_per_sec": statistics.median(steady),
+        "eval_time": statistics.median(e["eval_time"] for e in epochs),
+        "top1": epochs[-1]["top1"],
+        "evaluations": [(e["end"], e["top1"]) for e in epochs],
+    }
 
 
 # ----------------------------------------------------------------------------- load and rounds
@@ -229,11 +362,14 @@ def tools(recipe, peers, timm_train, overrides=()) -> list:
     """(name, make command for an output folder, reader) of every tool compared; hfcls runs the
     recipe file with the same `overrides` that shaped `recipe`."""
     work = work_of(recipe)
-    out = [("hfcls, workers", lambda d: hfcls_command(recipe.source, overrides, d, False), read_hfcls),
-           ("hfcls, in memory", lambda d: hfcls_command(recipe.source, overrides, d, True), read_hfcls)]
+    out = [
+        ("hfcls, workers", lambda d: hfcls_command(recipe.source, overrides, d, False), read_hfcls),
+        ("hfcls, in memory", lambda d: hfcls_command(recipe.source, overrides, d, True), read_hfcls),
+    ]
     if has_bf16():
-        out.append(("hfcls, bf16 + NHWC", lambda d: hfcls_command(recipe.source, overrides, d, True, fast=True),
-                    read_hfcls))
+        out.append(
+            ("hfcls, bf16 + NHWC", lambda d: hfcls_command(recipe.source, overrides, d, True, fast=True), read_hfcls)
+        )
     if "trainer" in peers:
         out.append(("HF Trainer", lambda d: trainer_command(work, d), read_trainer))
     if "timm" in peers:
@@ -265,10 +401,14 @@ def compare(recipe, peers=PEERS, *, timm_train=None, rounds: int = 2, load: int 
 def best(rows: list) -> dict:
     """The best of each figure over the rounds; top-1 of the fastest round."""
     fastest = min(rows, key=lambda row: row["wall"])
-    return {"wall": fastest["wall"], "first_step": min(r["first_step"] for r in rows),
-            "images_per_sec": max(r["images_per_sec"] for r in rows),
-            "eval_time": min(r["eval_time"] for r in rows), "top1": fastest["top1"],
-            "evaluations": fastest["evaluations"]}
+    return {
+        "wall": fastest["wall"],
+        "first_step": min(r["first_step"] for r in rows),
+        "images_per_sec": max(r["images_per_sec"] for r in rows),
+        "eval_time": min(r["eval_time"] for r in rows),
+        "top1": fastest["top1"],
+        "evaluations": fastest["evaluations"],
+    }
 
 
 def time_to(evaluations: list, target: float) -> float | None:
@@ -279,19 +419,25 @@ def time_to(evaluations: list, target: float) -> float | None:
 def table(result: dict, target: float | None = None) -> str:
     rows = result["tools"]
     peer_walls = {name: row["wall"] for name, row in rows.items() if not name.startswith("hfcls")}
-    lines = [f"{'tool':<18} {'wall s':>8} {'first step s':>13} {'images/s':>9} {'eval s':>7} {'top-1 %':>8}"
-             + (f" {'to ' + str(target) + ' % s':>10}" if target is not None else "")]
+    lines = [
+        f"{'tool':<18} {'wall s':>8} {'first step s':>13} {'images/s':>9} {'eval s':>7} {'top-1 %':>8}"
+        + (f" {'to ' + str(target) + ' % s':>10}" if target is not None else "")
+    ]
     for name, row in rows.items():
         reach = time_to(row["evaluations"], target) if target is not None else None
-        lines.append(f"{name:<18} {row['wall']:>8.1f} {row['first_step']:>13.2f} {row['images_per_sec']:>9.0f} "
-                     f"{row['eval_time']:>7.2f} {row['top1']:>8.2f}"
-                     + ((f" {reach:>10.1f}" if reach is not None else f" {'never':>10}") if target is not None else ""))
+        lines.append(
+            f"{name:<18} {row['wall']:>8.1f} {row['first_step']:>13.2f} {row['images_per_sec']:>9.0f} "
+            f"{row['eval_time']:>7.2f} {row['top1']:>8.2f}"
+            + ((f" {reach:>10.1f}" if reach is not None else f" {'never':>10}") if target is not None else "")
+        )
     if peer_walls:
         fastest = min(peer_walls, key=peer_walls.get)
         for name, row in rows.items():
             if name.startswith("hfcls"):
                 peer = rows[fastest]
-                lines.append(f"ratio {name} / {fastest}: {peer['wall'] / row['wall']:.2f}x wall, "
-                             f"{row['images_per_sec'] / peer['images_per_sec']:.2f}x images/s, "
-                             f"{peer['first_step'] / row['first_step']:.2f}x first step")
+                lines.append(
+                    f"ratio {name} / {fastest}: {peer['wall'] / row['wall']:.2f}x wall, "
+                    f"{row['images_per_sec'] / peer['images_per_sec']:.2f}x images/s, "
+                    f"{peer['first_step'] / row['first_step']:.2f}x first step"
+                )
     return "\n".join(lines)

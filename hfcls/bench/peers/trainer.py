@@ -47,9 +47,14 @@ class Timings(TrainerCallback):
         self.epoch_end = time.perf_counter()
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        emit("epoch", epoch=round(state.epoch), train_time=self.epoch_end - self.epoch_start,
-             images=self.steps * self.batch_size, eval_time=time.perf_counter() - self.epoch_end,
-             top1=100 * metrics["eval_accuracy"])
+        emit(
+            "epoch",
+            epoch=round(state.epoch),
+            train_time=self.epoch_end - self.epoch_start,
+            images=self.steps * self.batch_size,
+            eval_time=time.perf_counter() - self.epoch_end,
+            top1=100 * metrics["eval_accuracy"],
+        )
 
 
 def parse_args(argv=None):
@@ -75,7 +80,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    dataset = load_dataset("imagefolder", data_files={"train": f"{args.train_dir}/**", "validation": f"{args.val_dir}/**"})
+    dataset = load_dataset(
+        "imagefolder", data_files={"train": f"{args.train_dir}/**", "validation": f"{args.val_dir}/**"}
+    )
     labels = dataset["train"].features["label"].names
     normalize = Normalize(mean=args.mean, std=args.std)
     train_tf = Compose([Resize(args.size + args.pad), RandomCrop(args.size), ToTensor(), normalize])
@@ -85,34 +92,62 @@ def main(argv=None):
         def apply(batch):
             batch["pixel_values"] = [pipeline(image.convert("RGB")) for image in batch["image"]]
             return batch
+
         return apply
 
     dataset["train"].set_transform(transform(train_tf))
     dataset["validation"].set_transform(transform(val_tf))
     spec = json.loads(args.model_config)
-    config = AutoConfig.for_model(spec.pop("model_type"), **spec, num_labels=len(labels),
-                                  id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    config = AutoConfig.for_model(
+        spec.pop("model_type"),
+        **spec,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
     torch.manual_seed(args.seed)
     model = AutoModelForImageClassification.from_config(config)
     steps_per_epoch = len(dataset["train"]) // args.batch_size
     training = TrainingArguments(
-        output_dir=args.output_dir, per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
-        lr_scheduler_type="cosine", warmup_steps=round(args.warmup_epochs * steps_per_epoch),
-        num_train_epochs=args.epochs, max_steps=args.max_steps, eval_strategy="epoch", save_strategy="epoch",
-        logging_strategy="epoch", dataloader_num_workers=args.workers, dataloader_drop_last=True,
-        remove_unused_columns=False, report_to="none", seed=args.seed, disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available())
+        output_dir=args.output_dir,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        lr_scheduler_type="cosine",
+        warmup_steps=round(args.warmup_epochs * steps_per_epoch),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        dataloader_num_workers=args.workers,
+        dataloader_drop_last=True,
+        remove_unused_columns=False,
+        report_to="none",
+        seed=args.seed,
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+    )
 
     def collate(examples):
-        return {"pixel_values": torch.stack([e["pixel_values"] for e in examples]),
-                "labels": torch.tensor([e["label"] for e in examples])}
+        return {
+            "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
+            "labels": torch.tensor([e["label"] for e in examples]),
+        }
 
     def accuracy(prediction):
         return {"accuracy": float(np.mean(np.argmax(prediction.predictions, axis=1) == prediction.label_ids))}
 
-    trainer = Trainer(model=model, args=training, train_dataset=dataset["train"], eval_dataset=dataset["validation"],
-                      data_collator=collate, compute_metrics=accuracy, callbacks=[Timings(args.batch_size)])
+    trainer = Trainer(
+        model=model,
+        args=training,
+        train_dataset=dataset["train"],
+        eval_dataset=dataset["validation"],
+        data_collator=collate,
+        compute_metrics=accuracy,
+        callbacks=[Timings(args.batch_size)],
+    )
     trainer.train()
 
 

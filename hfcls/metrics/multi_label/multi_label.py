@@ -36,13 +36,21 @@ Returns:
 """
 
 ITEMS = ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1")
-COUNTED = {"CP": ("macro", "precision"), "CR": ("macro", "recall"), "CF1": ("macro", "f1_score"),
-           "OP": ("micro", "precision"), "OR": ("micro", "recall"), "OF1": ("micro", "f1_score")}
+COUNTED = {
+    "CP": ("macro", "precision"),
+    "CR": ("macro", "recall"),
+    "CF1": ("macro", "f1_score"),
+    "OP": ("micro", "precision"),
+    "OR": ("micro", "recall"),
+    "OF1": ("micro", "f1_score"),
+}
 
 
 class MultiLabel(evaluate.Metric):
     def _info(self):
-        return scores_metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, references=datasets.Sequence(datasets.Value("int64")))
+        return scores_metric_info(
+            _DESCRIPTION, _KWARGS_DESCRIPTION, references=datasets.Sequence(datasets.Value("int64"))
+        )
 
     def _compute(self, predictions, references, items=ITEMS, thrs=(None,), topk=None):
         scores = np.asarray(predictions, dtype=np.float32)
@@ -58,8 +66,10 @@ class MultiLabel(evaluate.Metric):
         truth = (targets == 1) & known
         for suffix, predicted in rules(scores, thrs, topk):
             predicted = predicted & known
-            by_average = {average: precision_recall_f1_support(predicted, truth, average)
-                          for average in ("macro", "micro", "none")}
+            by_average = {
+                average: precision_recall_f1_support(predicted, truth, average)
+                for average in ("macro", "micro", "none")
+            }
             for item in counted:
                 average, value = COUNTED[item]
                 results[item + suffix] = float(by_average[average][value])

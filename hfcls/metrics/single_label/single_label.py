@@ -54,6 +54,7 @@ class SingleLabel(evaluate.Metric):
                 value = values[item]
                 results[item + SUFFIX[average] + threshold] = value.tolist() if average == "none" else float(value)
             if "recall" in items and average != "none":
-                results["recall_classwise" + threshold] = precision_recall_f1_support(
-                    predicted, truth, "none")["recall"].tolist()
+                results["recall_classwise" + threshold] = precision_recall_f1_support(predicted, truth, "none")[
+                    "recall"
+                ].tolist()
         return results
