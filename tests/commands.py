@@ -17,6 +17,15 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
 
 
+def launch_env(*path_first, **variables) -> dict:
+    """A user's shell: this interpreter's `accelerate` and `python` first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "NNODES", "NODE_RANK", "MASTER_ADDR")}
+    env["PATH"] = os.pathsep.join([*map(str, path_first), str(Path(sys.executable).parent), env["PATH"]])
+    env["PYTHONPATH"] = str(REPO)
+    env.update({k: str(v) for k, v in variables.items()})
+    return env
+
+
 def console_scripts() -> dict:
     """{script name: module} of every console script setup.cfg declares."""
     config = configparser.ConfigParser()

@@ -45,7 +45,7 @@ def test_every_console_script_is_run_here():
 
 
 def test_each_runs_once_as_a_subprocess():
-    ran = re.findall(r"\brun\(\"([\w.-]+)\"", Path(__file__).read_text())
+    ran = re.findall(r"\brun\(\s*\"([\w.-]+)\"", Path(__file__).read_text())
     assert sorted(ran) == sorted([*console_scripts(), "hfcls.cli.dist"])
 
 

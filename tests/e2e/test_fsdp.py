@@ -68,7 +68,7 @@ TINY_VIT = {
 
 
 def launch(config: str, port: int, script, *args, tmp_path=None) -> subprocess.CompletedProcess:
-    from test_multiprocess import launch_env
+    from commands import launch_env
 
     command = [
         "accelerate",

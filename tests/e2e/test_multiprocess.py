@@ -31,6 +31,7 @@ from hfcls.predict.forward import predict
 from hfcls.predict.inputs import recipe_inputs
 from hfcls.recipe import load_recipe
 
+from commands import launch_env
 from conftest import (
     ALL_METRICS,
     REPO,
@@ -48,15 +49,6 @@ pytestmark = pytest.mark.slow
 LAUNCH = REPO / "launch"
 SLURM_STUB = REPO / "tests" / "slurm_stub"
 LOST = "another process of this job died or stopped answering"
-
-
-def launch_env(*path_first, **variables) -> dict:
-    """A user's shell: this interpreter's `accelerate` and `python` first on PATH."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "NNODES", "NODE_RANK", "MASTER_ADDR")}
-    env["PATH"] = os.pathsep.join([*map(str, path_first), str(Path(sys.executable).parent), env["PATH"]])
-    env["PYTHONPATH"] = str(REPO)
-    env.update({k: str(v) for k, v in variables.items()})
-    return env
 
 
 def two_node_launch(rank: int, port: int, *module_and_args) -> list:
