@@ -26,6 +26,27 @@ def launch_env(*path_first, **variables) -> dict:
     return env
 
 
+def two_process_launch(port: int) -> list:
+    """`accelerate launch` of two CPU processes on this machine, up to the `-m MODULE ...` it runs."""
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port),
+        "-m",
+    ]
+
+
 def console_scripts() -> dict:
     """{script name: module} of every console script setup.cfg declares."""
     config = configparser.ConfigParser()

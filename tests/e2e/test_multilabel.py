@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from hfcls.logs import read_jsonl
 from hfcls.metrics import MULTI_LABEL_METRICS
 from hfcls.recipe import load_recipe
 
+from commands import two_process_launch
 from conftest import (
     REPO,
     deterministic_rows,
@@ -113,21 +113,7 @@ def launch(*args, cwd=None, port=None):
     """`accelerate launch` of two CPU processes (gloo) running `-m module args...`."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1", "CUDA_VISIBLE_DEVICES": ""}
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(port or free_port()),
-        "-m",
+        *two_process_launch(port or free_port()),
         *map(str, args),
     ]
     return subprocess.run(command, env=env, check=True, timeout=300, cwd=cwd, capture_output=True, text=True)

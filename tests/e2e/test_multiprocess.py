@@ -31,7 +31,7 @@ from hfcls.predict.forward import predict
 from hfcls.predict.inputs import recipe_inputs
 from hfcls.recipe import load_recipe
 
-from commands import launch_env
+from commands import launch_env, two_process_launch
 from conftest import (
     ALL_METRICS,
     REPO,
@@ -295,21 +295,7 @@ def train_on_two_cpu_processes(port: int, recipe, *args) -> None:
     # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
     env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
     launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(port),
-        "-m",
+        *two_process_launch(port),
         "hfcls.cli.train",
         str(recipe),
     ]
@@ -404,21 +390,7 @@ def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, 
     env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
     run = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(port),
-            "-m",
+            *two_process_launch(port),
             "hfcls.cli.eval",
             str(recipe),
             str(work / "best"),
