@@ -47,6 +47,7 @@ from hfcls.engine.precision import check_mixed_precision, default_device_type
 from hfcls.engine.signals import StopRequest
 from hfcls.engine.trackers import installed_trackers
 from hfcls.errors import HfclsError, did_you_mean
+from hfcls.modeling.lora import add_lora
 from hfcls.models import build_model
 from hfcls.predict.inputs import ModelInputs, recipe_inputs
 
@@ -159,6 +160,8 @@ def build_run(
     model = build_model(recipe.model, names, problem_type)
     if load_from is not None:
         load_finetune_weights(model, load_from)
+    if recipe.model.lora is not None:
+        model = lora_model(model, recipe.model.lora, accelerator)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
     ema = build_ema(model, recipe.train.ema, accelerator)
     set_seed(recipe.seed, device_specific=True)  # model randomness (dropout) differs between ranks
@@ -207,6 +210,17 @@ def build_ema(model, settings: dict | None, accelerator) -> ModelEma | None:
     ema = ModelEma(model, **settings)
     ema.module.to(accelerator.device)
     return ema
+
+
+def lora_model(model, settings: dict, accelerator):
+    """model.lora's adapters on `model` (its finished settings), on a model that is not sharded."""
+    if is_sharded(accelerator):
+        # The export merges the adapters into whole weights, which FSDP holds a shard of on each process.
+        raise HfclsError(
+            "model.lora does not work with a sharded model (FSDP): LoRA's optimizer state is small anyway; "
+            "train with plain data parallel (launch/accelerate/one_node.yaml)"
+        )
+    return add_lora(model, settings)
 
 
 def prepare_model(accelerator, model, optimizer):

@@ -84,7 +84,7 @@ def test_lora_and_distill_settings_fill_in_the_defaults():
         ("model.lora={r: 2.5}", "model.lora.r must be a whole number at least 1, got 2.5"),
         ("model.lora={alpha: 0}", "model.lora.alpha must be a number above 0, got 0"),
         ("model.lora={dropout: 1}", "model.lora.dropout must be a number in [0, 1), got 1"),
-        ("model.lora={rank: 4}", 'model.lora: unknown key(s) rank; known: r, alpha'),
+        ("model.lora={rank: 4}", "model.lora: unknown key(s) rank; known: r, alpha"),
         ("model.lora={target_modules: query}", "model.lora.target_modules must be a list of module names"),
         ("model.lora={target_modules: []}", "model.lora.target_modules must be a list of module names"),
         ("model.lora=8", "model.lora must be dict, got 8"),
