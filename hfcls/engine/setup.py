@@ -40,6 +40,7 @@ from hfcls.data.build import (
     problem_type_of,
 )
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
+from hfcls.engine.distillation import Teacher, build_teacher
 from hfcls.engine.ema import ModelEma
 from hfcls.engine.losses import build_loss
 from hfcls.engine.optim import build_optimizer, build_scheduler
@@ -120,6 +121,7 @@ class Run:
     total_steps: int
     loss: object  # hfcls.engine.losses.TrainingLoss: (logits, labels, valid) -> the batch's loss
     started: tuple = (0.0, 0)  # (time, step) when this process started training
+    teacher: Teacher | None = None  # train.distill's (hfcls.engine.distillation)
 
     def eta(self, step: int, now: float | None = None) -> str:
         """Time left for the whole run, from the pace since this process started."""
@@ -164,6 +166,10 @@ def build_run(
         model = lora_model(model, recipe.model.lora, accelerator)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
     ema = build_ema(model, recipe.train.ema, accelerator)
+    teacher = None
+    if recipe.train.distill is not None:  # building it may draw random numbers: before the seed below
+        with accelerator.main_process_first():  # a Hub id is downloaded once
+            teacher = build_teacher(recipe.train.distill, names, problem_type, recipe, accelerator.device)
     set_seed(recipe.seed, device_specific=True)  # model randomness (dropout) differs between ranks
     optimizer = build_optimizer(model, scaled_optim(recipe, accelerator))
     model, optimizer = prepare_model(accelerator, model, optimizer)
@@ -194,6 +200,7 @@ def build_run(
         StopRequest(),
         recipe.train.epochs * per_epoch,
         loss,
+        teacher=teacher,
     )
 
 
