@@ -19,7 +19,8 @@ import yaml
 
 from hfcls.errors import HfclsError, did_you_mean
 
-# metric name -> the module that computes it
+# metric name -> the module that computes it; knn and retrieval search the features' nearest neighbours
+# (hfcls.predict.neighbors, with the training split as the gallery; retrieval's numbers: metrics/retrieval.py).
 METRICS = {
     "accuracy": "accuracy",
     "precision": "single_label",
@@ -34,11 +35,16 @@ METRICS = {
     "OP": "multi_label",
     "OR": "multi_label",
     "OF1": "multi_label",
+    "knn": "neighbours",
+    "retrieval": "neighbours",
 }
+NEIGHBOUR_METRICS = [name for name, module in METRICS.items() if module == "neighbours"]
 MULTI_LABEL_METRICS = [name for name, module in METRICS.items() if module == "multi_label"]
 SINGLE_LABEL_METRICS = [name for name in METRICS if name not in MULTI_LABEL_METRICS]
 AVERAGES = ("macro", "micro", "none")
-DEFAULT_OPTIONS = {"topk": [1, 5], "thrs": None, "average": "macro"}
+# k and temperature: the neighbours that vote in knn, and the temperature of their votes (none: one vote each).
+DEFAULT_OPTIONS = {"topk": [1, 5], "thrs": None, "average": "macro", "k": 20, "temperature": 0.07}
+SCALAR_OPTIONS = ("average", "k", "temperature")
 
 
 def check_metric_names(names) -> list:
@@ -52,13 +58,13 @@ def check_metric_names(names) -> list:
 
 
 def metric_option(pair: str) -> tuple:
-    """'topk=1,5', 'average=none' or 'thrs=0.5' as MMClassification writes them -> (key, value), topk and
+    """'topk=1,5', 'average=none', 'thrs=0.5' or 'k=20' as MMClassification writes them -> (key, value), topk and
     thrs as lists; hfcls-eval's --metric-options type. The values are checked by `given_metric_options`."""
     key, sep, text = pair.partition("=")
     if not sep or key not in DEFAULT_OPTIONS:
         raise HfclsError(f"metric option {pair!r}: expected one of {', '.join(f'{k}=...' for k in DEFAULT_OPTIONS)}")
     value = _yaml_value(text) if "," not in text else [_yaml_value(part) for part in text.split(",")]
-    return key, value if key == "average" or isinstance(value, list) else [value]
+    return key, value if key in SCALAR_OPTIONS or isinstance(value, list) else [value]
 
 
 def given_metric_options(options: dict) -> dict:
@@ -69,7 +75,7 @@ def given_metric_options(options: dict) -> dict:
 
 def _yaml_value(text: str):
     text = text.strip(" ()[]")
-    if text == "None":  # as MMClassification's Python-style options write it
+    if text in ("None", "none"):  # as MMClassification's Python-style options write it
         return None
     try:
         return yaml.safe_load(text)
@@ -100,10 +106,10 @@ def best_metric_key(save_best: str, metrics: dict) -> str:
     return "mAP" if "mAP" in metrics else "accuracy_top1"
 
 
-def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
+def check_metric_options(topk=(1, 5), thrs=None, average="macro", k=20, temperature=0.07) -> dict:
     """The options, checked; topk=None (multi-label metrics: the threshold rule alone) stays None."""
     if topk is None:
-        return {**check_metric_options(thrs=thrs, average=average), "topk": None}
+        return {**check_metric_options(thrs=thrs, average=average, k=k, temperature=temperature), "topk": None}
     topk = list(topk) if isinstance(topk, (list, tuple)) else [topk]
     if not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk):
         raise HfclsError(f"metric option topk must be whole numbers of 1 or more, e.g. topk=1,5; got {topk}")
@@ -113,7 +119,18 @@ def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
     average = "none" if average is None else str(average)
     if average not in AVERAGES:
         raise HfclsError(f"metric option average must be one of {', '.join(AVERAGES)}, got {average!r}")
-    return {"topk": topk, "thrs": [None if t is None else float(t) for t in thrs], "average": average}
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise HfclsError(
+            f"metric option k (the neighbours that vote in knn) must be a whole number of 1 or more, got {k}"
+        )
+    if temperature is not None and (
+        not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0
+    ):
+        raise HfclsError(
+            f"metric option temperature (of the knn votes) must be a number above 0, or none for one vote each; got {temperature}"
+        )
+    thrs = [None if t is None else float(t) for t in thrs]
+    return {"topk": topk, "thrs": thrs, "average": average, "k": k, "temperature": temperature}
 
 
 @functools.cache
