@@ -10,7 +10,7 @@ import argparse
 
 from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, heavy_imports
 from hfcls.evaluation.results import OUT_ITEMS
-from hfcls.metrics import METRICS, metric_option
+from hfcls.metrics import METRIC_NAMES, metric_option
 from hfcls.recipe import load_recipe
 
 # The library's parameters, as this command's flags name them.
@@ -37,7 +37,7 @@ def parse_args(argv=None):
         nargs="+",
         metavar="NAME",
         default=[],
-        help=f"any of: {', '.join(METRICS)} (knn: a k-NN classifier on the features, the training split as "
+        help=f"any of: {', '.join(METRIC_NAMES)} (knn: a k-NN classifier on the features, the training split as "
         "its gallery; retrieval: recall@k and mAP@k of the training images ranked by feature similarity)",
     )
     parser.add_argument(
