@@ -101,6 +101,14 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
     return read_safetensors(artifact.path)
 
 
+def weights_file(path, use_ema: bool | None = None) -> Path:
+    """The file `load_state_dict(path, use_ema)` reads the weights from (an ONNX graph: itself)."""
+    artifact = inspect_artifact(path)
+    if artifact.kind == "checkpoint":
+        return artifact.path / _checkpoint_weights(artifact, use_ema)
+    return artifact.path / WEIGHTS_FILE if artifact.kind == "hf" else artifact.path
+
+
 def _plain_weights(artifact: Artifact, state: dict) -> dict:
     """A checkpoint's weights as the plain model's: those of a LoRA run (model.lora) merged."""
     from hfcls.modeling.lora import ADAPTER_CONFIG, merge_saved  # imports transformers

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from hfcls.artifacts.loading import load_predictor
-from hfcls.data.build import align_labels, build_datasets, build_eval_loader, check_labelled, class_names, for_problem
+from hfcls.data.build import align_labels, build_eval_loader, build_split, check_labelled, class_names, for_problem
 from hfcls.data.images import dataset_files
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.threads import choose_threads
@@ -94,9 +94,7 @@ def eval_split(recipe, split: str, names: list, checkpoint, problem_type: str):
         raise HfclsError(
             f"split {split}: the recipe has no data.{split} source; set it or choose another split", param="split"
         )
-    # With data.train_val_split, train and val are the two parts of the train source.
-    splits = ("train", "val") if split in ("train", "val") and data.train_val_split else (split,)
-    dataset = build_datasets(data, recipe.seed, splits)[split]
+    dataset = build_split(data, recipe.seed, split)
     unknown = sorted(set(class_names(dataset)) - set(names))
     if unknown:
         raise HfclsError(

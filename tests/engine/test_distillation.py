@@ -28,7 +28,7 @@ from conftest import (
     write_recipe,
 )
 
-pytestmark = pytest.mark.xdist_group("two_epoch_run")  # the teacher: the shared two-epoch run's best/
+pytestmark = pytest.mark.xdist_group("distillation")  # one worker trains the students of the module
 
 
 class FixedLogits(torch.nn.Module):
