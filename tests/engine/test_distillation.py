@@ -3,12 +3,15 @@ the student's augmented batch in its own normalisation, frozen and in eval mode,
 teacher of other classes or one that cannot be read refused in one line; exact resume."""
 
 import math
+import os
 import shutil
+import subprocess
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from hfcls.api import train
 from hfcls.engine.distillation import Teacher, class_order
@@ -17,8 +20,9 @@ from hfcls.errors import HfclsError
 from hfcls.predict.inputs import ModelInputs
 from hfcls.recipe import load_recipe
 
-from commands import user_error
+from commands import two_process_launch, user_error
 from conftest import (
+    REPO,
     built_run,
     deterministic_rows,
     make_image_folder,
@@ -172,3 +176,36 @@ def test_distillation_trains_in_memory_under_bf16(two_epoch_run, colours, tmp_pa
         batch = next(iter(run.train_loader))
         loss = train_step(run, batch)
     assert loss is not None and torch.isfinite(loss)
+
+
+TINY_VIT = {
+    "model_type": "vit",
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "image_size": 16,
+    "patch_size": 4,
+}
+
+
+def test_two_processes_distil_as_one(two_epoch_run, colours, tmp_path):
+    """Each process's teacher labels its half of every batch: two processes of batch 4 train the student as one
+    process of batch 8 does (a student without BatchNorm, whose statistics would be per process)."""
+    recipe = yaml.safe_load(distill_recipe(tmp_path, colours, two_epoch_run / "latest").read_text())
+    recipe["model"] = {"config": TINY_VIT}
+    recipe["optim"] = {"type": "sgd", "lr": 0.05}  # Adam's first steps follow the gradients' signs, rounding included
+    recipe["train"]["mixup_alpha"] = 0.0  # MixUp mixes within each process's share of the batch
+    one = write_recipe(tmp_path / "one.yaml", recipe)
+    recipe["data"]["batch_size"] = 4
+    two = write_recipe(tmp_path / "two.yaml", recipe)
+    train(load_recipe(one), tmp_path / "one")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
+    launch = [*two_process_launch(29731), "hfcls.cli.train", str(two), "--work-dir", str(tmp_path / "two")]
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "batch 4 x 2 processes x 1 accumulation = 8; 3 steps per epoch" in (tmp_path / "two" / "log.txt").read_text()
+    assert max_difference(weights(tmp_path / "one", "epoch_2"), weights(tmp_path / "two", "epoch_2")) < 1e-5
+    alone = recipe | {"train": {k: v for k, v in recipe["train"].items() if k != "distill"}}
+    train(load_recipe(write_recipe(tmp_path / "alone.yaml", alone)), tmp_path / "alone")
+    assert max_difference(weights(tmp_path / "alone", "epoch_2"), weights(tmp_path / "two", "epoch_2")) > 1e-3
