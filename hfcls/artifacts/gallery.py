@@ -20,13 +20,12 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from hfcls.artifacts.weights import file_sha256, inspect_artifact, weights_file
 from hfcls.errors import HfclsError
-from hfcls.files import publish_folder, storage_errors, temporary_folder
+from hfcls.files import folder_written
 from hfcls.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -236,18 +235,11 @@ def write_index(folder: Path, features, labels: list | None, built: dict) -> Non
     import torch
     from safetensors.torch import save_file
 
-    tmp = temporary_folder(folder)
-    shutil.rmtree(tmp, ignore_errors=True)
-    with storage_errors(
-        f"gallery index {folder}",
-        folder.parent,
-        "an earlier index there is intact; free some space (or fix the permissions) and run again",
-        cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True),
-    ):
-        tmp.mkdir(parents=True)
+    with folder_written(
+        folder, f"gallery index {folder}", "an earlier index there is intact; free some space (or fix the permissions)"
+    ) as tmp:
         tensors = {"features": features.float().contiguous()}
         if labels is not None:
             tensors["labels"] = torch.tensor(labels, dtype=torch.long)
         save_file(tensors, tmp / FEATURES_FILE)
         (tmp / INDEX_FILE).write_text(json.dumps(built, indent=1))
-        publish_folder(tmp, folder)

@@ -20,19 +20,17 @@ from hfcls.logs import read_jsonl
 from hfcls.modeling.lora import ADAPTER_CONFIG
 from hfcls.recipe import load_recipe
 
-from conftest import deterministic_rows, make_image_folder, max_difference, tiny_recipe_dict, weights, write_recipe
+from conftest import (
+    TINY_VIT,
+    deterministic_rows,
+    make_image_folder,
+    max_difference,
+    tiny_recipe_dict,
+    weights,
+    write_recipe,
+)
 
 pytestmark = pytest.mark.xdist_group("lora_run")  # one worker trains the run, once, for all its tests
-
-TINY_VIT = {
-    "model_type": "vit",
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-    "image_size": 16,
-    "patch_size": 4,
-}
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from hfcls.recipe import load_recipe
 from commands import two_process_launch, user_error
 from conftest import (
     REPO,
+    TINY_VIT,
     built_run,
     deterministic_rows,
     make_image_folder,
@@ -176,17 +177,6 @@ def test_distillation_trains_in_memory_under_bf16(two_epoch_run, colours, tmp_pa
         batch = next(iter(run.train_loader))
         loss = train_step(run, batch)
     assert loss is not None and torch.isfinite(loss)
-
-
-TINY_VIT = {
-    "model_type": "vit",
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-    "image_size": 16,
-    "patch_size": 4,
-}
 
 
 def test_two_processes_distil_as_one(two_epoch_run, colours, tmp_path):
