@@ -107,8 +107,6 @@ def recipe_gallery(spec: str, recipe_path: Path, split: str) -> GallerySource:
     from hfcls.recipe import load_recipe
 
     recipe = load_recipe(recipe_path)
-    if getattr(recipe.data, split) is None and not (split == "val" and recipe.data.train_val_split):
-        raise HfclsError(f"gallery {spec}: the recipe has no data.{split} source", param="gallery")
     dataset = build_split(recipe.data, recipe.seed, split)
     files = dataset_files(dataset)
     names = [file or f"{split}[{row}]" for row, file in enumerate(files)]

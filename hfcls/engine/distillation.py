@@ -68,7 +68,7 @@ def build_teacher(settings: dict, class_names: list, problem_type: str, recipe, 
             f"train.distill.teacher {settings['teacher']} is a multi-label model; distil from a single-label one"
         )
     order = class_order(class_names_of(model), class_names, settings["teacher"])
-    mean, std = normalisation(processor)
+    mean, std = normalisation(processor, settings["teacher"])
     inputs = ModelInputs(
         mean,
         std,
@@ -104,8 +104,18 @@ def shown(names: list, most: int = 20) -> str:
     return f"[{listed}{', ...' if len(names) > most else ''}] ({len(names)})"
 
 
-def normalisation(processor) -> tuple:
-    """The mean and std the teacher's inputs were normalised with (none: 0 and 1)."""
-    if not getattr(processor, "do_normalize", True) or getattr(processor, "image_mean", None) is None:
+def normalisation(processor, teacher: str) -> tuple:
+    """The mean and std the teacher's inputs were normalised with: its image processor's (a timm model's
+    data config), or 0 and 1 when it does not normalise."""
+    data_config = getattr(processor, "data_config", None)  # transformers' TimmWrapperImageProcessor
+    if data_config is not None:
+        return list(data_config["mean"]), list(data_config["std"])
+    if getattr(processor, "do_normalize", None) is False:
         return [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    if getattr(processor, "image_mean", None) is None or getattr(processor, "image_std", None) is None:
+        raise HfclsError(
+            f"train.distill.teacher {teacher}: its image processor ({type(processor).__name__}) does not say "
+            "how its inputs were normalised (image_mean, image_std); export the teacher with hfcls or "
+            "save_pretrained a processor that does"
+        )
     return list(processor.image_mean), list(processor.image_std)

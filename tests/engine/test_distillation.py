@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import yaml
 
 from hfcls.api import train
-from hfcls.engine.distillation import Teacher, class_order
+from hfcls.engine.distillation import Teacher, class_order, normalisation
 from hfcls.engine.steps import train_step
 from hfcls.errors import HfclsError
 from hfcls.predict.inputs import ModelInputs
@@ -99,6 +99,18 @@ def test_a_teacher_with_the_classes_in_another_order_is_reordered_and_other_clas
         "train.distill.teacher t/best predicts the classes [cat, dog] (2), but the data has [cat, dog, fox] (3); "
         "distil from a teacher trained on the data's classes"
     )
+
+
+def test_the_teachers_normalisation_comes_from_its_processor():
+    from transformers import BitImageProcessor
+
+    bit = BitImageProcessor(image_mean=[0.1, 0.2, 0.3], image_std=[0.4, 0.5, 0.6])
+    assert normalisation(bit, "t") == ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6])
+    timm_like = SimpleNamespace(data_config={"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)})
+    assert normalisation(timm_like, "t") == ([0.5] * 3, [0.25] * 3)
+    assert normalisation(SimpleNamespace(do_normalize=False), "t") == ([0.0] * 3, [1.0] * 3)
+    with pytest.raises(HfclsError, match="does not say how its inputs were normalised"):
+        normalisation(SimpleNamespace(), "t")
 
 
 def distill_recipe(tmp_path, data, teacher_dir, name="student.yaml", epochs=2, **distill):
