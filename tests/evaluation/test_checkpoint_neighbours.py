@@ -32,54 +32,58 @@ def features(trained_digits, digits_dir, val_files):
     )
 
 
-def evaluated(trained_digits, metrics, **options):
-    recipe, work = trained_digits
-    request = EvalRequest(load_recipe(recipe), work / "best", metrics=metrics, metric_options=options)
-    return evaluate_checkpoint(request).metrics
-
-
-@pytest.mark.parametrize("temperature", [None, 0.07])
-def test_knn_equals_scikit_learn_on_the_same_features(trained_digits, features, temperature):
-    train, train_labels, val, val_labels = features
-    metrics = evaluated(trained_digits, ["accuracy", "knn"], k=10, temperature=temperature, topk=[1, 3])
+def knn_reference(train, train_labels, val, k: int, temperature) -> np.ndarray:
+    """scikit-learn's class probabilities: cosine distance is 1 - similarity, DINO's weight a weight function."""
     weights = "uniform" if temperature is None else (lambda d: np.exp((1 - d) / temperature))
-    reference = KNeighborsClassifier(n_neighbors=10, metric="cosine", algorithm="brute", weights=weights)
-    proba = reference.fit(train, train_labels).predict_proba(val)
-    top3 = np.argsort(-proba, axis=1, kind="stable")[:, :3]
-    assert metrics["knn_top1"] == pytest.approx(100 * (proba.argmax(axis=1) == val_labels).mean(), abs=1e-9)
-    assert metrics["knn_top3"] == pytest.approx(100 * (top3 == val_labels[:, None]).any(axis=1).mean(), abs=1e-9)
-    assert 60 < metrics["knn_top1"] <= metrics["knn_top3"] and metrics["accuracy_top1"] > 60
+    reference = KNeighborsClassifier(n_neighbors=k, metric="cosine", algorithm="brute", weights=weights)
+    return reference.fit(train, train_labels).predict_proba(val)
 
 
-def test_retrieval_equals_scikit_learns_ranking(trained_digits, features):
+def top(proba, labels, k: int) -> float:
+    return 100 * (np.argsort(-proba, axis=1, kind="stable")[:, :k] == labels[:, None]).any(axis=1).mean()
+
+
+def test_knn_with_one_vote_each_and_retrieval_equal_scikit_learn(trained_digits, features):
+    recipe, work = trained_digits
     train, train_labels, val, val_labels = features
-    metrics = evaluated(trained_digits, ["retrieval"], topk=[1, 5, 20])
+    options = {"k": 10, "temperature": None, "topk": [1, 3, 20]}
+    request = EvalRequest(load_recipe(recipe), work / "best", metrics=["knn", "retrieval"], metric_options=options)
+    metrics = evaluate_checkpoint(request).metrics
+    proba = knn_reference(train, train_labels, val, 10, None)
+    for k in (1, 3):
+        assert metrics[f"knn_top{k}"] == pytest.approx(top(proba, val_labels, k), abs=1e-9)
     ranked = NearestNeighbors(n_neighbors=20, metric="cosine", algorithm="brute").fit(train).kneighbors(val)[1]
     relevant = np.bincount(train_labels, minlength=10)[val_labels]
-    reference = retrieval_metrics(train_labels[ranked], val_labels, relevant, [1, 5, 20])
-    assert metrics.keys() == reference.keys()
-    for key, value in reference.items():
-        assert metrics[key] == pytest.approx(value, abs=1e-9), key
-    assert metrics["recall@1"] == pytest.approx(evaluated(trained_digits, ["knn"], k=1, topk=[1])["knn_top1"])
+    reference = retrieval_metrics(train_labels[ranked], val_labels, relevant, [1, 3, 20])
+    assert {key: metrics[key] for key in reference} == pytest.approx(reference, abs=1e-9)
+    assert 60 < metrics["knn_top1"] < metrics["knn_top3"] and 0 < metrics["mAP@20"] < metrics["recall@20"]
 
 
-def test_the_command_prints_the_knn_and_retrieval_rows(command, trained_digits):
+def test_the_command_prints_dinos_weighted_knn_as_scikit_learn_computes_it(command, trained_digits, features):
     recipe, work = trained_digits
+    train, train_labels, val, val_labels = features
     out = ok(
         command(
             "hfcls-eval",
             recipe,
             work / "best",
             "--metrics",
+            "accuracy",
             "knn",
-            "retrieval",
             "--metric-options",
-            "k=5",
-            "temperature=none",
-            "topk=1",
+            "k=20",
+            "temperature=0.07",
+            "topk=1,5",
         )
     )
-    assert all(f"| {name} " in out for name in ("knn_top1", "recall@1", "mAP@1"))
+    printed = dict(
+        line.strip("| ").split(" | ") for line in out.splitlines() if line.startswith("| ") and "metric" not in line
+    )
+    proba = knn_reference(train, train_labels, val, 20, 0.07)
+    assert {key.strip(): value.strip() for key, value in printed.items() if key.startswith("knn")} == {
+        "knn_top1": f"{top(proba, val_labels, 1):.2f}",
+        "knn_top5": f"{top(proba, val_labels, 5):.2f}",
+    }
 
 
 def test_knn_on_a_split_without_labels_is_one_line(command, trained_digits, digits_dir, tmp_path):
