@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 
 import torch
 
@@ -61,9 +62,17 @@ def add_lora(model, settings: dict):
         modules_to_save=head,
     )
     size = sum(param.numel() for param in model.parameters())
-    adapted = peft.get_peft_model(model, config)
+    adapted = with_adapters(peft, model, config)
     log_sizes(adapted, settings, head, size)
     return adapted
+
+
+def with_adapters(peft, model, config):
+    """peft's get_peft_model. It asks transformers 5 a deprecated question (is_gradient_checkpointing): the
+    FutureWarning is peft's to fix, not the user's to read at every run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        return peft.get_peft_model(model, config)
 
 
 def log_sizes(adapted, settings: dict, head: list, size: int) -> None:
@@ -109,7 +118,7 @@ def merge_saved(model, folder, state: dict, where: str):
     """`model` (a plain classifier of the checkpoint's config) given the adapters of `folder`'s
     adapter_config.json and the LoRA weights `state`, then merged: a plain model."""
     peft = peft_package(f"{where} holds LoRA adapters ({ADAPTER_CONFIG}); reading it")
-    adapted = peft.get_peft_model(model, peft.LoraConfig.from_pretrained(str(folder)))
+    adapted = with_adapters(peft, model, peft.LoraConfig.from_pretrained(str(folder)))
     problems = adapted.load_state_dict(state, strict=False)
     if problems.missing_keys or problems.unexpected_keys:
         key = (problems.missing_keys or problems.unexpected_keys)[0]
