@@ -124,7 +124,10 @@ def lora(out: Path) -> dict:
         for name, overrides in variants.items():
             slug = prefix + re.sub(r"\W+", "_", name.split("(")[0].split(",")[0]).strip("_")
             rows[f"{family}, {name}"] = [
-                {**run(out / f"{slug}_seed{seed}", high, [*base, f"seed={seed}", *overrides]), **trained(out, slug, seed)}
+                {
+                    **run(out / f"{slug}_seed{seed}", high, [*base, f"seed={seed}", *overrides]),
+                    **trained(out, slug, seed),
+                }
                 for seed in SEEDS
             ]
     return rows
