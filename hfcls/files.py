@@ -199,6 +199,20 @@ def storage_cause(error: BaseException, folder) -> OSError | None:
 
 
 @contextmanager
+def folder_written(folder, what: str, hint: str):
+    """A new `folder.tmp` for the block to fill, swapped in for `folder` when the block ends (publish_folder);
+    a full, read-only or forbidden disk met on the way is one line naming `what` (storage_errors), the
+    temporary folder removed and `folder` as it was."""
+    folder = Path(folder)
+    tmp = temporary_folder(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    with storage_errors(what, folder.parent, hint, cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+        tmp.mkdir(parents=True)
+        yield tmp
+        publish_folder(tmp, folder)
+
+
+@contextmanager
 def storage_errors(what: str, folder, hint: str, cleanup=None):
     """Turn a full, read-only or forbidden disk met in the block into one line naming `what`.
 

@@ -3,6 +3,7 @@
     from hfcls import pipeline
     clf = pipeline("work_dirs/x/best")
     clf("cat.jpg")  # [{"label": "cat", "score": 0.98}, ...] like transformers.pipeline
+    clf.retrieve("cat.jpg", "photos/")  # [{"image": "photos/b.jpg", "similarity": 0.91}, ...] most similar first
 
 Images go through the same steps as in `hfcls-eval`: the loaders' decode rule
 (hfcls.data.decode: bit depth, pixel limit) -> uint8 tensor -> the v2 eval pipeline
@@ -21,15 +22,18 @@ from pathlib import Path
 import torch
 
 from hfcls.artifacts.describe import preprocessor, run_recipe
+from hfcls.artifacts.gallery import gallery_index
 from hfcls.artifacts.loading import load_predictor
 from hfcls.artifacts.weights import inspect_artifact
 from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS
 from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.engine.precision import check_mixed_precision
 from hfcls.errors import HfclsError
+from hfcls.files import check_new_output, write_atomic
 from hfcls.labels import MULTI_LABEL, class_names_of, problem_type_of_model
 from hfcls.predict.forward import forward_batch
 from hfcls.predict.inputs import ModelInputs, exported_inputs
+from hfcls.predict.neighbors import nearest, normalized
 from hfcls.predict.scores import classes_above
 from hfcls.predict.tta import parse_tta
 from hfcls.recipe import load_recipe
@@ -51,8 +55,13 @@ class ImageClassifier:
         max_image_pixels=MAX_IMAGE_PIXELS,
         threshold=0.5,
         tta=(),
+        source=None,
+        use_ema=None,
+        processor_config=None,
     ):
         self.model = inputs.place(model).eval()
+        # The artifact, which weights of it and its preprocessing: a gallery index is kept beside it, built by them.
+        self.source, self.use_ema, self.processor_config = source, use_ema, processor_config
         self.class_names = class_names_of(model)
         self.problem_type, self.threshold, self.tta = problem_type_of_model(model), threshold, tta
         self.transform, self.inputs = transform, inputs
@@ -86,6 +95,34 @@ class ImageClassifier:
     def features(self, images: list, batch_size=None) -> torch.Tensor:
         """(N, D) embeddings: the pooled features the model's head reads (hfcls.predict.features), without TTA."""
         return self._outputs(list(images), batch_size, False, features=True)[0]
+
+    def retrieve(self, images, gallery: str, top_k: int = 5, overwrite: bool = False) -> list:
+        """A path, PIL image or HWC uint8 array -> the `top_k` most similar images of `gallery` (a folder, or
+        RECIPE.yaml:split), [{image, similarity, label (a labelled gallery)}, ...] most similar first; a list ->
+        a list of those. Similarity is the cosine of the features the head reads. The gallery's features are
+        computed once and kept beside the model (hfcls.artifacts.gallery); a gallery index that is out of date
+        is refused unless `overwrite`."""
+        single = not isinstance(images, (list, tuple))
+        results, _ = self.matches([images] if single else list(images), gallery, top_k, overwrite)
+        return results[0] if single else results
+
+    def matches(self, images: list, gallery: str, top_k: int = 5, overwrite: bool = False, skip_bad_images=False):
+        """`retrieve` for a list: (matches of each image, the indices of `images` they belong to)."""
+        if top_k < 1:
+            raise HfclsError(f"top_k must be at least 1, got {top_k}", param="top_k")
+        if self.source is None:
+            raise HfclsError("retrieve needs the classifier of a model artifact: build it with hfcls.pipeline(...)")
+        index = gallery_index(
+            gallery, self.source, self.use_ema, self.processor_config, self.gallery_features, overwrite
+        )
+        queries, kept = self._outputs(images, None, skip_bad_images, features=True)
+        sims, rows = nearest(normalized(queries), normalized(index.features), top_k)
+        found = [[index.match(int(r), float(v)) for v, r in zip(*pair)] for pair in zip(sims, rows)]
+        return found, kept
+
+    def gallery_features(self, images) -> tuple:
+        """(features, indices kept) of a gallery's images; undecodable ones are skipped with a warning."""
+        return self._outputs(images, None, True, features=True)
 
     @torch.inference_mode()
     def _outputs(self, images: list, batch_size, skip_bad_images, features: bool):
@@ -170,7 +207,8 @@ def pipeline(
         every label scoring >= `threshold` (at most top_k when given).
     use_ema: for a training checkpoint, its EMA (the default when it has one) or raw weights.
     tta: "flip", "crops" or "flip,crops": scores averaged over those views (hfcls.predict.tta).
-    `.features(images)` of the result gives the pooled features (embeddings) instead of scores.
+    `.features(images)` of the result gives the pooled features (embeddings) instead of scores, and
+    `.retrieve(images, gallery)` the most similar images of a folder or a recipe's split.
     """
     check_pipeline_arguments(top_k, threshold, batch_size, num_workers)
     tta, device = parse_tta(tta), torch_device(device)
@@ -184,8 +222,22 @@ def pipeline(
         check_mixed_precision(recipe.train.mixed_precision, device.type)
         settings = {"channels_last": recipe.train.channels_last, "mixed_precision": recipe.train.mixed_precision}
         max_pixels = recipe.data.max_image_pixels
-    transform, inputs = exported_inputs(preprocessor(artifact, recipe).to_dict(), str(artifact), device, **settings)
-    return ImageClassifier(classifier, transform, inputs, top_k, batch_size, num_workers, max_pixels, threshold, tta)
+    processor = preprocessor(artifact, recipe).to_dict()
+    transform, inputs = exported_inputs(processor, str(artifact), device, **settings)
+    return ImageClassifier(
+        classifier,
+        transform,
+        inputs,
+        top_k,
+        batch_size,
+        num_workers,
+        max_pixels,
+        threshold,
+        tta,
+        source=artifact,
+        use_ema=use_ema,
+        processor_config=processor,
+    )
 
 
 def check_pipeline_arguments(top_k, threshold: float, batch_size: int, num_workers: int) -> None:
@@ -310,4 +362,65 @@ def save_predictions(results: list, path) -> Path:
         writer.writerow(["path", *(f"{column}_{rank}" for rank in range(1, k + 1) for column in ("label", "score"))])
         for file, predictions in results:
             writer.writerow([file, *(value for p in predictions for value in (p["label"], f"{p['score']:.6f}"))])
+    return path
+
+
+# ----------------------------------------------------------------------------- hfcls-retrieve
+
+
+def retrieve_images(
+    queries: list,
+    checkpoint,
+    gallery: str,
+    *,
+    recipe=None,
+    device=None,
+    top_k: int = 5,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    use_ema: bool | None = None,
+    overwrite: bool = False,
+) -> list:
+    """hfcls-retrieve's work: [(query file, matches most similar first)] for images, folders or globs.
+    Undecodable files among many are skipped with a warning; a single one is an error."""
+    files, many = [], len(queries) > 1
+    for query in queries:
+        found, several = expand_images(query)
+        files.extend(found)
+        many |= several
+    classifier = pipeline(checkpoint, recipe, device, batch_size=batch_size, num_workers=num_workers, use_ema=use_ema)
+    found, kept = classifier.matches(files, gallery, top_k, overwrite, skip_bad_images=many)
+    return [(files[index], matches) for index, matches in zip(kept, found)]
+
+
+MATCH_FILES = (".csv", ".json")
+
+
+def check_matches_path(path, overwrite: bool) -> None:
+    """Refuse, before any work, a matches file of another kind, or one that would replace a file."""
+    if Path(path).suffix not in MATCH_FILES:
+        raise HfclsError(f"out {path}: matches are written as {' or '.join(MATCH_FILES)}", param="out")
+    check_new_output(path, overwrite, "out", param="out")
+
+
+def save_matches(results: list, path) -> Path:
+    """retrieve_images' results: .csv one row per match (query, rank, image, similarity, label), .json
+    [{"query", "matches": [{"image", "similarity", "label"}, ...]}]."""
+    import csv
+    import io
+    import json
+
+    path = Path(path)
+    if path.suffix == ".json":
+        content = json.dumps([{"query": query, "matches": matches} for query, matches in results], indent=1)
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["query", "rank", "image", "similarity", "label"])
+        for query, matches in results:
+            for rank, m in enumerate(matches, 1):
+                writer.writerow([query, rank, m["image"], f"{m['similarity']:.6f}", m.get("label", "")])
+        content = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, content)
     return path

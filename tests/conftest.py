@@ -287,6 +287,17 @@ def benchmark_data():
 
 # The CIFAR ResNet, named by model_type in a recipe like any transformers architecture.
 TINY_CIFAR_RESNET = {"model_type": "cifar_resnet", "stem_channels": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}
+# A ViT of ~3,400 parameters on 16 x 16 images: attention for LoRA's defaults, no BatchNorm (whose
+# statistics would be per process).
+TINY_VIT = {
+    "model_type": "vit",
+    "hidden_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "intermediate_size": 32,
+    "image_size": 16,
+    "patch_size": 4,
+}
 
 
 @pytest.fixture(scope="session")

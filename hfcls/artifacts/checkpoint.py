@@ -7,6 +7,9 @@
       preprocessor_config.json   ... and its eval preprocessing: the folder is self-describing
       model.safetensors      the raw weights (Accelerate's state, with optimizer, RNG, scaler)
       ema.safetensors        the moving average of the weights, when train.ema is on
+      adapter_config.json    model.lora's adapters (peft's LoraConfig): the weights files then hold the
+                             LoRA model, frozen base, adapters and head, under peft's names, which the
+                             reader (hfcls.artifacts.weights) merges into plain weights
       scheduler.json         the LR schedule's position
 
 The folder is written under a `.tmp` name, fsynced and renamed, and removed by
@@ -193,6 +196,8 @@ def write_named_state(
     from a sharded model, as the model.safetensors every reader of a checkpoint reads."""
     from safetensors.torch import save_file
 
+    from hfcls.modeling.lora import is_lora, plain_view, save_adapter_config  # imports transformers
+
     if whole is not None:
         save_file({key: value.contiguous() for key, value in whole.items()}, folder / WEIGHTS_FILE)
     (folder / SCHEDULER_FILE).write_text(json.dumps(scheduler_state))
@@ -201,7 +206,9 @@ def write_named_state(
             {key: value.detach().to("cpu", copy=True).contiguous() for key, value in ema_state.items()},
             folder / EMA_FILE,
         )
-    save_description(model, processor, folder)
+    if is_lora(model):
+        save_adapter_config(model, folder)
+    save_description(plain_view(model), processor, folder)
 
 
 def remove(folder: Path) -> None:

@@ -30,7 +30,7 @@ from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.run_dir import RECIPE_FILE, read_rows, run_owning
 from hfcls.artifacts.weights import inspect_artifact
 from hfcls.errors import HfclsError
-from hfcls.files import check_new_output, publish_folder, storage_errors, temporary_folder
+from hfcls.files import check_new_output, folder_written
 from hfcls.metrics import best_metric_key
 from hfcls.recipe import load_recipe
 from hfcls.version import __version__
@@ -174,23 +174,14 @@ def stage(source, repo_id: str, out: Path, work_dir=None, overwrite: bool = Fals
         raise HfclsError(f"work_dir {work_dir} has no {RECIPE_FILE}; pass the run's work dir", param="work_dir")
     out = Path(out)
     check_stage_target(out, artifact.path, overwrite)
-    tmp = temporary_folder(out)
-    shutil.rmtree(tmp, ignore_errors=True)
-    with storage_errors(
-        f"{out}",
-        out.parent,
-        "nothing there was changed; free some space or choose another --out",
-        cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True),
-    ):
+    with folder_written(out, f"{out}", "nothing there was changed; free some space or choose another --out") as tmp:
         if artifact.kind == "hf":
-            tmp.mkdir(parents=True)
             for file in artifact.path.iterdir():
                 if file.is_file() and file.name != "README.md":
                     shutil.copy2(file, tmp / file.name)
         else:
             save_hf_folder(load_model(artifact), preprocessor(artifact), tmp)
         (tmp / "README.md").write_text(model_card(tmp, repo_id, work_dir, best=artifact.path.name == "best"))
-        publish_folder(tmp, out)
     return out
 
 

@@ -1,10 +1,14 @@
 """Models built from artifacts: `load_model` for what needs PyTorch weights (publish, export,
-average, CAM), `load_predictor` for what only predicts (evaluation, inference), an ONNX graph included.
+average, CAM), `load_predictor` for what only predicts (evaluation, inference), an ONNX graph included,
+and `load_reference_model` for a model named by a recipe (a distillation teacher): any of those
+artifacts or a Hub id, with the preprocessing it was trained with.
 """
 
 from __future__ import annotations
 
-from hfcls.artifacts.describe import model_config
+from pathlib import Path
+
+from hfcls.artifacts.describe import model_config, preprocessor
 from hfcls.artifacts.weights import (
     check_single_set,
     hf_folder_model,
@@ -41,6 +45,31 @@ def load_predictor(path, *, use_ema: bool | None = None, recipe=None):
         check_single_set(artifact, use_ema)
         return OnnxClassifier(artifact.path, model_config(artifact)).eval()
     return load_model(artifact, use_ema=use_ema, recipe=recipe)
+
+
+def load_reference_model(source: str, key: str) -> tuple:
+    """(model in eval mode on the CPU, its image processor) for `source`: a local artifact (the weights its
+    run evaluated), else a Hub id. `key` names the recipe key in a message about a source that cannot be read."""
+    if Path(source).exists():
+        try:
+            return load_model(source), preprocessor(source)
+        except HfclsError as error:
+            raise HfclsError(f"{key}: {error}") from None
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from hfcls.models import remote_code_refused
+
+    try:
+        with remote_code_refused(source, key):
+            return AutoModelForImageClassification.from_pretrained(source).eval(), AutoImageProcessor.from_pretrained(
+                source
+            )
+    except (OSError, ValueError) as error:  # ValueError: not even a valid repo id
+        raise HfclsError(
+            f"{key}: {source} is no file or folder here, and no model the Hub gives "
+            f"({str(error).splitlines()[0]}); pass a best/ folder, a checkpoint, a published .safetensors "
+            "file or a Hub id (online: HF_HUB_OFFLINE=0)"
+        ) from None
 
 
 def load_weights(model, state: dict, where) -> None:

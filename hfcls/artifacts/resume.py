@@ -35,6 +35,9 @@ def recipe_fingerprint(recipe, num_classes: int, num_processes: int = 1, steps_p
         **{f"optim.{key}": value for key, value in asdict(recipe.optim).items() if key != "type"},
         **{f"schedule.{key}": value for key, value in asdict(recipe.schedule).items()},
         "train.auto_scale_lr": recipe.train.auto_scale_lr,
+        # The modules a LoRA checkpoint's weights belong to, and the loss the rest of the run trains with.
+        "model.lora": recipe.model.lora,
+        "train.distill": recipe.train.distill,
         "data.batch_size": recipe.data.batch_size,
         "train.gradient_accumulation_steps": recipe.train.gradient_accumulation_steps,
         "number of processes": num_processes,

@@ -9,7 +9,8 @@ Kinds (`inspect_artifact`):
   + preprocessor_config.json.
 - "checkpoint": a training checkpoint (checkpoints/epoch_N or step_N): trainer_state.json,
   config.json, preprocessor_config.json, model.safetensors (the raw weights) and, when the
-  run kept an average, ema.safetensors.
+  run kept an average, ema.safetensors. A LoRA run's (adapter_config.json) are read merged: the
+  plain model's weights, as every export holds them.
 - "published": `<name>-<sha256[:8]>.safetensors` from hfcls-publish, checked against the hash
   in its name; its metadata holds the model config, class names and preprocessing.
 - "weights": any other .safetensors file: one with hfcls metadata (a published file renamed) is read
@@ -86,7 +87,7 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
     artifact = inspect_artifact(path)
     if artifact.kind == "checkpoint":
         checked_state(artifact.path)  # every file whole, as saved
-        return read_safetensors(artifact.path / _checkpoint_weights(artifact, use_ema))
+        return _plain_weights(artifact, read_safetensors(artifact.path / _checkpoint_weights(artifact, use_ema)))
     check_single_set(artifact, use_ema)
     if artifact.kind == "onnx":
         raise HfclsError(
@@ -98,6 +99,32 @@ def load_state_dict(path, use_ema: bool | None = None) -> dict:
     if artifact.kind == "published":
         verify_published(artifact.path)
     return read_safetensors(artifact.path)
+
+
+def weights_file(path, use_ema: bool | None = None) -> Path:
+    """The file `load_state_dict(path, use_ema)` reads the weights from (an ONNX graph: itself)."""
+    artifact = inspect_artifact(path)
+    if artifact.kind == "checkpoint":
+        return artifact.path / _checkpoint_weights(artifact, use_ema)
+    return artifact.path / WEIGHTS_FILE if artifact.kind == "hf" else artifact.path
+
+
+def _plain_weights(artifact: Artifact, state: dict) -> dict:
+    """A checkpoint's weights as the plain model's: those of a LoRA run (model.lora) merged."""
+    from hfcls.modeling.lora import ADAPTER_CONFIG, merge_saved  # imports transformers
+
+    if not (artifact.path / ADAPTER_CONFIG).is_file():
+        return state
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    from hfcls.models import remote_code_refused  # registers hfcls's own architectures with the Auto classes
+
+    with remote_code_refused(artifact.path, str(artifact)):
+        model = AutoModelForImageClassification.from_config(AutoConfig.from_pretrained(artifact.path))
+    return {
+        key: value.detach()
+        for key, value in merge_saved(model, artifact.path, state, str(artifact)).state_dict().items()
+    }
 
 
 def _hf_folder_state(artifact: Artifact) -> dict:

@@ -10,7 +10,7 @@ import argparse
 
 from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, heavy_imports
 from hfcls.evaluation.results import OUT_ITEMS
-from hfcls.metrics import METRICS, metric_option
+from hfcls.metrics import METRIC_NAMES, metric_option
 from hfcls.recipe import load_recipe
 
 # The library's parameters, as this command's flags name them.
@@ -32,14 +32,23 @@ def parse_args(argv=None):
         help="a best/ or latest/ folder, a checkpoints/epoch_N folder, "
         "a published .safetensors file, or a bare .safetensors (architecture from the recipe)",
     )
-    parser.add_argument("--metrics", nargs="+", metavar="NAME", default=[], help=f"any of: {', '.join(METRICS)}")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="NAME",
+        default=[],
+        help=f"any of: {', '.join(METRIC_NAMES)} (knn: a k-NN classifier on the features, the training split as "
+        "its gallery; retrieval: recall@k and mAP@k of the training images ranked by feature similarity)",
+    )
     parser.add_argument(
         "--metric-options",
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
         type=metric_option,
-        help="topk=1,5 (default: the recipe's evaluation.topk)  average=macro|micro|none  thrs=0.5[,0.7]",
+        help="topk=1,5 (default: the recipe's evaluation.topk)  average=macro|micro|none  thrs=0.5[,0.7]  "
+        "k=20 temperature=0.07|none (knn: the training images that vote, and their weights exp(similarity/T); "
+        "none: one vote each)",
     )
     parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
     parser.add_argument(

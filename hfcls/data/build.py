@@ -1,6 +1,7 @@
 """The one door to the data: Recipe.data -> datasets -> loaders.
 
     build_datasets(data, seed, splits)           the recipe's sources as datasets.Dataset(image, label)
+    build_split(data, seed, split)               one of them
     build_train_loader(recipe, dataset, accelerator)
     build_eval_loader(data, dataset, accelerator, seed, batch_size=None)
 
@@ -74,6 +75,12 @@ def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
             raise HfclsError(f"data.{split} has lists of classes (multi-label) but data.train one class per image; "
                              "give every split the same kind of labels")
     return datasets.DatasetDict(out)
+
+
+def build_split(data, seed: int, split: str):
+    """One split of the recipe: with data.train_val_split, train and val are the two parts of the train source."""
+    splits = ("train", "val") if split in ("train", "val") and data.train_val_split else (split,)
+    return build_datasets(data, seed, splits)[split]
 
 
 def split_off_val(train, fraction: float, seed: int) -> tuple:

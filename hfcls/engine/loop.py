@@ -39,6 +39,7 @@ from hfcls.engine.validation import validation_metrics
 from hfcls.errors import HfclsError
 from hfcls.logs import setup_logging
 from hfcls.metrics import best_metric_key
+from hfcls.modeling.lora import merged
 from hfcls.predict.forward import predict
 from hfcls.recipe import save_recipe
 
@@ -286,10 +287,11 @@ def export(run, folder: Path) -> None:
 
 
 def evaluated_model(run) -> tuple:
-    """The model evaluated (the EMA when enabled), unwrapped, and its whole state dict where FSDP shards
-    it (on the main process; None otherwise). Every process calls it: gathering the shards is collective."""
+    """The model evaluated (the EMA when enabled), unwrapped, as every export receives it (a LoRA model
+    merged into a plain one), and its whole state dict where FSDP shards it (on the main process; None
+    otherwise). Every process calls it: gathering the shards is collective."""
     whole = whole_state_dict(run.accelerator, run.eval_model)
-    return run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False), whole
+    return merged(run.accelerator.unwrap_model(run.eval_model, keep_torch_compile=False)), whole
 
 
 def record(run, row: dict) -> None:

@@ -40,6 +40,7 @@ from hfcls.data.build import (
     problem_type_of,
 )
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
+from hfcls.engine.distillation import Teacher, build_teacher
 from hfcls.engine.ema import ModelEma
 from hfcls.engine.losses import build_loss
 from hfcls.engine.optim import build_optimizer, build_scheduler
@@ -47,6 +48,7 @@ from hfcls.engine.precision import check_mixed_precision, default_device_type
 from hfcls.engine.signals import StopRequest
 from hfcls.engine.trackers import installed_trackers
 from hfcls.errors import HfclsError, did_you_mean
+from hfcls.modeling.lora import add_lora
 from hfcls.models import build_model
 from hfcls.predict.inputs import ModelInputs, recipe_inputs
 
@@ -119,6 +121,7 @@ class Run:
     total_steps: int
     loss: object  # hfcls.engine.losses.TrainingLoss: (logits, labels, valid) -> the batch's loss
     started: tuple = (0.0, 0)  # (time, step) when this process started training
+    teacher: Teacher | None = None  # train.distill's (hfcls.engine.distillation)
 
     def eta(self, step: int, now: float | None = None) -> str:
         """Time left for the whole run, from the pace since this process started."""
@@ -159,8 +162,14 @@ def build_run(
     model = build_model(recipe.model, names, problem_type)
     if load_from is not None:
         load_finetune_weights(model, load_from)
+    if recipe.model.lora is not None:
+        model = lora_model(model, recipe.model.lora, accelerator)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
     ema = build_ema(model, recipe.train.ema, accelerator)
+    teacher = None
+    if recipe.train.distill is not None:  # building it may draw random numbers: before the seed below
+        with accelerator.main_process_first():  # a Hub id is downloaded once
+            teacher = build_teacher(recipe.train.distill, names, problem_type, recipe, accelerator.device)
     set_seed(recipe.seed, device_specific=True)  # model randomness (dropout) differs between ranks
     optimizer = build_optimizer(model, scaled_optim(recipe, accelerator))
     model, optimizer = prepare_model(accelerator, model, optimizer)
@@ -191,6 +200,7 @@ def build_run(
         StopRequest(),
         recipe.train.epochs * per_epoch,
         loss,
+        teacher=teacher,
     )
 
 
@@ -207,6 +217,17 @@ def build_ema(model, settings: dict | None, accelerator) -> ModelEma | None:
     ema = ModelEma(model, **settings)
     ema.module.to(accelerator.device)
     return ema
+
+
+def lora_model(model, settings: dict, accelerator):
+    """model.lora's adapters on `model` (its finished settings), on a model that is not sharded."""
+    if is_sharded(accelerator):
+        # The export merges the adapters into whole weights, which FSDP holds a shard of on each process.
+        raise HfclsError(
+            "model.lora does not work with a sharded model (FSDP): LoRA's optimizer state is small anyway; "
+            "train with plain data parallel (launch/accelerate/one_node.yaml)"
+        )
+    return add_lora(model, settings)
 
 
 def prepare_model(accelerator, model, optimizer):

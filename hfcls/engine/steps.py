@@ -10,7 +10,8 @@ import torch
 
 
 def train_step(run, batch: dict, admits=lambda loss: True) -> torch.Tensor | None:
-    """Forward, loss, backward and the optimizer and LR steps (when accumulation is complete).
+    """Forward, loss (with a teacher's term when distilling), backward and the optimizer and LR steps
+    (when accumulation is complete).
 
     `admits(loss)` is the NaN guard's verdict; a step it refuses is skipped (the
     schedule still advances, so it stays on time). Returns the loss, or None if skipped.
@@ -19,6 +20,8 @@ def train_step(run, batch: dict, admits=lambda loss: True) -> torch.Tensor | Non
     with accelerator.accumulate(model):
         logits = model(pixel_values=run.inputs(batch["pixel_values"])).logits
         loss = run.loss(logits, batch["labels"], batch["valid"])
+        if run.teacher is not None:  # train.distill: the teacher's term, on the same augmented batch
+            loss = run.teacher.loss(loss, logits, batch["pixel_values"], batch["valid"])
         admitted = admits(loss)
         if admitted:
             accelerator.backward(loss)

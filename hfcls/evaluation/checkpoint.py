@@ -2,7 +2,9 @@
 
 Every process predicts its share; predictions are gathered with
 `gather_for_metrics`, so every sample counts once, and the main process
-computes the metrics and writes the results.
+computes the metrics and writes the results. The metrics on features (knn, retrieval) take the
+training split as the gallery and the evaluated split as the queries: both predicted once, then
+each process searches its slice of the gallery (hfcls.predict.neighbors).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
+
 from hfcls.artifacts.loading import load_predictor
-from hfcls.data.build import align_labels, build_datasets, build_eval_loader, check_labelled, class_names, for_problem
+from hfcls.data.build import align_labels, build_eval_loader, build_split, check_labelled, class_names, for_problem
 from hfcls.data.images import dataset_files
 from hfcls.engine.setup import accelerator_session
 from hfcls.engine.threads import choose_threads
@@ -21,9 +25,11 @@ from hfcls.evaluation.request import CONFUSION_PNG, EvalRequest, EvalResult
 from hfcls.evaluation.results import prediction_records, write_results
 from hfcls.files import storage_errors
 from hfcls.labels import MULTI_LABEL, class_names_of, problem_type_of_model
-from hfcls.metrics import check_metric_kind, evaluate_metrics
+from hfcls.metrics import DEFAULT_OPTIONS, NEIGHBOUR_METRICS, check_metric_kind, evaluate_metrics
+from hfcls.metrics.retrieval import retrieval_metrics
 from hfcls.predict.forward import Predictions, predict
 from hfcls.predict.inputs import recipe_inputs
+from hfcls.predict.neighbors import knn_scores, nearest, normalized
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +56,19 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalResult | None:
             len(names),
             accelerator.num_processes,
         )
-        predictions = predict_split(request, accelerator, model, dataset)
+        inputs = recipe_inputs(recipe, accelerator.device)
+        model = accelerator.prepare_model(inputs.place(model), evaluation_mode=True)  # no DDP: nothing to synchronise
+        predictions = predict_split(request, accelerator, model, inputs, dataset, wants_features(request), "eval")
+        neighbours = None
+        if set(request.metrics) & set(NEIGHBOUR_METRICS):
+            with accelerator.main_process_first():
+                gallery = gallery_split(recipe, names, request.checkpoint, problem_type)
+            gallery = predict_split(request, accelerator, model, inputs, gallery, True, "gallery (train)")
+            neighbours = search_neighbours(predictions, gallery, neighbour_count(request, options), accelerator)
         if not accelerator.is_main_process:
             return None
         files = dataset_files(dataset) if request.out is not None else None
-        return report(request, predictions, names, options, files)
+        return report(request, predictions, names, options, files, neighbours)
 
 
 def metric_settings(request: EvalRequest, problem_type: str) -> dict:
@@ -69,7 +83,8 @@ def metric_settings(request: EvalRequest, problem_type: str) -> dict:
             param="show_dir",
         )
     topk = None if multi_label else list(request.recipe.evaluation.topk)
-    return {"topk": topk, "thrs": [None], "average": "macro", **request.metric_options}
+    defaults = {key: value for key, value in DEFAULT_OPTIONS.items() if key in ("k", "temperature")}
+    return {"topk": topk, "thrs": [None], "average": "macro", **defaults, **request.metric_options}
 
 
 def eval_split(recipe, split: str, names: list, checkpoint, problem_type: str):
@@ -79,9 +94,7 @@ def eval_split(recipe, split: str, names: list, checkpoint, problem_type: str):
         raise HfclsError(
             f"split {split}: the recipe has no data.{split} source; set it or choose another split", param="split"
         )
-    # A val split held out of train needs train loaded to be split off.
-    splits = ("train", split) if split == "val" and data.train_val_split else (split,)
-    dataset = build_datasets(data, recipe.seed, splits)[split]
+    dataset = build_split(data, recipe.seed, split)
     unknown = sorted(set(class_names(dataset)) - set(names))
     if unknown:
         raise HfclsError(
@@ -92,14 +105,11 @@ def eval_split(recipe, split: str, names: list, checkpoint, problem_type: str):
     return align_labels(for_problem(dataset, problem_type, f"data.{split}"), names, where=f"data.{split}")
 
 
-def predict_split(request: EvalRequest, accelerator, model, dataset) -> Predictions:
-    """The split's class scores (and features when the results file holds them), labels and valid mask,
-    in dataset order, on every process: one pass."""
+def predict_split(request: EvalRequest, accelerator, model, inputs, dataset, features: bool, desc: str) -> Predictions:
+    """The split's class scores (and its features when asked), labels and valid mask, in dataset order,
+    on every process: one pass."""
     recipe = request.recipe
     loader = build_eval_loader(recipe.data, dataset, accelerator, recipe.seed, request.batch_size)
-    inputs = recipe_inputs(recipe, accelerator.device)
-    model = accelerator.prepare_model(inputs.place(model), evaluation_mode=True)  # no DDP: nothing to synchronise
-    features = request.out is not None and "features" in request.out_items
     return predict(
         model,
         loader,
@@ -108,14 +118,65 @@ def predict_split(request: EvalRequest, accelerator, model, dataset) -> Predicti
         tta=request.tta,
         features=features,
         skip_bad_images=recipe.data.skip_bad_images,
-        desc="eval",
+        desc=desc,
     )
 
 
-def report(request: EvalRequest, predictions: Predictions, names: list, options: dict, files) -> EvalResult:
+def wants_features(request: EvalRequest) -> bool:
+    """Whether the evaluated split's features are needed: in the results file, or to search neighbours."""
+    wanted = request.out is not None and "features" in request.out_items
+    return wanted or bool(set(request.metrics) & set(NEIGHBOUR_METRICS))
+
+
+def gallery_split(recipe, names: list, checkpoint, problem_type: str):
+    """The training split, the gallery of knn and retrieval: every image labelled."""
+    gallery = eval_split(recipe, "train", names, checkpoint, problem_type)
+    check_labelled(gallery, "data.train", "knn and retrieval take the labels of the gallery's images from it")
+    return gallery
+
+
+def neighbour_count(request: EvalRequest, options: dict) -> int:
+    """How many neighbours the search keeps: knn's k, and the largest k of retrieval's recall@k and mAP@k."""
+    counts = [options["k"]] if "knn" in request.metrics else []
+    return max(counts + (list(options["topk"]) if "retrieval" in request.metrics else []))
+
+
+def search_neighbours(predictions: Predictions, gallery: Predictions, k: int, accelerator) -> dict:
+    """The k nearest gallery images of each (decodable) query: similarities and labels, best first, and how
+    many gallery images share each query's label. On every process: each searches its slice of the gallery."""
+    queries = normalized(predictions.features[predictions.valid])
+    images, labels = normalized(gallery.features[gallery.valid]), gallery.labels[gallery.valid]
+    sims, indices = nearest(queries, images, k, accelerator=accelerator)
+    per_class = torch.bincount(labels, minlength=predictions.scores.shape[1])
+    return {"sims": sims, "labels": labels[indices], "relevant": per_class[predictions.labels[predictions.valid]]}
+
+
+def neighbour_metrics(request: EvalRequest, neighbours: dict, query_labels, num_classes: int, options: dict) -> dict:
+    """knn's top-k accuracy (knn_topK) and retrieval's recall@k and mAP@k, from the neighbours found."""
+    values = {}
+    if "knn" in request.metrics:
+        k = options["k"]
+        scores = knn_scores(neighbours["sims"][:, :k], neighbours["labels"][:, :k], num_classes, options["temperature"])
+        accuracy = evaluate_metrics(["accuracy"], scores, query_labels, topk=options["topk"])
+        values.update({key.replace("accuracy_top", "knn_top"): value for key, value in accuracy.items()})
+    if "retrieval" in request.metrics:
+        values.update(
+            retrieval_metrics(
+                neighbours["labels"].numpy(), query_labels.numpy(), neighbours["relevant"].numpy(), options["topk"]
+            )
+        )
+    return values
+
+
+def report(
+    request: EvalRequest, predictions: Predictions, names: list, options: dict, files, neighbours: dict | None = None
+) -> EvalResult:
     """The metrics, and the files `out` and `show_dir` asked for."""
     scores, labels, valid = predictions.scores, predictions.labels, predictions.valid
-    values = evaluate_metrics(request.metrics, scores[valid], labels[valid], **options) if request.metrics else {}
+    computed = {key: value for key, value in options.items() if key in ("topk", "thrs", "average")}
+    values = evaluate_metrics(request.metrics, scores[valid], labels[valid], **computed) if request.metrics else {}
+    if neighbours is not None:
+        values.update(neighbour_metrics(request, neighbours, labels[valid], len(names), options))
     written = []
     if request.show_dir is not None:
         written.append(draw_confusion_matrix(values, scores[valid], labels[valid], names, request.show_dir))

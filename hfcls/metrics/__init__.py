@@ -35,30 +35,36 @@ METRICS = {
     "OR": "multi_label",
     "OF1": "multi_label",
 }
+# Single-label metrics on the features' nearest neighbours among the training images (the gallery):
+# hfcls.evaluation searches them (hfcls.predict.neighbors), retrieval's numbers are metrics/retrieval.py's.
+NEIGHBOUR_METRICS = ["knn", "retrieval"]
+METRIC_NAMES = [*METRICS, *NEIGHBOUR_METRICS]
 MULTI_LABEL_METRICS = [name for name, module in METRICS.items() if module == "multi_label"]
-SINGLE_LABEL_METRICS = [name for name in METRICS if name not in MULTI_LABEL_METRICS]
+SINGLE_LABEL_METRICS = [name for name in METRIC_NAMES if name not in MULTI_LABEL_METRICS]
 AVERAGES = ("macro", "micro", "none")
-DEFAULT_OPTIONS = {"topk": [1, 5], "thrs": None, "average": "macro"}
+# k and temperature: the neighbours that vote in knn, and the temperature of their votes (none: one vote each).
+DEFAULT_OPTIONS = {"topk": [1, 5], "thrs": None, "average": "macro", "k": 20, "temperature": 0.07}
+SCALAR_OPTIONS = ("average", "k", "temperature")
 
 
 def check_metric_names(names) -> list:
     names = list(names or [])
     for name in names:
-        if name not in METRICS:
+        if name not in METRIC_NAMES:
             raise HfclsError(
-                f"unknown metric {name!r}{did_you_mean(name, METRICS)}; known metrics: {', '.join(METRICS)}"
+                f"unknown metric {name!r}{did_you_mean(name, METRIC_NAMES)}; known metrics: {', '.join(METRIC_NAMES)}"
             )
     return list(dict.fromkeys(names))
 
 
 def metric_option(pair: str) -> tuple:
-    """'topk=1,5', 'average=none' or 'thrs=0.5' as MMClassification writes them -> (key, value), topk and
+    """'topk=1,5', 'average=none', 'thrs=0.5' or 'k=20' as MMClassification writes them -> (key, value), topk and
     thrs as lists; hfcls-eval's --metric-options type. The values are checked by `given_metric_options`."""
     key, sep, text = pair.partition("=")
     if not sep or key not in DEFAULT_OPTIONS:
         raise HfclsError(f"metric option {pair!r}: expected one of {', '.join(f'{k}=...' for k in DEFAULT_OPTIONS)}")
     value = _yaml_value(text) if "," not in text else [_yaml_value(part) for part in text.split(",")]
-    return key, value if key == "average" or isinstance(value, list) else [value]
+    return key, value if key in SCALAR_OPTIONS or isinstance(value, list) else [value]
 
 
 def given_metric_options(options: dict) -> dict:
@@ -100,10 +106,11 @@ def best_metric_key(save_best: str, metrics: dict) -> str:
     return "mAP" if "mAP" in metrics else "accuracy_top1"
 
 
-def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
-    """The options, checked; topk=None (multi-label metrics: the threshold rule alone) stays None."""
+def check_metric_options(topk=(1, 5), thrs=None, average="macro", **neighbours) -> dict:
+    """The options, checked; topk=None (multi-label metrics: the threshold rule alone) stays None. `neighbours`:
+    knn's k and temperature, when given (check_neighbour_options)."""
     if topk is None:
-        return {**check_metric_options(thrs=thrs, average=average), "topk": None}
+        return {**check_metric_options(thrs=thrs, average=average, **neighbours), "topk": None}
     topk = list(topk) if isinstance(topk, (list, tuple)) else [topk]
     if not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in topk):
         raise HfclsError(f"metric option topk must be whole numbers of 1 or more, e.g. topk=1,5; got {topk}")
@@ -113,7 +120,31 @@ def check_metric_options(topk=(1, 5), thrs=None, average="macro") -> dict:
     average = "none" if average is None else str(average)
     if average not in AVERAGES:
         raise HfclsError(f"metric option average must be one of {', '.join(AVERAGES)}, got {average!r}")
-    return {"topk": topk, "thrs": [None if t is None else float(t) for t in thrs], "average": average}
+    thrs = [None if t is None else float(t) for t in thrs]
+    return {"topk": topk, "thrs": thrs, "average": average, **check_neighbour_options(**neighbours)}
+
+
+def check_neighbour_options(**given) -> dict:
+    """knn's k (a whole number >= 1) and temperature (> 0; none: one vote each), those given."""
+    unknown = set(given) - {"k", "temperature"}
+    if unknown:
+        raise TypeError(f"unknown metric options {sorted(unknown)}")
+    k = given.get("k", 1)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise HfclsError(
+            f"metric option k (the neighbours that vote in knn) must be a whole number of 1 or more, got {k}"
+        )
+    if given.get("temperature") in ("none", "None"):
+        given["temperature"] = None
+    temperature = given.get("temperature")
+    if temperature is not None and (
+        not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature <= 0
+    ):
+        raise HfclsError(
+            "metric option temperature (of the knn votes) must be a number above 0, or none for one vote each; "
+            f"got {temperature}"
+        )
+    return given
 
 
 @functools.cache
@@ -143,7 +174,7 @@ def evaluate_metrics(names, scores, labels, *, topk=None, thrs=(None,), average=
     results = {}
     if "accuracy" in names:
         results.update(_compute("accuracy", scores, labels, topk=topk or DEFAULT_OPTIONS["topk"], thrs=thrs))
-    items = [name for name in names if METRICS[name] == "single_label"]
+    items = [name for name in names if METRICS.get(name) == "single_label"]
     if items:
         results.update(_compute("single_label", scores, labels, items=items, average=average, thrs=thrs))
     if "confusion_matrix" in names:

@@ -1,7 +1,8 @@
 """The recipe's schema: every section and key as a dataclass field, with its type and default.
 
 `hfcls.recipe.validate` builds these from a merged mapping; a key that is not a field here is
-unknown. Two mappings hold their own keys: train.ema (EMA_DEFAULTS) and train.loss (LOSS_TYPES).
+unknown. Some mappings hold their own keys: train.ema (EMA_DEFAULTS), train.loss (LOSS_TYPES),
+model.lora (LORA_DEFAULTS) and train.distill (DISTILL_DEFAULTS).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class ModelSection:
     trust_remote_code: bool = False
     # Unset: multi_label_classification when the labels are lists of classes, else single-label.
     problem_type: Literal["single_label_classification", "multi_label_classification"] | None = None
+    # {r: 8, alpha: 16, dropout: 0.0, target_modules: [query, value]}: train LoRA adapters (peft) and the
+    # head, the rest frozen; exports hold the merged plain model (hfcls.modeling.lora, LORA_DEFAULTS).
+    lora: dict | None = None
 
 
 @dataclass
@@ -123,6 +127,9 @@ class TrainSection:
     mixup_alpha: float = 0.0  # > 0: torchvision v2 MixUp on each training batch
     cutmix_alpha: float = 0.0  # > 0: CutMix (with both set, one of the two per batch)
     ema: dict | None = None  # {decay: 0.9998, every_n_steps: 1}: evaluate and export the average (EMA_DEFAULTS)
+    # {teacher: ARTIFACT, alpha: 0.5, temperature: 4.0, hard: false}: knowledge distillation from a
+    # teacher model (hfcls.engine.distillation, DISTILL_DEFAULTS).
+    distill: dict | None = None
     compile: bool = False  # torch.compile the model
     compile_backend: str = "inductor"  # torch.compile's backend (eager: graph capture only, no code generation)
     auto_scale_lr: dict | None = None  # {base_batch_size: 256}: lr x real total batch / base
@@ -189,6 +196,16 @@ class Recipe:
 
 # train.ema's keys (hfcls.engine.ema): warm-up as timm's ModelEmaV3 does it.
 EMA_DEFAULTS = {"decay": 0.9998, "every_n_steps": 1, "warmup": True, "warmup_power": 2 / 3}
+
+# model.lora's keys (hfcls.modeling.lora): LoRA's rank r, its scale alpha (the update is scaled by
+# alpha / r), dropout on the adapter's input, and the modules adapted (peft's target_modules: a
+# name matches a module whose dotted name is it or ends in .name); unset, the model family's default.
+LORA_DEFAULTS = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": None}
+
+# train.distill's keys (hfcls.engine.distillation): the teacher (any artifact hfcls reads, or a Hub
+# id), the weight of its term (the data's loss weighs 1 - alpha), the softmax temperature of the soft
+# targets (Hinton et al.: KL x T^2), or hard: true for DeiT's hard-label distillation.
+DISTILL_DEFAULTS = {"teacher": None, "alpha": 0.5, "temperature": 4.0, "hard": False}
 
 # train.loss's types: for each problem type a type trains, the options its loss takes there
 # (hfcls.engine.losses computes them, with their defaults).

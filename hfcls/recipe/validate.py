@@ -1,8 +1,8 @@
 """Validation: a merged recipe mapping -> a Recipe of finished settings, every mistake named by its key.
 
 Types come from the schema's annotations, ranges from hfcls.recipe.ranges; then the rules that tie
-keys together. train.ema, train.loss and train.log_with come out checked and completed
-(hfcls.recipe.settings), and an eval pipeline is one a Hugging Face processor can express
+keys together. train.ema, train.loss, train.log_with, model.lora and train.distill come out checked
+and completed (hfcls.recipe.settings), and an eval pipeline is one a Hugging Face processor can express
 (hfcls.recipe.preprocessing): the engine uses them as they are.
 """
 
@@ -18,7 +18,7 @@ from hfcls.errors import HfclsError, did_you_mean
 from hfcls.recipe.preprocessing import preprocessor_kwargs
 from hfcls.recipe.ranges import check_number_shapes, check_ranges
 from hfcls.recipe.schema import Recipe
-from hfcls.recipe.settings import check_loss, ema_settings, tracker_names
+from hfcls.recipe.settings import check_loss, distill_settings, ema_settings, lora_settings, tracker_names
 
 
 def validate(raw: dict, where: str = "recipe") -> Recipe:
@@ -26,6 +26,8 @@ def validate(raw: dict, where: str = "recipe") -> Recipe:
     recipe = _build(Recipe, raw, prefix="", where=where)
     train, data = recipe.train, recipe.data
     train.ema = ema_settings(train.ema, where)  # complete before the ranges read its numbers
+    recipe.model.lora = lora_settings(recipe.model.lora, where)
+    train.distill = distill_settings(train.distill, where)
     _check_semantics(recipe, where)
     check_loss(train.loss, where)
     train.log_with = tracker_names(train.log_with, where)
@@ -125,6 +127,11 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
     if not all(isinstance(p, str) for p in optim.frozen):
         raise HfclsError(f"{where}: optim.frozen must be a list of parameter-name prefixes, got {optim.frozen!r}")
     _check_imbalance_keys(recipe, where)
+    if model.lora is not None and optim.frozen:
+        raise HfclsError(
+            f"{where}: model.lora freezes every weight but the adapters and the head already; "
+            "drop optim.frozen (or model.lora to freeze by prefix)"
+        )
     if recipe.train.push_to_hub and not recipe.train.publish:
         raise HfclsError(f"{where}: train.push_to_hub uploads the published model; set train.publish=true too")
 

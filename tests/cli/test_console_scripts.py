@@ -179,6 +179,59 @@ def test_hfcls_demo(trained, tmp_path, command):
     user_error(run("hfcls-demo", root / "data" / "val" / "cat" / "0.png", lone, "--topk", "0"), "--topk")
 
 
+def test_hfcls_retrieve(trained, tmp_path, command):
+    root, recipe, work = trained
+    shutil.copytree(work / "best", tmp_path / "best")  # the gallery index goes beside it, not into the shared run
+    queries = [root / "data" / "val" / "cat" / "0.png", root / "data" / "val" / "fox" / "0.png"]
+    out = ok(
+        command(
+            "hfcls-retrieve",
+            *queries,
+            tmp_path / "best",
+            "--gallery",
+            f"{recipe}:train",
+            "--topk",
+            "3",
+            "--out",
+            tmp_path / "matches.csv",
+        )
+    )
+    assert [line.split()[-1] for line in out.splitlines() if line.startswith("  ")] == ["(cat)"] * 3 + ["(fox)"] * 3
+    rows = (tmp_path / "matches.csv").read_text().splitlines()
+    assert rows[0] == "query,rank,image,similarity,label" and len(rows) == 7 and rows[1].endswith(",cat")
+    user_error(
+        command(
+            "hfcls-retrieve",
+            queries[0],
+            tmp_path / "best",
+            "--gallery",
+            f"{recipe}:train",
+            "--out",
+            tmp_path / "matches.csv",
+        ),
+        "--out",
+        "is a file already",
+    )
+    gallery = shutil.copytree(root / "data" / "train", tmp_path / "gallery")
+    ok(command("hfcls-retrieve", queries[0], tmp_path / "best", "--gallery", gallery))
+    shutil.copy(queries[1], gallery / "fox" / "extra.png")
+    user_error(
+        command("hfcls-retrieve", queries[0], tmp_path / "best", "--gallery", gallery),
+        "is stale: since it was built 1 images were added",
+        "--overwrite",
+    )
+    assert "1. 1.0000" in ok(
+        command("hfcls-retrieve", queries[1], tmp_path / "best", "--gallery", gallery, "--overwrite")
+    )
+    (tmp_path / "empty").mkdir()
+    user_error(
+        command("hfcls-retrieve", queries[0], tmp_path / "best", "--gallery", tmp_path / "empty"),
+        "--gallery",
+        "holds no image files",
+    )
+    user_error(run("hfcls-retrieve", queries[0], tmp_path / "best", "--gallery", gallery, "--topk", "0"), "--topk")
+
+
 def test_eval_and_demo_of_a_multi_label_model(multilabel_run, tmp_path, command):
     recipe, work = multilabel_run
     out = ok(

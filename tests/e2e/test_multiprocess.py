@@ -381,8 +381,16 @@ def test_two_processes_train_from_one_stream(tmp_path):
 
 
 def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, tmp_path):
-    """360 val images, batch 16, 2 processes: the last round is uneven and padded by Accelerate."""
+    """360 val images, batch 16, 2 processes: the last round is uneven and padded by Accelerate. knn and
+    retrieval search the 1437 training images, each process its half: the numbers of one process."""
+    from hfcls.evaluation.checkpoint import evaluate_checkpoint
+    from hfcls.evaluation.request import EvalRequest
+
     recipe, work = trained_digits
+    neighbours = ["knn", "retrieval"]
+    alone = evaluate_checkpoint(
+        EvalRequest(load_recipe(recipe), work / "best", metrics=neighbours, metric_options={"topk": [1, 3], "k": 7})
+    ).metrics
     out = tmp_path / "two.json"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -396,8 +404,10 @@ def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, 
             str(work / "best"),
             "--metrics",
             *ALL_METRICS,
+            *neighbours,
             "--metric-options",
             "topk=1,3",
+            "k=7",
             "--out",
             str(out),
             "--out-items",
@@ -414,6 +424,7 @@ def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, 
     )
     assert "on 360 val images (10 classes) with 2 process(es)" in run.stdout
     results = json.loads(out.read_text())
+    assert {key: results["metrics"].pop(key) for key in alone} == pytest.approx(alone, abs=1e-9)
     assert results["metrics"] == best_results["metrics"]
     assert len(results["predictions"]) == len(best_results["predictions"]) == 360
     assert [r["gt_label"] for r in results["predictions"]] == [r["gt_label"] for r in best_results["predictions"]]

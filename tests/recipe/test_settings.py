@@ -1,4 +1,4 @@
-"""The settings validation finishes: train.ema, train.loss, train.log_with."""
+"""The settings validation finishes: train.ema, train.loss, train.log_with, model.lora, train.distill."""
 
 import re
 
@@ -7,7 +7,7 @@ from accelerate.utils import LoggerType
 
 from hfcls.errors import HfclsError
 from hfcls.recipe.load import load_recipe
-from hfcls.recipe.settings import TRACKERS, ema_settings
+from hfcls.recipe.settings import TRACKERS, distill_settings, ema_settings, lora_settings
 
 
 def test_ema_settings_fill_in_the_defaults():
@@ -63,3 +63,44 @@ def test_an_unknown_tracker_is_named_when_the_recipe_loads(based):
     with pytest.raises(HfclsError, match="unknown tracker 'tensorbord' \\(did you mean \"tensorboard\"\\?\\)"):
         load_recipe(based, ["train.log_with=[tensorbord]"])
     assert load_recipe(based).train.log_with == ["tensorboard"]  # unset: TensorBoard, a dependency of hfcls
+
+
+def test_lora_and_distill_settings_fill_in_the_defaults():
+    assert lora_settings({"r": 4}) == {"r": 4, "alpha": 16, "dropout": 0.0, "target_modules": None}
+    assert lora_settings({"target_modules": ["query"]})["target_modules"] == ["query"]
+    assert distill_settings({"teacher": "t/best"}) == {
+        "teacher": "t/best",
+        "alpha": 0.5,
+        "temperature": 4.0,
+        "hard": False,
+    }
+    assert lora_settings(None) is None and distill_settings(None) is None
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.lora={r: 0}", "model.lora.r must be a whole number at least 1, got 0"),
+        ("model.lora={r: 2.5}", "model.lora.r must be a whole number at least 1, got 2.5"),
+        ("model.lora={alpha: 0}", "model.lora.alpha must be a number above 0, got 0"),
+        ("model.lora={dropout: 1}", "model.lora.dropout must be a number in [0, 1), got 1"),
+        ("model.lora={rank: 4}", "model.lora: unknown key(s) rank; known: r, alpha"),
+        ("model.lora={target_modules: query}", "model.lora.target_modules must be a list of module names"),
+        ("model.lora={target_modules: []}", "model.lora.target_modules must be a list of module names"),
+        ("model.lora=8", "model.lora must be dict, got 8"),
+        ("train.distill={alpha: 0.5}", "train.distill.teacher must name the teacher model"),
+        ("train.distill={teacher: t, alpha: 1.5}", "train.distill.alpha must be a number in [0, 1], got 1.5"),
+        ("train.distill={teacher: t, temperature: 0}", "train.distill.temperature must be a number above 0"),
+        ("train.distill={teacher: t, hard: 1}", "train.distill.hard must be true or false, got 1"),
+        ("train.distill={teacher: t, hard: true, temperature: 2}", "hard: true distils the teacher's top class"),
+        ("train.distill={teacher: t, temprature: 2}", 'unknown key(s) temprature (did you mean "temperature"?)'),
+    ],
+)
+def test_bad_lora_and_distill_settings_name_the_key(based, override, message):
+    with pytest.raises(HfclsError, match=re.escape(message)):
+        load_recipe(based, [override])
+
+
+def test_lora_refuses_frozen_prefixes_it_would_override(based):
+    with pytest.raises(HfclsError, match=re.escape("model.lora freezes every weight but the adapters and the head")):
+        load_recipe(based, ["model.lora={r: 4}", "optim.frozen=[resnet.]"])
