@@ -83,7 +83,7 @@ def timm_optimizer(groups: list, optim) -> torch.optim.Optimizer:
         return create_optimizer_v2(
             groups, optim.type, lr=optim.lr, weight_decay=optim.weight_decay, momentum=optim.momentum, **kwargs
         )
-    except ImportError as error:  # bitsandbytes' and apex's optimizers
+    except (ImportError, AssertionError) as error:  # bitsandbytes' and apex's: their package, and CUDA, asserted
         raise HfclsError(f"optim.type {optim.type}: {str(error).splitlines()[0]}") from None
     except TypeError as error:
         raise HfclsError(

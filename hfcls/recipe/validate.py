@@ -20,7 +20,6 @@ from hfcls.recipe.ranges import check_number_shapes, check_ranges
 from hfcls.recipe.schema import OPTIMIZERS, TORCH_OPTIMIZERS, Recipe
 from hfcls.recipe.settings import check_loss, ema_settings, tracker_names
 
-
 # Config keys hfcls sets from the data (timm's num_classes among them).
 LABEL_KEYS = ("num_labels", "id2label", "label2id", "problem_type", "num_classes", "label_names")
 
