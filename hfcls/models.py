@@ -124,7 +124,7 @@ def pretrained_config(name_or_path: str, labels: dict, trust_remote_code: bool, 
     if is_timm(config):
         config.model_args = timm_model_args(config, overrides, f"model.pretrained {name_or_path}")
         return config
-    known = config.to_dict()
+    known = [key for key in config.to_dict() if not key.startswith("_")]  # not _name_or_path and the like
     for key, value in overrides.items():
         if key not in known:
             raise HfclsError(

@@ -48,31 +48,35 @@ def native_config(model_type: str, class_names: list, **changes):
     return AutoConfig.for_model(model_type, **{**FAMILIES[model_type], **changes}, **label_maps(class_names))
 
 
-def timm_folder(folder: Path, architecture: str, num_classes: int = 5, seed: int = 0) -> Path:
+def timm_folder(folder: Path, architecture: str, num_classes: int = 5, seed: int = 0, **shrink) -> Path:
     """A "pretrained" timm model in timm's Hub layout (timm.models.save_for_hf): config.json with its
-    model_args (num_classes among them, as timm writes it) and pretrained_cfg, and model.safetensors."""
+    model_args (num_classes among them, as timm writes it) and pretrained_cfg, and model.safetensors.
+    `shrink`: the constructor keywords that make it tiny (default TIMM's)."""
     import timm
     import torch
 
     torch.manual_seed(seed)
-    model = timm.create_model(architecture, pretrained=False, num_classes=num_classes, **TIMM[architecture])
+    shrink = shrink or TIMM[architecture]
+    model = timm.create_model(architecture, pretrained=False, num_classes=num_classes, **shrink)
     timm.models.save_for_hf(model, folder, safe_serialization=True)
     assert json.loads((folder / "config.json").read_text())["model_args"]["num_classes"] == num_classes
     return folder
 
 
-def native_folder(folder: Path, model_type: str, class_names: list, seed: int = 0) -> Path:
+def native_folder(folder: Path, model_type: str, class_names: list, seed: int = 0, **config) -> Path:
     """A "pretrained" transformers model of the family, saved as a Hugging Face folder. Its convolutions
     have He-initialised weights, its BatchNorm layers unit scales and the statistics of a few random
     batches, as a trained model's are of its data: from transformers' initialisation of EfficientNet
-    (every weight, BatchNorm scales too, drawn with std 0.02) its activations vanish, whatever the image."""
+    (every weight, BatchNorm scales too, drawn with std 0.02) its activations vanish, whatever the image.
+    `config`: settings that replace FAMILIES' (another image size, ...)."""
     import torch
     from transformers import AutoModelForImageClassification
 
     import hfcls.modeling  # noqa: F401  hfcls's own families
 
     torch.manual_seed(seed)
-    model = AutoModelForImageClassification.from_config(native_config(model_type, class_names))
+    model = AutoModelForImageClassification.from_config(native_config(model_type, class_names, **config))
+    size = getattr(model.config, "image_size", 32)
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight)
@@ -80,6 +84,6 @@ def native_folder(folder: Path, model_type: str, class_names: list, seed: int = 
             torch.nn.init.ones_(module.weight)
     with torch.no_grad():
         for _ in range(3):
-            model.train()(pixel_values=torch.randn(8, 3, 32, 32))
+            model.train()(pixel_values=torch.randn(8, 3, size, size))
     model.save_pretrained(folder)
     return folder

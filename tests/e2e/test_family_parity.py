@@ -4,17 +4,16 @@ fine-tuned from a "pretrained" folder of another class count, trained and evalua
 
 Whatever processor class transformers.pipeline builds (a BitImageProcessor from preprocessor_config.json,
 or a TimmWrapperImageProcessor from config.json's pretrained_cfg), it must preprocess as hfcls evaluated:
-digits of 8 x 8 pixels, resized to 36 and center-cropped to 32 with bilinear interpolation, normalised
+digits of 8 x 8 pixels, resized to 40 and center-cropped to 32 with bilinear interpolation, normalised
 with the recipe's mean 0.5 and std 0.25 (not ImageNet's, which a forgotten setting would fall back to).
+Pillow (timm's processor) and torchvision (hfcls) upscale by a whole factor to the same pixels; at other
+scales a pixel in a few hundred differs by one grey level, which moves scores by about 1e-4.
 """
 
 import json
 
-import numpy as np
 import pytest
 import transformers
-from PIL import Image
-from sklearn.datasets import load_digits
 
 import hfcls
 from hfcls.api import train
@@ -23,27 +22,13 @@ from hfcls.evaluation.request import EvalRequest
 from hfcls.evaluation.results import read_results
 from hfcls.recipe import recipe_from_dict
 
-from conftest import shared_once, tiny_recipe_dict
+from conftest import DIGIT_CLASSES, make_digit_folder, shared_once, tiny_recipe_dict
 from families import NATIVE, native_folder, timm_folder
 
 pytestmark = pytest.mark.xdist_group("family_parity")
 
 CASES = [*NATIVE, "timm/resnet18", "timm/vit_tiny_patch16_224"]
-DIGITS = {"zero": 0, "one": 1, "seven": 7}
-EVAL = [{"type": "Resize", "size": 36}, {"type": "CenterCrop", "size": 32}]
-
-
-def write_digits(root, per_class: int, offset: int):
-    """root/<name>/<i>.png: scikit-learn's 8 x 8 digits of three classes, as grey PNGs."""
-    digits = load_digits()
-    for name, digit in DIGITS.items():
-        (root / name).mkdir(parents=True)
-        rows = np.flatnonzero(digits.target == digit)[offset : offset + per_class]
-        for i in rows:
-            Image.fromarray((digits.images[i] * 16).clip(0, 255).astype(np.uint8), mode="L").save(
-                root / name / f"{i}.png"
-            )
-    return root
+EVAL = [{"type": "Resize", "size": 40}, {"type": "CenterCrop", "size": 32}]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +36,8 @@ def trained(tmp_path_factory):
     """{case: the best/ folder of a one-step fine-tune}, each run once (shared between workers)."""
 
     def build(root):
-        train_dir = write_digits(root / "data" / "train", per_class=4, offset=0)
-        val_dir = write_digits(root / "data" / "val", per_class=3, offset=10)
+        train_dir = make_digit_folder(root / "data" / "train", per_class=4)
+        val_dir = make_digit_folder(root / "data" / "val", per_class=3, offset=10)
         for case in CASES:
             source = root / "pretrained" / case.replace("/", "-")
             if case.startswith("timm/"):
@@ -91,7 +76,7 @@ def test_transformers_pipeline_predicts_what_hfcls_evaluated(trained, case, tmp_
     evaluate_checkpoint(EvalRequest(recipe, best, out=out, out_items=("pred", "class_scores")))
     evaluated = {record["image"]: record for record in read_results(out)["predictions"]}
     assert len(theirs) == len(demo) == len(evaluated) == 9
-    names = sorted(DIGITS)  # class ids in the image folder's order
+    names = sorted(DIGIT_CLASSES)  # class ids in the image folder's order
     for file, hf, ours in zip(files, theirs, demo):
         assert [p["label"] for p in hf] == [p["label"] for p in ours]
         assert [p["score"] for p in hf] == pytest.approx([p["score"] for p in ours], abs=1e-4)
