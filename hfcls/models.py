@@ -99,6 +99,13 @@ def load_pretrained(
             f"model.pretrained: cannot load {where} {name_or_path!r} ({str(error).splitlines()[0]}); "
             "check the name, or go online (HF_HUB_OFFLINE=0) to download it"
         ) from None
+    except ValueError as error:
+        if "Unrecognized configuration class" not in str(error):
+            raise
+        raise HfclsError(  # a config class without an image-classification model (CLIP, BERT, ...)
+            f"model.pretrained: {name_or_path} ({config.model_type}) has no image-classification form in "
+            f"transformers ({str(error).splitlines()[0][:200]}); choose an image classifier or a vision backbone"
+        ) from None
     except RuntimeError as error:
         if "ignore_mismatched_sizes" not in str(error):
             raise
@@ -121,6 +128,12 @@ def pretrained_config(name_or_path: str, labels: dict, trust_remote_code: bool, 
             f"model.pretrained: cannot load the config of {name_or_path!r} ({str(error).splitlines()[0]}); "
             "check the name, or go online (HF_HUB_OFFLINE=0) to download it"
         ) from None
+    except ValueError as error:
+        if "does not recognize this architecture" not in str(error):
+            raise
+        raise HfclsError(  # a config.json of no model_type transformers knows
+            f"model.pretrained: {name_or_path} is no model transformers knows ({str(error).splitlines()[0][:200]})"
+        ) from None
     if is_timm(config):
         config.model_args = timm_model_args(config, overrides, f"model.pretrained {name_or_path}")
         return config
@@ -138,10 +151,9 @@ def pretrained_config(name_or_path: str, labels: dict, trust_remote_code: bool, 
 def check_only_head_new(model, info: dict, name_or_path: str) -> None:
     """Only the head may start from random: a pretrained tensor that did not fit elsewhere (a
     config override that changes a shape) would silently lose what it learned."""
-    num_labels = model.config.num_labels
     head = set(head_parameter_names(model))
     for key, saved, built in sorted(info["mismatched_keys"]):
-        if key not in head and not (built[0] == num_labels and saved[1:] == built[1:]):
+        if key not in head:
             raise HfclsError(
                 f"model.pretrained {name_or_path}: {key} has shape {tuple(saved)} in the pretrained weights "
                 f"but {tuple(built)} in the model (model.config_overrides changes it?); it would start "
@@ -157,7 +169,8 @@ def check_only_head_new(model, info: dict, name_or_path: str) -> None:
 
 
 def head_parameter_names(model) -> list:
-    """The names of the classification head's tensors: what a fine-tune starts from random."""
+    """The names of the classification head's tensors: what a fine-tune starts from random (for a
+    model whose weights are not under its base_model_prefix, all of them)."""
     if is_timm(model):
         head = {id(p) for p in classifier_module(model).parameters()}
         return [name for name, param in model.named_parameters() if id(param) in head]

@@ -262,3 +262,13 @@ def test_fine_tuning_recipe_builds_its_architecture_and_takes_a_step(path, tmp_p
     assert {n for n in ids if ids[n] == 0} & moved and len(moved) > len(before) // 2  # the stem too, at its LR
     scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, steps_per_epoch=10)
     scheduler.step()
+
+
+def test_a_pretrained_model_without_an_image_classification_form_is_one_line(tmp_path):
+    from transformers import BertConfig
+
+    from hfcls.models import load_pretrained
+
+    BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8).save_pretrained(tmp_path)
+    with pytest.raises(HfclsError, match=r"^model.pretrained: .* \(bert\) has no image-classification form"):
+        load_pretrained(str(tmp_path), {"num_labels": 2, "id2label": {0: "a", 1: "b"}, "label2id": {"a": 0, "b": 1}})
