@@ -12,7 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install $(PIP_QUIET) -e ".[test,export,explain,lora]" > $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; exit 1; }
+	$(PY) -m pip install $(PIP_QUIET) -e ".[test,export,explain,lora,timm]" > $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; exit 1; }
 	$(PY) -c "import hfcls, torch, transformers, datasets, accelerate"
 	touch $@
 

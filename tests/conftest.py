@@ -38,6 +38,24 @@ def make_image_folder(root: Path, per_class: int = 8, size: int = 16, seed: int 
     return root
 
 
+# Three digit classes, named: their 8 x 8 images upscale alike in Pillow and in torchvision (bilinear), so a
+# transformers.pipeline that resizes with Pillow (timm's processor) sees hfcls's pixels exactly.
+DIGIT_CLASSES = {"zero": 0, "one": 1, "seven": 7}
+
+
+def make_digit_folder(root: Path, per_class: int, offset: int = 0, classes=DIGIT_CLASSES) -> Path:
+    """root/<name>/<i>.png: scikit-learn's 8 x 8 digits of `classes`, from the `offset`-th of each, grey PNGs."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for name, digit in classes.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in np.flatnonzero(digits.target == digit)[offset : offset + per_class]:
+            pixels = (digits.images[i] * 16).clip(0, 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(root / name / f"{i}.png")
+    return root
+
+
 def make_multilabel_folder(root: Path, count: int = 24, size: int = 15, seed: int = 0, classes=CLASS_COLOURS) -> list:
     """root/images/<i>.png + root/metadata.jsonl: the thirds of each image painted in 1 or 2 of the class
     colours (its labels), the rest black. Returns each image's label names."""

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hfcls"
 # Lowest first. A unit is a top-level module or sub-package of hfcls.
 LAYERS = [
     {"version", "errors", "files", "unpickle", "logs", "labels", "recipe"},
-    {"modeling", "models", "metrics"},
+    {"modeling", "models", "timm_models", "metrics"},
     {"data"},
     {"predict"},
     {"artifacts"},

@@ -15,7 +15,9 @@ from hfcls.models import build_model
 from hfcls.recipe import load_recipe
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
-ZOO = sorted(p for p in RECIPES.rglob("*.yaml") if "_base_" not in p.parts)
+# The recipes that build their model from a config; recipes/finetune/ starts from Hub models (below).
+ZOO = sorted(p for p in RECIPES.rglob("*.yaml") if not {"_base_", "finetune"} & set(p.relative_to(RECIPES).parts))
+FINETUNE = sorted((RECIPES / "finetune").glob("*.yaml"))
 
 CLASSES = {
     "imagenet": 1000,
@@ -170,3 +172,93 @@ def test_custom_import_that_fails_names_the_key(tmp_path):
     (tmp_path / "r.yaml").write_text("custom_imports: [no_such_models]\nmodel:\n  config: {model_type: resnet}\n")
     with pytest.raises(HfclsError, match=r"custom_imports: cannot import no_such_models .*PYTHONPATH"):
         load_recipe(tmp_path / "r.yaml")
+
+
+# ----------------------------------------------------------------------------- the fine-tuning recipes
+
+# Each fine-tuning recipe's Hub model (they cannot be downloaded here), and a tiny model of the same
+# architecture at the same input size that stands in for it: (model_type or timm:<architecture>, its
+# settings: for a transformers family, the changes to families.FAMILIES' tiny config).
+STAND_INS = {
+    "vit-base-p16_in21k-pre_4xb64_custom": (
+        "google/vit-base-patch16-224-in21k",
+        "vit",
+        dict(image_size=224, patch_size=16, num_hidden_layers=2),
+    ),
+    "convnext-tiny_in1k-pre_4xb64_custom": ("facebook/convnext-tiny-224", "convnext", dict(depths=[1, 2])),
+    "swin-tiny_in1k-pre_4xb64_custom": (
+        "microsoft/swin-tiny-patch4-window7-224",
+        "swin",
+        dict(image_size=224, window_size=7),
+    ),
+    "resnet50-a1_in1k-pre_4xb64_custom": (
+        "timm/resnet50.a1_in1k",
+        "timm:resnet50",
+        dict(layers=[1, 1, 1, 1], channels=[4, 4, 8, 8], stem_width=8),
+    ),
+    "vit-small-p16-augreg_in21k-pre_4xb64_custom": (
+        "timm/vit_small_patch16_224.augreg_in21k",
+        "timm:vit_small_patch16_224",
+        dict(embed_dim=16, depth=2, num_heads=2),
+    ),
+}
+
+
+def test_every_fine_tuning_recipe_has_a_stand_in():
+    assert {p.stem for p in FINETUNE} == set(STAND_INS)
+
+
+@pytest.mark.parametrize("path", FINETUNE, ids=[p.stem for p in FINETUNE])
+def test_fine_tuning_recipe_builds_its_architecture_and_takes_a_step(path, tmp_path):
+    """The recipe resolves and names its Hub model; from a tiny pretrained model of that architecture
+    it builds with its config_overrides (checked against the real config class), freezes, adapts,
+    groups its parameters by layer decay for its optimizer and takes a step on images its training
+    pipeline made."""
+    from hfcls.data.transforms import build_pipeline
+    from hfcls.engine.adapt import freeze
+    from hfcls.engine.layer_decay import layer_ids
+    from hfcls.engine.optim import build_optimizer, build_scheduler
+    from hfcls.engine.setup import adapt_model
+    from hfcls.predict.inputs import recipe_inputs
+
+    from families import native_folder, timm_folder
+
+    hub_id, kind, settings = STAND_INS[path.stem]
+    assert load_recipe(path).model.pretrained == hub_id
+    if kind.startswith("timm:"):
+        folder = timm_folder(tmp_path / "pretrained", kind.removeprefix("timm:"), num_classes=11, **settings)
+    else:
+        folder = native_folder(tmp_path / "pretrained", kind, [f"c{i}" for i in range(11)], **settings)
+    recipe = load_recipe(path, [f"model.pretrained={folder}"])
+    names = ["a", "b", "c"]
+    torch.manual_seed(0)
+    model = build_model(recipe.model, names)
+    overrides = recipe.model.config_overrides
+    for key, value in overrides.items():
+        assert (model.config.model_args if kind.startswith("timm:") else model.config.to_dict())[key] == value
+    freeze(model, recipe.optim)
+    model = adapt_model(model, recipe.train, 1, "cpu").train()
+    optimizer = build_optimizer(model, recipe.optim)
+    assert len({group["lr"] for group in optimizer.param_groups}) > 2  # layer decay: LRs by depth
+    augment = build_pipeline(recipe.data.train_pipeline)
+    images = torch.stack([augment(torch.randint(0, 256, (3, 260, 300), dtype=torch.uint8)) for _ in range(2)])
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss = model(pixel_values=recipe_inputs(recipe, "cpu")(images), labels=torch.tensor([0, 2])).loss
+    loss.backward()
+    optimizer.step()  # at the recipe's LRs: a warm-up would start the schedule at 0
+    assert torch.isfinite(loss) and model.config.num_labels == 3
+    ids, _ = layer_ids(model)
+    moved = {n for n, p in model.named_parameters() if not torch.equal(before[n], p)}
+    assert {n for n in ids if ids[n] == 0} & moved and len(moved) > len(before) // 2  # the stem too, at its LR
+    scheduler = build_scheduler(optimizer, recipe.schedule, recipe.train.epochs, steps_per_epoch=10)
+    scheduler.step()
+
+
+def test_a_pretrained_model_without_an_image_classification_form_is_one_line(tmp_path):
+    from transformers import BertConfig
+
+    from hfcls.models import load_pretrained
+
+    BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8).save_pretrained(tmp_path)
+    with pytest.raises(HfclsError, match=r"^model.pretrained: .* \(bert\) has no image-classification form"):
+        load_pretrained(str(tmp_path), {"num_labels": 2, "id2label": {0: "a", 1: "b"}, "label2id": {"a": 0, "b": 1}})

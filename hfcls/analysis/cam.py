@@ -2,10 +2,10 @@
 
 The map shows which parts of the image raised the score of a class. It is computed on the
 image as the model sees it (the artifact's eval resize and crop) at a target layer: by default
-the last feature map of the network (DEFAULT_LAYERS). Transformers' layers hold tokens, not
-feature maps; `reshape_transform` lays their patch tokens out on the image grid (dropping the
-[CLS] token of ViT, and DeiT's distillation token too) as pytorch-grad-cam's ViT and Swin
-examples do.
+the last feature map of the network (DEFAULT_LAYERS; for a timm model the last entry of its
+feature_info). Transformers' layers hold tokens, not feature maps; `reshape_transform` lays their
+patch tokens out on the image grid (dropping the [CLS] token of ViT, and DeiT's distillation token
+too) as pytorch-grad-cam's ViT and Swin examples do; timm's Swin gives NHWC maps, made NCHW.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from hfcls.labels import class_names_of, problem_type_of_model
 from hfcls.models import LogitsOnly
 from hfcls.predict.forward import forward_batch
 from hfcls.predict.inputs import exported_inputs
+from hfcls.timm_models import channels_last_output, feature_layer, is_timm, prefix_tokens
 
 METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "scorecam": "ScoreCAM", "eigencam": "EigenCAM"}
 
@@ -59,6 +60,8 @@ class CamResult:
 
 def default_layer(model) -> str:
     model_type = model.config.model_type
+    if is_timm(model):
+        return feature_layer(model)
     if model_type not in DEFAULT_LAYERS:
         raise HfclsError(
             f"hfcls-cam has no default layer for {model_type}; pass --layer NAME (a module name from print(model))"
@@ -85,7 +88,20 @@ def reshape_transform(model_type: str):
     """Tokens (B, N, C) -> a feature map (B, C, h, w) for transformer layers; None for CNNs."""
     if model_type not in ("vit", "deit", "swin"):
         return None
-    extra = EXTRA_TOKENS.get(model_type, 0)
+    return tokens_to_grid(EXTRA_TOKENS.get(model_type, 0))
+
+
+def model_reshape_transform(model):
+    """`reshape_transform` for a model: a timm model says itself what its layers give."""
+    if not is_timm(model):
+        return reshape_transform(model.config.model_type)
+    if channels_last_output(model):
+        return lambda maps: maps.permute(0, 3, 1, 2)
+    return tokens_to_grid(prefix_tokens(model))
+
+
+def tokens_to_grid(extra: int):
+    """(B, extra + h * w, C) tokens -> (B, C, h, w), the `extra` leading tokens dropped; maps pass as they are."""
 
     def to_grid(tokens: torch.Tensor) -> torch.Tensor:
         if tokens.dim() == 4:  # already a map
@@ -134,7 +150,7 @@ def class_activation_map(
     with cam_class(
         model=LogitsOnly(model),
         target_layers=[find_layer(model, layer)],
-        reshape_transform=reshape_transform(model.config.model_type),
+        reshape_transform=model_reshape_transform(model),
     ) as cam:
         heatmap = cam(input_tensor=inputs(pixels[None]), targets=[ClassifierOutputTarget(target)])[0]
     return CamResult(

@@ -30,7 +30,8 @@ def model_config(path, recipe=None):
     if metadata is not None:
         config = metadata["config"]
         try:
-            config = AutoConfig.for_model(**config)
+            # from_dict, as from_pretrained reads a config.json: a timm config names its classes in label_names
+            config = type(AutoConfig.for_model(config["model_type"])).from_dict(config)
         except ValueError:
             raise HfclsError(
                 f"{artifact}: model_type {config['model_type']!r} is not registered with transformers; "

@@ -2,7 +2,9 @@
 
 The preprocessor reproduces the recipe's eval pipeline, so
 `transformers.pipeline("image-classification", model=folder)` predicts what
-hfcls evaluates.
+hfcls evaluates. For a timm model transformers.pipeline reads config.json's
+`pretrained_cfg` instead (its TimmWrapperImageProcessor, as timm itself does): an export
+writes it from the same processor, so both files describe the preprocessing hfcls ran.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import shutil
 from pathlib import Path
 
 from hfcls.files import publish_folder, publish_links, storage_errors, temporary_folder
-from hfcls.recipe.preprocessing import preprocessor_kwargs
+from hfcls.recipe.preprocessing import preprocessor_kwargs, timm_data_config
+from hfcls.timm_models import is_timm
 
 CONFIG_FILE = "config.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -38,10 +41,32 @@ def processor_from_dict(config: dict):
 
 def save_description(model, processor, folder: Path) -> None:
     """config.json and preprocessor_config.json: what a weights file needs to be used on its own."""
+    exported_config(model, processor).save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+
+def exported_config(model, processor):
+    """The model's config as an export writes it: for a timm model, with the `pretrained_cfg` of
+    `processor`'s preprocessing (hfcls.recipe.preprocessing.timm_data_config)."""
     config = copy.deepcopy(model.config)
     config.architectures = [type(model).__name__]  # as save_pretrained records it
-    config.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    if is_timm(config):
+        config.pretrained_cfg = timm_pretrained_cfg(getattr(config, "pretrained_cfg", None), processor.to_dict())
+    return config
+
+
+def timm_pretrained_cfg(pretrained_cfg: dict | None, processor_config: dict) -> dict:
+    """`pretrained_cfg` with its preprocessing replaced by the exported one; its test-time size and crop
+    go, as they describe preprocessing the model was not evaluated with."""
+    kept = {k: v for k, v in (pretrained_cfg or {}).items() if k not in ("test_input_size", "test_crop_pct")}
+    return {**kept, **timm_data_config(processor_config)}
+
+
+def check_exportable(model, data) -> None:
+    """Raise now, before training, if an export of `model` could not describe data.eval_pipeline."""
+    kwargs = preprocessor_kwargs(data.eval_pipeline, data.mean, data.std)
+    if is_timm(model):
+        timm_data_config(kwargs)
 
 
 def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = None) -> None:
@@ -51,6 +76,8 @@ def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = Non
     shutil.rmtree(tmp, ignore_errors=True)
     with _writing(folder):
         model.save_pretrained(tmp, state_dict=state_dict)
+        if is_timm(model):  # its config.json says how transformers.pipeline preprocesses
+            exported_config(model, processor).save_pretrained(tmp)
         processor.save_pretrained(tmp)
         publish_folder(tmp, folder)
 

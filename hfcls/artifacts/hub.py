@@ -66,7 +66,10 @@ def model_card(folder: Path, repo_id: str, work_dir: Path | None, best: bool = F
     from huggingface_hub import ModelCard
 
     config = json.loads((folder / CONFIG_FILE).read_text())
-    names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+    if "label_names" in config:  # a timm model's config.json names its classes so (TimmWrapperConfig)
+        names = list(config["label_names"])
+    else:
+        names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     recipe = load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
     row = evaluation_row(work_dir, best) if work_dir is not None else None
     parts = [

@@ -7,20 +7,13 @@ import bisect
 import torch
 from transformers import SchedulerType, get_scheduler
 
+from hfcls.engine.layer_decay import layer_scales
 from hfcls.errors import HfclsError, did_you_mean
+from hfcls.recipe.schema import TORCH_OPTIMIZERS
+from hfcls.timm_models import require_timm
 
 
-def freeze(model: torch.nn.Module, prefixes: list) -> None:
-    """Leave the parameters whose names start with any of `prefixes` out of training."""
-    names = [name for name, _ in model.named_parameters()]
-    for prefix in prefixes:
-        _check_prefix(prefix, names, "optim.frozen")
-    for name, param in model.named_parameters():
-        if name.startswith(tuple(prefixes)):
-            param.requires_grad_(False)
-
-
-def _check_prefix(prefix: str, names: list, key: str) -> None:
+def check_prefix(prefix: str, names: list, key: str) -> None:
     if not any(name.startswith(prefix) for name in names):
         raise HfclsError(
             f"{key}: no parameter name starts with {prefix!r}; names look like "
@@ -29,33 +22,43 @@ def _check_prefix(prefix: str, names: list, key: str) -> None:
 
 
 def param_groups(
-    model: torch.nn.Module, weight_decay: float, decay_norm_and_bias: bool, lr: float, lr_mult: dict
+    model: torch.nn.Module,
+    weight_decay: float,
+    decay_norm_and_bias: bool,
+    lr: float,
+    lr_mult: dict,
+    layer_scale: dict | None = None,
 ) -> list:
     """Trainable parameters grouped by weight decay (none on biases and norm parameters,
-    which are 1-D, unless asked) and by LR multiplier; groups at the base LR first."""
+    which are 1-D, unless asked) and by LR: lr x the longest matching lr_mult prefix's factor x
+    the parameter's `layer_scale` (layer decay). Groups at the base LR first."""
     names = [name for name, _ in model.named_parameters()]
     for prefix in lr_mult:
-        _check_prefix(prefix, names, "optim.lr_mult")
+        check_prefix(prefix, names, "optim.lr_mult")
     groups: dict = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         decay = param.ndim > 1 or decay_norm_and_bias
         mult = max(((len(p), m) for p, m in lr_mult.items() if name.startswith(p)), default=(0, 1.0))[1]
-        groups.setdefault((mult != 1.0, not decay, mult), []).append(param)
+        factor = mult * (layer_scale or {}).get(name, 1.0)
+        groups.setdefault((factor != 1.0, not decay, factor), []).append(param)
     return [
-        {"params": params, "weight_decay": weight_decay if not no_decay else 0.0, "lr": lr * mult}
-        for (_, no_decay, mult), params in sorted(groups.items(), key=lambda item: item[0])
+        {"params": params, "weight_decay": weight_decay if not no_decay else 0.0, "lr": lr * factor}
+        for (_, no_decay, factor), params in sorted(groups.items(), key=lambda item: item[0])
     ]
 
 
 def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
-    """Freeze `optim.frozen`, then optimize the rest with the recipe's optimizer."""
-    freeze(model, optim.frozen)
+    """The recipe's optimizer over the trainable parameters (optim.frozen's were left out:
+    hfcls.engine.adapt), in hfcls's parameter groups."""
     decay_norm_and_bias = optim.decay_norm_and_bias
     if decay_norm_and_bias is None:
         decay_norm_and_bias = optim.type == "sgd"
-    groups = param_groups(model, optim.weight_decay, decay_norm_and_bias, optim.lr, optim.lr_mult)
+    scales = layer_scales(model, optim.layer_decay) if optim.layer_decay is not None else None
+    groups = param_groups(model, optim.weight_decay, decay_norm_and_bias, optim.lr, optim.lr_mult, scales)
+    if optim.type not in TORCH_OPTIMIZERS:
+        return timm_optimizer(groups, optim)
     # Fused kernels (CPU and CUDA): one pass over all tensors instead of a Python loop
     # (the digits model's AdamW step: 1.5 -> 0.7 ms on CPU); under an fp16 GradScaler
     # they also skip an inf step without reading the check back to the host.
@@ -63,6 +66,29 @@ def build_optimizer(model: torch.nn.Module, optim) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, fused=True)
     cls = torch.optim.AdamW if optim.type == "adamw" else torch.optim.Adam
     return cls(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, fused=True)
+
+
+def timm_optimizer(groups: list, optim) -> torch.optim.Optimizer:
+    """One of timm.optim.create_optimizer_v2's optimizers over hfcls's groups (their LRs and weight
+    decays kept), with optim.momentum, betas and eps where it takes them, and optim.optimizer_kwargs."""
+    require_timm(f"optim.type {optim.type} (an optimizer of timm's)")
+    from timm.optim import create_optimizer_v2, get_optimizer_info
+
+    info = get_optimizer_info(optim.type.split("_")[-1])  # lookahead_<name> wraps <name>
+    kwargs = {"eps": optim.eps} if info.has_eps else {}
+    if info.has_betas and info.num_betas == len(optim.betas):  # Adan's three come in optimizer_kwargs
+        kwargs["betas"] = tuple(optim.betas)
+    kwargs.update(optim.optimizer_kwargs)
+    try:
+        return create_optimizer_v2(
+            groups, optim.type, lr=optim.lr, weight_decay=optim.weight_decay, momentum=optim.momentum, **kwargs
+        )
+    except (ImportError, AssertionError) as error:  # bitsandbytes' and apex's: their package, and CUDA, asserted
+        raise HfclsError(f"optim.type {optim.type}: {str(error).splitlines()[0]}") from None
+    except TypeError as error:
+        raise HfclsError(
+            f"optim.optimizer_kwargs {optim.optimizer_kwargs}: timm's {optim.type} refuses them ({error})"
+        ) from None
 
 
 def build_scheduler(optimizer, schedule, epochs: int, steps_per_epoch: int):

@@ -27,7 +27,7 @@ from accelerate.utils import (
 )
 from tqdm.auto import tqdm
 
-from hfcls.artifacts.export import image_processor
+from hfcls.artifacts.export import check_exportable, image_processor
 from hfcls.artifacts.finetune import load_finetune_weights
 from hfcls.data.balance import class_counts
 from hfcls.data.build import (
@@ -39,6 +39,7 @@ from hfcls.data.build import (
     for_problem,
     problem_type_of,
 )
+from hfcls.engine.adapt import enable_gradient_checkpointing, freeze
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.distillation import Teacher, build_teacher
 from hfcls.engine.ema import ModelEma
@@ -160,8 +161,10 @@ def build_run(
     counts = class_counts(dsets["train"]) if recipe.train.class_weights == "balanced" else None
     loss = build_loss(recipe.train, problem_type, counts, names)  # before the model: the type may not fit the data
     model = build_model(recipe.model, names, problem_type)
+    check_exportable(model, recipe.data)
     if load_from is not None:
         load_finetune_weights(model, load_from)
+    freeze(model, recipe.optim)
     if recipe.model.lora is not None:
         model = lora_model(model, recipe.model.lora, accelerator)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
@@ -280,7 +283,9 @@ def load_datasets(recipe, accelerator, validate):
 
 
 def adapt_model(model, train_section, num_processes: int, device_type: str):
-    """train.sync_bn (several processes only) and train.channels_last."""
+    """train.gradient_checkpointing, train.sync_bn (several processes only) and train.channels_last."""
+    if train_section.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     if train_section.sync_bn and num_processes > 1:
         if device_type == "cpu":  # torch's SyncBatchNorm would fail at the first training step
             raise HfclsError(

@@ -29,6 +29,7 @@ RANGES = {
     "optim.betas": "[0, 1)",
     "optim.eps": "(0, inf)",
     "optim.lr_mult": "[0, inf)",
+    "optim.layer_decay": "(0, 1]",
     "schedule.steps": "[1, inf)",
     "schedule.gamma": "(0, inf)",
     "schedule.warmup_steps": "[0, inf)",

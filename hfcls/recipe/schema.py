@@ -75,17 +75,25 @@ class ModelSection:
     # {r: 8, alpha: 16, dropout: 0.0, target_modules: [query, value]}: train LoRA adapters (peft) and the
     # head, the rest frozen; exports hold the merged plain model (hfcls.modeling.lora, LORA_DEFAULTS).
     lora: dict | None = None
+    # Settings of model.pretrained's config to change, e.g. {drop_path_rate: 0.1}; for a timm model,
+    # keywords of its constructor (its config's model_args). Only settings that keep every pretrained
+    # tensor's shape: one that would re-initialise a weight is an error.
+    config_overrides: dict = field(default_factory=dict)
 
 
 @dataclass
 class OptimSection:
-    type: Literal["sgd", "adamw", "adam"] = "sgd"
+    # sgd, adam, adamw: torch's fused kernels. Any other name of OPTIMIZERS (lamb, lars, lion, adan, ...)
+    # is timm's (timm.optim.create_optimizer_v2, the timm extra), given hfcls's parameter groups.
+    type: str = "sgd"
     lr: float = 0.1
-    momentum: float = 0.9
+    momentum: float = 0.9  # for the optimizers that take one (sgd, lars, rmsprop, ...)
     nesterov: bool = False
     weight_decay: float = 1e-4
-    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    betas: list = field(default_factory=lambda: [0.9, 0.999])  # for those with two betas (Adan's three: below)
     eps: float = 1e-8
+    # More keywords of a timm optimizer, e.g. {betas: [0.98, 0.92, 0.99]} for adan, {trust_coeff: 0.001} for lars.
+    optimizer_kwargs: dict = field(default_factory=dict)
     # Weight decay on normalisation and bias parameters. Unset: on for SGD (as
     # MMClassification's ResNet recipes do), off for Adam/AdamW.
     decay_norm_and_bias: bool | None = None
@@ -95,6 +103,13 @@ class OptimSection:
     # LR multipliers by parameter-name prefix (paramwise_cfg's lr_mult), e.g. {resnet.: 0.1}
     # for a backbone at a tenth of the head's LR; the longest matching prefix wins.
     lr_mult: dict = field(default_factory=dict)
+    # Layer-wise LR decay (BEiT, MMPretrain's LearningRateDecayOptimWrapperConstructor, timm's
+    # --layer-decay): a parameter of layer i trains at lr x layer_decay^(L - i), the embeddings at
+    # i = 0 and the head at L (hfcls.engine.layer_decay). Multiplies with lr_mult.
+    layer_decay: float | None = None
+    # Frozen modules (every parameter under an optim.frozen prefix) stay in eval mode, so their
+    # BatchNorm statistics and dropout do not move (MMPretrain's norm_eval); false: they follow the model.
+    frozen_eval: bool = True
 
 
 @dataclass
@@ -130,6 +145,9 @@ class TrainSection:
     # {teacher: ARTIFACT, alpha: 0.5, temperature: 4.0, hard: false}: knowledge distillation from a
     # teacher model (hfcls.engine.distillation, DISTILL_DEFAULTS).
     distill: dict | None = None
+    # Recompute each block's activations in the backward pass instead of keeping them: less memory,
+    # about a third more compute (transformers' gradient_checkpointing_enable; timm's set_grad_checkpointing).
+    gradient_checkpointing: bool = False
     compile: bool = False  # torch.compile the model
     compile_backend: str = "inductor"  # torch.compile's backend (eager: graph capture only, no code generation)
     auto_scale_lr: dict | None = None  # {base_batch_size: 256}: lr x real total batch / base
@@ -193,6 +211,25 @@ class Recipe:
         raw.pop("source")
         return raw
 
+
+# optim.type: torch's own (fused kernels), then timm.optim.create_optimizer_v2's names (the timm extra),
+# less adahessian, whose second-order step needs a backward pass hfcls does not take.
+# tests/recipe/test_schema.py compares them with the installed timm's list_optimizers().
+TORCH_OPTIMIZERS = ("sgd", "adam", "adamw")
+TIMM_OPTIMIZERS = (
+    "adabelief", "adadelta", "adafactor", "adafactorbv", "adafactorbvc", "adagrad", "adamax", "adamc",
+    "adamp", "adamuon", "adamwlegacy", "adan", "adanw", "adopt", "adoptc", "adoptw", "bnbadam", "bnbadam8bit",
+    "bnbadamw", "bnbadamw8bit", "bnbademamix", "bnbademamix8bit", "bnblion", "bnblion8bit", "bnbsgd",
+    "bnbsgd8bit", "cadafactor", "cadafactorbv", "cadafactorbvc", "cadamc", "cadamp", "cadamw", "cadan",
+    "cadanw", "cadopt", "cadoptc", "cadoptw", "clamb", "clambw", "claprop", "clion", "clionc", "cmars",
+    "cnadamc", "cnadamw", "crmsproptf", "csgdc", "csgdp", "csgdw", "fusedadam", "fusedadamw", "fusedlamb",
+    "fusednovograd", "fusedsgd", "kron", "kronc", "kronw", "lamb", "lambc", "lambcd", "lambcw", "lambw",
+    "laprop", "lapropc", "larc", "lars", "lion", "lionc", "madgrad", "madgradw", "mars", "momentum", "muon",
+    "nadam", "nadamc", "nadamlegacy", "nadamuon", "nadamw", "nesterov", "nesterovw", "nlarc", "nlars",
+    "nmuon", "novograd", "novogradc", "novogradw", "radabelief", "radam", "radamlegacy", "radamw", "rmsprop",
+    "rmsproptf", "rmsproptfc", "rmsproptfw", "sgdc", "sgdp", "sgdw",
+)  # fmt: skip
+OPTIMIZERS = TORCH_OPTIMIZERS + TIMM_OPTIMIZERS
 
 # train.ema's keys (hfcls.engine.ema): warm-up as timm's ModelEmaV3 does it.
 EMA_DEFAULTS = {"decay": 0.9998, "every_n_steps": 1, "warmup": True, "warmup_power": 2 / 3}

@@ -17,8 +17,11 @@ from typing import Literal
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.recipe.preprocessing import preprocessor_kwargs
 from hfcls.recipe.ranges import check_number_shapes, check_ranges
-from hfcls.recipe.schema import Recipe
+from hfcls.recipe.schema import OPTIMIZERS, TORCH_OPTIMIZERS, Recipe
 from hfcls.recipe.settings import check_loss, distill_settings, ema_settings, lora_settings, tracker_names
+
+# Config keys hfcls sets from the data (timm's num_classes among them).
+LABEL_KEYS = ("num_labels", "id2label", "label2id", "problem_type", "num_classes", "label_names")
 
 
 def validate(raw: dict, where: str = "recipe") -> Recipe:
@@ -121,9 +124,16 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
         raise HfclsError(f"{where}: set model.pretrained or model.config, not both (override one with =null)")
     if model.config is not None and "model_type" not in model.config:
         raise HfclsError(f"{where}: model.config needs a model_type (e.g. resnet, vit, convnext)")
+    _check_model_settings(model, where)
     if recipe.optim.nesterov and recipe.optim.momentum == 0:
         raise HfclsError(f"{where}: optim.nesterov needs optim.momentum above 0")
     optim = recipe.optim
+    if optim.type.removeprefix("lookahead_") not in OPTIMIZERS:
+        raise HfclsError(
+            f"{where}: optim.type {optim.type!r} is not an optimizer{did_you_mean(optim.type, OPTIMIZERS)}; "
+            f"torch's: {', '.join(TORCH_OPTIMIZERS)}; timm's (the timm extra): lamb, lars, lion, adan and "
+            "the rest of timm.optim.list_optimizers(), each also as lookahead_<name>"
+        )
     if not all(isinstance(p, str) for p in optim.frozen):
         raise HfclsError(f"{where}: optim.frozen must be a list of parameter-name prefixes, got {optim.frozen!r}")
     _check_imbalance_keys(recipe, where)
@@ -134,6 +144,24 @@ def _check_semantics(recipe: Recipe, where: str) -> None:
         )
     if recipe.train.push_to_hub and not recipe.train.publish:
         raise HfclsError(f"{where}: train.push_to_hub uploads the published model; set train.publish=true too")
+
+
+def _check_model_settings(model, where: str) -> None:
+    """The label keys come from the data; config_overrides change a pretrained model's config only
+    (its keys are checked against that config when it loads: hfcls.models)."""
+    if model.config_overrides and model.config is not None:
+        raise HfclsError(
+            f"{where}: model.config_overrides changes model.pretrained's config; with model.config, "
+            "write those settings in model.config itself"
+        )
+    model_args = (model.config or {}).get("model_args") or {}
+    for key in (*model.config_overrides, *(f"model_args.{k}" for k in model_args)):
+        if key.rsplit(".", 1)[-1] in LABEL_KEYS:
+            section = "config_overrides" if "." not in key else "config"
+            raise HfclsError(
+                f"{where}: model.{section}.{key}: the classes come from the data (and the problem type from "
+                "its labels, or model.problem_type); remove it"
+            )
 
 
 def _check_imbalance_keys(recipe: Recipe, where: str) -> None:

@@ -10,6 +10,7 @@ from hfcls.analysis.cam import class_activation_map, default_layer, reshape_tran
 from hfcls.errors import HfclsError
 
 from conftest import TINY_CIFAR_RESNET, shared_once, tiny_recipe_dict, write_recipe
+from families import FAMILIES
 
 
 @pytest.fixture(scope="module")
@@ -66,23 +67,8 @@ def test_a_wrong_layer_lists_close_names(trained_digits, val_files):
 @pytest.mark.parametrize(
     "model_type, kwargs, layer",
     [
-        (
-            "vit",
-            dict(
-                image_size=32,
-                patch_size=8,
-                hidden_size=16,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                intermediate_size=32,
-            ),
-            "vit.layers.1.layernorm_before",
-        ),
-        (
-            "swin",
-            dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4),
-            "swin.encoder.layers.1.blocks.0.layernorm_before",
-        ),
+        ("vit", dict(FAMILIES["vit"], num_hidden_layers=2), "vit.layers.1.layernorm_before"),
+        ("swin", FAMILIES["swin"], "swin.encoder.layers.1.blocks.0.layernorm_before"),
     ],
 )
 def test_transformer_tokens_become_a_grid(model_type, kwargs, layer):

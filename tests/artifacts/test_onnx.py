@@ -17,31 +17,8 @@ from hfcls.labels import label_maps
 from hfcls.recipe.schema import DataSection
 
 from conftest import make_image_folder
+from families import FAMILIES
 
-# Tiny configs of every family of the zoo (DeiT as both the zoo's vit form and transformers' deit).
-FAMILIES = {
-    "resnet": dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic"),
-    "mobilenet_v2": dict(depth_multiplier=0.25, image_size=32),
-    "efficientnet": dict(width_coefficient=0.1, depth_coefficient=0.1, image_size=32, hidden_dim=128),
-    "regnet": dict(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], groups_width=8),
-    "vit": dict(
-        image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
-    ),
-    "deit": dict(
-        image_size=32,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        architectures=["DeiTForImageClassification"],
-    ),
-    "swin": dict(image_size=32, patch_size=4, embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4),
-    "convnext": dict(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
-    "cifar_resnet": dict(stem_channels=8, hidden_sizes=[8, 16], depths=[1, 1]),
-    "lenet5": dict(num_channels=3),
-    "small_convnet": dict(stem_channels=8, hidden_sizes=[8, 16]),
-}
 CLASSES = ["cat", "dog", "fox"]
 
 

@@ -1,6 +1,8 @@
 """hfcls-train's command line: overrides, --cfg-options, --seed, --work-dir, --resume, --no-validate, and
 user errors as one line with exit status 2."""
 
+import sys
+
 import pytest
 
 from hfcls.api import train
@@ -9,6 +11,7 @@ from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
 from conftest import tiny_recipe_dict, write_recipe
+from families import native_folder, timm_folder
 
 
 def test_cfg_options_seed_and_work_dir_from_the_command_line(based):
@@ -98,3 +101,81 @@ def test_bare_resume_and_overrides_after_options(tmp_path, tiny_data, capsys):
     with pytest.raises(SystemExit) as both:
         main([str(recipe), "--resume-from", "auto", "--load-from", work])
     assert both.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- fine-tuning's bad inputs
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """{"native": a 4-class tiny ResNet folder, "timm": a 5-class tiny timm ResNet-18 in timm's Hub layout}."""
+    root = tmp_path_factory.mktemp("pretrained")
+    return {
+        "native": native_folder(root / "native", "resnet", ["a", "b", "c", "d"]),
+        "timm": timm_folder(root / "timm", "resnet18"),
+    }
+
+
+def finetune_recipe(tmp_path, tiny_data, source):
+    recipe = tiny_recipe_dict(*tiny_data, model={"pretrained": str(source)})
+    del recipe["model"]["config"]
+    return write_recipe(tmp_path / "finetune.yaml", recipe)
+
+
+@pytest.mark.parametrize(
+    "source, overrides, words",
+    [
+        ("native", ["optim.layer_decay=0"], ["optim.layer_decay must be in (0, 1], got 0.0"]),
+        ("native", ["optim.layer_decay=1.01"], ["optim.layer_decay must be in (0, 1], got 1.01"]),
+        ("native", ["optim.type=lino"], ["optim.type 'lino' is not an optimizer", 'did you mean "lion"']),
+        (
+            "native",
+            ["train.gradient_checkpointing=true"],
+            ["train.gradient_checkpointing: resnet (ResNetForImageClassification) cannot recompute"],
+        ),
+        (
+            "native",
+            ["model.config_overrides={layer_typ: basic}"],
+            ["config_overrides: the resnet config of", "has no setting 'layer_typ'", 'did you mean "layer_type"'],
+        ),
+        (
+            "timm",
+            ["model.config_overrides={drop_path: 0.1}"],
+            ["(timm's resnet18) has no setting 'drop_path'", 'did you mean "drop_path_rate"', "constructor takes"],
+        ),
+        (
+            "native",
+            ["model.ignore_mismatched_sizes=false"],
+            ["has another class count than the data's 3 classes", "set it to true"],
+        ),
+        (
+            "native",
+            ["model.config_overrides={hidden_sizes: [8, 32]}"],
+            ["resnet.encoder.stages.1.", "has shape (16,", "would start from random"],
+        ),
+        ("native", ["model.pretrained=null", "model.config={model_type: lenet5}", "optim.layer_decay=0.5"], []),
+    ],
+    ids=[
+        "layer-decay-0",
+        "layer-decay-above-1",
+        "optimizer",
+        "checkpointing",
+        "native-override",
+        "timm-override",
+        "head-not-resized",
+        "override-reshapes",
+        "no-layer-rule",
+    ],
+)
+def test_fine_tuning_mistakes_are_one_line(tmp_path, tiny_data, pretrained, capsys, source, overrides, words):
+    recipe = finetune_recipe(tmp_path, tiny_data, pretrained[source])
+    err = run_cli([recipe, *overrides, "--work-dir", tmp_path / "w"], capsys)
+    for word in words or ["optim.layer_decay: hfcls knows no layers of lenet5"]:
+        assert word in err, err
+    assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+def test_a_timm_model_without_timm_names_the_extra(tmp_path, tiny_data, pretrained, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", None)  # as if not installed: `import timm` raises ImportError
+    err = run_cli([finetune_recipe(tmp_path, tiny_data, pretrained["timm"]), "--work-dir", tmp_path / "w"], capsys)
+    assert '(a timm model) needs timm, which is not installed; pip install "hfcls[timm]"' in err

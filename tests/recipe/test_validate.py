@@ -29,12 +29,48 @@ from conftest import tiny_recipe_dict
         ),
         ("data.eval_pipeline=[{type: Resize, size: 8, interpolation: nearest}]", "must be bilinear or bicubic"),
         ("data.eval_pipeline.0.max_size=20", "supports size and interpolation only"),
+        # fine-tuning keys
+        ("optim.layer_decay=0", "optim.layer_decay must be in (0, 1], got 0.0"),
+        ("optim.layer_decay=1.5", "optim.layer_decay must be in (0, 1], got 1.5"),
+        ("optim.type=lino", "optim.type 'lino' is not an optimizer (did you mean \"lion\"?)"),
+        ("optim.type=lookahead_adamv", "optim.type 'lookahead_adamv' is not an optimizer"),
+        ("model.config_overrides={drop_path_rate: 0.1}", "with model.config, write those settings in model.config"),
+        ("train.gradient_checkpointing=maybe", "train.gradient_checkpointing must be bool"),
     ],
 )
 def test_bad_recipes_name_the_key(based, override, message):
     with pytest.raises(HfclsError) as error:
         load_recipe(based, [override])
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("key", ["num_labels", "id2label", "problem_type", "num_classes"])
+def test_config_overrides_leave_the_classes_to_the_data(based, key):
+    with pytest.raises(HfclsError, match=rf"model.config_overrides.{key}: the classes come from the data"):
+        load_recipe(based, ["model.config=null", "model.pretrained=some/id", f"model.config_overrides.{key}=3"])
+
+
+def test_a_timm_config_leaves_num_classes_to_the_data(based):
+    timm = "{model_type: timm_wrapper, architecture: resnet18, model_args: {num_classes: 3}}"
+    with pytest.raises(HfclsError, match=r"model.config.model_args.num_classes: the classes come from the data"):
+        load_recipe(based, [f"model.config={timm}"])
+
+
+def test_fine_tuning_keys_load(based):
+    recipe = load_recipe(
+        based,
+        [
+            "model.config=null",
+            "model.pretrained=timm/vit_small_patch16_224.augreg_in21k",
+            "model.config_overrides={drop_path_rate: 0.1}",
+            "optim.type=lookahead_lamb",
+            "optim.layer_decay=0.65",
+            "optim.optimizer_kwargs={trust_clip: true}",
+            "train.gradient_checkpointing=true",
+        ],
+    )
+    assert recipe.model.config_overrides == {"drop_path_rate": 0.1} and recipe.optim.layer_decay == 0.65
+    assert recipe.optim.frozen_eval and recipe.train.gradient_checkpointing
 
 
 def test_mixed_precision_no_survives_yaml_boolean(based):

@@ -1,0 +1,64 @@
+"""What a recipe changes on a built model before it trains: frozen parts, gradient checkpointing.
+
+Frozen means frozen. Clearing `requires_grad` stops the weights, but a BatchNorm layer in train
+mode still moves its running statistics with every batch, and a dropout layer still drops: a
+linear probe's backbone would drift. So the modules made of frozen parameters stay in eval mode
+whatever `model.train()` asks (MMPretrain's norm_eval, timm's
+`freeze(include_bn_running_stats=True)`), unless optim.frozen_eval is false. They keep their
+classes and their state-dict keys, so checkpoints and exports do not see the difference.
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+
+from hfcls.engine.optim import check_prefix
+from hfcls.errors import HfclsError
+
+
+def freeze(model: torch.nn.Module, optim) -> list:
+    """Leave the parameters under optim.frozen's prefixes out of training; with optim.frozen_eval,
+    hold the modules they make up in eval mode. Returns those modules' names."""
+    prefixes = tuple(optim.frozen)
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in prefixes:
+        check_prefix(prefix, names, "optim.frozen")
+    for name, param in model.named_parameters():
+        if name.startswith(prefixes):
+            param.requires_grad_(False)
+    if not prefixes or not optim.frozen_eval:
+        return []
+    held = frozen_modules(model, prefixes)
+    for module in held.values():
+        module.train = types.MethodType(_train_in_eval_mode, module)
+        module.eval()
+    return list(held)
+
+
+def frozen_modules(model: torch.nn.Module, prefixes: tuple) -> dict:
+    """{name: module} of the outermost modules whose whole name lies under a frozen prefix."""
+    held: dict = {}
+    for name, module in model.named_modules():
+        inside = name and (name + ".").startswith(prefixes)
+        if inside and not any(name.startswith(outer + ".") for outer in held):
+            held[name] = module
+    return held
+
+
+def _train_in_eval_mode(self, mode: bool = True):
+    """A frozen module's `train`: eval mode for it and all it holds, whatever `mode` asks."""
+    return torch.nn.Module.train(self, False)
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """train.gradient_checkpointing: recompute activations in the backward pass (non-reentrant
+    checkpoints, which also pass gradients through blocks whose inputs need none, as after a frozen stem)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        name = getattr(model.config, "architecture", model.config.model_type)  # a timm model's own name
+        raise HfclsError(
+            f"train.gradient_checkpointing: {name} ({type(model).__name__}) cannot recompute its "
+            "activations; set train.gradient_checkpointing=false (lower data.batch_size to save memory)"
+        )
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

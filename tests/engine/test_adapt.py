@@ -1,0 +1,134 @@
+"""Model adaptations before training: frozen parameters out of the optimizer and their modules held in
+eval mode (BatchNorm statistics bit-identical after a real run), gradient checkpointing on or refused."""
+
+import copy
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoConfig, AutoModelForImageClassification
+
+from hfcls.api import train
+from hfcls.engine.adapt import freeze
+from hfcls.engine.optim import build_optimizer
+from hfcls.engine.setup import adapt_model
+from hfcls.errors import HfclsError
+from hfcls.recipe import recipe_from_dict
+from hfcls.recipe.schema import OptimSection, TrainSection
+
+from conftest import tiny_recipe_dict
+from families import TIMM, native_config, native_folder
+
+
+def probe_model():
+    """A backbone (conv, BatchNorm, dropout) and a head, like a classifier's base model and head."""
+    net = torch.nn.Module()
+    net.backbone = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5), torch.nn.Conv2d(4, 4, 1)
+    )
+    net.head = torch.nn.Sequential(torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(36, 2))
+    return net
+
+
+def forward(net, x):
+    return net.head(net.backbone(x))
+
+
+def test_frozen_prefixes_leave_parameters_out_of_training():
+    net = probe_model()
+    held = freeze(net, OptimSection(type="adamw", frozen=["backbone.0."]))
+    assert [n for n, p in net.named_parameters() if not p.requires_grad] == ["backbone.0.weight", "backbone.0.bias"]
+    assert held == ["backbone.0"]
+    optimizer = build_optimizer(net, OptimSection(type="adamw"))
+    trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert trained == {id(p) for n, p in net.named_parameters() if not n.startswith("backbone.0.")}
+
+
+def test_a_frozen_prefix_that_matches_nothing_names_the_names():
+    with pytest.raises(HfclsError, match=r"^optim.frozen: no parameter name starts with 'backbon.'.*backbone.0.weight"):
+        freeze(probe_model(), OptimSection(frozen=["backbon."]))
+
+
+def test_frozen_modules_stay_in_eval_mode_and_their_statistics_stay_put():
+    net = probe_model()
+    assert freeze(net, OptimSection(frozen=["backbone."])) == ["backbone"]
+    before = copy.deepcopy(net.backbone[1].state_dict())
+    net.train()
+    assert not any(m.training for m in net.backbone.modules())  # BatchNorm and dropout alike
+    assert all(m.training for m in net.head.modules())
+    x = torch.randn(8, 3, 5, 5)
+    forward(net, x)
+    assert all(torch.equal(before[k], v) for k, v in net.backbone[1].state_dict().items())
+    assert torch.equal(net.backbone(x), net.backbone(x))  # no dropout: eval mode
+    copied = copy.deepcopy(net)  # as the EMA copies the model: it keeps the rule, for its own modules
+    copied.train()
+    assert not copied.backbone.training and copied.head.training
+
+
+def test_frozen_eval_false_lets_frozen_modules_follow_the_model():
+    net = probe_model()
+    assert freeze(net, OptimSection(frozen=["backbone."], frozen_eval=False)) == []
+    net.train()
+    forward(net, torch.randn(8, 3, 5, 5))
+    assert net.backbone.training and net.backbone[1].num_batches_tracked == 1  # statistics moved
+
+
+def test_frozen_batchnorm_buffers_are_bit_identical_after_a_real_run(tmp_path, tiny_data):
+    """A fine-tune of a "pretrained" ResNet with its stem and first stage frozen: every tensor of
+    those (weights and BatchNorm statistics) leaves training as it came; the second stage's moved."""
+    source = native_folder(tmp_path / "pretrained", "resnet", ["a", "b", "c", "d"])
+    recipe = tiny_recipe_dict(
+        *tiny_data,
+        model={"pretrained": str(source)},
+        optim={"frozen": ["resnet.embedder.", "resnet.encoder.stages.0."]},
+        train={"epochs": 1},
+    )
+    del recipe["model"]["config"]
+    train(recipe_from_dict(recipe), tmp_path / "run")
+    before, after = (
+        load_file(source / "model.safetensors"),
+        load_file(tmp_path / "run" / "latest" / "model.safetensors"),
+    )
+    frozen = [k for k in after if k.startswith(("resnet.embedder.", "resnet.encoder.stages.0."))]
+    assert any(k.endswith("running_var") for k in frozen) and len(frozen) == 18
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    stage = "resnet.encoder.stages.1.layers.0.layer.0.normalization"
+    assert not torch.equal(before[f"{stage}.running_mean"], after[f"{stage}.running_mean"])
+    assert not torch.equal(before[f"{stage}.weight"], after[f"{stage}.weight"])
+
+
+def tiny_model(model_type):
+    torch.manual_seed(0)
+    if model_type == "timm_wrapper":
+        config = AutoConfig.for_model(
+            "timm_wrapper", architecture="vit_tiny_patch16_224", model_args=TIMM["vit_tiny_patch16_224"], num_labels=3
+        )
+    else:
+        config = native_config(model_type, ["a", "b", "c"], hidden_dropout_prob=0.0)
+    return AutoModelForImageClassification.from_config(config)
+
+
+@pytest.mark.parametrize("model_type", ["vit", "timm_wrapper"])
+def test_gradient_checkpointing_recomputes_to_the_same_gradients(model_type):
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+
+    def gradients(checkpointing):
+        model = adapt_model(tiny_model(model_type), TrainSection(gradient_checkpointing=checkpointing), 1, "cpu")
+        model.train()
+        model(pixel_values=x, labels=labels).loss.backward()
+        return model, {n: p.grad for n, p in model.named_parameters()}
+
+    plain, expected = gradients(False)
+    checkpointed, got = gradients(True)
+    if model_type == "timm_wrapper":  # timm's own switch
+        assert checkpointed.timm_model.grad_checkpointing and not plain.timm_model.grad_checkpointing
+    else:
+        assert checkpointed.is_gradient_checkpointing and not plain.is_gradient_checkpointing
+    assert all(torch.allclose(got[n], expected[n], atol=1e-6) for n in expected)
+
+
+def test_gradient_checkpointing_on_a_model_without_it_is_one_line():
+    with pytest.raises(
+        HfclsError, match=r"^train.gradient_checkpointing: resnet \(ResNetForImageClassification\) cannot recompute"
+    ):
+        adapt_model(tiny_model("resnet"), TrainSection(gradient_checkpointing=True), 1, "cpu")
