@@ -5,7 +5,8 @@ average (what the run evaluated), on the CPU, without optimizer or scheduler sta
 
   OUT-<sha256[:8]>.safetensors   the state dict; metadata "hfcls" holds the model config,
                                  class names and eval preprocessing, so the file is used on its own
-                                 (MMClassification's `{name}_{date}-{hash}` form with date=True)
+                                 (MMClassification's `{name}_{date}-{hash}` form with date=True), and
+                                 "format": "pt", as transformers' and timm's writers mark PyTorch tensors
   OUT-<sha256[:8]>/              the same model as a Hugging Face folder
 
 Every training run ends with the same export into `<work_dir>/publish/`.
@@ -62,7 +63,7 @@ def write_published(
         "nothing was published; free some space (or fix the permissions) and run again",
         cleanup=lambda: tmp.unlink(missing_ok=True),
     ):
-        save_file(state, tmp, metadata={METADATA_KEY: metadata})
+        save_file(state, tmp, metadata={METADATA_KEY: metadata, "format": "pt"})
         digest = file_sha256(tmp)
         final = out.parent / f"{stem}-{digest[:HASH_CHARS]}.safetensors"
         if not overwrite:

@@ -45,6 +45,7 @@ def test_run_ends_with_a_hashed_file_of_the_final_weights(run):
     assert published.name == f"tiny_run-{file_sha256(published)[:8]}.safetensors"
     assert_same_weights(load_file(published), load_file(run / "checkpoints" / "epoch_1" / "model.safetensors"))
     with safe_open(str(published), framework="pt") as f:
+        assert f.metadata()["format"] == "pt"  # as save_pretrained and timm mark PyTorch tensors
         metadata = json.loads(f.metadata()["hfcls"])
     assert metadata == safetensors_metadata(published)
     assert metadata["class_names"] == ["cat", "dog", "fox"]
