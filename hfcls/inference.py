@@ -27,6 +27,7 @@ from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS
 from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.engine.precision import check_mixed_precision
 from hfcls.errors import HfclsError
+from hfcls.extras import pyplot
 from hfcls.labels import MULTI_LABEL, class_names_of, problem_type_of_model
 from hfcls.predict.forward import forward_batch
 from hfcls.predict.inputs import ModelInputs, exported_inputs
@@ -223,6 +224,7 @@ def torch_device(name: str | None) -> torch.device:
 
 def check_picture_path(path) -> None:
     """Refuse, before any work, a picture file matplotlib cannot write."""
+    pyplot("drawing the predictions (--out x.png)")  # matplotlib, or the line naming its extra
     from matplotlib.backend_bases import FigureCanvasBase
 
     kinds = FigureCanvasBase.get_supported_filetypes()
@@ -236,11 +238,7 @@ def check_picture_path(path) -> None:
 
 def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
     """Save the image with its top-k labels and scores written above it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("drawing the predictions (--out x.png)")
     pixels = to_uint8_tensor(image_path, max_pixels=math.inf).permute(1, 2, 0).numpy()  # classified already
     fig, ax = plt.subplots(figsize=(4, 4 + 0.25 * len(predictions)))
     ax.imshow(pixels, interpolation="nearest")

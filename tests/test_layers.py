@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hfcls"
 
 # Lowest first. A unit is a top-level module or sub-package of hfcls.
 LAYERS = [
-    {"version", "errors", "files", "unpickle", "logs", "labels", "recipe"},
+    {"version", "errors", "extras", "files", "unpickle", "logs", "labels", "recipe"},
     {"modeling", "models", "metrics"},
     {"data"},
     {"predict"},

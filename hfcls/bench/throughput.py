@@ -39,6 +39,7 @@ from hfcls.engine.precision import cpu_has_bf16
 from hfcls.engine.setup import accelerator_session, build_run
 from hfcls.engine.steps import train_step
 from hfcls.errors import HfclsError
+from hfcls.extras import optional_import
 from hfcls.labels import problem_type_of_model
 from hfcls.models import build_model
 from hfcls.predict.forward import forward_batch
@@ -60,8 +61,7 @@ class PeakMemory:
     """
 
     def __init__(self, interval=0.2):
-        import psutil
-
+        psutil = optional_import("psutil", "bench", "hfcls-bench's memory reading")
         self.process, self.interval, self.peak = psutil.Process(), interval, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
