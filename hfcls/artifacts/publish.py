@@ -64,6 +64,7 @@ def write_published(
         cleanup=lambda: tmp.unlink(missing_ok=True),
     ):
         save_file(state, tmp, metadata={METADATA_KEY: metadata, "format": "pt"})
+        sort_metadata(tmp)
         digest = file_sha256(tmp)
         final = out.parent / f"{stem}-{digest[:HASH_CHARS]}.safetensors"
         if not overwrite:
@@ -71,6 +72,22 @@ def write_published(
         publish_file(tmp, final)
     save_hf_folder(model, processor, final.with_suffix(""), state_dict)
     return final
+
+
+def sort_metadata(path: Path) -> None:
+    """Put a .safetensors file's metadata keys in sorted order, in place. safetensors writes them in the
+    order of a Rust hash map, which changes from call to call once there are two (format, hfcls): the
+    same weights must give the same bytes, whose hash names the file. The header keeps its length (the
+    same entries, reordered), so the tensors after it stay where they are."""
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # cannot happen for safetensors' compact JSON; never write a broken header
+            raise RuntimeError(f"{path}: the sorted safetensors header is longer than the original")
+        f.seek(8)
+        f.write(text.ljust(size))
 
 
 def check_republish(final: Path, digest: str, code_files=frozenset()) -> None:
