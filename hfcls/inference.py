@@ -68,12 +68,12 @@ class ImageClassifier:
         results = [self.top_labels(row, top_k) for row in scores]
         return results[0] if single else results
 
-    def top_labels(self, scores: torch.Tensor, top_k=None) -> list:
+    def top_labels(self, scores: torch.Tensor, top_k=None, threshold: float | None = None) -> list:
         """One image's predictions: the top_k best (5 by default), or for a multi-label model every
-        class at or above the threshold (at most top_k when given)."""
+        class at or above the threshold (the classifier's, unless given; at most top_k when given)."""
         top_k = top_k or self.top_k
         if self.problem_type == MULTI_LABEL:
-            chosen = classes_above(scores, self.threshold)[:top_k]
+            chosen = classes_above(scores, self.threshold if threshold is None else threshold)[:top_k]
         else:
             values, ids = scores.topk(min(top_k or 5, len(self.class_names)))
             chosen = zip(ids.tolist(), values.tolist())

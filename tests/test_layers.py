@@ -21,7 +21,7 @@ LAYERS = [
     {"artifacts"},
     {"engine"},
     {"evaluation", "inference"},
-    {"analysis", "bench", "api"},
+    {"analysis", "bench", "api", "app"},
     {"cli", "train", "__init__"},
 ]
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}

@@ -21,6 +21,7 @@ import json
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import huggingface_hub
@@ -31,6 +32,7 @@ from hfcls.artifacts.describe import preprocessor
 from hfcls.artifacts.export import CONFIG_FILE, save_hf_folder
 from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.run_dir import RECIPE_FILE, read_rows, run_owning
+from hfcls.artifacts.space import HFCLS_REQUIREMENT, check_repo_id, space_files, stage_space
 from hfcls.artifacts.weights import inspect_artifact
 from hfcls.errors import HfclsError
 from hfcls.files import check_new_output, publish_folder, storage_errors, temporary_folder
@@ -253,15 +255,28 @@ def usage_section(repo_id: str, config: dict) -> str:
 # ----------------------------------------------------------------------------- staging and upload
 
 
-def stage(source, repo_id: str, out: Path, work_dir=None, overwrite: bool = False) -> Path:
+def stage(
+    source,
+    repo_id: str,
+    out: Path,
+    work_dir=None,
+    overwrite: bool = False,
+    space_id: str | None = None,
+    space_requirement: str = HFCLS_REQUIREMENT,
+) -> Path:
     """Write the folder as it would be uploaded, into `out` (new or empty, or replaced with `overwrite`):
-    the model files, README.md and, for a model of a run, the widget's example image."""
+    the model files, README.md and, for a model of a run, the widget's example image. With `space_id`,
+    the Space that runs the demo app on it too, into `space_folder(out)` (both targets checked first)."""
     artifact = inspect_artifact(source)
     work_dir = Path(work_dir) if work_dir is not None else artifact.work_dir
     if work_dir is not None and not (work_dir / RECIPE_FILE).is_file():
         raise HfclsError(f"work_dir {work_dir} has no {RECIPE_FILE}; pass the run's work dir", param="work_dir")
     out = Path(out)
     check_stage_target(out, artifact.path, overwrite)
+    if space_id is not None:
+        check_repo_id(space_id, "space_id")
+        check_stage_target(space_folder(out), artifact.path, overwrite)
+        space_files(repo_id, space_id, space_requirement)  # what it needs (gradio's version), before any writing
     tmp = temporary_folder(out)
     shutil.rmtree(tmp, ignore_errors=True)
     with storage_errors(
@@ -282,7 +297,14 @@ def stage(source, repo_id: str, out: Path, work_dir=None, overwrite: bool = Fals
         metrics = card_metrics(work_dir, best=artifact.path.name == "best")
         (tmp / "README.md").write_text(model_card(tmp, repo_id, work_dir, metrics, example))
         publish_folder(tmp, out)
+    if space_id is not None:
+        stage_space(repo_id, space_id, space_folder(out), overwrite, space_requirement)
     return out
+
+
+def space_folder(out: Path) -> Path:
+    """Where `stage` writes the Space beside the model's folder."""
+    return Path(out).with_name(Path(out).name + "-space")
 
 
 EXAMPLE_FILE = "example.png"
@@ -339,23 +361,40 @@ def push(
     revision: str | None = None,
     commit_message: str | None = None,
     work_dir=None,
-) -> str:
-    """create_repo + upload_folder of the staged folder; return the commit URL."""
+    space_id: str | None = None,
+    space_requirement: str = HFCLS_REQUIREMENT,
+) -> list:
+    """create_repo + upload_folder of the staged folder, and with `space_id` of the Space that runs the demo
+    app on it (hfcls.artifacts.space); return the commit URLs."""
+    if space_id is not None:
+        check_repo_id(space_id, "space_id")
     check_can_upload()
     api = HfApi()
+    message = commit_message or f"Upload {Path(folder).name} with hfcls"
     with tempfile.TemporaryDirectory() as tmp:
-        staged = stage(folder, repo_id, Path(tmp) / "upload", work_dir)
-        try:
+        staged = stage(folder, repo_id, Path(tmp) / "upload", work_dir, False, space_id, space_requirement)
+        space = space_folder(staged) if space_id else None
+        with network_errors(repo_id):
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
             if revision is not None:
                 api.create_branch(repo_id, branch=revision, exist_ok=True)
-            commit = api.upload_folder(
-                repo_id=repo_id,
-                folder_path=staged,
-                revision=revision,
-                commit_message=commit_message or f"Upload {Path(folder).name} with hfcls",
-            )
-        except NETWORK_ERRORS as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise HfclsError(f"pushing to {repo_id} failed: {first_line}") from None
-    return commit.commit_url
+            commits = [
+                api.upload_folder(repo_id=repo_id, folder_path=staged, revision=revision, commit_message=message)
+            ]
+        if space is not None:
+            with network_errors(space_id):
+                api.create_repo(space_id, private=private, exist_ok=True, repo_type="space", space_sdk="gradio")
+                commits.append(
+                    api.upload_folder(repo_id=space_id, folder_path=space, repo_type="space", commit_message=message)
+                )
+    return [commit.commit_url for commit in commits]
+
+
+@contextmanager
+def network_errors(repo_id: str):
+    """A failed request as one line naming the repo."""
+    try:
+        yield
+    except NETWORK_ERRORS as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HfclsError(f"pushing to {repo_id} failed: {first_line}") from None

@@ -88,8 +88,8 @@ def test_stage_refuses_a_folder_that_holds_files(run, tmp_path):
 
 def test_push_uploads_the_staged_folder(run, monkeypatch):
     hub = FakeHub(monkeypatch)
-    url = push(run / "latest", "me/tiny", private=True, revision="v1", commit_message="first")
-    assert url == "https://huggingface.co/me/tiny/commit/abc"
+    urls = push(run / "latest", "me/tiny", private=True, revision="v1", commit_message="first")
+    assert urls == ["https://huggingface.co/me/tiny/commit/abc"]
     (create, name, create_args), (branch, _, branch_args), (upload, repo, upload_args) = hub.calls
     assert (create, name, create_args) == (
         "create_repo",
