@@ -12,13 +12,11 @@ hfcls.artifacts.quantize explains; CHECKPOINT may then be a float32 .onnx file.
 
 from __future__ import annotations
 
-import argparse
-
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-export", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-export", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument(
         "checkpoint",
         help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a .safetensors file "
