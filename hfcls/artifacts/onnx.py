@@ -140,24 +140,13 @@ def export_onnx(
     program.model.metadata_props[METADATA_KEY] = json.dumps(published_metadata(model, processor), sort_keys=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(tmp))
-    try:
-        check = check_onnx(
-            OnnxClassifier(tmp, model.config),
-            model,
-            pixels,
-            inputs,
-            labels,
-            TOLERANCE["float16" if fp16 else "float32"],
-        )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not check.passed:
-        tmp.unlink()
-        raise HfclsError(
-            f"the ONNX export of {artifact} ({model.config.model_type}) does not match PyTorch: "
-            f"{check.summary().replace(chr(10), '; ')}; nothing was written to {out}"
-        )
+    tolerance = TOLERANCE["float16" if fp16 else "float32"]
+    check = proven(
+        tmp,
+        lambda: check_onnx(OnnxClassifier(tmp, model.config), model, pixels, inputs, labels, tolerance),
+        f"the ONNX export of {artifact} ({model.config.model_type}) does not match PyTorch",
+        out,
+    )
     if quantize is None:
         tmp.replace(out)
         return out, ExportChecks(check)
@@ -216,19 +205,29 @@ def write_int8(fp32_path: Path, out: Path, config, recipe, preprocessing: tuple,
         calibration = (images, inputs)
     tmp = out.with_name(f".{out.name}.int8.tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
+
+    def quantized():
         quantize_int8(fp32_path, tmp, method, calibration)
-        check = check_int8(fp32, OnnxClassifier(tmp, config), pixels, inputs, labels, method)
+        return check_int8(fp32, OnnxClassifier(tmp, config), pixels, inputs, labels, method)
+
+    check = proven(
+        tmp, quantized, f"the int8 graph of {where} leaves the bound of its float32 graph (deploy that one)", out
+    )
+    tmp.replace(out)
+    return check
+
+
+def proven(tmp: Path, prove, failure: str, out: Path):
+    """`prove()`'s check of the graph written to `tmp`; when it fails (or raises) `tmp` is removed and the
+    HfclsError says `failure`, the figures, and that nothing was written to `out`."""
+    try:
+        check = prove()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if not check.passed:
         tmp.unlink()
-        raise HfclsError(
-            f"the int8 graph of {where} leaves the bound of the float32 one: "
-            f"{check.summary().replace(chr(10), '; ')}; nothing was written to {out}: deploy the float32 export"
-        )
-    tmp.replace(out)
+        raise HfclsError(f"{failure}: {check.summary().replace(chr(10), '; ')}; nothing was written to {out}")
     return check
 
 
