@@ -63,7 +63,7 @@ class AppModel:
     def classify(self, upload: Upload, threshold: float | None = None) -> list:
         """[{label, score}] best first, as hfcls-demo prints them; a file that is no image is an HfclsError
         naming it by the name the user gave it."""
-        self.pixels(upload)
+        self.pixels(upload)  # an unreadable file named as the user named it; scores() decodes as hfcls-demo does
         scores, _ = self.classifier.scores([upload.path])
         return self.classifier.top_labels(scores[0], threshold=threshold)
 

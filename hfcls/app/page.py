@@ -57,12 +57,14 @@ def build_page(model: AppModel, examples: list | None = None, title: str | None 
             summary = gr.Markdown(elem_id="batch-message")
             table = gr.Dataframe(label="predictions", interactive=False, elem_id="table")
             csv = gr.File(label="predictions.csv", interactive=False, elem_id="csv")
+        # The slider answers when let go (release), not at every step of a drag.
+        moved = [threshold.release] if threshold is not None else []
         one = [c for c in (image, threshold, want_cam) if c is not None]
         handler = one_image(model, threshold is not None, want_cam is not None)
-        for trigger in [image.change, *(c.change for c in one[1:])]:
+        for trigger in [image.change, *moved, *([want_cam.change] if want_cam is not None else [])]:
             trigger(handler, one, [prediction, message, cam], preprocess=False)
         many = [c for c in (files, threshold) if c is not None]
-        for trigger in [files.change, *(c.change for c in many[1:])]:
+        for trigger in [files.change, *moved]:
             trigger(many_images(model, threshold is not None), many, [table, csv, summary], preprocess=False)
     return page
 
