@@ -29,6 +29,7 @@ from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS
 from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.engine.precision import check_mixed_precision
 from hfcls.errors import HfclsError
+from hfcls.extras import pyplot
 from hfcls.files import check_new_output, write_atomic
 from hfcls.labels import MULTI_LABEL, class_names_of, problem_type_of_model
 from hfcls.predict.forward import forward_batch
@@ -76,12 +77,12 @@ class ImageClassifier:
         results = [self.top_labels(row, top_k) for row in scores]
         return results[0] if single else results
 
-    def top_labels(self, scores: torch.Tensor, top_k=None) -> list:
+    def top_labels(self, scores: torch.Tensor, top_k=None, threshold: float | None = None) -> list:
         """One image's predictions: the top_k best (5 by default), or for a multi-label model every
-        class at or above the threshold (at most top_k when given)."""
+        class at or above the threshold (the classifier's, unless given; at most top_k when given)."""
         top_k = top_k or self.top_k
         if self.problem_type == MULTI_LABEL:
-            chosen = classes_above(scores, self.threshold)[:top_k]
+            chosen = classes_above(scores, self.threshold if threshold is None else threshold)[:top_k]
         else:
             values, ids = scores.topk(min(top_k or 5, len(self.class_names)))
             chosen = zip(ids.tolist(), values.tolist())
@@ -275,6 +276,7 @@ def torch_device(name: str | None) -> torch.device:
 
 def check_picture_path(path) -> None:
     """Refuse, before any work, a picture file matplotlib cannot write."""
+    pyplot("drawing the predictions (--out x.png)")  # matplotlib, or the line naming its extra
     from matplotlib.backend_bases import FigureCanvasBase
 
     kinds = FigureCanvasBase.get_supported_filetypes()
@@ -288,11 +290,7 @@ def check_picture_path(path) -> None:
 
 def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
     """Save the image with its top-k labels and scores written above it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("drawing the predictions (--out x.png)")
     pixels = to_uint8_tensor(image_path, max_pixels=math.inf).permute(1, 2, 0).numpy()  # classified already
     fig, ax = plt.subplots(figsize=(4, 4 + 0.25 * len(predictions)))
     ax.imshow(pixels, interpolation="nearest")

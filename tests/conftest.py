@@ -195,6 +195,29 @@ def trained_digits(tmp_path_factory, digits_dir):
 
 
 @pytest.fixture(scope="session")
+def digits_int8(tmp_path_factory, trained_digits):
+    """(recipe path, int8 .onnx, what hfcls-export printed): `hfcls-export best/ digits-int8.onnx --quantize int8`
+    of the digits run, checked on all 360 validation images, shared."""
+
+    def build(root):
+        import io
+        from contextlib import redirect_stdout
+
+        from hfcls.cli.export import main
+
+        printed = io.StringIO()
+        with redirect_stdout(printed):
+            main(
+                [str(trained_digits[1] / "best"), str(root / "digits-int8.onnx"), "--quantize", "int8"]
+                + ["--limit", "360", "--dynamic-batch"]
+            )
+        (root / "printed.txt").write_text(printed.getvalue())
+
+    root = shared_once(tmp_path_factory, "digits_int8", build)
+    return trained_digits[0], root / "digits-int8.onnx", (root / "printed.txt").read_text()
+
+
+@pytest.fixture(scope="session")
 def multilabel_run(tmp_path_factory):
     """(recipe path, work dir) of a finished 2-epoch multi-label run on the tiny colour thirds, shared."""
 

@@ -228,7 +228,7 @@ def write_voc(root: Path, objects: dict = VOC_OBJECTS, split: str = "trainval") 
 
 
 def add_to_checkpoint(checkpoint: Path, name: str, tensors: dict) -> Path:
-    """Save `tensors` as checkpoint/name and list it in trainer_state.json, as a save that wrote it would."""
+    """Save `tensors` as checkpoint/name and list it in hfcls_state.json, as a save that wrote it would."""
     import json
 
     from safetensors.torch import save_file

@@ -14,14 +14,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hfcls"
 
 # Lowest first. A unit is a top-level module or sub-package of hfcls.
 LAYERS = [
-    {"version", "errors", "files", "unpickle", "logs", "labels", "recipe"},
+    {"version", "errors", "extras", "files", "unpickle", "logs", "labels", "recipe"},
     {"modeling", "models", "timm_models", "metrics"},
     {"data"},
     {"predict"},
     {"artifacts"},
     {"engine"},
     {"evaluation", "inference"},
-    {"analysis", "bench", "api"},
+    {"analysis", "bench", "api", "app"},
     {"cli", "train", "__init__"},
 ]
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}

@@ -23,6 +23,7 @@ from hfcls.artifacts.describe import preprocessor, run_recipe
 from hfcls.artifacts.loading import load_model
 from hfcls.data.images import to_uint8_tensor
 from hfcls.errors import HfclsError, did_you_mean
+from hfcls.extras import optional_import
 from hfcls.labels import class_names_of, problem_type_of_model
 from hfcls.models import LogitsOnly
 from hfcls.predict.forward import forward_batch
@@ -125,15 +126,8 @@ def class_activation_map(
 ) -> CamResult:
     """The CAM of `image` (a path, PIL image or array) for `target_class` (an index or a class
     name; default the predicted class) at `layer` (default DEFAULT_LAYERS)."""
-    try:
-        import pytorch_grad_cam
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    except ImportError:
-        raise HfclsError('hfcls-cam needs pytorch-grad-cam; pip install "hfcls[explain]"') from None
-    if method not in METHODS:
-        raise HfclsError(
-            f"method {method}{did_you_mean(method, METHODS)}: choose from {', '.join(METHODS)}", param="method"
-        )
+    optional_import("pytorch_grad_cam", "explain", "hfcls-cam")
+    check_method(method)
     recipe = recipe if recipe is not None else run_recipe(checkpoint)
     model = load_model(checkpoint, use_ema=use_ema, recipe=recipe).float()
     transform, inputs = exported_inputs(preprocessor(checkpoint, recipe).to_dict(), str(checkpoint))
@@ -141,6 +135,24 @@ def class_activation_map(
         pixels = transform(to_uint8_tensor(image))
     except (OSError, ValueError) as error:
         raise HfclsError(f"cannot read image {image} ({error})") from None
+    return activation_map(model, pixels, inputs, method=method, target_class=target_class, layer=layer)
+
+
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise HfclsError(
+            f"method {method}{did_you_mean(method, METHODS)}: choose from {', '.join(METHODS)}", param="method"
+        )
+
+
+def activation_map(
+    model, pixels: torch.Tensor, inputs, *, method: str = "gradcam", target_class=None, layer: str | None = None
+) -> CamResult:
+    """The CAM of a loaded PyTorch `model` for one uint8 image after its eval transform (`pixels`, C x H x W),
+    `inputs` the adapter that normalises it (hfcls.predict.inputs); the demo app keeps one model for every image."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     names = class_names_of(model)
     with torch.no_grad():
         scores = forward_batch(model, pixels[None], inputs, problem_type_of_model(model)).scores[0]
@@ -178,13 +190,18 @@ def _target_index(target_class, names: list, predicted: int) -> int:
     )
 
 
-def save_overlay(result: CamResult, out) -> Path:
-    """The image and the heat map over it, side by side, titled with the class and its score."""
+def overlay(result: CamResult) -> np.ndarray:
+    """The heat map over the image as the model saw it (H x W x 3 uint8), as pytorch-grad-cam draws it."""
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    overlay = show_cam_on_image(result.image.astype(np.float32) / 255, result.heatmap, use_rgb=True)
+    return show_cam_on_image(result.image.astype(np.float32) / 255, result.heatmap, use_rgb=True)
+
+
+def save_overlay(result: CamResult, out) -> Path:
+    """The image and the heat map over it, side by side, titled with the class and its score."""
     fig, axes = pyplot().subplots(1, 2, figsize=(6, 3.4))
-    for ax, picture, title in zip(axes, (result.image, overlay), ("input", f"{result.method} @ {result.layer}")):
+    pictures = (result.image, overlay(result))
+    for ax, picture, title in zip(axes, pictures, ("input", f"{result.method} @ {result.layer}")):
         ax.imshow(picture, interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.axis("off")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hfcls.artifacts.run_dir import METRICS_FILE
 from hfcls.errors import HfclsError
+from hfcls.extras import pyplot
 from hfcls.logs import read_jsonl
 
 
@@ -26,10 +27,7 @@ def series(rows: list, key: str) -> tuple:
 
 
 def plot_curves(rows: list, out: Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
+    plt = pyplot("hfcls-plot")
     from matplotlib.ticker import MaxNLocator
 
     fig, (loss_ax, lr_ax, acc_ax) = plt.subplots(1, 3, figsize=(15, 4))

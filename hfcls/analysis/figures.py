@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hfcls import extras
+
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend: no display is needed, or wanted, to write a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    """matplotlib.pyplot on the Agg backend (the plot extra)."""
+    return extras.pyplot("the analysis pictures")
 
 
 def save_figure(fig, out) -> Path:

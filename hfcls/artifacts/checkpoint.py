@@ -1,7 +1,7 @@
 """A training checkpoint: one folder, written whole or not at all, read back only when whole.
 
     checkpoints/epoch_E/     after epoch E; step_S/ after optimizer step S mid-epoch
-      trainer_state.json     written last, with the size of every other file: a checkpoint is
+      hfcls_state.json       written last, with the size of every other file: a checkpoint is
                              intact when its folder has its final name and every file its size
       config.json            the model's own description (architecture, class names) ...
       preprocessor_config.json   ... and its eval preprocessing: the folder is self-describing
@@ -31,7 +31,10 @@ from hfcls.artifacts.export import WEIGHTS_FILE, save_description
 from hfcls.errors import HfclsError
 from hfcls.files import publish_folder, storage_errors, temporary_folder
 
-STATE_FILE = "trainer_state.json"
+# hfcls's own name: trainer_state.json, which earlier versions wrote, is transformers' Trainer's file,
+# of another schema, and Trainer tools misread ours (LEGACY_STATE_FILE: refused with the rename that fixes it).
+STATE_FILE = "hfcls_state.json"
+LEGACY_STATE_FILE = "trainer_state.json"
 EMA_FILE = "ema.safetensors"
 SCHEDULER_FILE = "scheduler.json"
 OPTIMIZER_FILES = "optimizer*.bin"
@@ -46,7 +49,7 @@ RESUME_HINT = (
 
 @dataclass
 class TrainState:
-    """What the loop needs besides tensors to continue where it stopped (trainer_state.json)."""
+    """What the loop needs besides tensors to continue where it stopped (hfcls_state.json)."""
 
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps completed (also the tracker step)
@@ -67,7 +70,7 @@ class TrainState:
     cpu_threads: int = 0
 
 
-# What each trainer_state.json key may hold; a key not listed here is damage, not a newer hfcls.
+# What each hfcls_state.json key may hold; a key not listed here is damage, not a newer hfcls.
 STATE_TYPES = {
     "epoch": int,
     "step": int,
@@ -94,15 +97,35 @@ def checkpoint_name(state: TrainState) -> str:
 
 def read_state(folder: Path) -> TrainState | None:
     """The state of the intact checkpoint in `folder`; None where no save completed (a temporary or
-    leftover name, no trainer_state.json). A damaged checkpoint raises HfclsError naming the damage."""
+    leftover name, no hfcls_state.json). A damaged checkpoint raises HfclsError naming the damage."""
     folder = Path(folder)
-    if not CHECKPOINT_NAME.fullmatch(folder.name) or not (folder / STATE_FILE).is_file():
+    if not CHECKPOINT_NAME.fullmatch(folder.name):
+        return None
+    check_not_legacy(folder)
+    if not (folder / STATE_FILE).is_file():
         return None
     return checked_state(folder)
 
 
+def check_not_legacy(folder: Path) -> None:
+    """Refuse a checkpoint of an earlier hfcls (its state in trainer_state.json), naming the rename that
+    makes it readable. A Trainer's own trainer_state.json (other keys) is no concern of hfcls's."""
+    legacy = Path(folder) / LEGACY_STATE_FILE
+    if (Path(folder) / STATE_FILE).exists() or not legacy.is_file():
+        return
+    try:
+        keys = set(json.loads(legacy.read_text()))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        return
+    if keys and keys <= set(STATE_TYPES):
+        raise HfclsError(
+            f"checkpoint {folder} was written by an earlier hfcls, its state in {LEGACY_STATE_FILE} (the name "
+            f"of transformers' Trainer's file); rename it to {STATE_FILE}: mv {legacy} {Path(folder) / STATE_FILE}"
+        )
+
+
 def checked_state(folder: Path) -> TrainState:
-    """The folder's trainer_state.json, its keys and types checked, every file it lists there whole."""
+    """The folder's hfcls_state.json, its keys and types checked, every file it lists there whole."""
     path = Path(folder) / STATE_FILE
     try:
         raw = json.loads(path.read_text())

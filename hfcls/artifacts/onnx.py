@@ -12,6 +12,10 @@ leaves two orders of margin, while an op exported wrongly (padding, layout, epsi
 dropped layer) moves logits by 1e-2 relative or more. A float16 graph rounds to ~1e-3 per
 operation and is held to 2e-2. Top-1 may differ only where PyTorch's two best classes are
 closer than that tolerance: a tie, not a disagreement.
+
+With `quantize="int8"` the float32 graph, once proven, is quantized (hfcls.artifacts.quantize, which
+explains the method and the bound) and the int8 graph written in its place if it stays within the
+bound of the float32 one on the same images; an existing float32 .onnx file can be quantized too.
 """
 
 from __future__ import annotations
@@ -23,12 +27,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from hfcls.artifacts.describe import preprocessor, run_recipe
+from hfcls.artifacts.describe import model_config, preprocessor, run_recipe
 from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.onnx_model import OnnxClassifier
 from hfcls.artifacts.publish import published_metadata
+from hfcls.artifacts.quantize import (
+    CALIBRATION_IMAGES,
+    Int8Check,
+    check_int8,
+    quantization_method,
+    quantize_int8,
+)
 from hfcls.artifacts.run_dir import METADATA_KEY, ONNX_SUFFIX, RECIPE_FILE
 from hfcls.artifacts.weights import inspect_artifact
 from hfcls.data.build import align_labels, build_datasets
@@ -45,6 +57,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OPSET = 18  # the opset torch's exporter implements; others are converted from it
 TOLERANCE = {"float32": 1e-3, "float16": 2e-2}
 BATCH = 32
+QUANTIZE = ("int8",)
 
 
 @dataclass
@@ -73,6 +86,18 @@ class OnnxCheck:
         return "\n".join(lines)
 
 
+@dataclass
+class ExportChecks:
+    """What export_onnx proved: the float32 graph against PyTorch (None for an .onnx source), and the int8
+    graph against the float32 one when it quantized."""
+
+    onnx: OnnxCheck | None
+    int8: Int8Check | None = None
+
+    def summary(self) -> str:
+        return "\n".join(check.summary() for check in (self.onnx, self.int8) if check is not None)
+
+
 # ----------------------------------------------------------------------------- export
 
 
@@ -89,17 +114,23 @@ def export_onnx(
     use_ema: bool | None = None,
     recipe=None,
     overwrite: bool = False,
-) -> tuple[Path, OnnxCheck]:
+    quantize: str | None = None,
+) -> tuple[Path, ExportChecks]:
     """Export any artifact to `out` (.onnx) and prove it: onnxruntime against PyTorch on `images`
-    (a file, folder or glob) or the first `limit` images of the recipe's `split` (default: the
-    recipe of the artifact's run). Raises HfclsError, leaving nothing at `out`, if the check fails."""
+    (a file, folder or glob) or `limit` images spread over the recipe's `split` (default: the
+    recipe of the artifact's run). Raises HfclsError, leaving nothing at `out`, if the check fails.
+    `quantize="int8"`: the proven graph quantized (an .onnx source: that graph), written only within
+    hfcls.artifacts.quantize's bound of it on the same images."""
     out = Path(out)
     if out.suffix != ONNX_SUFFIX:
         raise HfclsError(f"{out}: an ONNX file's name ends in {ONNX_SUFFIX}; e.g. {out.with_suffix(ONNX_SUFFIX)}")
     if out.exists() and not overwrite:
         raise HfclsError(f"{out} already exists; pass --overwrite to replace it, or choose another name")
+    check_quantize(quantize, fp16)
     artifact = inspect_artifact(source)
     recipe = recipe if recipe is not None else run_recipe(artifact)
+    if artifact.kind == "onnx":
+        return quantized_graph(artifact, out, quantize, images, split, limit, recipe)
     model = load_model(artifact, use_ema=use_ema, recipe=recipe)
     processor = preprocessor(artifact, recipe)
     transform, inputs = exported_inputs(processor.to_dict(), str(artifact))
@@ -109,26 +140,95 @@ def export_onnx(
     program.model.metadata_props[METADATA_KEY] = json.dumps(published_metadata(model, processor), sort_keys=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(tmp))
+    tolerance = TOLERANCE["float16" if fp16 else "float32"]
+    check = proven(
+        tmp,
+        lambda: check_onnx(OnnxClassifier(tmp, model.config), model, pixels, inputs, labels, tolerance),
+        f"the ONNX export of {artifact} ({model.config.model_type}) does not match PyTorch",
+        out,
+    )
+    if quantize is None:
+        tmp.replace(out)
+        return out, ExportChecks(check)
     try:
-        check = check_onnx(
-            OnnxClassifier(tmp, model.config),
-            model,
-            pixels,
-            inputs,
-            labels,
-            TOLERANCE["float16" if fp16 else "float32"],
+        int8 = write_int8(tmp, out, model.config, recipe, (transform, inputs), (pixels, labels), artifact)
+    finally:
+        tmp.unlink()
+    return out, ExportChecks(check, int8)
+
+
+def check_quantize(quantize: str | None, fp16: bool) -> None:
+    if quantize is not None and quantize not in QUANTIZE:
+        raise HfclsError(f"quantize {quantize}: hfcls quantizes to {', '.join(QUANTIZE)}", param="quantize")
+    if quantize is not None and fp16:
+        raise HfclsError(
+            "quantize int8 starts from the float32 graph; leave out fp16 (an int8 graph is smaller still)",
+            param="quantize",
         )
+
+
+def quantized_graph(artifact, out: Path, quantize, images, split: str, limit: int, recipe):
+    """An existing float32 .onnx graph (from hfcls-export) quantized: `export_onnx` for an .onnx source."""
+    if quantize is None:
+        raise HfclsError(
+            f"{artifact} is an ONNX graph already; pass --quantize int8 to quantize it, or export the "
+            "checkpoint or folder it came from"
+        )
+    fp32 = OnnxClassifier(artifact.path, model_config(artifact))
+    if fp32.input_dtype != torch.float32:
+        raise HfclsError(
+            f"{artifact}: onnxruntime quantizes float32 graphs, and this one takes float16; quantize the "
+            "float32 export (hfcls-export without --fp16)"
+        )
+    transform, inputs = exported_inputs(preprocessor(artifact).to_dict(), str(artifact))
+    validation = validation_images(images, recipe, split, limit, transform, class_names_of(fp32), artifact)
+    int8 = write_int8(artifact.path, out, fp32.config, recipe, (transform, inputs), validation, artifact)
+    return out, ExportChecks(None, int8)
+
+
+def write_int8(fp32_path: Path, out: Path, config, recipe, preprocessing: tuple, validation: tuple, where):
+    """Quantize the float32 graph at `fp32_path` to `out` and return the Int8Check, or raise HfclsError
+    leaving nothing there when onnxruntime cannot, or when the int8 graph leaves the bound of the float32
+    one on the `validation` (pixels, labels). `preprocessing`: the (transform, inputs) of the export."""
+    (transform, inputs), (pixels, labels) = preprocessing, validation
+    method = quantization_method(fp32_path)
+    fp32 = OnnxClassifier(fp32_path, config)
+    calibration = None
+    if method == "static":
+        if recipe is None or recipe.data.train is None:
+            raise HfclsError(
+                f"{where} is a conv net, quantized statically: its activations are calibrated on the recipe's "
+                "train images, and there is no recipe with data.train; pass --recipe"
+            )
+        names = class_names_of(fp32)
+        images, _ = validation_images(None, recipe, "train", CALIBRATION_IMAGES, transform, names, where)
+        calibration = (images, inputs)
+    tmp = out.with_name(f".{out.name}.int8.tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def quantized():
+        quantize_int8(fp32_path, tmp, method, calibration)
+        return check_int8(fp32, OnnxClassifier(tmp, config), pixels, inputs, labels, method)
+
+    check = proven(
+        tmp, quantized, f"the int8 graph of {where} leaves the bound of its float32 graph (deploy that one)", out
+    )
+    tmp.replace(out)
+    return check
+
+
+def proven(tmp: Path, prove, failure: str, out: Path):
+    """`prove()`'s check of the graph written to `tmp`; when it fails (or raises) `tmp` is removed and the
+    HfclsError says `failure`, the figures, and that nothing was written to `out`."""
+    try:
+        check = prove()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if not check.passed:
         tmp.unlink()
-        raise HfclsError(
-            f"the ONNX export of {artifact} ({model.config.model_type}) does not match PyTorch: "
-            f"{check.summary().replace(chr(10), '; ')}; nothing was written to {out}"
-        )
-    tmp.replace(out)
-    return out, check
+        raise HfclsError(f"{failure}: {check.summary().replace(chr(10), '; ')}; nothing was written to {out}")
+    return check
 
 
 def export_graph(model, example: torch.Tensor, opset: int, dynamic_batch: bool, fp16: bool):
@@ -224,8 +324,9 @@ def check_onnx(session_model, model, pixels: torch.Tensor, inputs, labels, toler
 
 
 def validation_images(images, recipe, split: str, limit: int, transform, names: list, where) -> tuple:
-    """(uint8 N x 3 x H x W after the eval transform, labels or None): the files `images` names,
-    else the first `limit` images of the recipe's split, labelled as the model's classes."""
+    """(uint8 N x 3 x H x W after the eval transform, labels or None): the files `images` names, else
+    `limit` images spread evenly over the recipe's split (a folder's first images are often all of one
+    class), labelled as the model's classes."""
     if limit < 1:
         raise HfclsError("limit must be at least 1", param="limit")
     if images is not None:
@@ -243,6 +344,7 @@ def validation_images(images, recipe, split: str, limit: int, transform, names: 
     dataset = align_labels(build_datasets(data, recipe.seed, splits)[split], names, where=f"data.{split}")
     import datasets
 
-    rows = dataset.select(range(min(limit, len(dataset)))).cast_column("image", datasets.Image(decode=False))
+    spread = np.linspace(0, len(dataset) - 1, min(limit, len(dataset))).round().astype(int).tolist()
+    rows = dataset.select(spread).cast_column("image", datasets.Image(decode=False))
     pixels = [transform(decode(row["image"], data.to_rgb)) for row in rows]
     return torch.stack(pixels), torch.tensor(rows["label"])

@@ -47,7 +47,11 @@ def inference_session(path):
         raise HfclsError(f"running {path} needs onnxruntime; {INSTALL}") from None
     wanted = ("CUDAExecutionProvider", "CPUExecutionProvider")
     providers = [p for p in wanted if p in onnxruntime.get_available_providers()]
-    return onnxruntime.InferenceSession(str(path), providers=providers)
+    # As many CPU threads as torch has (hfcls.engine.threads chooses them for the cores free): onnxruntime
+    # would take every core, and a graph and its PyTorch model would be timed on different shares of the machine.
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return onnxruntime.InferenceSession(str(path), options, providers=providers)
 
 
 class OnnxClassifier(torch.nn.Module):

@@ -5,7 +5,8 @@ average (what the run evaluated), on the CPU, without optimizer or scheduler sta
 
   OUT-<sha256[:8]>.safetensors   the state dict; metadata "hfcls" holds the model config,
                                  class names and eval preprocessing, so the file is used on its own
-                                 (MMClassification's `{name}_{date}-{hash}` form with date=True)
+                                 (MMClassification's `{name}_{date}-{hash}` form with date=True), and
+                                 "format": "pt", as transformers' and timm's writers mark PyTorch tensors
   OUT-<sha256[:8]>/              the same model as a Hugging Face folder
 
 Every training run ends with the same export into `<work_dir>/publish/`.
@@ -62,7 +63,8 @@ def write_published(
         "nothing was published; free some space (or fix the permissions) and run again",
         cleanup=lambda: tmp.unlink(missing_ok=True),
     ):
-        save_file(state, tmp, metadata={METADATA_KEY: metadata})
+        save_file(state, tmp, metadata={METADATA_KEY: metadata, "format": "pt"})
+        sort_metadata(tmp)
         digest = file_sha256(tmp)
         final = out.parent / f"{stem}-{digest[:HASH_CHARS]}.safetensors"
         if not overwrite:
@@ -70,6 +72,22 @@ def write_published(
         publish_file(tmp, final)
     save_hf_folder(model, processor, final.with_suffix(""), state_dict)
     return final
+
+
+def sort_metadata(path: Path) -> None:
+    """Put a .safetensors file's metadata keys in sorted order, in place. safetensors writes them in the
+    order of a Rust hash map, which changes from call to call once there are two (format, hfcls): the
+    same weights must give the same bytes, whose hash names the file. The header keeps its length (the
+    same entries, reordered), so the tensors after it stay where they are."""
+    with open(path, "r+b") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # cannot happen for safetensors' compact JSON; never write a broken header
+            raise RuntimeError(f"{path}: the sorted safetensors header is longer than the original")
+        f.seek(8)
+        f.write(text.ljust(size))
 
 
 def check_republish(final: Path, digest: str, code_files=frozenset()) -> None:

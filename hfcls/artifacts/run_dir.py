@@ -53,7 +53,7 @@ ONNX_SUFFIX = ".onnx"  # hfcls-export's graphs, their metadata under METADATA_KE
 
 HASH_CHARS = 8
 HASHED_NAME = re.compile(r"-([0-9a-f]{8})\.safetensors$")
-METADATA_KEY = "hfcls"  # one key: safetensors writes several in random order, changing the hash
+METADATA_KEY = "hfcls"  # beside "format": "pt"; publish sorts the keys, which safetensors writes in random order
 
 
 # ----------------------------------------------------------------------------- the run a path belongs to

@@ -7,7 +7,7 @@ Kinds (`inspect_artifact`):
 
 - "hf": a Hugging Face folder (best/, latest/, a published folder): config.json + model.safetensors
   + preprocessor_config.json.
-- "checkpoint": a training checkpoint (checkpoints/epoch_N or step_N): trainer_state.json,
+- "checkpoint": a training checkpoint (checkpoints/epoch_N or step_N): hfcls_state.json,
   config.json, preprocessor_config.json, model.safetensors (the raw weights) and, when the
   run kept an average, ema.safetensors. A LoRA run's (adapter_config.json) are read merged: the
   plain model's weights, as every export holds them.
@@ -30,7 +30,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from hfcls.artifacts.checkpoint import EMA_FILE, STATE_FILE, checked_state
+from hfcls.artifacts.checkpoint import EMA_FILE, STATE_FILE, check_not_legacy, checked_state
 from hfcls.artifacts.export import CONFIG_FILE, WEIGHTS_FILE
 from hfcls.artifacts.run_dir import HASH_CHARS, HASHED_NAME, ONNX_SUFFIX, work_dir_of
 from hfcls.errors import HfclsError
@@ -60,6 +60,7 @@ def inspect_artifact(path) -> Artifact:
         return path
     path = Path(path)
     if path.is_dir():
+        check_not_legacy(path)
         if (path / STATE_FILE).is_file():
             return Artifact(path, "checkpoint")
         if (path / CONFIG_FILE).is_file():

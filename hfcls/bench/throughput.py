@@ -33,12 +33,14 @@ import time
 
 import torch
 
+from hfcls.artifacts.loading import load_predictor
 from hfcls.bench.baseline import BaselineStep, baseline_loader, baseline_optimizer
 from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader, class_names, worker_count
 from hfcls.engine.precision import cpu_has_bf16
 from hfcls.engine.setup import accelerator_session, build_run
 from hfcls.engine.steps import train_step
 from hfcls.errors import HfclsError
+from hfcls.extras import optional_import
 from hfcls.labels import problem_type_of_model
 from hfcls.models import build_model
 from hfcls.predict.forward import forward_batch
@@ -60,8 +62,7 @@ class PeakMemory:
     """
 
     def __init__(self, interval=0.2):
-        import psutil
-
+        psutil = optional_import("psutil", "bench", "hfcls-bench's memory reading")
         self.process, self.interval, self.peak = psutil.Process(), interval, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -108,14 +109,18 @@ class Variant:
     name: str
     pipeline: str  # "baseline", "hfcls" or "synthetic"
     recipe: object
+    model: str | None = None  # an artifact to evaluate instead of the recipe's model (--models)
 
 
-def variants(recipe, what: str, baseline: bool, synthetic: bool) -> list:
-    """The baseline first, then hfcls at fp32 NCHW, at the recipe's own settings, and synthetic."""
+def variants(recipe, what: str, baseline: bool, synthetic: bool, models=()) -> list:
+    """The baseline first, then hfcls at fp32 NCHW, at the recipe's own settings, and synthetic; with `models`,
+    hfcls's evaluation of each of those artifacts (a PyTorch folder, its .onnx float32 and int8 graphs...)."""
     train = recipe.train
     plain = dataclasses.replace(recipe, train=dataclasses.replace(train, mixed_precision="no", channels_last=False))
     data = recipe.data
     data_path = "in-memory" if data.in_memory else "loader" if data.decode == "workers" else f"decode {data.decode}"
+    if models:
+        return [Variant(f"hfcls {data_path}, {model}", "hfcls", plain, model=str(model)) for model in models]
     out = [Variant("baseline (HF examples)", "baseline", plain)] if baseline else []
     out.append(Variant(f"hfcls {data_path}, fp32 NCHW", "hfcls", plain))
     if what != "data" and (train.mixed_precision != "no" or train.channels_last):
@@ -137,7 +142,7 @@ def opened(variant: Variant, what: str, split: str):
             step, batches = baseline_turn(variant.recipe, what, split)
         else:
             accelerator = stack.enter_context(accelerator_session(variant.recipe))
-            step, loader, classes = hfcls_turn(variant.recipe, what, split, accelerator)
+            step, loader, classes = hfcls_turn(variant.recipe, what, split, accelerator, variant.model)
             batches = endless(loader)
             if variant.pipeline == "synthetic":
                 real, batches = batches, endless(synthetic_batches(next(batches), classes, accelerator.device))
@@ -146,9 +151,9 @@ def opened(variant: Variant, what: str, split: str):
         yield step, batches
 
 
-def hfcls_turn(recipe, what: str, split: str, accelerator):
+def hfcls_turn(recipe, what: str, split: str, accelerator, model_path: str | None = None):
     """(step, loader, class count): the engine's step and the data door's loader, as training
-    or evaluation uses them."""
+    or evaluation uses them; `model_path`: an artifact evaluated in place of the recipe's model."""
     if what == "train":
         run = build_run(recipe, None, accelerator, validate=False)
         run.model.train()
@@ -159,7 +164,7 @@ def hfcls_turn(recipe, what: str, split: str, accelerator):
     if what == "data":
         loader = build_train_loader(recipe, dsets["train"], accelerator)
         return (lambda batch: inputs(batch["pixel_values"])), loader, len(names)
-    model = build_model(recipe.model, names)
+    model = build_model(recipe.model, names) if model_path is None else load_predictor(model_path, recipe=recipe)
     problem_type = problem_type_of_model(model)
     model = accelerator.prepare(inputs.place(model)).eval()
 
@@ -310,10 +315,14 @@ def bench(
     rounds: int = 3,
     baseline: bool = False,
     synthetic: bool = False,
+    models=(),
 ) -> dict:
-    """Measure the variants in interleaved turns; {"machine", "settings", "results"}."""
+    """Measure the variants in interleaved turns; {"machine", "settings", "results"}. `models`: artifacts
+    evaluated on the recipe's eval split in place of its model (what eval only)."""
     if what not in WHAT:
         raise HfclsError(f"what must be one of {', '.join(WHAT)}, got {what!r}", param="what")
+    if models and what != "eval":
+        raise HfclsError(f"models are evaluated: use what eval with them, not {what}", param="models")
     split = "train" if what in ("data", "train") else "val"
     if getattr(recipe.data, split) is None and not (split == "val" and recipe.data.train_val_split):
         raise HfclsError(
@@ -329,7 +338,7 @@ def bench(
         "rounds": rounds,
         "torch_threads": torch.get_num_threads(),
     }
-    timed = [Timed(v, what, split) for v in variants(recipe, what, baseline, synthetic)]
+    timed = [Timed(v, what, split) for v in variants(recipe, what, baseline, synthetic, models)]
     measure_interleaved(timed, steps, warmup, rounds)
     results = [t.result() for t in timed]
     for result in results:

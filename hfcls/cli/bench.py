@@ -45,6 +45,14 @@ def parse_args(argv=None):
         help="the measured steps are split into this many turns per variant, interleaved",
     )
     parser.add_argument("--baseline", action="store_true", help="also run the Hugging Face examples' pipeline")
+    parser.add_argument(
+        "--models",
+        type=comma_separated,
+        default=[],
+        metavar="A,B,...",
+        help="--what eval: evaluate these artifacts (folders, .onnx graphs: float32 against int8) in place of the "
+        "recipe's model, interleaved",
+    )
     parser.add_argument("--synthetic", action="store_true", help="also run on random on-device batches")
     parser.add_argument(
         "--peers",
@@ -68,7 +76,7 @@ def parse_args(argv=None):
     return args
 
 
-@cli_entry(flags={"what": "--what"})
+@cli_entry(flags={"what": "--what", "models": "--models"})
 def main(argv=None):
     args = parse_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
@@ -90,6 +98,7 @@ def main(argv=None):
             rounds=args.rounds,
             baseline=args.baseline,
             synthetic=args.synthetic,
+            models=args.models,
         )
         measured["settings"]["overrides"] = " ".join(args.overrides) or "none"
         print(report(measured["machine"], measured["settings"], measured["results"]))

@@ -2,19 +2,20 @@
 
 MODEL is any artifact (best/, latest/, a published folder or file, a
 checkpoints/epoch_N folder); the card's metrics and recipe come from the run it
-belongs to. `--dry-run` writes the exact folder that would be uploaded and sends nothing.
+belongs to. `--space SPACE_ID` also pushes a Gradio Space (app.py, requirements.txt,
+its card) that runs hfcls's demo app on the model. `--dry-run` writes the exact
+folders that would be uploaded and sends nothing.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from hfcls.cli import cli_entry, heavy_imports
+from hfcls.cli import CommandParser, cli_entry, heavy_imports
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-push", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="hfcls-push", description=__doc__.splitlines()[0])
     parser.add_argument(
         "folder",
         metavar="MODEL",
@@ -32,29 +33,49 @@ def parse_args(argv=None):
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace --out when it holds files already (never the model itself or a training run)",
+        help="replace --out (and the Space's folder) when it holds files already (never the model or a run)",
+    )
+    parser.add_argument(
+        "--space",
+        metavar="SPACE_ID",
+        help="also push a Gradio Space (user/name) running hfcls's demo app on REPO_ID; with --dry-run, "
+        "written to OUT-space",
+    )
+    parser.add_argument(
+        "--space-requirement",
+        metavar="SPEC",
+        help="the Space's requirements.txt line for hfcls (default hfcls[app,explain]==<this version>; e.g. "
+        "'hfcls[app,explain] @ git+https://...' where hfcls comes from elsewhere)",
     )
     return parser.parse_args(argv)
 
 
-@cli_entry(flags={"out": "--out", "work_dir": "--work-dir"})
+@cli_entry(flags={"out": "--out", "work_dir": "--work-dir", "space_id": "--space", "space_out": "--out"})
 def main(argv=None):
     args = parse_args(argv)
     with heavy_imports():
-        from hfcls.artifacts.hub import card_metadata, push, stage
+        from hfcls.artifacts.hub import card_metadata, push, space_folder, stage
+        from hfcls.artifacts.space import HFCLS_REQUIREMENT
         from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)  # results on stdout; library progress bars off
-    source = Path(args.folder)
+    source, requirement = Path(args.folder), args.space_requirement or HFCLS_REQUIREMENT
     if args.dry_run:
         out = Path(args.out) if args.out else source.with_name(source.with_suffix("").name + "-hub")
-        staged = stage(source, args.repo_id, out, args.work_dir, overwrite=args.overwrite)
+        staged = stage(source, args.repo_id, out, args.work_dir, args.overwrite, args.space, requirement)
         files = ", ".join(sorted(p.name for p in staged.iterdir()))
         visibility = "private" if args.private else "public"
         print(f"dry run: wrote {staged} ({files}); would upload it to {visibility} repo {args.repo_id}")
         print(f"model card metadata (README.md front matter):\n{card_metadata(staged)}", end="")
+        if args.space:
+            space = space_folder(staged)
+            files = ", ".join(sorted(p.name for p in space.iterdir()))
+            print(f"wrote {space} ({files}); would upload it to Space {args.space}, running the app on {args.repo_id}")
         return
-    print(push(source, args.repo_id, args.private, args.revision, args.commit_message, args.work_dir))
+    urls = push(
+        source, args.repo_id, args.private, args.revision, args.commit_message, args.work_dir, args.space, requirement
+    )
+    print("\n".join(urls))
 
 
 if __name__ == "__main__":

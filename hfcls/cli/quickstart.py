@@ -39,6 +39,7 @@ def main(argv=None):
 
     best = pipeline("image-classification", model=str(work_dir / "best"))(str(image), top_k=1)[0]
     print(f"{image}: predicted {best['label']} (score {best['score']:.4f}), true {image.parent.name}")
+    print(f"try it in the browser: .venv/bin/hfcls-app {work_dir / 'best'} --examples {DATA / 'val'}")
 
 
 if __name__ == "__main__":

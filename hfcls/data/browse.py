@@ -16,16 +16,13 @@ import torch
 
 from hfcls.data.build import build_datasets, class_names, with_transform
 from hfcls.errors import HfclsError
+from hfcls.extras import pyplot
 
 
 def sample_grid(ds, names: list, n: int, out: str, columns: int | None = None) -> int:
     """Save `n` transformed samples of `ds` (a dataset or a stream) as one image;
     return how many were drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
-
+    plt = pyplot("hfcls-browse")
     if isinstance(ds, datasets.Dataset):
         # A seeded spread over the whole split, not its first rows (often all one class).
         order = torch.randperm(len(ds))[:n].sort().values.tolist()

@@ -37,6 +37,7 @@ from hfcls.engine.threads import choose_threads
 from hfcls.engine.trackers import tracker_config
 from hfcls.engine.validation import validation_metrics
 from hfcls.errors import HfclsError
+from hfcls.extras import install_hint, is_installed
 from hfcls.logs import setup_logging
 from hfcls.metrics import best_metric_key
 from hfcls.modeling.lora import merged
@@ -136,7 +137,7 @@ def train_epochs(run, state: TrainState, validate: bool, resumed: Path | None = 
 def optimizer_stepped(run, state: TrainState, running, guard, mid_epoch: bool) -> None:
     state.step += 1
     if state.step == run.started[1] + 1:
-        logger.info("first optimizer step %.2f s after this process started", process_age())
+        log_first_step(run)
     if run.ema is not None:
         run.ema.update(run.model, state.step)
     step_boundary(run, state, running, guard, mid_epoch=mid_epoch)
@@ -194,10 +195,19 @@ def train_one_epoch(run, state: TrainState, epoch: int, guard: NanGuard) -> dict
     }
 
 
-def process_age() -> float:
+def log_first_step(run) -> None:
+    """How long the set-up took: from the process start, which psutil reads (the bench extra), else
+    from the start of training."""
+    if not is_installed("psutil"):
+        logger.info(
+            "first optimizer step %.2f s after training started (the time since the process started needs psutil; %s)",
+            time.perf_counter() - run.started[0],
+            install_hint("bench"),
+        )
+        return
     import psutil
 
-    return time.time() - psutil.Process().create_time()
+    logger.info("first optimizer step %.2f s after this process started", time.time() - psutil.Process().create_time())
 
 
 def step_boundary(run, state: TrainState, running, guard: NanGuard, mid_epoch: bool) -> None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import accelerate.utils
 
 from hfcls.errors import HfclsError
+from hfcls.extras import install_hint
+
+EXTRA_TRACKERS = {"tensorboard"}  # trackers an extra of hfcls installs (hfcls.extras), under the same name
 
 
 def installed_trackers(log_with: list) -> list:
     """train.log_with, each tracker installed on this machine."""
     for name in log_with:
         if not tracker_installed(name):
-            raise HfclsError(
-                f"train.log_with: {name} is not installed; pip install {name}, or leave it out of train.log_with"
-            )
+            install = install_hint(name) if name in EXTRA_TRACKERS else f"pip install {name}"
+            raise HfclsError(f"train.log_with: {name} is not installed; {install}, or leave it out of train.log_with")
     return log_with
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hfcls.extras import pyplot
+
 MAX_PRINTED_CLASSES = 30  # a larger confusion matrix goes to --out / --show-dir only
 
 
@@ -46,11 +48,9 @@ def _table(header: list, rows: list) -> str:
 
 def plot_confusion_matrix(matrix: list, class_names: list, path) -> Path:
     """Save the matrix as a picture with class names on both axes and counts in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot("the confusion matrix picture")
 
     counts = np.asarray(matrix)
     n = len(class_names)

@@ -6,9 +6,10 @@ import shutil
 import pytest
 
 from hfcls.api import train
-from hfcls.artifacts.checkpoint import SCHEDULER_FILE, STATE_FILE, read_state
+from hfcls.artifacts.checkpoint import LEGACY_STATE_FILE, SCHEDULER_FILE, STATE_FILE, read_state
 from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE
 from hfcls.artifacts.run_dir import find_latest_checkpoint
+from hfcls.artifacts.weights import inspect_artifact
 from hfcls.cli.train import main
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
@@ -33,6 +34,20 @@ def test_a_checkpoint_describes_itself_and_keeps_hfcls_state_by_name(tmp_path, t
     assert json.loads((folder / SCHEDULER_FILE).read_text())["last_epoch"] == 3  # 3 optimizer steps
 
 
+def test_the_state_file_has_hfcls_name_and_an_earlier_one_is_refused_with_the_rename(tmp_path, tiny_data):
+    work = run(tmp_path, tiny_data, "w")
+    assert STATE_FILE == "hfcls_state.json" and (work / "checkpoints" / "epoch_1" / STATE_FILE).is_file()
+    # A checkpoint of an earlier hfcls: its state under transformers' Trainer's file name.
+    (work / "checkpoints" / "epoch_1" / STATE_FILE).rename(work / "checkpoints" / "epoch_1" / LEGACY_STATE_FILE)
+    for read in (inspect_artifact, read_state):
+        with pytest.raises(HfclsError, match=f"earlier hfcls.*rename it to {STATE_FILE}: mv .*{LEGACY_STATE_FILE}"):
+            read(work / "checkpoints" / "epoch_1")
+    # A Trainer's own trainer_state.json (its schema, not hfcls's) beside a model is a Hugging Face folder.
+    trainer = shutil.copytree(work / "latest", tmp_path / "checkpoint-3")
+    (trainer / LEGACY_STATE_FILE).write_text(json.dumps({"global_step": 3, "log_history": []}))
+    assert inspect_artifact(trainer).kind == "hf"
+
+
 def test_auto_picks_newest_complete_checkpoint(tmp_path, tiny_data):
     work = run(tmp_path, tiny_data, "w", train={"epochs": 2}, checkpoint={"interval_steps": 2})
     checkpoints = work / "checkpoints"
@@ -41,7 +56,7 @@ def test_auto_picks_newest_complete_checkpoint(tmp_path, tiny_data):
     # folder without a state file are never chosen.
     shutil.copytree(checkpoints / "epoch_2", checkpoints / "epoch_3.tmp")
     shutil.copytree(checkpoints / "epoch_2", checkpoints / "epoch_4")
-    (checkpoints / "epoch_4" / "trainer_state.json").unlink()
+    (checkpoints / "epoch_4" / STATE_FILE).unlink()
     assert find_latest_checkpoint(work) == checkpoints / "epoch_2"
     shutil.rmtree(checkpoints / "epoch_2")
     assert find_latest_checkpoint(work) == checkpoints / "step_4"

@@ -159,7 +159,7 @@ def test_resume_restores_a_row_lost_after_the_save_and_drops_rows_trained_again(
 
 
 def plant(folder, name, content):
-    """Replace one state file as an attacker would: its size in trainer_state.json updated to match."""
+    """Replace one state file as an attacker would: its size in hfcls_state.json updated to match."""
     torch.save(content, folder / name)
     state = json.loads((folder / STATE_FILE).read_text())
     state["files"][name] = (folder / name).stat().st_size

@@ -34,6 +34,7 @@ def test_staged_folder_loads_in_pipeline_and_card_has_metrics(run, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md",
         "config.json",
+        "example.png",
         "model.safetensors",
         "preprocessor_config.json",
     ]
@@ -41,7 +42,7 @@ def test_staged_folder_loads_in_pipeline_and_card_has_metrics(run, tmp_path):
     card = (out / "README.md").read_text()
     row = final_metrics(run)
     assert row["epoch"] == 2
-    assert "Validation set, epoch 2 (accuracies in %):" in card
+    assert "Validation set, epoch 2 (scores in %):" in card
     assert f"| accuracy_top1 | {row['val_accuracy_top1']:.4g} |" in card
     assert f"| loss | {row['val_loss']:.4g} |" in card
     assert "In label-index order: `cat`, `dog`, `fox`" in card
@@ -66,6 +67,7 @@ def test_a_checkpoint_is_staged_as_a_hugging_face_folder(run, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md",
         "config.json",
+        "example.png",
         "model.safetensors",
         "preprocessor_config.json",
     ]
@@ -86,8 +88,8 @@ def test_stage_refuses_a_folder_that_holds_files(run, tmp_path):
 
 def test_push_uploads_the_staged_folder(run, monkeypatch):
     hub = FakeHub(monkeypatch)
-    url = push(run / "latest", "me/tiny", private=True, revision="v1", commit_message="first")
-    assert url == "https://huggingface.co/me/tiny/commit/abc"
+    urls = push(run / "latest", "me/tiny", private=True, revision="v1", commit_message="first")
+    assert urls == ["https://huggingface.co/me/tiny/commit/abc"]
     (create, name, create_args), (branch, _, branch_args), (upload, repo, upload_args) = hub.calls
     assert (create, name, create_args) == (
         "create_repo",
@@ -102,7 +104,7 @@ def test_push_uploads_the_staged_folder(run, monkeypatch):
         "first",
     )
     files = upload_args["files"]
-    assert set(files) == {"README.md", "config.json", "model.safetensors", "preprocessor_config.json"}
+    assert set(files) == {"README.md", "config.json", "example.png", "model.safetensors", "preprocessor_config.json"}
     assert files["model.safetensors"] == (run / "latest" / "model.safetensors").read_bytes()
     assert b"| accuracy_top1 |" in files["README.md"]
 

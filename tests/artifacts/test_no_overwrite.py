@@ -68,6 +68,7 @@ def test_overwrite_replaces_an_earlier_staging_whole(run, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md",
         "config.json",
+        "example.png",
         "model.safetensors",
         "preprocessor_config.json",
     ]

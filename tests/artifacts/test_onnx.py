@@ -40,7 +40,8 @@ def tiny_folder(tmp_path, model_type):
 def test_every_family_exports_and_matches_pytorch(tmp_path, model_type):
     folder, model = tiny_folder(tmp_path, model_type)
     images = make_image_folder(tmp_path / "images", per_class=2, size=40)
-    out, check = export_onnx(folder, tmp_path / "m.onnx", images=str(images), dynamic_batch=True)
+    out, checks = export_onnx(folder, tmp_path / "m.onnx", images=str(images), dynamic_batch=True)
+    check = checks.onnx
     assert check.passed and check.images == 6 and check.top1_agreement == 1.0
     # Independently of the check: onnxruntime on a new batch size against PyTorch itself.
     graph = load_predictor(out)
@@ -59,7 +60,8 @@ def test_digits_graph_evaluates_as_the_pytorch_model(trained_digits, tmp_path):
     from hfcls.recipe import load_recipe
 
     recipe, work = trained_digits
-    out, check = export_onnx(work / "best", tmp_path / "digits.onnx", limit=64)  # static batch 1, eval split
+    out, checks = export_onnx(work / "best", tmp_path / "digits.onnx", limit=64)  # static batch 1, eval split
+    check = checks.onnx
     assert check.passed and check.images == 64 and check.accuracy_torch == check.accuracy_onnx
     assert inspect_artifact(out).kind == "onnx"
     options = dict(metrics=["accuracy"], metric_options={"topk": [1]})
@@ -71,7 +73,8 @@ def test_digits_graph_evaluates_as_the_pytorch_model(trained_digits, tmp_path):
 
 def test_fp16_graph_within_its_tolerance(trained_digits, tmp_path):
     recipe, work = trained_digits
-    out, check = export_onnx(work / "best", tmp_path / "half.onnx", fp16=True, dynamic_batch=True, limit=32)
+    out, checks = export_onnx(work / "best", tmp_path / "half.onnx", fp16=True, dynamic_batch=True, limit=32)
+    check = checks.onnx
     assert check.passed and 0 < check.max_abs_delta <= check.bound
     assert OnnxClassifier(out, None).input_dtype == torch.float16
 

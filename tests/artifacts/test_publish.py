@@ -45,7 +45,10 @@ def test_run_ends_with_a_hashed_file_of_the_final_weights(run):
     assert published.name == f"tiny_run-{file_sha256(published)[:8]}.safetensors"
     assert_same_weights(load_file(published), load_file(run / "checkpoints" / "epoch_1" / "model.safetensors"))
     with safe_open(str(published), framework="pt") as f:
+        assert f.metadata()["format"] == "pt"  # as save_pretrained and timm mark PyTorch tensors
         metadata = json.loads(f.metadata()["hfcls"])
+    # Its metadata keys in sorted order, not in the order of safetensors' hash map, which varies by call.
+    assert published.read_bytes()[8:].startswith(b'{"__metadata__":{"format":"pt","hfcls":')
     assert metadata == safetensors_metadata(published)
     assert metadata["class_names"] == ["cat", "dog", "fox"]
     assert metadata["config"]["model_type"] == "cifar_resnet"

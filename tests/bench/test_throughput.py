@@ -136,3 +136,15 @@ def test_bf16_channels_last_eval_keeps_the_fp32_accuracy(digits_val):
     assert abs(accuracy(fast) - accuracy(fp32)) <= 1 / len(labels)  # at most one image's prediction moves
     assert (fast.argmax(-1) == fp32.argmax(-1)).float().mean() >= 0.99
     assert (fast - fp32).abs().max() < 0.05  # bf16 keeps ~3 significant digits
+
+
+def test_models_are_evaluated_in_place_of_the_recipes_interleaved(digits_int8):
+    """--models: the float32 PyTorch folder against its int8 graph, on the recipe's eval loader, in turns."""
+    recipe, int8, _ = digits_int8
+    best = recipe.parent / "work" / "best"
+    measured = bench(load_recipe(recipe), "eval", steps=2, warmup=0, rounds=1, models=[best, int8])
+    results = measured["results"]
+    assert [r["variant"] for r in results] == [f"hfcls loader, {best}", f"hfcls loader, {int8}"]
+    assert all(r["measured_steps"] == 2 and r["images_per_sec"] > 0 for r in results)
+    with pytest.raises(HfclsError, match="^models are evaluated: use what eval"):
+        bench(load_recipe(recipe), "train", models=[int8])

@@ -9,6 +9,7 @@ cases call the same main([...]) in this process (`command`), which ends the same
 import json
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,18 @@ def test_hfcls_push(trained, tmp_path, command):
         command("hfcls-push", work / "best", "me/tiny", "--dry-run", "--out", keep), "non-empty folder", "--overwrite"
     )
     assert (keep / "notes.txt").read_text() == "mine"
+    # --space: the Space running the demo app on the repo, beside the model's folder.
+    out = ok(
+        command("hfcls-push", work / "best", "me/tiny", "--dry-run", "--out", tmp_path / "s", "--space", "me/demo")
+    )
+    assert "would upload it to Space me/demo, running the app on me/tiny" in out
+    assert sorted(p.name for p in (tmp_path / "s-space").iterdir()) == ["README.md", "app.py", "requirements.txt"]
+    user_error(
+        command("hfcls-push", work / "best", "me/tiny", "--dry-run", "--space"), "--space", "expected one argument"
+    )
+    user_error(
+        command("hfcls-push", work / "best", "me/tiny", "--dry-run", "--space", "demo"), "--space demo", "user/name"
+    )
 
 
 def test_hfcls_eval(trained, tmp_path, command):
@@ -350,6 +363,32 @@ def test_hfcls_export(trained, tmp_path, command):
     assert json.loads((tmp_path / "o.json").read_text())["predictions"]
     user_error(run("hfcls-export", work / "best", tmp_path / "x.onnx", "--opset", "99"), "--opset 99", "opsets 7 to")
     user_error(command("hfcls-export", work / "best", tmp_path / "m.onnx"), "m.onnx", "--overwrite")
+    # int8 (tests/artifacts/test_quantize.py): from the float32 graph just written, not past float16.
+    out = ok(
+        command("hfcls-export", tmp_path / "m.onnx", tmp_path / "q.onnx", "--quantize", "int8", "--recipe", recipe)
+    )
+    assert "int8 (static quantization) against float32 on 12 images: top-1 agreement 100.00%" in out
+    user_error(
+        command("hfcls-export", work / "best", tmp_path / "h.onnx", "--fp16", "--quantize", "int8"),
+        "--quantize",
+        "not allowed with argument --fp16",
+    )
+
+
+def test_hfcls_app(trained, tmp_path, command):
+    root, recipe, work = trained
+    with socket.socket() as taken:  # a server already on the port: refused before torch or gradio load
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        user_error(run("hfcls-app", work / "best", "--port", port), f"--port {port} on 127.0.0.1 is in use")
+    notes = tmp_path / "examples" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("not an image")
+    user_error(
+        command("hfcls-app", work / "best", "--port", port, "--examples", notes.parent), "--examples", "notes.txt"
+    )
+    user_error(command("hfcls-app", work / "best", "--topk", "0"), "--topk", "at least 1")
 
 
 def test_hfcls_cam(trained, tmp_path, command):

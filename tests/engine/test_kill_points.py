@@ -27,7 +27,7 @@ pytestmark = pytest.mark.xdist_group("kill_points")  # one worker builds the mod
 
 # (phase, stages, which occurrence of the last stage): kills.py says what a stage is.
 SIGKILL_POINTS = [
-    ("save: writing trainer_state.json", [("open", r"epoch_2\.tmp/trainer_state\.json w")], 1),
+    ("save: writing hfcls_state.json", [("open", r"epoch_2\.tmp/hfcls_state\.json w")], 1),
     ("pruning: part of the old checkpoint deleted", [("shutil.rmtree", r"epoch_1\.old"), ("os.remove", r".")], 3),
     ("publish: writing its Hugging Face folder", [("open", r"publish/\S*-[0-9a-f]{8}\.tmp/config\.json w")], 1),
 ]

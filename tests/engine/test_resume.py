@@ -122,7 +122,7 @@ def test_sigkill_during_save_leaves_previous_checkpoint(tmp_path, tiny_data):
     work = tmp_path / "w"
     process = start_training([str(recipe), "--work-dir", str(work)], code=SLOW_SECOND_SAVE)
     # The second save has written all its files to epoch_2.tmp and waits to be renamed.
-    wait_for(lambda: (work / "checkpoints" / "epoch_2.tmp" / "trainer_state.json").is_file(), process)
+    wait_for(lambda: (work / "checkpoints" / "epoch_2.tmp" / "hfcls_state.json").is_file(), process)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["epoch_1", "epoch_2.tmp"]

@@ -51,5 +51,5 @@ def test_omp_num_threads_decides_and_a_resumed_run_keeps_its_count(monkeypatch):
 def test_the_checkpoint_records_the_count(two_epoch_run):
     import json
 
-    state = json.loads((two_epoch_run / "checkpoints" / "epoch_2" / "trainer_state.json").read_text())
+    state = json.loads((two_epoch_run / "checkpoints" / "epoch_2" / "hfcls_state.json").read_text())
     assert state["cpu_threads"] == int(os.environ["OMP_NUM_THREADS"])  # set for the test processes (conftest)

@@ -1,5 +1,7 @@
 """train.log_with: TensorBoard by default, steps that continue across a resume; unknown or missing trackers."""
 
+import sys
+
 import pytest
 
 from hfcls.api import train
@@ -39,6 +41,13 @@ def test_unknown_or_missing_tracker_is_an_error(tmp_path, tiny_data):
     if not tracker_installed("swanlab"):
         with pytest.raises(HfclsError, match="swanlab is not installed"):
             installed_trackers(["swanlab"])
+
+
+def test_tensorboard_is_an_extra_named_where_it_is_missing(monkeypatch):
+    for module in ("tensorboard", "tensorboardX"):  # what Accelerate looks for
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(HfclsError, match='tensorboard is not installed; pip install "hfcls\\[tensorboard\\]"'):
+        installed_trackers(["tensorboard"])
 
 
 def test_trackers_are_told_the_recipe(tmp_path, tiny_data):

@@ -62,7 +62,7 @@ def test_the_trackers_named_are_accelerates():
 def test_an_unknown_tracker_is_named_when_the_recipe_loads(based):
     with pytest.raises(HfclsError, match="unknown tracker 'tensorbord' \\(did you mean \"tensorboard\"\\?\\)"):
         load_recipe(based, ["train.log_with=[tensorbord]"])
-    assert load_recipe(based).train.log_with == ["tensorboard"]  # unset: TensorBoard, a dependency of hfcls
+    assert load_recipe(based).train.log_with == ["tensorboard"]  # unset: TensorBoard, when installed
 
 
 def test_lora_and_distill_settings_fill_in_the_defaults():
