@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import datasets
 import transformers
 
 from hfcls.errors import HfclsError
-from hfcls.files import append_line
+from hfcls.files import append_line, open_own
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -42,6 +43,11 @@ class RunLogFile(logging.FileHandler):
     """log.txt. On a full disk it says so once, instead of a traceback under every later message."""
 
     failed = False
+
+    def _open(self):
+        # logging's opener (FileHandler has no public hook), without following a link planted at log.txt
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        return os.fdopen(open_own(self.baseFilename, flags), self.mode, encoding=self.encoding, errors=self.errors)
 
     def handleError(self, record):
         if not self.failed:

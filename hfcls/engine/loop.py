@@ -59,9 +59,16 @@ class Fit:
 
 
 def fit(
-    recipe, work_dir, *, resume_from: str | None = None, validate: bool = True, load_from: str | None = None
+    recipe,
+    work_dir,
+    *,
+    resume_from: str | None = None,
+    validate: bool = True,
+    load_from: str | None = None,
+    restart: bool = False,
 ) -> Fit:
-    """Train the recipe into `work_dir` (on every process of the job)."""
+    """Train the recipe into `work_dir` (on every process of the job); `restart`: an earlier run's files
+    there are moved aside first (hfcls.artifacts.run_dir.set_aside)."""
     if resume_from is not None and load_from is not None:
         raise HfclsError(
             "resume_from and load_from exclude each other: resume_from continues a run "
@@ -70,7 +77,7 @@ def fit(
         )
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    resume = resolve_resume(resume_from, work_dir)
+    resume = resolve_resume(resume_from, work_dir, restart)
     if recipe.train.deterministic:
         # cuBLAS refuses deterministic mode without a fixed workspace; read when CUDA starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
