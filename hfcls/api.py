@@ -23,9 +23,7 @@ def train(
     locked for the whole run: a second run into it stops at once. `restart`: start over where an
     earlier run left files, which are moved to <work_dir>/previous/<time>/ first."""
     with work_dir_lock(work_dir):
-        result = fit(
-            recipe, work_dir, resume_from=resume_from, validate=validate, load_from=load_from, restart=restart
-        )
+        result = fit(recipe, work_dir, resume_from=resume_from, validate=validate, load_from=load_from, restart=restart)
         if result.is_main_process:
             publish_run(recipe, Path(work_dir), result.model, result.weights)
     return result.metrics

@@ -59,8 +59,12 @@ def open_own(path, flags: int, mode: int = 0o644) -> int:
                 f"{path} is a symbolic link (to {os.readlink(path)}); hfcls writes its own files there and "
                 "never follows a link: remove the link, or choose another folder"
             ) from None
-        if error.errno == errno.EISDIR or (error.errno == errno.EEXIST and not os.path.islink(path) and os.path.isdir(path)):
-            raise HfclsError(f"{path} is a folder where hfcls keeps a file; move it away, or choose another folder") from None
+        if error.errno == errno.EISDIR or (
+            error.errno == errno.EEXIST and not os.path.islink(path) and os.path.isdir(path)
+        ):
+            raise HfclsError(
+                f"{path} is a folder where hfcls keeps a file; move it away, or choose another folder"
+            ) from None
         raise
 
 

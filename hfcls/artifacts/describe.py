@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, image_processor, processor_from_dict
+from hfcls.artifacts.checkpoint import checked_state
+from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, RECORD_FILE, image_processor, processor_from_dict
 from hfcls.artifacts.run_dir import METADATA_KEY, RECIPE_FILE
 from hfcls.artifacts.weights import Artifact, inspect_artifact, trusts_remote_code
 from hfcls.errors import HfclsError
@@ -105,6 +106,35 @@ def safetensors_metadata(path, required: bool = True) -> dict | None:
             "or publish it with hfcls-publish"
         )
     return None if raw is None else json.loads(raw)
+
+
+def training_record(path) -> dict | None:
+    """Which weights an artifact holds, as its run recorded them beside the weights: {"epoch", "step",
+    "metrics" (validation, without the val_ prefix)} from an export's training_record.json or a
+    checkpoint's trainer_state.json; None for what records none (a published or bare .safetensors
+    file, an .onnx graph, an export written before hfcls kept records)."""
+    artifact = inspect_artifact(path)
+    if artifact.kind == "checkpoint":
+        state = checked_state(artifact.path)
+        metrics = {key.removeprefix("val_"): value for key, value in state.row.items() if key.startswith("val_")}
+        return {"epoch": state.epoch, "step": state.step, "metrics": metrics}
+    file = artifact.path / RECORD_FILE
+    if artifact.kind != "hf" or not file.is_file():
+        return None
+    try:
+        record = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise HfclsError(f"{file} is not readable JSON ({error}); the export is damaged: export it again") from None
+    if not (
+        isinstance(record, dict)
+        and all(isinstance(record.get(key), int) and record[key] >= 0 for key in ("epoch", "step"))
+        and isinstance(record.get("metrics"), dict)
+        and all(isinstance(value, (int, float)) for value in record["metrics"].values())
+    ):
+        raise HfclsError(
+            f"{file} does not hold an epoch, a step and numeric metrics; the export is damaged: export it again"
+        )
+    return record
 
 
 def run_recipe(artifact):

@@ -3,10 +3,11 @@
 The card (README.md) is built with huggingface_hub's ModelCard: its front matter
 has a `model-index` with the validation accuracies as fractions (what the Hub shows),
 `base_model` (model.pretrained), `datasets` (a hub source) and `license`
-(train.license). Its text carries the run's validation metrics (metrics.jsonl), its
-recipe, the class names, a `transformers.pipeline` snippet and the hfcls
-version; they are read from the work dir the artifact sits in (found by
-`hfcls.artifacts.run_dir.work_dir_of`), or from `work_dir`. Any artifact the
+(train.license). Its text carries the model's own validation metrics and epoch (its training
+record, beside its weights: hfcls.artifacts.describe.training_record), its run's recipe, the
+class names, a `transformers.pipeline` snippet and the hfcls version; the recipe is read from
+the work dir the artifact sits in (found by `hfcls.artifacts.run_dir.work_dir_of`), or from
+`work_dir`. Any artifact the
 reader knows can be pushed: a Hugging Face folder is copied as it is, anything
 else is written as one first. `stage` writes the exact folder that would be
 uploaded. `train.push_to_hub: REPO_ID` in a recipe pushes the published model
@@ -24,14 +25,13 @@ import huggingface_hub
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError
 
-from hfcls.artifacts.describe import preprocessor
+from hfcls.artifacts.describe import preprocessor, training_record
 from hfcls.artifacts.export import CONFIG_FILE, save_hf_folder
 from hfcls.artifacts.loading import load_model
-from hfcls.artifacts.run_dir import RECIPE_FILE, read_rows, run_owning
+from hfcls.artifacts.run_dir import RECIPE_FILE, run_owning
 from hfcls.artifacts.weights import inspect_artifact
 from hfcls.errors import HfclsError
-from hfcls.files import check_new_output, publish_folder, storage_errors, temporary_folder
-from hfcls.metrics import best_metric_key
+from hfcls.files import check_output, publish_folder, storage_errors, temporary_folder
 from hfcls.recipe import load_recipe
 from hfcls.version import __version__
 
@@ -42,25 +42,20 @@ NETWORK_ERRORS = (OSError, HfHubHTTPError, huggingface_hub.errors.HTTPError)
 # ----------------------------------------------------------------------------- the run behind a model
 
 
-def evaluation_row(work_dir: Path, best: bool) -> dict | None:
-    """The metrics.jsonl row that describes the folder's weights: the best epoch for best/,
-    else the last evaluation (latest/ and published folders hold the final weights)."""
-    rows = [row for row in read_rows(work_dir) if any(k.startswith("val_") for k in row)]
-    if not rows:
+def evaluation_row(folder: Path) -> dict | None:
+    """The staged model's own validation metrics, in the form of its run's metrics.jsonl row (epoch,
+    val_*): from the training record beside its weights, which cannot describe other weights (the
+    last readable line of metrics.jsonl can); None when it records none."""
+    record = training_record(folder)
+    if record is None or not record["metrics"]:
         return None
-    evaluation = load_recipe(work_dir / RECIPE_FILE).evaluation
-    metrics = {name.removeprefix("val_"): value for name, value in rows[-1].items()}
-    key = f"val_{best_metric_key(evaluation.save_best, metrics)}"
-    if best and all(key in row for row in rows):
-        pick = max if evaluation.rule == "greater" else min
-        return pick(rows, key=lambda row: row[key])
-    return rows[-1]
+    return {"epoch": record["epoch"], **{f"val_{key}": value for key, value in record["metrics"].items()}}
 
 
 # ----------------------------------------------------------------------------- the model card
 
 
-def model_card(folder: Path, repo_id: str, work_dir: Path | None, best: bool = False) -> str:
+def model_card(folder: Path, repo_id: str, work_dir: Path | None) -> str:
     """README.md: front matter the Hub reads (huggingface_hub's ModelCardData: model-index with the
     validation accuracies as fractions, base_model, datasets, license), then the text for people."""
     from huggingface_hub import ModelCard
@@ -68,7 +63,7 @@ def model_card(folder: Path, repo_id: str, work_dir: Path | None, best: bool = F
     config = json.loads((folder / CONFIG_FILE).read_text())
     names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     recipe = load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
-    row = evaluation_row(work_dir, best) if work_dir is not None else None
+    row = evaluation_row(folder)
     parts = [
         f"# {repo_id.split('/')[-1]}\n",
         f"An image classifier (`{config['model_type']}`, {len(names)} classes) trained with hfcls {__version__}.\n",
@@ -188,8 +183,8 @@ def stage(source, repo_id: str, out: Path, work_dir=None, overwrite: bool = Fals
                 if file.is_file() and file.name != "README.md":
                     shutil.copy2(file, tmp / file.name)
         else:
-            save_hf_folder(load_model(artifact), preprocessor(artifact), tmp)
-        (tmp / "README.md").write_text(model_card(tmp, repo_id, work_dir, best=artifact.path.name == "best"))
+            save_hf_folder(load_model(artifact), preprocessor(artifact), tmp, record=training_record(artifact))
+        (tmp / "README.md").write_text(model_card(tmp, repo_id, work_dir))
         publish_folder(tmp, out)
     return out
 
@@ -209,7 +204,7 @@ def check_stage_target(out: Path, source: Path, overwrite: bool) -> None:
             "never replaces a run's files: choose a new folder",
             param="out",
         )
-    check_new_output(out, overwrite, "out", param="out")
+    check_output(out, overwrite, kind="folder", what="out", param="out")
 
 
 def check_can_upload() -> None:

@@ -51,7 +51,15 @@ CHECKPOINTS = "checkpoints"
 EXPORTS = ("latest", "best")
 EXPORT_RESULTS = (*EXPORTS, "publish", METRICS_FILE)  # what a finished run leaves besides its checkpoints
 PREVIOUS = "previous"  # earlier runs' files, moved aside by --restart (set_aside)
-RUN_NAMES = {RECIPE_FILE, LOCK_FILE, CHECKPOINTS, PREVIOUS, *EXPORT_RESULTS, "log.txt", "tensorboard"}  # a run's own entries
+RUN_NAMES = {
+    RECIPE_FILE,
+    LOCK_FILE,
+    CHECKPOINTS,
+    PREVIOUS,
+    *EXPORT_RESULTS,
+    "log.txt",
+    "tensorboard",
+}  # a run's own entries
 ONNX_SUFFIX = ".onnx"  # hfcls-export's graphs, their metadata under METADATA_KEY
 
 HASH_CHARS = 8
@@ -230,10 +238,15 @@ def append_row(work_dir: Path, row: dict) -> None:
     append_jsonl(Path(work_dir) / METRICS_FILE, row)
 
 
-def read_rows(work_dir: Path) -> list:
-    """The run's metrics.jsonl rows, oldest first (none before its first epoch)."""
+REPAIR_HINT = "continuing the run (hfcls-train {work_dir}/recipe.yaml --work-dir {work_dir} --resume) repairs it from its checkpoint"
+
+
+def read_rows(work_dir: Path, repairing: bool = False) -> list:
+    """The run's metrics.jsonl rows, oldest first (none before its first epoch); a torn last line is
+    left out, with a warning unless the caller is `repairing` it."""
     path = Path(work_dir) / METRICS_FILE
-    return read_jsonl(path) if path.is_file() else []
+    hint = None if repairing else REPAIR_HINT.format(work_dir=work_dir)
+    return read_jsonl(path, hint) if path.is_file() else []
 
 
 def restore_rows(work_dir: Path, state: TrainState) -> None:
@@ -244,13 +257,14 @@ def restore_rows(work_dir: Path, state: TrainState) -> None:
     the row, comes back.
     """
     path = Path(work_dir) / METRICS_FILE
-    rows = [row for row in read_rows(work_dir) if row.get("epoch", 0) <= state.epoch]
+    rows = [row for row in read_rows(work_dir, repairing=True) if row.get("epoch", 0) <= state.epoch]
     if state.row and not any(row.get("epoch") == state.epoch for row in rows):
         rows.append(state.row)
         logger.info("restored the metrics.jsonl row of epoch %d from its checkpoint", state.epoch)
     content = "".join(json.dumps(row) + "\n" for row in rows)
     if not path.is_file() or path.read_text() != content:
         write_atomic(path, content)
+        logger.info("%s now holds one row per epoch up to epoch %d (torn or later rows removed)", path, state.epoch)
 
 
 # ----------------------------------------------------------------------------- the lock

@@ -65,7 +65,7 @@ class CommandParser(argparse.ArgumentParser):
         self.add_argument(
             "--overwrite",
             action="store_true",
-            help=f"replace {what} when they exist already (otherwise refused before any work)",
+            help=f"write over {what} (otherwise what exists is refused before any work)",
         )
 
     def output_actions(self, args) -> list:

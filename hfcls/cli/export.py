@@ -8,17 +8,16 @@ the command prints the largest logit difference and both top-1s, and fails
 
 from __future__ import annotations
 
-import argparse
-
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli.types import output_file
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-export", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-export", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument(
         "checkpoint", help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a .safetensors file"
     )
-    parser.add_argument("out", help="the .onnx file to write")
+    parser.add_argument("out", metavar="OUT", type=output_file, help="the .onnx file to write")
     parser.add_argument(
         "--opset", type=int, default=18, help="ONNX opset (default 18, what torch's exporter implements)"
     )
@@ -33,8 +32,8 @@ def parse_args(argv=None):
         "--recipe", help="the training recipe (default: the run's recipe.yaml); a bare .safetensors file needs it"
     )
     add_ema_flags(parser)
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    return parser.parse_args(argv)
+    parser.add_overwrite("OUT")
+    return parser.check_outputs(parser.parse_args(argv))
 
 
 @cli_entry(flags={"opset": "--opset", "limit": "--limit"})

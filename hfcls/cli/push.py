@@ -7,14 +7,14 @@ belongs to. `--dry-run` writes the exact folder that would be uploaded and sends
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from hfcls.cli import cli_entry, heavy_imports
+from hfcls.cli import CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import output_folder
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-push", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="hfcls-push", description=__doc__.splitlines()[0])
     parser.add_argument(
         "folder",
         metavar="MODEL",
@@ -27,14 +27,20 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", help="the run the metrics and recipe come from (default: the one MODEL is in)")
     parser.add_argument("--dry-run", action="store_true", help="write the upload folder and card, send nothing")
     parser.add_argument(
-        "--out", help="a new (or empty) folder for --dry-run to write (default: MODEL-hub beside MODEL)"
+        "--out",
+        type=output_folder,
+        help="a new (or empty) folder for --dry-run to write (default: MODEL-hub beside MODEL)",
     )
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace --out when it holds files already (never the model itself or a training run)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.dry_run and args.out is None:
+        source = Path(args.folder)
+        args.out = str(source.with_name(source.with_suffix("").name + "-hub"))
+    return parser.check_outputs(args)
 
 
 @cli_entry(flags={"out": "--out", "work_dir": "--work-dir"})
@@ -47,8 +53,7 @@ def main(argv=None):
     setup_logging(None, is_main=True)  # results on stdout; library progress bars off
     source = Path(args.folder)
     if args.dry_run:
-        out = Path(args.out) if args.out else source.with_name(source.with_suffix("").name + "-hub")
-        staged = stage(source, args.repo_id, out, args.work_dir, overwrite=args.overwrite)
+        staged = stage(source, args.repo_id, Path(args.out), args.work_dir, overwrite=args.overwrite)
         files = ", ".join(sorted(p.name for p in staged.iterdir()))
         visibility = "private" if args.private else "public"
         print(f"dry run: wrote {staged} ({files}); would upload it to {visibility} repo {args.repo_id}")

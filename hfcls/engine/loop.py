@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from hfcls.artifacts import checkpoint
 from hfcls.artifacts.checkpoint import TrainState
-from hfcls.artifacts.export import copy_hf_folder, save_hf_folder
+from hfcls.artifacts.export import copy_hf_folder, save_hf_folder, weights_record
 from hfcls.artifacts.resume import recipe_fingerprint, restore
 from hfcls.artifacts.run_dir import (
     RECIPE_FILE,
@@ -90,7 +90,7 @@ def fit(
         with run.stop.installed():
             metrics, last = train_epochs(run, state, validate, resume)
         if not validate:
-            export(run, run.work_dir / "latest")
+            export(run, run.work_dir / "latest", weights_record(state.epoch, state.step, {}))
         return Fit(metrics, last, accelerator.is_main_process, *evaluated_model(run))
 
 
@@ -267,7 +267,7 @@ def save(run, state: TrainState, row: dict | None = None) -> Path:
 def export_epoch(run, metrics: dict, state: TrainState) -> None:
     """latest/ after every evaluation; best/ when evaluation.save_best improved."""
     latest = run.work_dir / "latest"
-    export(run, latest)
+    export(run, latest, weights_record(state.epoch, state.step, metrics))
     key, rule = run.recipe.evaluation.save_best, run.recipe.evaluation.rule
     if key is None:
         return
@@ -285,10 +285,11 @@ def export_epoch(run, metrics: dict, state: TrainState) -> None:
         logger.info("new best %s %.4f at epoch %d", key, value, state.epoch)
 
 
-def export(run, folder: Path) -> None:
+def export(run, folder: Path, record: dict) -> None:
+    """The evaluated model into `folder`, with its training record (epoch, step, metrics)."""
     model, whole = evaluated_model(run)
     if run.accelerator.is_main_process:
-        save_hf_folder(model, run.processor, folder, whole)
+        save_hf_folder(model, run.processor, folder, whole, record)
     run.accelerator.wait_for_everyone()
 
 

@@ -103,8 +103,11 @@ def test_publishes_a_checkpoint_with_date_reproducibly(run, tmp_path):
     published = publish(checkpoint, tmp_path / "release" / "tiny", date=True)
     assert published_files(tmp_path / "release") == [published]
     assert published.name == f"tiny_{datetime.date.today():%Y%m%d}-{file_sha256(published)[:8]}.safetensors"
-    again = publish(checkpoint, tmp_path / "release" / "tiny.safetensors", date=True)
-    assert again == published  # same weights, same bytes, same name
+    before = published.read_bytes()
+    with pytest.raises(HfclsError, match="is a file already; nothing was written"):  # same weights, same name
+        publish(checkpoint, tmp_path / "release" / "tiny.safetensors", date=True)
+    again = publish(checkpoint, tmp_path / "release" / "tiny.safetensors", date=True, overwrite=True)
+    assert again == published and again.read_bytes() == before  # same weights, same bytes
     [run_file] = published_files(run / "publish")
     assert published.name.split("-")[-1] == run_file.name.split("-")[-1]
 
