@@ -185,7 +185,8 @@ def pipeline(
         check_mixed_precision(recipe.train.mixed_precision, device.type)
         settings = {"channels_last": recipe.train.channels_last, "mixed_precision": recipe.train.mixed_precision}
         max_pixels = recipe.data.max_image_pixels
-    transform, inputs = exported_inputs(preprocessor(artifact, recipe).to_dict(), str(artifact), device, **settings)
+    processor = preprocessor(artifact, recipe).to_dict()
+    transform, inputs = exported_inputs(processor, str(artifact), device, **settings, max_pixels=max_pixels)
     return ImageClassifier(classifier, transform, inputs, top_k, batch_size, num_workers, max_pixels, threshold, tta)
 
 

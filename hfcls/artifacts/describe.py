@@ -13,11 +13,12 @@ from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, RECORD_FILE, 
 from hfcls.artifacts.run_dir import METADATA_KEY, RECIPE_FILE
 from hfcls.artifacts.weights import Artifact, inspect_artifact, trusts_remote_code
 from hfcls.errors import HfclsError
+from hfcls.labels import check_label_maps
 
 
 def model_config(path, recipe=None):
     """The artifact's model config (architecture and class names); a bare weights file takes the recipe's."""
-    from transformers import AutoConfig
+    from transformers import CONFIG_MAPPING, AutoConfig
 
     import hfcls.modeling  # noqa: F401  hfcls's own architectures, registered with the Auto classes
     from hfcls.models import architecture_config, remote_code_refused
@@ -26,17 +27,25 @@ def model_config(path, recipe=None):
     if artifact.kind in ("hf", "checkpoint"):
         folder = described_folder(artifact)
         with remote_code_refused(folder, str(artifact)):
-            return AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
+        check_label_maps(config, f"{folder / CONFIG_FILE}")
+        return config
     metadata = own_metadata(artifact, recipe)
     if metadata is not None:
         config = metadata["config"]
-        try:
-            config = AutoConfig.for_model(**config)
-        except ValueError:
+        if config["model_type"] not in CONFIG_MAPPING:
             raise HfclsError(
                 f"{artifact}: model_type {config['model_type']!r} is not registered with transformers; "
                 "import the module that defines it first (recipe key custom_imports)"
+            )
+        try:
+            config = AutoConfig.for_model(**config)
+        except (TypeError, ValueError, KeyError) as error:
+            raise HfclsError(
+                f"{artifact}: the model config in its metadata cannot be read ({error}); the file is "
+                "damaged or was altered: publish (or export) it again"
             ) from None
+        check_label_maps(config, str(artifact))
         named = [config.id2label[i] for i in range(config.num_labels)]
         if metadata.get("class_names", named) != named:
             raise HfclsError(
@@ -105,7 +114,33 @@ def safetensors_metadata(path, required: bool = True) -> dict | None:
             f"{path} has no hfcls metadata (model config); pass the recipe it was trained with, "
             "or publish it with hfcls-publish"
         )
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else parse_metadata(raw, path)
+
+
+def parse_metadata(raw: str, path) -> dict:
+    """The `hfcls` metadata of a published file or an .onnx graph, checked before anything uses it:
+    JSON holding the model config (a mapping with a model_type), the class names and the preprocessing."""
+    try:
+        metadata = json.loads(raw)
+    except ValueError as error:
+        raise HfclsError(
+            f"{path}: its hfcls metadata is not JSON ({error}); the file is damaged or was "
+            "altered: publish (or export) it again"
+        ) from None
+    config = metadata.get("config") if isinstance(metadata, dict) else None
+    names = metadata.get("class_names", []) if isinstance(metadata, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        missing = "a model config (a mapping naming its model_type)"
+    elif not isinstance(metadata.get("preprocessor"), dict):
+        missing = "its preprocessing (a mapping)"
+    elif not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        missing = "class names as a list of strings"
+    else:
+        return metadata
+    raise HfclsError(
+        f"{path}: its hfcls metadata has no {missing}; the file is damaged or was altered: "
+        "publish (or export) it again with hfcls"
+    )
 
 
 def training_record(path) -> dict | None:

@@ -33,6 +33,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from hfcls.data.formats.common import class_folder_images
+from hfcls.data.formats.lists import IMAGE_EXTENSIONS
 from hfcls.errors import HfclsError
 
 PEERS = ("trainer", "timm")
@@ -58,6 +60,8 @@ def work_of(recipe) -> dict:
             f"the recipe has optim.type={optim.type}, schedule.type={schedule.type}"
         )
     size, pad = train_crop(data.train_pipeline)
+    for split, spec in zip(("train", "val"), folders):
+        check_full_batch(split, spec["path"], data.batch_size)
     return {
         "train_dir": folders[0]["path"],
         "val_dir": folders[1]["path"],
@@ -74,6 +78,19 @@ def work_of(recipe) -> dict:
         "std": list(data.std),
         "seed": recipe.seed,
     }
+
+
+def check_full_batch(split: str, folder: str, batch_size: int) -> None:
+    """The peers drop an incomplete last batch, in evaluation too (the Trainer's dataloader_drop_last):
+    a split smaller than one batch would leave a peer nothing to train or evaluate on."""
+    if not Path(folder).is_dir():
+        raise HfclsError(f"--peers: data.{split}.path {folder} is not a folder; prepare the data or fix the path")
+    images = sum(len(files) for files in class_folder_images(Path(folder), IMAGE_EXTENSIONS).values())
+    if images < batch_size:
+        raise HfclsError(
+            f"--peers: data.{split} ({folder}) has {images} images, fewer than one batch of data.batch_size "
+            f"{batch_size}, and the peers drop incomplete batches; lower data.batch_size to {images} or less"
+        )
 
 
 def train_crop(pipeline: list) -> tuple:
@@ -246,8 +263,8 @@ def run_timed(command: list, env: dict, cwd=None, timeout: float = 3600) -> tupl
     status = process.wait(timeout=timeout)
     wall = time.perf_counter() - start
     if status != 0:
-        tail = "\n".join(text for _, text in lines[-15:])
-        raise HfclsError(f"{' '.join(command[:4])} ... failed with status {status}:\n{tail}")
+        last = next((text.strip() for _, text in reversed(lines) if text.strip()), "no output")
+        raise HfclsError(f"{' '.join(command[:4])} ... failed with status {status}; its last line: {last}")
     return wall, lines
 
 
