@@ -130,11 +130,11 @@ def parse_metadata(raw: str, path) -> dict:
     config = metadata.get("config") if isinstance(metadata, dict) else None
     names = metadata.get("class_names", []) if isinstance(metadata, dict) else None
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
-        missing = "a model config (a mapping naming its model_type)"
+        missing = "model config (a mapping naming its model_type)"
     elif not isinstance(metadata.get("preprocessor"), dict):
-        missing = "its preprocessing (a mapping)"
+        missing = "preprocessing (a mapping)"
     elif not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
-        missing = "class names as a list of strings"
+        missing = "class names (a list of strings)"
     else:
         return metadata
     raise HfclsError(

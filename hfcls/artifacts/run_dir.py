@@ -127,20 +127,9 @@ def prune_checkpoints(work_dir: Path, max_keep: int | None, best_epoch: int | No
         remove(folder)
 
 
-def resolve_resume(resume_from: str | None, work_dir: Path, restart: bool = False) -> Path | None:
+def resolve_resume(resume_from: str | None, work_dir: Path) -> Path | None:
     """The checkpoint folder `resume_from` means ("auto": the newest intact one); without it, make sure
-    the work dir holds no earlier run, which a new one would overwrite; with `restart`, move the
-    earlier run's files aside (`set_aside`) so that a new one starts there."""
-    if restart:
-        if resume_from is not None:
-            raise HfclsError(
-                "restart and resume_from exclude each other: restart starts the run over (the earlier "
-                "files moved aside); resume_from continues it",
-                param="restart",
-            )
-        if os.environ.get("RANK", "0") == "0":  # the job's rank 0 moves them; the others write nothing there
-            set_aside(work_dir)
-        return None
+    the work dir holds no earlier run, which a new one would overwrite."""
     if resume_from is None:
         check_fresh_work_dir(work_dir)
         return None
@@ -214,6 +203,18 @@ def aside_folder(work_dir: Path) -> Path:
     return Path(work_dir) / PREVIOUS / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+def start_over(work_dir: Path, resume_from: str | None) -> Path | None:
+    """--restart: a new run where an earlier one left files, which `set_aside` moves first (on the job's
+    rank 0; the other processes write nothing in the work dir). Returns where they went, or None."""
+    if resume_from is not None:
+        raise HfclsError(
+            "restart and resume_from exclude each other: restart starts the run over (the earlier files "
+            "moved aside); resume_from continues it",
+            param="restart",
+        )
+    return set_aside(work_dir) if os.environ.get("RANK", "0") == "0" else None
+
+
 def set_aside(work_dir: Path) -> Path | None:
     """Move every file an earlier run left in `work_dir` (recipe, logs, metrics, checkpoints, exports)
     into `aside_folder`, renamed, never copied or deleted; return it (None when there was nothing)."""
@@ -227,7 +228,6 @@ def set_aside(work_dir: Path) -> Path | None:
     aside.mkdir(parents=True)
     for entry in entries:
         entry.rename(aside / entry.name)
-    logger.warning("--restart: moved the earlier run's %s to %s", ", ".join(e.name for e in entries), aside)
     return aside
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 
 from hfcls.data.decode import DECODE_ERRORS, decode, image_bytes
 from hfcls.errors import HfclsError
-from hfcls.files import check_output, publish_folder, temporary_folder
+from hfcls.files import check_output, is_occupied, publish_folder, temporary_folder
 
 SLOTS = 3  # digits a multi-label canvas has room for
 
@@ -66,8 +67,10 @@ def check_split_folders(root: Path, splits, overwrite: bool) -> None:
 
 @contextmanager
 def split_folder(folder: Path):
-    """A new folder the block fills, swapped in whole for `folder` at its end (a folder there before,
-    replaced); a failure leaves `folder` as it was."""
+    """A new folder the block fills, renamed to `folder` at its end; a failure leaves `folder` as it was.
+    A folder that holds files (--overwrite) is swapped out whole, durably (hfcls.files.publish_folder);
+    a new one is only renamed into place: flushing thousands of small images one by one would cost more
+    than writing them, and nothing of the user's is at stake there."""
     tmp = temporary_folder(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -76,7 +79,10 @@ def split_folder(folder: Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    publish_folder(tmp, folder)
+    if is_occupied(folder):
+        publish_folder(tmp, folder)
+    else:
+        os.replace(tmp, folder)  # over an empty folder, or none
 
 
 def prepare_digits(root, val_fraction=0.2, seed=0, keep: dict | None = None, overwrite: bool = False) -> dict:

@@ -26,6 +26,7 @@ from hfcls.artifacts.run_dir import (
     prune_checkpoints,
     resolve_resume,
     restore_rows,
+    start_over,
 )
 from hfcls.data.decode import check_bad_images
 from hfcls.engine.dist import whole_state_dict
@@ -77,12 +78,15 @@ def fit(
         )
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    resume = resolve_resume(resume_from, work_dir, restart)
+    aside = start_over(work_dir, resume_from) if restart else None  # before log.txt is opened: it moves too
+    resume = None if restart else resolve_resume(resume_from, work_dir)
     if recipe.train.deterministic:
         # cuBLAS refuses deterministic mode without a fixed workspace; read when CUDA starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with accelerator_session(recipe, work_dir) as accelerator:
         setup_logging(work_dir, accelerator.is_main_process)
+        if aside is not None:
+            logger.warning("--restart: the earlier run's files are in %s, as they were", aside)
         run = build_run(recipe, work_dir, accelerator, validate=validate, load_from=load_from)
         state = start(run, resume)
         if accelerator.is_main_process:  # once the recipe is known to run: a refused resume keeps the old one

@@ -63,7 +63,9 @@ def test_hfcls_train(trained, tmp_path, command):
 def test_hfcls_prepare(tmp_path, command):
     assert "wrote digits" in ok(run("hfcls-prepare", "digits", tmp_path / "digits"))
     assert len(list((tmp_path / "digits" / "val").glob("*/*.png"))) == 360
-    user_error(command("hfcls-prepare", "digits", tmp_path / "digits"), "digits is a non-empty folder already", "--overwrite")
+    user_error(
+        command("hfcls-prepare", "digits", tmp_path / "digits"), "digits is a non-empty folder already", "--overwrite"
+    )
     # shrink: a recipe's splits as parquet shards of smaller images, read back by a disk source.
     recipe = write_recipe(
         tmp_path / "r.yaml",
