@@ -148,8 +148,12 @@ def resolve_resume(resume_from: str | None, work_dir: Path) -> Path | None:
     return path
 
 
-# What each stop says about the way forward.
-RESTART_HINT = "pass --restart to start the run over (its files are moved aside to {aside}/<time>, nothing is deleted)"
+def restart_hint(work_dir: Path) -> str:
+    """The way forward every stop at an earlier run's files names."""
+    return (
+        f"pass --restart to start the run over (its files are moved aside to {Path(work_dir) / PREVIOUS}/<time>, "
+        "nothing is deleted), or choose another --work-dir"
+    )
 
 
 def newest_checkpoint(work_dir: Path) -> Path:
@@ -161,7 +165,7 @@ def newest_checkpoint(work_dir: Path) -> Path:
         return intact[-1][1]
     found = f"only {len(damaged)} damaged (first: {damaged[0]})" if damaged else "none"
     forward = (
-        RESTART_HINT.format(aside=Path(work_dir) / PREVIOUS) + ", or choose another --work-dir"
+        restart_hint(work_dir)
         if earlier_results(work_dir)
         else "start without --resume-from (nothing was trained here yet)"
     )
@@ -177,17 +181,13 @@ def check_fresh_work_dir(work_dir: Path) -> None:
     if intact:
         raise HfclsError(
             f"work dir {work_dir} already holds checkpoints (newest: {intact[-1][1].name}); pass "
-            "--resume-from auto (or --resume) to continue that run, "
-            + RESTART_HINT.format(aside=Path(work_dir) / PREVIOUS)
-            + ", or choose another --work-dir"
+            f"--resume-from auto (or --resume) to continue that run, {restart_hint(work_dir)}"
         )
     left = earlier_results(work_dir)
     if left:
         raise HfclsError(
             f"work dir {work_dir} holds the results of an earlier run ({', '.join(left)}) but no checkpoint "
-            "to continue it from; nothing was changed: "
-            + RESTART_HINT.format(aside=Path(work_dir) / PREVIOUS)
-            + ", or choose another --work-dir"
+            f"to continue it from; nothing was changed: {restart_hint(work_dir)}"
         )
 
 
