@@ -70,6 +70,7 @@ def test_overwrite_replaces_an_earlier_staging_whole(run, tmp_path):
         "config.json",
         "model.safetensors",
         "preprocessor_config.json",
+        "training_record.json",  # which weights these are: epoch, step, validation metrics
     ]
     assert "me/second" in (out / "README.md").read_text()
     assert (out / "model.safetensors").read_bytes() == (run / "best" / "model.safetensors").read_bytes()

@@ -56,6 +56,7 @@ def test_run_ends_with_a_hashed_file_of_the_final_weights(run):
         "config.json",
         "model.safetensors",
         "preprocessor_config.json",
+        "training_record.json",
         "cifar_resnet.py",
     }
     assert (
@@ -168,7 +169,7 @@ def test_a_bare_weights_file_publishes_with_its_recipe(run, tmp_path):
 
 def test_unregistered_architecture_is_named(tmp_path):
     unsigned = tmp_path / "unsigned.safetensors"
-    metadata = {"config": {"model_type": "not_registered_net"}, "class_names": ["a"]}
+    metadata = {"config": {"model_type": "not_registered_net"}, "class_names": ["a"], "preprocessor": {}}
     save_file({"w": torch.zeros(1)}, unsigned, metadata={"hfcls": json.dumps(metadata)})
     published = unsigned.rename(tmp_path / f"net-{file_sha256(unsigned)[:8]}.safetensors")
     with pytest.raises(HfclsError, match="model_type 'not_registered_net' is not registered with transformers"):

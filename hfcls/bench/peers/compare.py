@@ -60,8 +60,6 @@ def work_of(recipe) -> dict:
             f"the recipe has optim.type={optim.type}, schedule.type={schedule.type}"
         )
     size, pad = train_crop(data.train_pipeline)
-    for split, spec in zip(("train", "val"), folders):
-        check_full_batch(split, spec["path"], data.batch_size)
     return {
         "train_dir": folders[0]["path"],
         "val_dir": folders[1]["path"],
@@ -80,17 +78,19 @@ def work_of(recipe) -> dict:
     }
 
 
-def check_full_batch(split: str, folder: str, batch_size: int) -> None:
+def check_full_batches(work: dict) -> None:
     """The peers drop an incomplete last batch, in evaluation too (the Trainer's dataloader_drop_last):
     a split smaller than one batch would leave a peer nothing to train or evaluate on."""
-    if not Path(folder).is_dir():
-        raise HfclsError(f"--peers: data.{split}.path {folder} is not a folder; prepare the data or fix the path")
-    images = sum(len(files) for files in class_folder_images(Path(folder), IMAGE_EXTENSIONS).values())
-    if images < batch_size:
-        raise HfclsError(
-            f"--peers: data.{split} ({folder}) has {images} images, fewer than one batch of data.batch_size "
-            f"{batch_size}, and the peers drop incomplete batches; lower data.batch_size to {images} or less"
-        )
+    for split in ("train", "val"):
+        folder, batch_size = Path(work[f"{split}_dir"]), work["batch_size"]
+        if not folder.is_dir():
+            raise HfclsError(f"--peers: data.{split}.path {folder} is not a folder; prepare the data or fix the path")
+        images = sum(len(files) for files in class_folder_images(folder, IMAGE_EXTENSIONS).values())
+        if images < batch_size:
+            raise HfclsError(
+                f"--peers: data.{split} ({folder}) has {images} images, fewer than one batch of data.batch_size "
+                f"{batch_size}, and the peers drop incomplete batches; lower data.batch_size to {images} or less"
+            )
 
 
 def train_crop(pipeline: list) -> tuple:
@@ -404,6 +404,7 @@ def compare(recipe, peers=PEERS, *, timm_train=None, rounds: int = 2, load: int 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if timm_train is not None:  # the checkout's own timm package, as its train.py expects
         env["PYTHONPATH"] = os.pathsep.join([str(Path(timm_train).resolve().parent), env.get("PYTHONPATH", "")])
+    check_full_batches(work_of(recipe))
     compared = tools(recipe, peers, timm_train, list(overrides))
     runs = {name: [] for name, _, _ in compared}
     with busy(load), tempfile.TemporaryDirectory() as scratch:
