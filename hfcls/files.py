@@ -199,14 +199,10 @@ def check_output(path, overwrite: bool = False, *, kind: str = "file", what: str
     it (a flag); `param`, the library parameter it is (hfcls.errors.HfclsError)."""
     path = Path(path)
     if kind == "file" and path.is_dir():
-        raise HfclsError(
-            f"{what} {path} is a folder, and a file is written there; nothing was written: name a file "
-            f"(e.g. {path / ('out' + (path.suffix or '.png'))})",
-            param=param,
-        )
+        raise HfclsError(f"{what} {path} is a folder where a file goes; nothing was written: name a file", param=param)
     if kind == "folder" and path.exists() and not path.is_dir():
         raise HfclsError(
-            f"{what} {path} is a file, and a folder is written there; nothing was written: name a folder",
+            f"{what} {path} is a file where a folder goes; nothing was written: name a folder",
             param=param,
         )
     if kind != "stem":

@@ -147,9 +147,9 @@ def test_the_output_rule_checks_the_kind_of_place_whatever_overwrite_says(tmp_pa
     (tmp_path / "folder").mkdir()
     (tmp_path / "file.png").write_text("mine")
     for overwrite in (False, True):
-        with pytest.raises(HfclsError, match=r"^--out \S*folder is a folder, and a file is written there"):
+        with pytest.raises(HfclsError, match=r"^--out \S*folder is a folder where a file goes"):
             check_output(tmp_path / "folder", overwrite)
-        with pytest.raises(HfclsError, match=r"^--out \S*file.png is a file, and a folder is written there"):
+        with pytest.raises(HfclsError, match=r"^--out \S*file.png is a file where a folder goes"):
             check_output(tmp_path / "file.png", overwrite, kind="folder")
         with pytest.raises(HfclsError, match="file.png is not a folder"):
             check_output(tmp_path / "file.png" / "x.png", overwrite)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from hfcls.cli.types import Output
 from hfcls.errors import HfclsError
-from hfcls.files import STORAGE_ERRNOS
+from hfcls.files import STORAGE_ERRNOS, check_output
 
 # The --help of every command that reads a recipe says what custom_imports does.
 RECIPE_RUNS_CODE = (
@@ -85,8 +85,6 @@ class CommandParser(argparse.ArgumentParser):
         work: what exists is refused unless --overwrite; a folder where a file is written, or the
         reverse, and a place that cannot be written are refused. `kinds`: {dest: kind} where the
         kind depends on other arguments. Returns `args`."""
-        from hfcls.files import check_output
-
         for action in self.output_actions(args):
             path = getattr(args, action.dest, None)
             if path is None:
