@@ -7,9 +7,8 @@ has a `model-index` with the validation accuracies as fractions (what the Hub sh
 record, beside its weights: hfcls.artifacts.describe.training_record), its run's recipe, the
 class names, a `transformers.pipeline` snippet and the hfcls version; the recipe is read from
 the work dir the artifact sits in (found by `hfcls.artifacts.run_dir.work_dir_of`), or from
-`work_dir`. Any artifact the
-reader knows can be pushed: a Hugging Face folder is copied as it is, anything
-else is written as one first. `stage` writes the exact folder that would be
+`work_dir`. Any artifact the reader knows can be pushed: a Hugging Face folder is copied as it
+is, anything else is written as one first. `stage` writes the exact folder that would be
 uploaded. `train.push_to_hub: REPO_ID` in a recipe pushes the published model
 at the end of training.
 """
