@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hfcls.artifacts.checkpoint import checked_state
 from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, RECORD_FILE, image_processor, processor_from_dict
+from hfcls.artifacts.metadata import parse_metadata
 from hfcls.artifacts.run_dir import METADATA_KEY, RECIPE_FILE
 from hfcls.artifacts.weights import Artifact, inspect_artifact, trusts_remote_code
 from hfcls.errors import HfclsError
@@ -115,32 +116,6 @@ def safetensors_metadata(path, required: bool = True) -> dict | None:
             "or publish it with hfcls-publish"
         )
     return None if raw is None else parse_metadata(raw, path)
-
-
-def parse_metadata(raw: str, path) -> dict:
-    """The `hfcls` metadata of a published file or an .onnx graph, checked before anything uses it:
-    JSON holding the model config (a mapping with a model_type), the class names and the preprocessing."""
-    try:
-        metadata = json.loads(raw)
-    except ValueError as error:
-        raise HfclsError(
-            f"{path}: its hfcls metadata is not JSON ({error}); the file is damaged or was "
-            "altered: publish (or export) it again"
-        ) from None
-    config = metadata.get("config") if isinstance(metadata, dict) else None
-    names = metadata.get("class_names", []) if isinstance(metadata, dict) else None
-    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
-        missing = "model config (a mapping naming its model_type)"
-    elif not isinstance(metadata.get("preprocessor"), dict):
-        missing = "preprocessing (a mapping)"
-    elif not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
-        missing = "class names (a list of strings)"
-    else:
-        return metadata
-    raise HfclsError(
-        f"{path}: its hfcls metadata has no {missing}; the file is damaged or was altered: "
-        "publish (or export) it again with hfcls"
-    )
 
 
 def training_record(path) -> dict | None:

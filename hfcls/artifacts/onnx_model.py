@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from hfcls.artifacts.describe import parse_metadata
+from hfcls.artifacts.metadata import parse_metadata
 from hfcls.artifacts.run_dir import METADATA_KEY
 from hfcls.data.decode import MAX_IMAGE_PIXELS
 from hfcls.errors import HfclsError

@@ -1,12 +1,12 @@
 """What an artifact says about itself, checked before use: the training record best/ and latest/ carry (and
-published folders copy), a metadata's model config and class count, a preprocessor's sizes."""
+published folders copy), a preprocessor's sizes."""
 
 import json
 import shutil
 
 import pytest
 
-from hfcls.artifacts.describe import parse_metadata, training_record
+from hfcls.artifacts.describe import training_record
 from hfcls.artifacts.publish import publish
 from hfcls.errors import HfclsError
 from hfcls.predict.inputs import exported_inputs
@@ -35,19 +35,6 @@ def test_a_damaged_record_is_one_line(two_epoch_run, tmp_path, content):
     (folder / "training_record.json").write_text(content)
     with pytest.raises(HfclsError, match=r"training_record.json .*the export is damaged: export it again"):
         training_record(folder)
-
-
-@pytest.mark.parametrize(
-    "metadata, message",
-    [
-        ("[1, 2]", "has no model config"),
-        ('{"config": {"model_type": "resnet"}, "class_names": ["a"]}', "has no preprocessing"),
-        ('{"config": {"model_type": "resnet"}, "preprocessor": {}, "class_names": "ab"}', "has no class names"),
-    ],
-)
-def test_metadata_is_checked_before_use(metadata, message):
-    with pytest.raises(HfclsError, match=f"^x.onnx: its hfcls metadata {message}"):
-        parse_metadata(metadata, "x.onnx")
 
 
 @pytest.mark.parametrize(
