@@ -79,6 +79,11 @@ def bad(two_epoch_run, tmp_path_factory) -> dict:
     config.update(size={"shortest_edge": 60000}, crop_size={"height": 60000, "width": 60000})
     (bomb / "preprocessor_config.json").write_text(json.dumps(config))
 
+    labels = shutil.copytree(two_epoch_run / "best", root / "four_labels")  # a head of 3, a 4th name
+    config = json.loads((labels / "config.json").read_text())
+    config["id2label"]["5"] = "wolf"
+    (labels / "config.json").write_text(json.dumps(config))
+
     published = next((two_epoch_run / "publish").glob("*.safetensors"))
     metadata = json.dumps(safetensors_metadata(published))  # a 3-class tiny ResNet's config and preprocessing
     graphs = root / "graphs"
@@ -132,6 +137,12 @@ CASES = [
         "hfcls-demo",
         ["{image}", "{root}/bomb_model"],
         ["bomb_model", "size 60000", "3,600,000,000 pixels", "data.max_image_pixels"],
+    ),
+    (
+        "config.json naming a class its head lacks",
+        "hfcls-demo",
+        ["{image}", "{root}/four_labels"],
+        ["four_labels/config.json", "num_labels 4", "[0, 1, 2, 5]"],
     ),
     (
         ".onnx data at ../ (hfcls-eval)",
