@@ -47,12 +47,41 @@ def fsync_tree(folder) -> None:
         fsync_path(root)
 
 
+def open_own(path, flags: int, mode: int = 0o644) -> int:
+    """os.open of a file hfcls keeps in a folder of its own (a lock, a state file, a temporary file)
+    that never follows a symbolic link: a link planted there would have hfcls write into the file
+    it points at. A link, or a folder, where the file belongs is one line naming it."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+            raise HfclsError(
+                f"{path} is a symbolic link (to {os.readlink(path)}); hfcls writes its own files there and "
+                "never follows a link: remove the link, or choose another folder"
+            ) from None
+        if error.errno == errno.EISDIR or (
+            error.errno == errno.EEXIST and not os.path.islink(path) and os.path.isdir(path)
+        ):
+            raise HfclsError(
+                f"{path} is a folder where hfcls keeps a file; move it away, or choose another folder"
+            ) from None
+        raise
+
+
+def new_temporary(path) -> int:
+    """An fd of a fresh, empty temporary file at `path` (O_EXCL: created now, by this call): a file
+    left there by an earlier, killed write is removed first; a link there is removed, never followed."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        os.unlink(path)
+    return open_own(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+
 def write_atomic(path, content) -> None:
     """Replace `path` with `content` (str or bytes): a reader sees the old file or the new one."""
     path = Path(path)
     data = content.encode() if isinstance(content, str) else content
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with os.fdopen(new_temporary(tmp), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -61,11 +90,29 @@ def write_atomic(path, content) -> None:
 
 
 def append_line(path, line: str) -> None:
-    """Append one line and flush it to the disk before returning."""
-    with open(path, "a") as f:
+    """Append one line and flush it to the disk before returning (never through a symbolic link)."""
+    with os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a") as f:
         f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+@contextmanager
+def replacing(path):
+    """Write `path` whole or not at all: the block writes the temporary path it is given (which keeps
+    `path`'s suffix, from which writers such as matplotlib pick the format), and that file then
+    replaces `path`. A failure leaves whatever `path` held before."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    try:
+        yield tmp
+        publish_file(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def publish_file(tmp, path) -> None:
@@ -139,6 +186,28 @@ def check_new_output(path, overwrite: bool, what: str = "--out", param: str | No
         f"{what} {path} is {kind} already; nothing was written: choose a new path, or pass --overwrite to replace it",
         param=param,
     )
+
+
+def check_output(path, overwrite: bool = False, *, kind: str = "file", what: str = "--out", param=None) -> None:
+    """The one rule for every path a command writes, applied before any work starts.
+
+    `kind`: "file", a file to write (a folder there is refused, `overwrite` or not); "folder", a
+    folder to fill (a file there is refused); "stem", the start of names completed later
+    (OUT-<hash>.safetensors: those are checked when the hash is known). Something already there
+    (a file, or a folder with anything in it) is refused unless `overwrite`. The place must take a
+    file: its nearest existing folder writable, with room. `what` names the path as the user gave
+    it (a flag); `param`, the library parameter it is (hfcls.errors.HfclsError)."""
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise HfclsError(f"{what} {path} is a folder where a file goes; nothing was written: name a file", param=param)
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise HfclsError(
+            f"{what} {path} is a file where a folder goes; nothing was written: name a folder",
+            param=param,
+        )
+    if kind != "stem":
+        check_new_output(path, overwrite, what, param=param)
+    check_writable(path if kind == "folder" else path.parent, f"{what} {path}", param=param)
 
 
 def check_writable(folder, what: str, param: str | None = None) -> None:

@@ -30,7 +30,7 @@ from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.engine.precision import check_mixed_precision
 from hfcls.errors import HfclsError
 from hfcls.extras import pyplot
-from hfcls.files import check_new_output, write_atomic
+from hfcls.files import check_new_output, replacing, write_atomic
 from hfcls.labels import MULTI_LABEL, class_names_of, problem_type_of_model
 from hfcls.predict.forward import forward_batch
 from hfcls.predict.inputs import ModelInputs, exported_inputs
@@ -224,7 +224,7 @@ def pipeline(
         settings = {"channels_last": recipe.train.channels_last, "mixed_precision": recipe.train.mixed_precision}
         max_pixels = recipe.data.max_image_pixels
     processor = preprocessor(artifact, recipe).to_dict()
-    transform, inputs = exported_inputs(processor, str(artifact), device, **settings)
+    transform, inputs = exported_inputs(processor, str(artifact), device, **settings, max_pixels=max_pixels)
     return ImageClassifier(
         classifier,
         transform,
@@ -297,8 +297,8 @@ def draw_prediction(image_path: str, predictions: list, out: Path) -> None:
     ax.axis("off")
     ax.set_title("\n".join(f"{p['label']}: {p['score']:.3f}" for p in predictions), fontsize=10)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    with replacing(out) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -348,14 +348,12 @@ def save_predictions(results: list, path) -> Path:
     path = Path(path)
     if path.suffix not in PREDICTION_FILES:
         raise HfclsError(f"{path}: predictions are written as {' or '.join(PREDICTION_FILES)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".json":
-        path.write_text(
-            json.dumps([{"path": file, "predictions": predictions} for file, predictions in results], indent=1)
-        )
+        rows = [{"path": file, "predictions": predictions} for file, predictions in results]
+        write_atomic(path, json.dumps(rows, indent=1))
         return path
     k = max((len(predictions) for _, predictions in results), default=0)
-    with open(path, "w", newline="") as handle:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", *(f"{column}_{rank}" for rank in range(1, k + 1) for column in ("label", "score"))])
         for file, predictions in results:

@@ -25,6 +25,20 @@ def label_maps(class_names: list, problem_type: str = SINGLE_LABEL) -> dict:
     return maps
 
 
+def check_label_maps(config, where: str) -> None:
+    """A config's classes: id2label names exactly the ids 0..num_labels-1, so that every output of the
+    head has a name and every name an output. What a model file declares is checked before use."""
+    from hfcls.errors import HfclsError
+
+    ids = sorted(getattr(config, "id2label", None) or {})
+    if config.num_labels < 1 or ids != list(range(config.num_labels)):
+        raise HfclsError(
+            f"{where}: its config declares num_labels {config.num_labels} but names the classes "
+            f"{ids[:5]}{'...' if len(ids) > 5 else ''} (id2label); a model file names each of its "
+            "outputs once: the file is damaged or was altered, export it again"
+        )
+
+
 def class_names_of(model) -> list:
     """The class names a model's config gives, in class-id order."""
     return [model.config.id2label[i] for i in range(model.config.num_labels)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import datasets
 import transformers
 
 from hfcls.errors import HfclsError
-from hfcls.files import append_line
+from hfcls.files import append_line, open_own
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -43,6 +44,11 @@ class RunLogFile(logging.FileHandler):
 
     failed = False
 
+    def _open(self):
+        # logging's opener (FileHandler has no public hook), without following a link planted at log.txt
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        return os.fdopen(open_own(self.baseFilename, flags), self.mode, encoding=self.encoding, errors=self.errors)
+
     def handleError(self, record):
         if not self.failed:
             self.failed = True
@@ -56,8 +62,9 @@ def append_jsonl(path: Path, row: dict) -> None:
     append_line(path, json.dumps(row))
 
 
-def read_jsonl(path: Path) -> list:
-    """The rows of a file a killed process may have left mid-line: a torn last line is left out."""
+def read_jsonl(path: Path, torn_hint: str | None = None) -> list:
+    """The rows of a file a killed process may have left mid-line: a torn last line is left out, and
+    named in one warning (with `torn_hint`, what repairs it; None: the caller is repairing it)."""
     lines = Path(path).read_text().splitlines(keepends=True)
     rows = []
     for number, line in enumerate(lines, 1):
@@ -66,8 +73,15 @@ def read_jsonl(path: Path) -> list:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as error:
-            if number == len(lines) and not line.endswith("\n"):
-                break  # the write of the last row was cut short
+            if number == len(lines) and not line.endswith("\n"):  # the write of the last row was cut short
+                if torn_hint is not None:
+                    logging.getLogger(__name__).warning(
+                        "%s line %d is torn (its write was cut short: a kill or a full disk) and is left out; %s",
+                        path,
+                        number,
+                        torn_hint,
+                    )
+                break
             raise HfclsError(
                 f"{path} line {number} is not a JSON row ({error.msg}); remove or repair that line"
             ) from None

@@ -7,10 +7,13 @@ import pytest
 
 from hfcls.errors import HfclsError
 from hfcls.files import (
+    append_line,
     check_new_output,
+    check_output,
     check_writable,
     publish_folder,
     publish_links,
+    replacing,
     storage_cause,
     storage_errors,
     write_atomic,
@@ -94,7 +97,7 @@ def test_publish_links_interrupted_leaves_the_old_copy_and_is_redone(tmp_path, w
 
 
 WRITE_ATOMIC_WINDOWS = [
-    ("opening the temporary", [("open", r"\.r\.json\.tmp w$")], "old"),
+    ("opening the temporary", [("open", r"\.r\.json\.tmp None$")], "old"),
     ("the temporary written, not yet renamed", [("os.rename", r"\.r\.json\.tmp ")], "old"),
     ("renamed, the folder not yet flushed", [("os.rename", r"\.r\.json\.tmp "), ("open", r" None$")], "new"),
 ]
@@ -138,6 +141,48 @@ def test_an_existing_output_is_refused_unless_overwrite(tmp_path):
         check_new_output(tmp_path / "file", overwrite=False)
     check_new_output(tmp_path / "file", overwrite=True)
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_the_output_rule_checks_the_kind_of_place_whatever_overwrite_says(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.png").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(HfclsError, match=r"^--out \S*folder is a folder where a file goes"):
+            check_output(tmp_path / "folder", overwrite)
+        with pytest.raises(HfclsError, match=r"^--out \S*file.png is a file where a folder goes"):
+            check_output(tmp_path / "file.png", overwrite, kind="folder")
+        with pytest.raises(HfclsError, match="file.png is not a folder"):
+            check_output(tmp_path / "file.png" / "x.png", overwrite)
+    with pytest.raises(HfclsError, match=r"file.png is a file already; nothing was written: .*--overwrite"):
+        check_output(tmp_path / "file.png")
+    check_output(tmp_path / "file.png", overwrite=True)
+    check_output(tmp_path / "folder" / "new.png")
+    check_output(tmp_path / "file.png", kind="stem")  # OUT of OUT-<hash>: the names are checked when known
+    assert (tmp_path / "file.png").read_text() == "mine"
+
+
+def test_a_link_where_hfcls_keeps_its_own_file_is_refused_never_followed(tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("mine")
+    (tmp_path / "metrics.jsonl").symlink_to(victim)
+    with pytest.raises(HfclsError, match=r"metrics.jsonl is a symbolic link \(to \S*notes.txt\)"):
+        append_line(tmp_path / "metrics.jsonl", "{}")
+    (tmp_path / ".r.json.tmp").symlink_to(victim)  # a temporary left by a killed write is replaced, not followed
+    write_atomic(tmp_path / "r.json", "new")
+    assert victim.read_text() == "mine" and (tmp_path / "r.json").read_text() == "new"
+
+
+def test_replacing_keeps_the_earlier_file_when_the_write_fails(tmp_path):
+    path = tmp_path / "curves.png"
+    path.write_text("earlier")
+    with pytest.raises(RuntimeError), replacing(path) as tmp:
+        assert tmp.suffix == ".png"  # writers pick the format from it
+        tmp.write_text("half")
+        raise RuntimeError("disk gone")
+    assert path.read_text() == "earlier" and sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
+    with replacing(path) as tmp:
+        tmp.write_text("new")
+    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
 
 
 def test_a_library_error_is_traced_to_the_full_disk_it_hit(tmp_path):

@@ -50,6 +50,8 @@ def test_each_recipe_sets_the_fast_small_image_training(path):
     assert recipe.schedule.type == "linear" and recipe.schedule.warmup_epochs == 1  # one cycle: up, then down to 0
     assert recipe.train.mixed_precision == "bf16" and recipe.train.channels_last
     assert recipe.model.config["model_type"] == "small_convnet"
+    # A run killed midway resumes: a checkpoint at least every 5 epochs, and before the last one.
+    assert recipe.checkpoint.interval <= min(5, recipe.train.epochs // 2)
 
 
 def data_overrides(stem, root, digits_dir):

@@ -22,6 +22,7 @@ from PIL import Image
 from hfcls.analysis.figures import pyplot, save_figure
 from hfcls.errors import HfclsError
 from hfcls.evaluation.results import read_results
+from hfcls.files import replacing
 
 OUT_ITEMS_HINT = "write it with hfcls-eval RECIPE CHECKPOINT --out FILE --out-items metrics pred"
 
@@ -83,7 +84,7 @@ def confusion_pairs(records: list) -> list:
 
 
 def write_pairs(pairs: list, names: list, path: Path) -> Path:
-    with open(path, "w", newline="") as handle:
+    with replacing(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["true", "predicted", "count"])
         writer.writerows([names[t], names[p], c] for t, p, c in pairs)

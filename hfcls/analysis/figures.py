@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hfcls import extras
+from hfcls.files import replacing
 
 
 def pyplot():
@@ -13,10 +14,10 @@ def pyplot():
 
 
 def save_figure(fig, out) -> Path:
-    """Write `fig` to `out` (creating its folder) and free it."""
+    """Write `fig` to `out` (creating its folder), whole or not at all, and free it."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    with replacing(out) as tmp:
+        fig.savefig(tmp, dpi=100)
     pyplot().close(fig)
     return out

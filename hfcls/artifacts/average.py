@@ -19,8 +19,11 @@ from hfcls.artifacts.weights import inspect_artifact, load_state_dict
 from hfcls.errors import HfclsError
 
 
-def average_checkpoints(sources: list, out, *, use_ema: bool | None = None, date: bool = False, recipe=None) -> Path:
-    """Average the weights of `sources` (2 or more artifacts of one architecture) into OUT-<hash>."""
+def average_checkpoints(
+    sources: list, out, *, use_ema: bool | None = None, date: bool = False, recipe=None, overwrite: bool = False
+) -> Path:
+    """Average the weights of `sources` (2 or more artifacts of one architecture) into OUT-<hash>
+    (refused where it exists, unless `overwrite`)."""
     if len(sources) < 2:
         raise HfclsError("averaging needs at least two checkpoints")
     artifacts = [inspect_artifact(source) for source in sources]
@@ -39,7 +42,7 @@ def average_checkpoints(sources: list, out, *, use_ema: bool | None = None, date
     }
     model = load_model(artifacts[-1], use_ema=use_ema, recipe=recipe)
     model.load_state_dict(averaged)
-    return write_published(model, preprocessor(artifacts[-1], recipe), Path(out), date)
+    return write_published(model, preprocessor(artifacts[-1], recipe), Path(out), date, overwrite)
 
 
 def check_same_architecture(first, config, state: dict, others: list, recipe, use_ema) -> None:

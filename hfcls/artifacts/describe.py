@@ -8,15 +8,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, image_processor, processor_from_dict
+from hfcls.artifacts.checkpoint import checked_state
+from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, RECORD_FILE, image_processor, processor_from_dict
+from hfcls.artifacts.metadata import parse_metadata
 from hfcls.artifacts.run_dir import METADATA_KEY, RECIPE_FILE
 from hfcls.artifacts.weights import Artifact, inspect_artifact, trusts_remote_code
 from hfcls.errors import HfclsError
+from hfcls.labels import check_label_maps
 
 
 def model_config(path, recipe=None):
     """The artifact's model config (architecture and class names); a bare weights file takes the recipe's."""
-    from transformers import AutoConfig
+    from transformers import CONFIG_MAPPING, AutoConfig
 
     import hfcls.modeling  # noqa: F401  hfcls's own architectures, registered with the Auto classes
     from hfcls.models import architecture_config, remote_code_refused
@@ -25,18 +28,26 @@ def model_config(path, recipe=None):
     if artifact.kind in ("hf", "checkpoint"):
         folder = described_folder(artifact)
         with remote_code_refused(folder, str(artifact)):
-            return AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
+        check_label_maps(config, f"{folder / CONFIG_FILE}")
+        return config
     metadata = own_metadata(artifact, recipe)
     if metadata is not None:
         config = metadata["config"]
-        try:
-            # from_dict, as from_pretrained reads a config.json: a timm config names its classes in label_names
-            config = type(AutoConfig.for_model(config["model_type"])).from_dict(config)
-        except ValueError:
+        if config["model_type"] not in CONFIG_MAPPING:
             raise HfclsError(
                 f"{artifact}: model_type {config['model_type']!r} is not registered with transformers; "
                 "import the module that defines it first (recipe key custom_imports)"
+            )
+        try:
+            # from_dict, as from_pretrained reads a config.json: a timm config names its classes in label_names
+            config = CONFIG_MAPPING[config["model_type"]].from_dict(config)
+        except (TypeError, ValueError, KeyError) as error:
+            raise HfclsError(
+                f"{artifact}: the model config in its metadata cannot be read ({error}); the file is "
+                "damaged or was altered: publish (or export) it again"
             ) from None
+        check_label_maps(config, str(artifact))
         named = [config.id2label[i] for i in range(config.num_labels)]
         if metadata.get("class_names", named) != named:
             raise HfclsError(
@@ -105,7 +116,36 @@ def safetensors_metadata(path, required: bool = True) -> dict | None:
             f"{path} has no hfcls metadata (model config); pass the recipe it was trained with, "
             "or publish it with hfcls-publish"
         )
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else parse_metadata(raw, path)
+
+
+def training_record(path) -> dict | None:
+    """Which weights an artifact holds, as its run recorded them beside the weights: {"epoch", "step",
+    "metrics" (validation, without the val_ prefix)} from an export's training_record.json or a
+    checkpoint's trainer_state.json; None for what records none (a published or bare .safetensors
+    file, an .onnx graph, an export written before hfcls kept records)."""
+    artifact = inspect_artifact(path)
+    if artifact.kind == "checkpoint":
+        state = checked_state(artifact.path)
+        metrics = {key.removeprefix("val_"): value for key, value in state.row.items() if key.startswith("val_")}
+        return {"epoch": state.epoch, "step": state.step, "metrics": metrics}
+    file = artifact.path / RECORD_FILE
+    if artifact.kind != "hf" or not file.is_file():
+        return None
+    try:
+        record = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise HfclsError(f"{file} is not readable JSON ({error}); the export is damaged: export it again") from None
+    if not (
+        isinstance(record, dict)
+        and all(isinstance(record.get(key), int) and record[key] >= 0 for key in ("epoch", "step"))
+        and isinstance(record.get("metrics"), dict)
+        and all(isinstance(value, (int, float)) for value in record["metrics"].values())
+    ):
+        raise HfclsError(
+            f"{file} does not hold an epoch, a step and numeric metrics; the export is damaged: export it again"
+        )
+    return record
 
 
 def run_recipe(artifact):

@@ -1,15 +1,23 @@
-"""Hugging Face folders: config.json + model.safetensors + preprocessor_config.json.
+"""Hugging Face folders: config.json + model.safetensors + preprocessor_config.json, and the weights'
+own training record.
 
 The preprocessor reproduces the recipe's eval pipeline, so
 `transformers.pipeline("image-classification", model=folder)` predicts what
 hfcls evaluates. For a timm model transformers.pipeline reads config.json's
 `pretrained_cfg` instead (its TimmWrapperImageProcessor, as timm itself does): an export
 writes it from the same processor, so both files describe the preprocessing hfcls ran.
+training_record.json says which weights these are: the epoch and optimizer
+step they were taken at and their validation metrics, `{"epoch": 3, "step": 120, "metrics":
+{"accuracy_top1": 91.2, ...}}`. It is written in the same atomic swap as the weights, so a
+folder's record cannot describe other weights, and whatever reads a run's log (model
+cards, plots, publish) reads which epoch best/ or latest/ holds here, not from the last
+readable line of metrics.jsonl (hfcls.artifacts.describe.training_record reads it).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -20,6 +28,7 @@ from hfcls.timm_models import is_timm
 CONFIG_FILE = "config.json"
 PREPROCESSOR_FILE = "preprocessor_config.json"
 WEIGHTS_FILE = "model.safetensors"  # in Hugging Face folders and Accelerate checkpoints alike
+RECORD_FILE = "training_record.json"
 
 # transformers' image processing is imported where a processor is built: it takes seconds.
 
@@ -69,9 +78,10 @@ def check_exportable(model, data) -> None:
         timm_data_config(kwargs)
 
 
-def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = None) -> None:
+def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = None, record: dict | None = None) -> None:
     """Write the folder atomically and durably: a reader sees the old export or the new one, whole.
-    `state_dict`: the weights, when the model holds only a shard of them (FSDP)."""
+    `state_dict`: the weights, when the model holds only a shard of them (FSDP); `record`: their
+    training record (epoch, step, metrics), written beside them."""
     folder, tmp = Path(folder), temporary_folder(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     with _writing(folder):
@@ -79,7 +89,14 @@ def save_hf_folder(model, processor, folder: Path, state_dict: dict | None = Non
         if is_timm(model):  # its config.json says how transformers.pipeline preprocesses
             exported_config(model, processor).save_pretrained(tmp)
         processor.save_pretrained(tmp)
+        if record is not None:
+            (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1))
         publish_folder(tmp, folder)
+
+
+def weights_record(epoch: int, step: int, metrics: dict) -> dict:
+    """What training_record.json holds: the weights' epoch, optimizer step and validation metrics."""
+    return {"epoch": epoch, "step": step, "metrics": dict(metrics)}
 
 
 def copy_hf_folder(source: Path, folder: Path) -> None:

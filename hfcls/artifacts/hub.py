@@ -8,7 +8,8 @@ a Hub id or a folder of the Hub's cache); `pipeline_tag: image-classification`, 
 `datasets` (a hub source), `license` (train.license) and a widget example: the first validation image,
 staged beside the model as example.png. Its text carries the same metrics, the recipe, the class
 names, a `transformers.pipeline` snippet and the hfcls version. The metrics are a plain dict
-(`card_metrics`: the metrics.jsonl row of the weights) and the recipe comes from the work dir the
+(`card_metrics`: the training record beside the weights, hfcls.artifacts.describe.training_record,
+which cannot describe other weights as the last readable line of metrics.jsonl can) and the recipe comes from the work dir the
 artifact sits in (`hfcls.artifacts.run_dir.work_dir_of`), or from `work_dir`. Any artifact the reader
 knows can be pushed: a Hugging Face folder is copied as it is, anything else is written as one first.
 `stage` writes the exact folder that would be uploaded. `train.push_to_hub: REPO_ID` in a recipe pushes
@@ -28,16 +29,15 @@ import huggingface_hub
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import HfHubHTTPError
 
-from hfcls.artifacts.describe import preprocessor
+from hfcls.artifacts.describe import preprocessor, training_record
 from hfcls.artifacts.export import CONFIG_FILE, save_hf_folder
 from hfcls.artifacts.loading import load_model
-from hfcls.artifacts.run_dir import RECIPE_FILE, read_rows, run_owning
+from hfcls.artifacts.run_dir import RECIPE_FILE, run_owning
 from hfcls.artifacts.space import HFCLS_REQUIREMENT, check_repo_id, space_files, stage_space
 from hfcls.artifacts.weights import inspect_artifact
 from hfcls.errors import HfclsError
-from hfcls.files import check_new_output, folder_written
+from hfcls.files import check_output, folder_written
 from hfcls.labels import MULTI_LABEL
-from hfcls.metrics import best_metric_key
 from hfcls.recipe import load_recipe
 from hfcls.version import __version__
 
@@ -48,29 +48,14 @@ NETWORK_ERRORS = (OSError, HfHubHTTPError, huggingface_hub.errors.HTTPError)
 # ----------------------------------------------------------------------------- the run behind a model
 
 
-def evaluation_row(work_dir: Path, best: bool) -> dict | None:
-    """The metrics.jsonl row that describes the folder's weights: the best epoch for best/,
-    else the last evaluation (latest/ and published folders hold the final weights)."""
-    rows = [row for row in read_rows(work_dir) if any(k.startswith("val_") for k in row)]
-    if not rows:
+def card_metrics(folder: Path) -> dict | None:
+    """What the card reports: the validation metrics of the staged weights as a plain dict, {"epoch": E,
+    "accuracy_top1": 91.2, "loss": 0.3, ...} (as logged: percentages), from the training record beside
+    them; None when it records none."""
+    record = training_record(folder)
+    if record is None or not record["metrics"]:
         return None
-    evaluation = load_recipe(work_dir / RECIPE_FILE).evaluation
-    metrics = {name.removeprefix("val_"): value for name, value in rows[-1].items()}
-    key = f"val_{best_metric_key(evaluation.save_best, metrics)}"
-    if best and all(key in row for row in rows):
-        pick = max if evaluation.rule == "greater" else min
-        return pick(rows, key=lambda row: row[key])
-    return rows[-1]
-
-
-def card_metrics(work_dir: Path | None, best: bool) -> dict | None:
-    """What the card reports: the validation metrics of the weights as a plain dict, {"epoch": E,
-    "accuracy_top1": 91.2, "loss": 0.3, ...} (as logged: percentages), or None when none were recorded.
-    Any source of such a dict (a folder that carries its own metrics) plugs in here."""
-    row = evaluation_row(work_dir, best) if work_dir is not None else None
-    if row is None:
-        return None
-    return {"epoch": row["epoch"], **{k.removeprefix("val_"): v for k, v in row.items() if k.startswith("val_")}}
+    return {"epoch": record["epoch"], **record["metrics"]}
 
 
 # ----------------------------------------------------------------------------- the model card
@@ -286,10 +271,10 @@ def stage(
                 if file.is_file() and file.name != "README.md":
                     shutil.copy2(file, tmp / file.name)
         else:
-            save_hf_folder(load_model(artifact), preprocessor(artifact), tmp)
+            save_hf_folder(load_model(artifact), preprocessor(artifact), tmp, record=training_record(artifact))
         recipe = load_recipe(work_dir / RECIPE_FILE) if work_dir is not None else None
         example = write_example(recipe, tmp) if recipe is not None else None
-        metrics = card_metrics(work_dir, best=artifact.path.name == "best")
+        metrics = card_metrics(tmp)
         (tmp / "README.md").write_text(model_card(tmp, repo_id, work_dir, metrics, example))
     if space_id is not None:
         stage_space(repo_id, space_id, space_folder(out), overwrite, space_requirement)
@@ -338,7 +323,7 @@ def check_stage_target(out: Path, source: Path, overwrite: bool) -> None:
             "never replaces a run's files: choose a new folder",
             param="out",
         )
-    check_new_output(out, overwrite, "out", param="out")
+    check_output(out, overwrite, kind="folder", what="out", param="out")
 
 
 def check_can_upload() -> None:

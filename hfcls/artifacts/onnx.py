@@ -47,6 +47,7 @@ from hfcls.data.build import align_labels, build_datasets
 from hfcls.data.decode import decode
 from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.errors import HfclsError
+from hfcls.files import check_output
 from hfcls.labels import class_names_of, problem_type_of_model
 from hfcls.models import LogitsOnly
 from hfcls.predict.forward import forward_batch
@@ -124,8 +125,7 @@ def export_onnx(
     out = Path(out)
     if out.suffix != ONNX_SUFFIX:
         raise HfclsError(f"{out}: an ONNX file's name ends in {ONNX_SUFFIX}; e.g. {out.with_suffix(ONNX_SUFFIX)}")
-    if out.exists() and not overwrite:
-        raise HfclsError(f"{out} already exists; pass --overwrite to replace it, or choose another name")
+    check_output(out, overwrite, kind="file", what="out", param="out")
     check_quantize(quantize, fp16)
     artifact = inspect_artifact(source)
     recipe = recipe if recipe is not None else run_recipe(artifact)

@@ -19,35 +19,40 @@ import json
 import logging
 from pathlib import Path
 
-from hfcls.artifacts.describe import preprocessor
-from hfcls.artifacts.export import CONFIG_FILE, PREPROCESSOR_FILE, WEIGHTS_FILE, image_processor, save_hf_folder
+from hfcls.artifacts.describe import preprocessor, training_record
+from hfcls.artifacts.export import image_processor, save_hf_folder
 from hfcls.artifacts.loading import load_model
 from hfcls.artifacts.run_dir import HASH_CHARS, METADATA_KEY
 from hfcls.artifacts.weights import file_sha256
-from hfcls.errors import HfclsError
-from hfcls.files import check_new_output, publish_file, storage_errors
+from hfcls.files import check_output, publish_file, storage_errors
 from hfcls.version import __version__
 
 logger = logging.getLogger(__name__)
-
-EXPORT_FILES = {CONFIG_FILE, WEIGHTS_FILE, PREPROCESSOR_FILE}  # what save_hf_folder writes
 
 
 def publish(
     source, out, *, date: bool = False, use_ema: bool | None = None, recipe=None, overwrite: bool = False
 ) -> Path:
     """Publish any artifact to OUT-<hash>.safetensors (+ Hugging Face folder); return the file's path.
-    A bare weights file needs the `recipe` it was trained with. The same weights published
-    again give the same bytes and replace nothing; anything else already there needs `overwrite`."""
+    A bare weights file needs the `recipe` it was trained with. A file or folder of that name already
+    there is refused unless `overwrite` (the same weights publish to the same name)."""
     model = load_model(source, use_ema=use_ema, recipe=recipe)
-    return write_published(model, preprocessor(source, recipe), Path(out), date, overwrite)
+    processor, record = preprocessor(source, recipe), training_record(source)
+    return write_published(model, processor, Path(out), date, overwrite, record=record)
 
 
 def write_published(
-    model, processor, out: Path, date: bool = False, overwrite: bool = False, state_dict: dict | None = None
+    model,
+    processor,
+    out: Path,
+    date: bool = False,
+    overwrite: bool = False,
+    state_dict: dict | None = None,
+    record: dict | None = None,
 ) -> Path:
     """`model` (its weights `state_dict` where it holds only a shard of them) as OUT-<hash>.safetensors
-    and a Hugging Face folder of the same name."""
+    and a Hugging Face folder of the same name, which carries the weights' training `record`. The
+    record stays out of the hashed file: the same weights publish to the same bytes from any form."""
     from safetensors.torch import save_file
 
     out = out.with_name(out.name.removesuffix(".safetensors"))
@@ -67,10 +72,9 @@ def write_published(
         sort_metadata(tmp)
         digest = file_sha256(tmp)
         final = out.parent / f"{stem}-{digest[:HASH_CHARS]}.safetensors"
-        if not overwrite:
-            check_republish(final, digest, custom_code_files(model))
+        check_republish(final, overwrite)
         publish_file(tmp, final)
-    save_hf_folder(model, processor, final.with_suffix(""), state_dict)
+    save_hf_folder(model, processor, final.with_suffix(""), state_dict, record)
     return final
 
 
@@ -90,31 +94,11 @@ def sort_metadata(path: Path) -> None:
         f.write(text.ljust(size))
 
 
-def check_republish(final: Path, digest: str, code_files=frozenset()) -> None:
-    """Refuse to replace a file with other bytes, or a folder holding files an export does not write."""
-    if final.exists() and (not final.is_file() or file_sha256(final) != digest):
-        check_new_output(final, False, "out: the published", param="out")
-    folder = final.with_suffix("")
-    if folder.exists():
-        foreign = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [folder.name]
-        foreign = [name for name in foreign if name not in EXPORT_FILES and name not in code_files]
-        if foreign:
-            raise HfclsError(
-                f"out: {folder} exists and holds files hfcls-publish does not write "
-                f"({', '.join(foreign[:3])}); nothing was written: choose another OUT, or pass "
-                "--overwrite to replace it",
-                param="out",
-            )
-
-
-def custom_code_files(model) -> set:
-    """The module files save_pretrained copies beside config.json for a model registered for the
-    Auto classes' remote code (hfcls.modeling): the model's and its config's."""
-    import inspect
-
-    if getattr(type(model), "_auto_class", None) is None:
-        return set()
-    return {Path(inspect.getfile(cls)).name for cls in (type(model), type(model.config))}
+def check_republish(final: Path, overwrite: bool) -> None:
+    """The output rule (hfcls.files.check_output) on the published file and its folder: the hash is
+    known only now, the first moment their names can be checked, still before either is written."""
+    for path, kind in ((final, "file"), (final.with_suffix(""), "folder")):
+        check_output(path, overwrite, kind=kind, what="out: the published", param="out")
 
 
 def published_metadata(model, processor) -> dict:
@@ -145,7 +129,10 @@ def publish_run(recipe, work_dir: Path, model, state_dict: dict | None = None):
         return None
     # publish/ is the run's own: a resumed run publishes again over what a killed one began.
     out = Path(work_dir) / "publish" / Path(work_dir).name
-    published = write_published(model, image_processor(recipe.data), out, overwrite=True, state_dict=state_dict)
+    record = training_record(Path(work_dir) / "latest")  # the weights latest/ was given last: `model`'s
+    published = write_published(
+        model, image_processor(recipe.data), out, overwrite=True, state_dict=state_dict, record=record
+    )
     logger.info("published %s", published)
     if recipe.train.push_to_hub:
         from hfcls.artifacts.hub import push  # huggingface_hub's client: imported by the runs that push

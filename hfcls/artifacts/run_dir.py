@@ -8,6 +8,7 @@ run an artifact belongs to, which checkpoints it holds, its lock and its metrics
       checkpoints/epoch_E/   after epoch E; step_S/ after optimizer step S mid-epoch (hfcls.artifacts.checkpoint)
       latest/, best/         Hugging Face folders of the evaluated weights (the EMA when there is one)
       publish/<name>-<sha256[:8]>.safetensors (and a Hugging Face folder of the same name)
+      previous/<time>/       an earlier run's files, moved aside by hfcls-train --restart
     anywhere: <name>.onnx from hfcls-export, metadata under the same key as a published file's
 
 A published file's name carries the first 8 hex digits of its own sha256, and
@@ -32,12 +33,13 @@ import os
 import re
 import shutil
 import socket
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
 from hfcls.artifacts.checkpoint import STATE_FILE, TrainState, checked_state, checkpoint_name, read_state, remove
 from hfcls.errors import HfclsError
-from hfcls.files import storage_errors, write_atomic
+from hfcls.files import check_output, open_own, storage_errors, write_atomic
 from hfcls.logs import append_jsonl, read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,16 @@ METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS = "checkpoints"
 EXPORTS = ("latest", "best")
 EXPORT_RESULTS = (*EXPORTS, "publish", METRICS_FILE)  # what a finished run leaves besides its checkpoints
-RUN_NAMES = {RECIPE_FILE, LOCK_FILE, CHECKPOINTS, *EXPORT_RESULTS, "log.txt", "tensorboard"}  # a run's own entries
+PREVIOUS = "previous"  # earlier runs' files, moved aside by --restart (set_aside)
+RUN_NAMES = {
+    RECIPE_FILE,
+    LOCK_FILE,
+    CHECKPOINTS,
+    PREVIOUS,
+    *EXPORT_RESULTS,
+    "log.txt",
+    "tensorboard",
+}  # a run's own entries
 ONNX_SUFFIX = ".onnx"  # hfcls-export's graphs, their metadata under METADATA_KEY
 
 HASH_CHARS = 8
@@ -123,21 +134,7 @@ def resolve_resume(resume_from: str | None, work_dir: Path) -> Path | None:
         check_fresh_work_dir(work_dir)
         return None
     if resume_from == "auto":
-        intact, damaged = scan_checkpoints(work_dir)
-        for error in damaged:
-            logger.warning("--resume-from auto: skipping %s", error)
-        if damaged and not intact:
-            raise HfclsError(
-                f"resume_from auto: no complete checkpoint under {work_dir / CHECKPOINTS}, only "
-                f"{len(damaged)} damaged (first: {damaged[0]}); start again in a new --work-dir",
-                param="resume_from",
-            )
-        if not intact:
-            raise HfclsError(
-                f"resume_from auto: no complete checkpoint under {work_dir / CHECKPOINTS}; start without --resume-from",
-                param="resume_from",
-            )
-        return intact[-1][1]
+        return newest_checkpoint(work_dir)
     path = Path(resume_from)
     if not path.is_dir():
         raise HfclsError(f"resume_from {resume_from}: no such checkpoint folder", param="resume_from")
@@ -151,21 +148,87 @@ def resolve_resume(resume_from: str | None, work_dir: Path) -> Path | None:
     return path
 
 
+def restart_hint(work_dir: Path) -> str:
+    """The way forward every stop at an earlier run's files names."""
+    return (
+        f"pass --restart to start the run over (its files are moved aside to {Path(work_dir) / PREVIOUS}/<time>, "
+        "nothing is deleted), or choose another --work-dir"
+    )
+
+
+def newest_checkpoint(work_dir: Path) -> Path:
+    """--resume-from auto: the newest intact checkpoint; where there is none, the way forward."""
+    intact, damaged = scan_checkpoints(work_dir)
+    for error in damaged:
+        logger.warning("--resume-from auto: skipping %s", error)
+    if intact:
+        return intact[-1][1]
+    found = f"only {len(damaged)} damaged (first: {damaged[0]})" if damaged else "none"
+    forward = (
+        restart_hint(work_dir)
+        if earlier_results(work_dir)
+        else "start without --resume-from (nothing was trained here yet)"
+    )
+    raise HfclsError(
+        f"resume_from auto: no complete checkpoint under {work_dir / CHECKPOINTS} ({found}); {forward}",
+        param="resume_from",
+    )
+
+
 def check_fresh_work_dir(work_dir: Path) -> None:
     """A new run starts only where no earlier run left checkpoints or results."""
-    intact, damaged = scan_checkpoints(work_dir)
+    intact = scan_checkpoints(work_dir)[0]
     if intact:
         raise HfclsError(
             f"work dir {work_dir} already holds checkpoints (newest: {intact[-1][1].name}); pass "
-            "--resume-from auto (or --resume) to continue that run, or choose another --work-dir"
+            f"--resume-from auto (or --resume) to continue that run, {restart_hint(work_dir)}"
         )
-    left = [name for name in EXPORT_RESULTS if (Path(work_dir) / name).exists()]
-    if damaged or left:
-        what = ", ".join(left + ([f"{len(damaged)} damaged checkpoint(s)"] if damaged else []))
+    left = earlier_results(work_dir)
+    if left:
         raise HfclsError(
-            f"work dir {work_dir} holds the results of an earlier run ({what}) but no checkpoint "
-            "to continue it from; nothing was changed: choose another --work-dir, or move those away"
+            f"work dir {work_dir} holds the results of an earlier run ({', '.join(left)}) but no checkpoint "
+            f"to continue it from; nothing was changed: {restart_hint(work_dir)}"
         )
+
+
+def earlier_results(work_dir: Path) -> list:
+    """What an earlier run left that a new one would write over: its results, its damaged checkpoints."""
+    damaged = scan_checkpoints(work_dir)[1]
+    left = [name for name in EXPORT_RESULTS if (Path(work_dir) / name).exists()]
+    return left + ([f"{len(damaged)} damaged checkpoint(s)"] if damaged else [])
+
+
+def aside_folder(work_dir: Path) -> Path:
+    """Where --restart moves an earlier run's files: work_dir/previous/<when it is moved>."""
+    return Path(work_dir) / PREVIOUS / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def start_over(work_dir: Path, resume_from: str | None) -> Path | None:
+    """--restart: a new run where an earlier one left files, which `set_aside` moves first (on the job's
+    rank 0; the other processes write nothing in the work dir). Returns where they went, or None."""
+    if resume_from is not None:
+        raise HfclsError(
+            "restart and resume_from exclude each other: restart starts the run over (the earlier files "
+            "moved aside); resume_from continues it",
+            param="restart",
+        )
+    return set_aside(work_dir) if os.environ.get("RANK", "0") == "0" else None
+
+
+def set_aside(work_dir: Path) -> Path | None:
+    """Move every file an earlier run left in `work_dir` (recipe, logs, metrics, checkpoints, exports)
+    into `aside_folder`, renamed, never copied or deleted; return it (None when there was nothing)."""
+    work_dir = Path(work_dir)
+    entries = [work_dir / name for name in sorted(RUN_NAMES - {LOCK_FILE, PREVIOUS}) if (work_dir / name).exists()]
+    if not entries:
+        return None
+    aside = aside_folder(work_dir)
+    while aside.exists():  # two restarts within a second
+        aside = aside.with_name(aside.name + "+")
+    aside.mkdir(parents=True)
+    for entry in entries:
+        entry.rename(aside / entry.name)
+    return aside
 
 
 # ----------------------------------------------------------------------------- metrics.jsonl
@@ -175,10 +238,15 @@ def append_row(work_dir: Path, row: dict) -> None:
     append_jsonl(Path(work_dir) / METRICS_FILE, row)
 
 
-def read_rows(work_dir: Path) -> list:
-    """The run's metrics.jsonl rows, oldest first (none before its first epoch)."""
+REPAIR_HINT = "continuing the run (hfcls-train {work_dir}/recipe.yaml --work-dir {work_dir} --resume) repairs it from its checkpoint"
+
+
+def read_rows(work_dir: Path, repairing: bool = False) -> list:
+    """The run's metrics.jsonl rows, oldest first (none before its first epoch); a torn last line is
+    left out, with a warning unless the caller is `repairing` it."""
     path = Path(work_dir) / METRICS_FILE
-    return read_jsonl(path) if path.is_file() else []
+    hint = None if repairing else REPAIR_HINT.format(work_dir=work_dir)
+    return read_jsonl(path, hint) if path.is_file() else []
 
 
 def restore_rows(work_dir: Path, state: TrainState) -> None:
@@ -189,13 +257,14 @@ def restore_rows(work_dir: Path, state: TrainState) -> None:
     the row, comes back.
     """
     path = Path(work_dir) / METRICS_FILE
-    rows = [row for row in read_rows(work_dir) if row.get("epoch", 0) <= state.epoch]
+    rows = [row for row in read_rows(work_dir, repairing=True) if row.get("epoch", 0) <= state.epoch]
     if state.row and not any(row.get("epoch") == state.epoch for row in rows):
         rows.append(state.row)
         logger.info("restored the metrics.jsonl row of epoch %d from its checkpoint", state.epoch)
     content = "".join(json.dumps(row) + "\n" for row in rows)
     if not path.is_file() or path.read_text() != content:
         write_atomic(path, content)
+        logger.info("%s now holds one row per epoch up to epoch %d (torn or later rows removed)", path, state.epoch)
 
 
 # ----------------------------------------------------------------------------- the lock
@@ -209,6 +278,7 @@ def work_dir_lock(work_dir):
         return
     work_dir = Path(work_dir)
     path = work_dir / LOCK_FILE
+    check_output(work_dir, overwrite=True, kind="folder", what="work_dir", param="work_dir")  # resume decides the rest
     with storage_errors(f"in work dir {work_dir}", work_dir, "choose a work dir you can write to"):
         work_dir.mkdir(parents=True, exist_ok=True)
         fd = acquire(path)
@@ -228,9 +298,17 @@ def work_dir_lock(work_dir):
 
 
 def acquire(path: Path) -> int:
-    """An fd holding the flock of the file at `path` (the same file as is there now)."""
+    """An fd holding the flock of the file at `path` (the same file as is there now). The lock is
+    opened without following a symbolic link, and made with O_EXCL when there is none: a link or a
+    folder planted at its name is refused, never written through."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = open_own(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:  # a lock left by a run that ended (or one that still holds it)
+            fd = open_own(path, os.O_RDWR)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise HfclsError(f"{path} is not a plain file; move it away, or choose another --work-dir")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -247,7 +325,7 @@ def acquire(path: Path) -> int:
             ) from None
         # The holder before us removes the file when it ends: make sure ours is still the one at `path`.
         try:
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+            if os.fstat(fd).st_ino == os.lstat(path).st_ino:
                 return fd
         except FileNotFoundError:
             pass

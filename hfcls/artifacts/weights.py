@@ -34,6 +34,7 @@ from hfcls.artifacts.checkpoint import EMA_FILE, STATE_FILE, check_not_legacy, c
 from hfcls.artifacts.export import CONFIG_FILE, WEIGHTS_FILE
 from hfcls.artifacts.run_dir import HASH_CHARS, HASHED_NAME, ONNX_SUFFIX, work_dir_of
 from hfcls.errors import HfclsError
+from hfcls.labels import check_label_maps
 
 FORMS = (
     "a best/ or latest/ folder, a checkpoints/epoch_N folder, a published <name>-<hash>.safetensors, "
@@ -142,8 +143,13 @@ def hf_folder_model(artifact: Artifact, recipe=None):
 
     read_safetensors(artifact.path / WEIGHTS_FILE, check_only=True)
     with remote_code_refused(artifact.path, str(artifact)):
+        # Mismatched shapes listed in `info`, not raised: a head sized by a config that names more (or
+        # fewer) classes than the weights hold is the folder's damage, named below in one line.
         model, info = AutoModelForImageClassification.from_pretrained(
-            artifact.path, output_loading_info=True, trust_remote_code=trusts_remote_code(recipe)
+            artifact.path,
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
+            trust_remote_code=trusts_remote_code(recipe),
         )
     problems = {
         name: sorted(info[key])
@@ -154,6 +160,7 @@ def hf_folder_model(artifact: Artifact, recipe=None):
         )
         if info[key]
     }
+    check_label_maps(model.config, str(artifact.path / CONFIG_FILE))
     if problems:
         name, keys = next(iter(problems.items()))
         raise HfclsError(

@@ -11,8 +11,9 @@ import gc
 import sys
 from contextlib import contextmanager
 
+from hfcls.cli.types import Output
 from hfcls.errors import HfclsError
-from hfcls.files import STORAGE_ERRNOS
+from hfcls.files import STORAGE_ERRNOS, check_output
 
 # The --help of every command that reads a recipe says what custom_imports does.
 RECIPE_RUNS_CODE = (
@@ -59,6 +60,40 @@ class CommandParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+    def add_overwrite(self, what: str = "the outputs") -> None:
+        self.add_argument(
+            "--overwrite",
+            action="store_true",
+            help=f"write over {what} (otherwise what exists is refused before any work)",
+        )
+
+    def output_actions(self, args) -> list:
+        """The flags (and positionals) of this command, and of the sub-command `args` chose, whose
+        type is a hfcls.cli.types.Output: every path the command writes."""
+        found = []
+        for action in self._actions:
+            if action.nargs == argparse.PARSER:  # the sub-commands
+                chosen = action.choices.get(getattr(args, action.dest, None))
+                found += chosen.output_actions(args) if isinstance(chosen, CommandParser) else []
+            elif isinstance(action.type, Output):
+                found.append(action)
+        return found
+
+    def check_outputs(self, args, kinds: dict | None = None):
+        """The one output rule (hfcls.files.check_output) on every path this command writes, before any
+        work: what exists is refused unless --overwrite; a folder where a file is written, or the
+        reverse, and a place that cannot be written are refused. `kinds`: {dest: kind} where the
+        kind depends on other arguments. Returns `args`."""
+        for action in self.output_actions(args):
+            path = getattr(args, action.dest, None)
+            if path is None:
+                continue
+            kind = (kinds or {}).get(action.dest, action.type.kind)
+            what = action.option_strings[-1] if action.option_strings else (action.metavar or action.dest.upper())
+            overwrite = kind == "run" or getattr(args, "overwrite", False)
+            check_output(path, overwrite, kind="folder" if kind == "run" else kind, what=what)
+        return args
 
 
 @contextmanager

@@ -4,6 +4,7 @@ evaluation as image grids, accuracy per class and the confused pairs (from hfcls
 from __future__ import annotations
 
 from hfcls.cli import CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import output_folder
 
 
 def parse_args(argv=None):
@@ -12,9 +13,10 @@ def parse_args(argv=None):
         "results",
         help="a results file of hfcls-eval --out (.json, .yaml or .pkl) with per-image predictions (--out-items pred)",
     )
-    parser.add_argument("--out", required=True, help="the folder to write into")
+    parser.add_argument("--out", type=output_folder, required=True, help="the folder to write into (new or empty)")
     parser.add_argument("--n", type=int, default=16, help="images per grid (default 16)")
-    return parser.parse_args(argv)
+    parser.add_overwrite("the files in --out")
+    return parser.check_outputs(parser.parse_args(argv))
 
 
 @cli_entry(flags={"n": "--n"})

@@ -3,19 +3,21 @@ the checkpoints' (timm's avg_checkpoints.py), published as OUT-<sha256[:8]>.safe
 
 from __future__ import annotations
 
-import argparse
-
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli.types import output_stem
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-average", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-average", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="two or more artifacts of one architecture")
-    parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_avg")
+    parser.add_argument(
+        "out", metavar="OUT", type=output_stem, help="output path without the hash, e.g. release/resnet50_avg"
+    )
     parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash>")
     parser.add_argument("--recipe", help="the training recipe, for bare .safetensors files")
+    parser.add_overwrite("an OUT-<hash> file and folder")
     add_ema_flags(parser)
-    return parser.parse_args(argv)
+    return parser.check_outputs(parser.parse_args(argv))
 
 
 @cli_entry(flags={"out": "OUT"})
@@ -25,7 +27,9 @@ def main(argv=None):
         from hfcls.artifacts.average import average_checkpoints
 
     recipe = console_and_recipe(args.recipe)
-    out = average_checkpoints(args.checkpoints, args.out, use_ema=args.use_ema, date=args.date, recipe=recipe)
+    out = average_checkpoints(
+        args.checkpoints, args.out, use_ema=args.use_ema, date=args.date, recipe=recipe, overwrite=args.overwrite
+    )
     print(f"averaged {len(args.checkpoints)} checkpoints into {out}")
 
 

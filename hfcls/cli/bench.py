@@ -12,10 +12,10 @@ against every command (one per core: a shared machine).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
-from hfcls.cli.types import comma_separated, non_negative_int, positive_int
+from hfcls.cli.types import comma_separated, non_negative_int, output_file, positive_int
+from hfcls.files import write_atomic
 from hfcls.recipe import load_recipe
 
 WHAT = ("data", "train", "eval", "accuracy")
@@ -69,8 +69,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--target", type=float, default=98.0, help="--what accuracy: the validation top-1 to reach (%%)"
     )
-    parser.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
-    args = parser.parse_intermixed_args(argv)  # overrides may follow the options
+    parser.add_argument("--json", type=output_file, metavar="OUT", help="write the results to this JSON file")
+    parser.add_overwrite("--json")
+    args = parser.check_outputs(parser.parse_intermixed_args(argv))  # overrides may follow the options
     if args.rounds > args.steps:  # each round measures at least one step
         parser.error(f"give --rounds between 1 and --steps; got --rounds {args.rounds} with --steps {args.steps}")
     return args
@@ -103,7 +104,7 @@ def main(argv=None):
         measured["settings"]["overrides"] = " ".join(args.overrides) or "none"
         print(report(measured["machine"], measured["settings"], measured["results"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(measured, indent=2))
+        write_atomic(args.json, json.dumps(measured, indent=2))
 
 
 def compare_peers(recipe, args) -> dict:

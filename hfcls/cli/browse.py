@@ -8,6 +8,7 @@ MMClassification's browse_dataset shows them.
 from __future__ import annotations
 
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import output_file
 from hfcls.recipe import load_recipe
 
 
@@ -18,8 +19,9 @@ def parse_args(argv=None):
     parser.add_argument("--split", default="train", choices=("train", "val", "test"))
     parser.add_argument("--n", type=int, default=16, help="number of samples (default 16)")
     parser.add_argument("--columns", type=int, help="grid columns (default: a square grid)")
-    parser.add_argument("--out", default="grid.png", help="output image file (default grid.png)")
-    return parser.parse_intermixed_args(argv)  # overrides may follow the options
+    parser.add_argument("--out", type=output_file, default="grid.png", help="output image file (default grid.png)")
+    parser.add_overwrite("--out")
+    return parser.check_outputs(parser.parse_intermixed_args(argv))  # overrides may follow the options
 
 
 @cli_entry(flags={"n": "--n", "columns": "--columns"})

@@ -4,6 +4,7 @@ where the model looked, as a heat map over the image."""
 from __future__ import annotations
 
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli.types import output_file
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam")  # hfcls.analysis.cam.METHODS, without importing torch
 
@@ -21,8 +22,9 @@ def parse_args(argv=None):
         help="the module to read, by name as in print(model) (default: the last feature map of the model type)",
     )
     parser.add_argument("--recipe", help="the training recipe, for a bare .safetensors file")
-    parser.add_argument("--out", default="cam.png", help="the picture to write (default cam.png)")
-    return parser.parse_args(argv)
+    parser.add_argument("--out", type=output_file, default="cam.png", help="the picture to write (default cam.png)")
+    parser.add_overwrite("--out")
+    return parser.check_outputs(parser.parse_args(argv))
 
 
 @cli_entry(flags={"method": "--method", "layer": "--layer", "target_class": "--target-class"})

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from hfcls.cli import RECIPE_RUNS_CODE, cli_entry, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import output_file
 
 # The library's parameters, as this command's flags name them.
 FLAGS = {
@@ -19,7 +19,7 @@ FLAGS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-demo", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-demo", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("image", help="an image file, a folder of images, or a glob (quote it)")
     parser.add_argument(
         "checkpoint",
@@ -48,22 +48,31 @@ def parse_args(argv=None):
     parser.add_argument("--num-workers", type=int, default=2, help="processes decoding images")
     parser.add_argument(
         "--out",
+        type=output_file,
         help="preds.csv or preds.json: one row per image (path, top-k labels and scores); "
-        "else the image with its prediction drawn on it (a .png file; a folder when IMAGE is a "
+        "else the image with its prediction drawn on it (a .png file; a new or empty folder when IMAGE is a "
         "folder or glob)",
     )
-    return parser.parse_args(argv)
+    parser.add_overwrite("--out")
+    args = parser.parse_args(argv)
+    drawn_into_folder = args.out is not None and not is_table(args.out) and not Path(args.image).is_file()
+    return parser.check_outputs(args, kinds={"out": "folder" if drawn_into_folder else "file"})
+
+
+def is_table(out: str) -> bool:
+    """--out names a predictions table (hfcls.inference.PREDICTION_FILES), not a picture."""
+    return Path(out).suffix in (".csv", ".json")
 
 
 @cli_entry(flags=FLAGS)
 def main(argv=None):
     args = parse_args(argv)
     with heavy_imports():
-        from hfcls.inference import PREDICTION_FILES, classify_images, save_predictions
+        from hfcls.inference import classify_images, save_predictions
         from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)
-    table = args.out is not None and Path(args.out).suffix in PREDICTION_FILES
+    table = args.out is not None and is_table(args.out)
     results = classify_images(
         args.image,
         args.checkpoint,

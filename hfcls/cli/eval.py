@@ -6,9 +6,8 @@ Also `accelerate launch -m hfcls.cli.eval RECIPE CHECKPOINT ...` on many process
 
 from __future__ import annotations
 
-import argparse
-
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, heavy_imports
+from hfcls.cli.types import output_file, output_folder
 from hfcls.evaluation.results import OUT_ITEMS
 from hfcls.metrics import METRIC_NAMES, metric_option
 from hfcls.recipe import load_recipe
@@ -25,7 +24,7 @@ FLAGS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-eval", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-eval", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("recipe", help="recipe YAML file (data and eval transforms)")
     parser.add_argument(
         "checkpoint",
@@ -50,7 +49,7 @@ def parse_args(argv=None):
         "k=20 temperature=0.07|none (knn: the training images that vote, and their weights exp(similarity/T); "
         "none: one vote each)",
     )
-    parser.add_argument("--out", help="results file: .json, .yaml/.yml or .pkl/.pickle")
+    parser.add_argument("--out", type=output_file, help="results file: .json, .yaml/.yml or .pkl/.pickle")
     parser.add_argument(
         "--out-items",
         nargs="+",
@@ -67,15 +66,12 @@ def parse_args(argv=None):
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--batch-size", type=int, help="per process (default: data.eval_batch_size or batch_size)")
     add_ema_flags(parser)
-    parser.add_argument("--show-dir", help="write confusion_matrix.png here")
     parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an --out file or a --show-dir image "
-        "that exists already (otherwise refused before the evaluation)",
+        "--show-dir", type=output_folder, help="write confusion_matrix.png here (a new or empty folder)"
     )
+    parser.add_overwrite("an --out file or the files in --show-dir")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="key.sub=value", help="recipe overrides")
-    return parser.parse_args(argv)
+    return parser.check_outputs(parser.parse_args(argv))
 
 
 @cli_entry(flags=FLAGS)

@@ -13,6 +13,7 @@ hfcls.artifacts.quantize explains; CHECKPOINT may then be a float32 .onnx file.
 from __future__ import annotations
 
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli.types import output_file
 
 
 def parse_args(argv=None):
@@ -22,7 +23,7 @@ def parse_args(argv=None):
         help="a best/ or latest/ folder, a checkpoints/epoch_N folder or a .safetensors file "
         "(with --quantize, also a float32 .onnx file from hfcls-export)",
     )
-    parser.add_argument("out", help="the .onnx file to write")
+    parser.add_argument("out", metavar="OUT", type=output_file, help="the .onnx file to write")
     parser.add_argument(
         "--opset", type=int, default=18, help="ONNX opset (default 18, what torch's exporter implements)"
     )
@@ -50,8 +51,8 @@ def parse_args(argv=None):
         "--recipe", help="the training recipe (default: the run's recipe.yaml); a bare .safetensors file needs it"
     )
     add_ema_flags(parser)
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    return parser.parse_args(argv)
+    parser.add_overwrite("OUT")
+    return parser.check_outputs(parser.parse_args(argv))
 
 
 @cli_entry(flags={"opset": "--opset", "limit": "--limit", "quantize": "--quantize"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import output_file
 from hfcls.recipe import load_recipe
 
 
@@ -13,8 +14,9 @@ def parse_args(argv=None):
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value", help="recipe overrides (YAML-typed)")
     parser.add_argument("--num-processes", type=int, default=1, help="processes training together (default 1)")
-    parser.add_argument("--out", default="lr.png", help="the picture to write (default lr.png)")
-    return parser.parse_intermixed_args(argv)
+    parser.add_argument("--out", type=output_file, default="lr.png", help="the picture to write (default lr.png)")
+    parser.add_overwrite("--out")
+    return parser.check_outputs(parser.parse_intermixed_args(argv))
 
 
 @cli_entry(flags={"num_processes": "--num-processes"})

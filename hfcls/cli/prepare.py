@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from hfcls.cli import CommandParser, cli_entry, heavy_imports
-from hfcls.cli.types import int_between, positive_int
+from hfcls.cli.types import int_between, output_folder, positive_int
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe
 
@@ -28,16 +28,18 @@ def parse_args(argv=None):
     commands = parser.add_subparsers(dest="dataset", required=True, metavar=f"{{{','.join(DATASETS)},shrink}}")
     for name, help in DATASETS.items():
         digits = commands.add_parser(name, help=help)
-        digits.add_argument("dir", help=f"output folder, e.g. data/{name}")
+        digits.add_argument("dir", type=output_folder, help=f"output folder, new or empty, e.g. data/{name}")
         digits.add_argument("--val-fraction", type=float, default=0.2)
         digits.add_argument("--seed", type=int, default=0)
+        digits.add_overwrite("DIR (its train/ and val/ are replaced whole)")
     shrink = commands.add_parser(
         "shrink",
         help="a recipe's splits with smaller images, as parquet shards",
         epilog="recipe overrides (key.sub=value, YAML-typed) may follow DST",
     )
     shrink.add_argument("recipe", help="recipe YAML file whose data.train/val/test sources are copied")
-    shrink.add_argument("dst", help="output folder: DST/<split>/*.parquet")
+    shrink.add_argument("dst", type=output_folder, help="output folder, new or empty: DST/<split>/*.parquet")
+    shrink.add_overwrite("DST (the splits written are replaced whole)")
     shrink.add_argument(
         "--short-side", type=positive_int, default=320, help="largest shorter side, pixels (default 320)"
     )
@@ -63,7 +65,7 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = rest
-    return args
+    return parser.check_outputs(args)
 
 
 @cli_entry(flags={"val_fraction": "--val-fraction"})
@@ -73,7 +75,7 @@ def main(argv=None):
         with heavy_imports():
             from hfcls.data.prepare import DATASETS as WRITERS
 
-        counts = WRITERS[args.dataset](args.dir, args.val_fraction, args.seed)
+        counts = WRITERS[args.dataset](args.dir, args.val_fraction, args.seed, overwrite=args.overwrite)
         print(f"wrote {args.dataset} to {args.dir}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return
     recipe = load_recipe(args.recipe, args.overrides)
@@ -97,6 +99,7 @@ def main(argv=None):
         args.quality,
         args.rows_per_shard,
         args.workers,
+        overwrite=args.overwrite,
     )
     for split, (images, shards, mib) in written.items():
         print(

@@ -8,22 +8,23 @@ folder of the same name.
 
 from __future__ import annotations
 
-import argparse
-
-from hfcls.cli import RECIPE_RUNS_CODE, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
+from hfcls.cli.types import output_stem
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="hfcls-publish", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
+    parser = CommandParser(prog="hfcls-publish", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument(
         "source", metavar="IN", help="a checkpoints/epoch_N folder, a Hugging Face folder or a .safetensors file"
     )
-    parser.add_argument("out", metavar="OUT", help="output path without the hash, e.g. release/resnet50_in1k")
+    parser.add_argument(
+        "out", metavar="OUT", type=output_stem, help="output path without the hash, e.g. release/resnet50_in1k"
+    )
     parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash> (MMClassification's form)")
     parser.add_argument("--recipe", help="the training recipe, for a bare .safetensors file")
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT-<hash> files that exist already")
+    parser.add_overwrite("an OUT-<hash> file and folder")
     add_ema_flags(parser)
-    return parser.parse_args(argv)
+    return parser.check_outputs(parser.parse_args(argv))
 
 
 @cli_entry(flags={"out": "OUT"})

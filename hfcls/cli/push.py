@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hfcls.cli import CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import output_folder
 
 
 def parse_args(argv=None):
@@ -28,7 +29,9 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", help="the run the metrics and recipe come from (default: the one MODEL is in)")
     parser.add_argument("--dry-run", action="store_true", help="write the upload folder and card, send nothing")
     parser.add_argument(
-        "--out", help="a new (or empty) folder for --dry-run to write (default: MODEL-hub beside MODEL)"
+        "--out",
+        type=output_folder,
+        help="a new (or empty) folder for --dry-run to write (default: MODEL-hub beside MODEL)",
     )
     parser.add_argument(
         "--overwrite",
@@ -47,7 +50,11 @@ def parse_args(argv=None):
         help="the Space's requirements.txt line for hfcls (default hfcls[app,explain]==<this version>; e.g. "
         "'hfcls[app,explain] @ git+https://...' where hfcls comes from elsewhere)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.dry_run and args.out is None:
+        source = Path(args.folder)
+        args.out = str(source.with_name(source.with_suffix("").name + "-hub"))
+    return parser.check_outputs(args)
 
 
 @cli_entry(flags={"out": "--out", "work_dir": "--work-dir", "space_id": "--space", "space_out": "--out"})
@@ -61,8 +68,7 @@ def main(argv=None):
     setup_logging(None, is_main=True)  # results on stdout; library progress bars off
     source, requirement = Path(args.folder), args.space_requirement or HFCLS_REQUIREMENT
     if args.dry_run:
-        out = Path(args.out) if args.out else source.with_name(source.with_suffix("").name + "-hub")
-        staged = stage(source, args.repo_id, out, args.work_dir, args.overwrite, args.space, requirement)
+        staged = stage(source, args.repo_id, Path(args.out), args.work_dir, args.overwrite, args.space, requirement)
         files = ", ".join(sorted(p.name for p in staged.iterdir()))
         visibility = "private" if args.private else "public"
         print(f"dry run: wrote {staged} ({files}); would upload it to {visibility} repo {args.repo_id}")

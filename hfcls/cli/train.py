@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, cli_entry, heavy_imports
+from hfcls.cli.types import output_run
 from hfcls.recipe import load_recipe, recipe_yaml
 
 
@@ -24,6 +25,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--work-dir",
+        type=output_run,
         help="where logs, checkpoints and exports go (default: the recipe's work_dir, else work_dirs/<recipe name>)",
     )
     parser.add_argument("--seed", type=int, help="overrides the recipe's seed")
@@ -43,13 +45,19 @@ def parse_args(argv=None):
         help="start a new run (epoch 0) from these weights only: "
         "a checkpoint or Hugging Face folder, a .safetensors file or a Hub id",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start the run over where an earlier one left files (killed before its first checkpoint, or "
+        "to be trained again): they are moved to WORK_DIR/previous/<time>/, nothing is deleted",
+    )
     parser.add_argument("--no-validate", action="store_true", help="skip evaluation during training (not advised)")
     parser.add_argument(
         "--print-recipe",
         action="store_true",
         help="print the resolved recipe (after _base_ and overrides) and exit without training",
     )
-    return parser.parse_intermixed_args(argv)  # overrides may follow the options
+    return parser.check_outputs(parser.parse_intermixed_args(argv))  # overrides may follow the options
 
 
 def merge_args(args):
@@ -65,7 +73,7 @@ def merge_args(args):
     return recipe
 
 
-@cli_entry(flags={"resume_from": "--resume-from", "load_from": "--load-from"})
+@cli_entry(flags={"resume_from": "--resume-from", "load_from": "--load-from", "restart": "--restart"})
 def main(argv=None):
     args = parse_args(argv)
     recipe = merge_args(args)
@@ -83,6 +91,7 @@ def main(argv=None):
             resume_from=args.resume_from,
             validate=not args.no_validate,
             load_from=args.load_from,
+            restart=args.restart,
         )
     except TrainingInterrupted as stopped:
         if os.environ.get("RANK", "0") == "0":  # once, not once per process

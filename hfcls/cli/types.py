@@ -31,3 +31,28 @@ def comma_separated(text: str) -> list:
     if not items:
         raise argparse.ArgumentTypeError(f"must name at least one (comma-separated), got {text!r}")
     return items
+
+
+class Output:
+    """An argparse `type=` for a path the command writes: the text as given, marked with its kind, so
+    that CommandParser.check_outputs applies the one output rule (hfcls.files.check_output) to it
+    before any work, and no command's output escapes the rule.
+
+    kind: "file", "folder", "stem" (OUT of OUT-<hash>.safetensors), or "run" (a training work dir:
+    resumed, restarted or new, as hfcls.artifacts.run_dir decides; only a file there, or a place
+    that cannot be written, is refused here)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.__name__ = "path"  # the name argparse gives the type in its messages
+
+    def __call__(self, text: str) -> str:
+        if not text:
+            raise argparse.ArgumentTypeError("must name a path, got an empty string")
+        return text
+
+
+output_file = Output("file")
+output_folder = Output("folder")
+output_stem = Output("stem")
+output_run = Output("run")

@@ -17,6 +17,7 @@ import torch
 from hfcls.data.build import build_datasets, class_names, with_transform
 from hfcls.errors import HfclsError
 from hfcls.extras import pyplot
+from hfcls.files import replacing
 
 
 def sample_grid(ds, names: list, n: int, out: str, columns: int | None = None) -> int:
@@ -40,8 +41,8 @@ def sample_grid(ds, names: list, n: int, out: str, columns: int | None = None) -
         axis.set_title(title(sample["labels"], names) if sample["valid"] else f"UNREADABLE {sample['file']}",
                        fontsize=8)
     figure.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=100)
+    with replacing(out) as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
     return count
 

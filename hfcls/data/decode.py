@@ -113,8 +113,9 @@ def _kept_channels(pil: Image.Image) -> str:
 
 
 def image_bytes(image: dict) -> bytes:
-    """The encoded file of a {'path', 'bytes'} row: its bytes, or the file they were left in."""
-    return image["bytes"] if image.get("bytes") else Path(image["path"]).read_bytes()
+    """The encoded file of a {'path', 'bytes'} row: its bytes (empty ones too: a zero-byte file read
+    already), or the file they were left in."""
+    return image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
 
 
 class SampleTransform:

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import datasets
@@ -34,6 +37,7 @@ from tqdm.auto import tqdm
 
 from hfcls.data.decode import DECODE_ERRORS, decode, image_bytes
 from hfcls.errors import HfclsError
+from hfcls.files import check_output, is_occupied, publish_folder, temporary_folder
 
 SLOTS = 3  # digits a multi-label canvas has room for
 
@@ -55,29 +59,45 @@ def split_digits(val_fraction: float, seed: int) -> dict:
             for split, chosen in (("train", train_idx), ("val", val_idx))}
 
 
-def refuse_files_in(folder: Path) -> None:
-    if folder.exists() and any(folder.iterdir()):
-        raise HfclsError(f"{folder} already has files; remove it or choose another folder")
+def check_split_folders(root: Path, splits, overwrite: bool) -> None:
+    """Each split's folder new or empty (or `overwrite`), all of them before anything is written."""
+    for split in splits:
+        check_output(root / split, overwrite, kind="folder", what="split folder")
 
 
-def empty_folder(folder: Path) -> Path:
-    refuse_files_in(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+@contextmanager
+def split_folder(folder: Path):
+    """A new folder the block fills, renamed to `folder` at its end; a failure leaves `folder` as it was.
+    A folder that holds files (--overwrite) is swapped out whole, durably (hfcls.files.publish_folder);
+    a new one is only renamed into place: flushing thousands of small images one by one would cost more
+    than writing them, and nothing of the user's is at stake there."""
+    tmp = temporary_folder(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if is_occupied(folder):
+        publish_folder(tmp, folder)
+    else:
+        os.replace(tmp, folder)  # over an empty folder, or none
 
 
-def prepare_digits(root, val_fraction=0.2, seed=0, keep: dict | None = None) -> dict:
+def prepare_digits(root, val_fraction=0.2, seed=0, keep: dict | None = None, overwrite: bool = False) -> dict:
     """Write the PNG class folders; `keep` {class: fraction} thins the training images of those
-    classes. Return the image count per split."""
+    classes. Return the image count per split. A split folder holding files is refused unless
+    `overwrite`, which replaces it whole."""
     root, counts = Path(root), {}
-    for split, (images, targets, ids) in split_digits(val_fraction, seed).items():
-        folder = empty_folder(root / split)
-        chosen = np.arange(len(images))
-        if split == "train" and keep:
-            chosen = thinned(targets, keep, seed)
-        for i in chosen:
-            (folder / str(targets[i])).mkdir(exist_ok=True)
-            Image.fromarray(images[i], mode="L").save(folder / str(targets[i]) / f"{ids[i]:04d}.png")
+    splits = split_digits(val_fraction, seed)
+    check_split_folders(root, splits, overwrite)
+    for split, (images, targets, ids) in splits.items():
+        chosen = thinned(targets, keep, seed) if split == "train" and keep else np.arange(len(images))
+        with split_folder(root / split) as folder:
+            for i in chosen:
+                (folder / str(targets[i])).mkdir(exist_ok=True)
+                Image.fromarray(images[i], mode="L").save(folder / str(targets[i]) / f"{ids[i]:04d}.png")
         counts[split] = len(chosen)
     return counts
 
@@ -94,25 +114,27 @@ def thinned(targets: np.ndarray, keep: dict, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def prepare_imbalanced_digits(root, val_fraction=0.2, seed=0) -> dict:
-    return prepare_digits(root, val_fraction, seed, keep={0: 0.02})
+def prepare_imbalanced_digits(root, val_fraction=0.2, seed=0, overwrite: bool = False) -> dict:
+    return prepare_digits(root, val_fraction, seed, keep={0: 0.02}, overwrite=overwrite)
 
 
-def prepare_multilabel_digits(root, val_fraction=0.2, seed=0) -> dict:
+def prepare_multilabel_digits(root, val_fraction=0.2, seed=0, overwrite: bool = False) -> dict:
     """Write each split's canvases and its metadata.jsonl; return the canvas count per split."""
     root, counts = Path(root), {}
     rng = np.random.default_rng(seed)
-    for split, (images, targets, _) in split_digits(val_fraction, seed).items():
-        folder = empty_folder(root / split)
-        (folder / "images").mkdir()
+    splits = split_digits(val_fraction, seed)
+    check_split_folders(root, splits, overwrite)
+    for split, (images, targets, _) in splits.items():
         by_class = [np.flatnonzero(targets == c) for c in range(10)]
         rows = []
-        for n in range(len(images)):
-            canvas, shown = digit_canvas(images, by_class, rng)
-            name = f"images/{n:05d}.png"
-            Image.fromarray(canvas, mode="L").save(folder / name)
-            rows.append(json.dumps({"file_name": name, "labels": [str(c) for c in sorted(shown)]}))
-        (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+        with split_folder(root / split) as folder:
+            (folder / "images").mkdir()
+            for n in range(len(images)):
+                canvas, shown = digit_canvas(images, by_class, rng)
+                name = f"images/{n:05d}.png"
+                Image.fromarray(canvas, mode="L").save(folder / name)
+                rows.append(json.dumps({"file_name": name, "labels": [str(c) for c in sorted(shown)]}))
+            (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
         counts[split] = len(rows)
     return counts
 
@@ -135,21 +157,21 @@ DATASETS = {"digits": prepare_digits, "imbalanced_digits": prepare_imbalanced_di
 
 
 def shrink_splits(dsets: dict, root, short_side: int, quality: int = 90, rows_per_shard: int = 1000,
-                  workers: int = 1) -> dict:
+                  workers: int = 1, overwrite: bool = False) -> dict:
     """Write each split of `dsets` (from build_datasets) as root/<split>/<split>-NNNNN-of-NNNNN.parquet,
-    every image's shorter side at most `short_side`; {split: (images, shards, MiB written)}."""
+    every image's shorter side at most `short_side`; {split: (images, shards, MiB written)}. A split
+    folder holding files is refused unless `overwrite`, which replaces it whole."""
     root = Path(root)
-    for split in dsets:
-        refuse_files_in(root / split)
+    check_split_folders(root, dsets, overwrite)
     written = {}
     for split, ds in dsets.items():
         ds = ds.cast_column("image", datasets.Image(decode=False))
         count = max(1, math.ceil(len(ds) / rows_per_shard))
-        (root / split).mkdir(parents=True, exist_ok=True)
-        paths = [root / split / f"{split}-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
-        jobs = [(ds, i, count, path, short_side, quality) for i, path in enumerate(paths)]
-        images = sum(tqdm(_written_shards(jobs, workers), total=count, desc=f"shrink {split}", unit="shard"))
-        written[split] = (images, count, sum(path.stat().st_size for path in paths) / 2**20)
+        with split_folder(root / split) as folder:
+            paths = [folder / f"{split}-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+            jobs = [(ds, i, count, path, short_side, quality) for i, path in enumerate(paths)]
+            images = sum(tqdm(_written_shards(jobs, workers), total=count, desc=f"shrink {split}", unit="shard"))
+            written[split] = (images, count, sum(path.stat().st_size for path in paths) / 2**20)
     return written
 
 

@@ -10,10 +10,12 @@ pipeline also becomes the exported `preprocessor_config.json`, so
 from __future__ import annotations
 
 import inspect
+import math
 
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
+from hfcls.data.decode import MAX_IMAGE_PIXELS
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.recipe.preprocessing import RESAMPLE
 
@@ -75,21 +77,50 @@ def _format_kwargs(kwargs):
 
 
 
-def eval_pipeline_from_preprocessor(config: dict, where: str = "preprocessor_config.json"):
+def eval_pipeline_from_preprocessor(config: dict, where: str = "preprocessor_config.json",
+                                    max_pixels: int = MAX_IMAGE_PIXELS):
     """(eval pipeline specs, mean, std) equal to an exported preprocessor: the inverse of
-    `hfcls.recipe.preprocessing.preprocessor_kwargs`."""
+    `hfcls.recipe.preprocessing.preprocessor_kwargs`. Every size and statistic it declares is
+    checked first: a resize to more than `max_pixels` pixels (data.max_image_pixels) is refused, as
+    an image that large is, before anything is allocated."""
     names = {code: mode for mode, code in RESAMPLE.items()}
     resample = config.get("resample", 2)
     scaled = config.get("do_rescale", True) and abs(config.get("rescale_factor", 1 / 255) - 1 / 255) < 1e-12
     if not config.get("do_resize", True) or resample not in names or not scaled:
         raise HfclsError(f"{where}: only resize (bilinear or bicubic) + optional center crop + rescale by 1/255 "
                          "+ normalize are supported; pass the recipe instead")
-    size = config["size"]
-    specs = [{"type": "Resize", "size": size.get("shortest_edge") or [size["height"], size["width"]],
-              "interpolation": names[resample]}]
+    size = _declared_size(config.get("size"), "size", where, max_pixels)
+    specs = [{"type": "Resize", "size": size[0] if len(size) == 1 else size, "interpolation": names[resample]}]
     if config.get("do_center_crop"):
-        crop = config["crop_size"]
-        specs.append({"type": "CenterCrop", "size": [crop["height"], crop["width"]]})
+        specs.append({"type": "CenterCrop", "size": _declared_size(config.get("crop_size"), "crop_size", where,
+                                                                   max_pixels, shortest=False)})
     if config.get("do_normalize", True):
-        return specs, config["image_mean"], config["image_std"]
+        return specs, _statistics(config, "image_mean", where), _statistics(config, "image_std", where)
     return specs, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+
+
+def _declared_size(size, key: str, where: str, max_pixels: int, shortest: bool = True) -> list:
+    """[shortest edge] or [height, width] of a preprocessor's `size` or `crop_size`, checked."""
+    fields = ("shortest_edge",) if shortest and isinstance(size, dict) and "shortest_edge" in size else \
+        ("height", "width")
+    sides = [size.get(field) for field in fields] if isinstance(size, dict) else []
+    if not sides or not all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in sides):
+        raise HfclsError(f"{where}: {key} {size!r} is not a size (positive whole numbers: "
+                         f"{' or '.join(fields)}); the file is damaged: export it again")
+    pixels = sides[0] * sides[-1]
+    if pixels > max_pixels:
+        raise HfclsError(f"{where}: {key} {' x '.join(map(str, sides))} resizes every image to at least "
+                         f"{pixels:,} pixels, more than data.max_image_pixels ({max_pixels:,}); the file is "
+                         "damaged or not meant for hfcls: export it again")
+    return sides
+
+
+def _statistics(config: dict, key: str, where: str) -> list:
+    """image_mean or image_std: 1 or 3 finite numbers (a std above 0)."""
+    values = config.get(key)
+    if not (isinstance(values, (list, tuple)) and len(values) in (1, 3)
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+            and (key != "image_std" or all(v > 0 for v in values))):
+        raise HfclsError(f"{where}: {key} {values!r} is not 1 or 3 finite numbers"
+                         f"{' above 0' if key == 'image_std' else ''}; the file is damaged: export it again")
+    return list(values)

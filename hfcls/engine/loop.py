@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from hfcls.artifacts import checkpoint
 from hfcls.artifacts.checkpoint import TrainState
-from hfcls.artifacts.export import copy_hf_folder, save_hf_folder
+from hfcls.artifacts.export import copy_hf_folder, save_hf_folder, weights_record
 from hfcls.artifacts.resume import recipe_fingerprint, restore
 from hfcls.artifacts.run_dir import (
     RECIPE_FILE,
@@ -26,6 +26,7 @@ from hfcls.artifacts.run_dir import (
     prune_checkpoints,
     resolve_resume,
     restore_rows,
+    start_over,
 )
 from hfcls.data.decode import check_bad_images
 from hfcls.engine.dist import whole_state_dict
@@ -61,9 +62,16 @@ class Fit:
 
 
 def fit(
-    recipe, work_dir, *, resume_from: str | None = None, validate: bool = True, load_from: str | None = None
+    recipe,
+    work_dir,
+    *,
+    resume_from: str | None = None,
+    validate: bool = True,
+    load_from: str | None = None,
+    restart: bool = False,
 ) -> Fit:
-    """Train the recipe into `work_dir` (on every process of the job)."""
+    """Train the recipe into `work_dir` (on every process of the job); `restart`: an earlier run's files
+    there are moved aside first (hfcls.artifacts.run_dir.set_aside)."""
     if resume_from is not None and load_from is not None:
         raise HfclsError(
             "resume_from and load_from exclude each other: resume_from continues a run "
@@ -72,12 +80,15 @@ def fit(
         )
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    resume = resolve_resume(resume_from, work_dir)
+    aside = start_over(work_dir, resume_from) if restart else None  # before log.txt is opened: it moves too
+    resume = None if restart else resolve_resume(resume_from, work_dir)
     if recipe.train.deterministic:
         # cuBLAS refuses deterministic mode without a fixed workspace; read when CUDA starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     with accelerator_session(recipe, work_dir) as accelerator:
         setup_logging(work_dir, accelerator.is_main_process)
+        if aside is not None:
+            logger.warning("--restart: the earlier run's files are in %s, as they were", aside)
         run = build_run(recipe, work_dir, accelerator, validate=validate, load_from=load_from)
         state = start(run, resume)
         if accelerator.is_main_process:  # once the recipe is known to run: a refused resume keeps the old one
@@ -85,7 +96,7 @@ def fit(
         with run.stop.installed():
             metrics, last = train_epochs(run, state, validate, resume)
         if not validate:
-            export(run, run.work_dir / "latest")
+            export(run, run.work_dir / "latest", weights_record(state.epoch, state.step, {}))
         return Fit(metrics, last, accelerator.is_main_process, *evaluated_model(run))
 
 
@@ -271,7 +282,7 @@ def save(run, state: TrainState, row: dict | None = None) -> Path:
 def export_epoch(run, metrics: dict, state: TrainState) -> None:
     """latest/ after every evaluation; best/ when evaluation.save_best improved."""
     latest = run.work_dir / "latest"
-    export(run, latest)
+    export(run, latest, weights_record(state.epoch, state.step, metrics))
     key, rule = run.recipe.evaluation.save_best, run.recipe.evaluation.rule
     if key is None:
         return
@@ -289,10 +300,11 @@ def export_epoch(run, metrics: dict, state: TrainState) -> None:
         logger.info("new best %s %.4f at epoch %d", key, value, state.epoch)
 
 
-def export(run, folder: Path) -> None:
+def export(run, folder: Path, record: dict) -> None:
+    """The evaluated model into `folder`, with its training record (epoch, step, metrics)."""
     model, whole = evaluated_model(run)
     if run.accelerator.is_main_process:
-        save_hf_folder(model, run.processor, folder, whole)
+        save_hf_folder(model, run.processor, folder, whole, record)
     run.accelerator.wait_for_everyone()
 
 

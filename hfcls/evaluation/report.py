@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hfcls.extras import pyplot
+from hfcls.files import replacing
 
 MAX_PRINTED_CLASSES = 30  # a larger confusion matrix goes to --out / --show-dir only
 
@@ -67,7 +68,7 @@ def plot_confusion_matrix(matrix: list, class_names: list, path) -> Path:
             ax.text(j, i, str(count), ha="center", va="center", color="white" if count > middle else "black")
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path

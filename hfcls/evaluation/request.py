@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hfcls.errors import HfclsError
 from hfcls.evaluation.results import OUT_ITEMS, check_results_path
-from hfcls.files import check_new_output, check_writable
+from hfcls.files import check_output
 from hfcls.metrics import check_metric_names, given_metric_options
 from hfcls.predict.tta import parse_tta
 
@@ -28,8 +28,9 @@ class EvalRequest:
     out: a results file (.json, .yaml, .pkl) holding `out_items`: metrics, pred, class_scores,
         features (the pooled features the head reads); a multi-label prediction is every class
         at or above the first of thrs, else 0.5.
-    show_dir: where confusion_matrix.png goes. `out` and `show_dir` are refused now, before the
-        evaluation, if they cannot be written or (unless `overwrite`) would replace a file.
+    show_dir: a new or empty folder confusion_matrix.png goes into. `out` and `show_dir` are refused
+        now, before the evaluation, by the output rule (hfcls.files.check_output): unless `overwrite`,
+        where something is there already.
     tta: "flip", "crops" or "flip,crops": the class scores averaged over those views (hfcls.predict.tta).
     """
 
@@ -64,8 +65,7 @@ class EvalRequest:
         if self.out is not None:
             check_results_path(self.out, self.overwrite)
         if self.show_dir is not None:
-            check_new_output(Path(self.show_dir) / CONFUSION_PNG, self.overwrite, "show_dir", param="show_dir")
-            check_writable(self.show_dir, f"show_dir {self.show_dir}", param="show_dir")
+            check_output(self.show_dir, self.overwrite, kind="folder", what="show_dir", param="show_dir")
 
 
 @dataclass(frozen=True)

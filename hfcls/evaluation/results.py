@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from hfcls.errors import HfclsError
-from hfcls.files import check_new_output, check_writable, storage_errors, write_atomic
+from hfcls.files import check_output, storage_errors, write_atomic
 from hfcls.predict.scores import classes_above
 from hfcls.unpickle import load_plain
 
@@ -27,8 +27,7 @@ def results_format(path) -> str:
 def check_results_path(path, overwrite: bool = False) -> None:
     """Refuse, before any work, a results file that could not be written or would replace one."""
     results_format(path)
-    check_new_output(path, overwrite, "out", param="out")
-    check_writable(Path(path).parent, f"out {path}", param="out")
+    check_output(path, overwrite, kind="file", what="out", param="out")
 
 
 def write_results(path, results: dict) -> None:

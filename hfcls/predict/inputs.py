@@ -13,6 +13,7 @@ from contextlib import nullcontext
 
 import torch
 
+from hfcls.data.decode import MAX_IMAGE_PIXELS
 from hfcls.data.transforms import build_pipeline, eval_pipeline_from_preprocessor
 
 
@@ -76,9 +77,16 @@ def recipe_inputs(recipe, device) -> ModelInputs:
 
 
 def exported_inputs(
-    processor_config: dict, where: str, device="cpu", *, channels_last: bool = False, mixed_precision: str = "no"
+    processor_config: dict,
+    where: str,
+    device="cpu",
+    *,
+    channels_last: bool = False,
+    mixed_precision: str = "no",
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ):
-    """(uint8 eval transform, ModelInputs) equal to an exported preprocessor: what the model saw in evaluation."""
-    specs, mean, std = eval_pipeline_from_preprocessor(processor_config, where)
+    """(uint8 eval transform, ModelInputs) equal to an exported preprocessor: what the model saw in evaluation.
+    A resize to more than `max_pixels` pixels is refused before anything is allocated."""
+    specs, mean, std = eval_pipeline_from_preprocessor(processor_config, where, max_pixels)
     inputs = ModelInputs(mean, std, device, channels_last=channels_last, mixed_precision=mixed_precision)
     return build_pipeline(specs, "eval transforms"), inputs

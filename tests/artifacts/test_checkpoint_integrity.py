@@ -103,8 +103,8 @@ def test_without_an_intact_checkpoint_auto_says_so(work):
         (folder / STATE_FILE).write_text("{")
     with pytest.raises(
         HfclsError,
-        match=r"no complete checkpoint under .*, only 2 damaged \(first: checkpoint .*"
-        r"start again in a new --work-dir",
+        match=r"no complete checkpoint under .* \(only 2 damaged \(first: checkpoint .*"
+        r"pass --restart to start the run over",
     ):
         resolve_resume("auto", work)
 

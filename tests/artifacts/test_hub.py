@@ -37,6 +37,7 @@ def test_staged_folder_loads_in_pipeline_and_card_has_metrics(run, tmp_path):
         "example.png",
         "model.safetensors",
         "preprocessor_config.json",
+        "training_record.json",  # which weights these are: epoch, step, validation metrics
     ]
 
     card = (out / "README.md").read_text()
@@ -70,6 +71,7 @@ def test_a_checkpoint_is_staged_as_a_hugging_face_folder(run, tmp_path):
         "example.png",
         "model.safetensors",
         "preprocessor_config.json",
+        "training_record.json",  # which weights these are: epoch, step, validation metrics
     ]
     assert "Validation set, epoch 2 (" in (out / "README.md").read_text()
 
@@ -104,7 +106,14 @@ def test_push_uploads_the_staged_folder(run, monkeypatch):
         "first",
     )
     files = upload_args["files"]
-    assert set(files) == {"README.md", "config.json", "example.png", "model.safetensors", "preprocessor_config.json"}
+    assert set(files) == {
+        "README.md",
+        "config.json",
+        "example.png",
+        "model.safetensors",
+        "preprocessor_config.json",
+        "training_record.json",
+    }
     assert files["model.safetensors"] == (run / "latest" / "model.safetensors").read_bytes()
     assert b"| accuracy_top1 |" in files["README.md"]
 

@@ -71,30 +71,25 @@ def test_overwrite_replaces_an_earlier_staging_whole(run, tmp_path):
         "example.png",
         "model.safetensors",
         "preprocessor_config.json",
+        "training_record.json",  # which weights these are: epoch, step, validation metrics
     ]
     assert "me/second" in (out / "README.md").read_text()
     assert (out / "model.safetensors").read_bytes() == (run / "best" / "model.safetensors").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "staged"]  # no temporary left
 
 
-def test_publishing_again_rewrites_the_same_bytes_and_nothing_else(run, tmp_path):
+def test_publishing_again_is_refused_unless_overwrite_which_rewrites_the_same_bytes(run, tmp_path):
     first = publish(run / "best", tmp_path / "release" / "tiny")
     before = snapshot(tmp_path / "release")
-    assert publish(run / "best", tmp_path / "release" / "tiny") == first  # the same weights: the same name
+    with pytest.raises(HfclsError, match=r"^out: the published .*tiny-\w{8}\.safetensors is a file already"):
+        publish(run / "best", tmp_path / "release" / "tiny")  # the same weights: the same name
     assert snapshot(tmp_path / "release") == before
-    # A file of the user's in the published folder, or other bytes under the hashed name: refused.
-    (first.with_suffix("") / "NOTES.md").write_text("mine")
-    with pytest.raises(
-        HfclsError,
-        match=r"exists and holds files hfcls-publish does not write \(NOTES\.md\); "
-        "nothing was written: .*--overwrite",
-    ):
-        publish(run / "best", tmp_path / "release" / "tiny")
-    (first.with_suffix("") / "NOTES.md").unlink()
-    first.write_bytes(b"something else")
-    with pytest.raises(HfclsError, match=r"^out: the published .* is a file already; nothing was written"):
-        publish(run / "best", tmp_path / "release" / "tiny")
-    assert first.read_bytes() == b"something else"
     assert publish(run / "best", tmp_path / "release" / "tiny", overwrite=True) == first
     assert snapshot(tmp_path / "release") == before
-    assert sorted(p.name for p in (tmp_path / "release").iterdir()) == [first.with_suffix("").name, first.name]
+    # Only the folder left (the file removed by hand): refused as well, a file of the user's in it kept.
+    first.unlink()
+    (first.with_suffix("") / "NOTES.md").write_text("mine")
+    with pytest.raises(HfclsError, match=r"^out: the published .*tiny-\w{8} is a non-empty folder already"):
+        publish(run / "best", tmp_path / "release" / "tiny")
+    assert (first.with_suffix("") / "NOTES.md").read_text() == "mine" and not first.exists()
+    assert sorted(p.name for p in (tmp_path / "release").iterdir()) == [first.with_suffix("").name]

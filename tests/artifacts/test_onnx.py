@@ -84,7 +84,7 @@ def test_what_needs_weights_refuses_a_graph(trained_digits, tmp_path):
     out, _ = export_onnx(work / "best", tmp_path / "g.onnx", limit=8, dynamic_batch=True)
     with pytest.raises(HfclsError, match="ONNX graph, not PyTorch weights"):
         publish(out, tmp_path / "release")
-    with pytest.raises(HfclsError, match="already exists; pass --overwrite"):
+    with pytest.raises(HfclsError, match="g.onnx is a file already; nothing was written: .*--overwrite"):
         export_onnx(work / "best", out, limit=8)
 
 

@@ -59,6 +59,7 @@ def test_run_ends_with_a_hashed_file_of_the_final_weights(run):
         "config.json",
         "model.safetensors",
         "preprocessor_config.json",
+        "training_record.json",
         "cifar_resnet.py",
     }
     assert (
@@ -106,8 +107,11 @@ def test_publishes_a_checkpoint_with_date_reproducibly(run, tmp_path):
     published = publish(checkpoint, tmp_path / "release" / "tiny", date=True)
     assert published_files(tmp_path / "release") == [published]
     assert published.name == f"tiny_{datetime.date.today():%Y%m%d}-{file_sha256(published)[:8]}.safetensors"
-    again = publish(checkpoint, tmp_path / "release" / "tiny.safetensors", date=True)
-    assert again == published  # same weights, same bytes, same name
+    before = published.read_bytes()
+    with pytest.raises(HfclsError, match="is a file already; nothing was written"):  # same weights, same name
+        publish(checkpoint, tmp_path / "release" / "tiny.safetensors", date=True)
+    again = publish(checkpoint, tmp_path / "release" / "tiny.safetensors", date=True, overwrite=True)
+    assert again == published and again.read_bytes() == before  # same weights, same bytes
     [run_file] = published_files(run / "publish")
     assert published.name.split("-")[-1] == run_file.name.split("-")[-1]
 
@@ -168,7 +172,7 @@ def test_a_bare_weights_file_publishes_with_its_recipe(run, tmp_path):
 
 def test_unregistered_architecture_is_named(tmp_path):
     unsigned = tmp_path / "unsigned.safetensors"
-    metadata = {"config": {"model_type": "not_registered_net"}, "class_names": ["a"]}
+    metadata = {"config": {"model_type": "not_registered_net"}, "class_names": ["a"], "preprocessor": {}}
     save_file({"w": torch.zeros(1)}, unsigned, metadata={"hfcls": json.dumps(metadata)})
     published = unsigned.rename(tmp_path / f"net-{file_sha256(unsigned)[:8]}.safetensors")
     with pytest.raises(HfclsError, match="model_type 'not_registered_net' is not registered with transformers"):

@@ -19,7 +19,7 @@ def test_browse_saves_the_grid_and_says_so(tmp_path, capsys):
     assert capsys.readouterr().out == f"saved 4 val samples to {out}\n"
     with Image.open(out) as grid:
         assert grid.size == (400, 440)  # 2 x 2 panels of 2 x 2.2 inches at 100 dpi
-    main([str(path), "data.train_pipeline=[]", "--n", "6", "--columns", "3", "--out", str(out)])
+    main([str(path), "data.train_pipeline=[]", "--n", "6", "--columns", "3", "--out", str(out), "--overwrite"])
     assert capsys.readouterr().out == f"saved 6 train samples to {out}\n"
     with Image.open(out) as grid:
         assert grid.size == (600, 440)  # 3 x 2 panels

@@ -64,7 +64,9 @@ def test_hfcls_train(trained, tmp_path, command):
 def test_hfcls_prepare(tmp_path, command):
     assert "wrote digits" in ok(run("hfcls-prepare", "digits", tmp_path / "digits"))
     assert len(list((tmp_path / "digits" / "val").glob("*/*.png"))) == 360
-    user_error(command("hfcls-prepare", "digits", tmp_path / "digits"), "already has files")
+    user_error(
+        command("hfcls-prepare", "digits", tmp_path / "digits"), "digits is a non-empty folder already", "--overwrite"
+    )
     # shrink: a recipe's splits as parquet shards of smaller images, read back by a disk source.
     recipe = write_recipe(
         tmp_path / "r.yaml",
@@ -94,7 +96,7 @@ def test_hfcls_prepare(tmp_path, command):
     user_error(
         command("hfcls-prepare", "shrink", recipe, tmp_path / "x", "--short-side", "0"), "--short-side", "at least 1"
     )
-    user_error(command("hfcls-prepare", "shrink", recipe, tmp_path / "small"), "small/train already has files")
+    user_error(command("hfcls-prepare", "shrink", recipe, tmp_path / "small"), "small is a non-empty folder already")
 
 
 def test_prepare_writes_imbalanced_and_multilabel_digits(tmp_path, command):
@@ -106,7 +108,7 @@ def test_prepare_writes_imbalanced_and_multilabel_digits(tmp_path, command):
     rows = [json.loads(line) for line in (tmp_path / "multi" / "val" / "metadata.jsonl").read_text().splitlines()]
     assert len(rows) == 360 and all(2 <= len(set(row["labels"])) == len(row["labels"]) <= 3 for row in rows)
     assert (tmp_path / "multi" / "val" / rows[0]["file_name"]).is_file()
-    user_error(command("hfcls-prepare", "multilabel_digits", tmp_path / "multi"), "already has files")
+    user_error(command("hfcls-prepare", "multilabel_digits", tmp_path / "multi"), "multi is a non-empty folder already")
 
 
 def test_hfcls_verify(trained, command):

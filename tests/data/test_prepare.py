@@ -31,7 +31,7 @@ def test_prepare_digits_writes_a_stratified_split(digits_dir):
 
 
 def test_prepare_refuses_to_overwrite(digits_dir):
-    with pytest.raises(HfclsError, match="already has files"):
+    with pytest.raises(HfclsError, match="train is a non-empty folder already; nothing was written"):
         prepare_digits(digits_dir)
 
 
@@ -59,8 +59,11 @@ def test_shrink_writes_parquet_shards_the_disk_source_reads(tmp_path):
             assert abs(new.size[0] / new.size[1] - old.size[0] / old.size[1]) < 0.01  # the same shape
     raw = load_source({"type": "disk", "path": str(tmp_path / "out" / "val")}, "data.val")
     assert raw.cast_column("image", datasets.Image(decode=False))[1]["image"]["bytes"] == small.read_bytes()
-    with pytest.raises(HfclsError, match="out/train already has files"):
+    with pytest.raises(HfclsError, match="out/train is a non-empty folder already; nothing was written"):
         shrink_splits(dsets, tmp_path / "out", short_side=100)
+    shrink_splits({"val": dsets["val"]}, tmp_path / "out", short_side=10, overwrite=True)  # replaced whole
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train", "val"]
+    assert min(load_source({"type": "disk", "path": str(tmp_path / "out" / "val")}, "v")[0]["image"].size) == 10
 
 
 def test_shrink_names_an_image_it_cannot_decode(tmp_path):

@@ -167,6 +167,37 @@ def test_voc_errors_name_the_xml_file_and_line(tmp_path):
     refused("no image list", type="voc", root=str(root), split="test")
 
 
+def test_voc_annotations_are_read_in_the_encoding_they_declare(tmp_path):
+    root = write_voc(tmp_path / "VOC2007")
+    xml = root / "Annotations" / "000002.xml"
+    text = xml.read_text().replace("<pose>Left</pose>", "<pose>Gauche \u00e0 c\u00f4t\u00e9</pose>")
+    xml.write_bytes(('<?xml version="1.0" encoding="UTF-16"?>\n' + text).encode("utf-16"))
+    latin = root / "Annotations" / "000001.xml"
+    latin.write_bytes(('<?xml version="1.0" encoding="ISO-8859-1"?>\n' + text.replace("cat", "dog")).encode("latin-1"))
+    names = [[VOC_CLASSES[i] for i in row] for row in load(type="voc", root=str(root))["label"]]
+    assert names == [["dog"], ["cat"], []]
+    xml.write_bytes(xml.read_bytes().replace("chair".encode("utf-16-le"), "chiar".encode("utf-16-le")))
+    refused(f"{xml} line 16: label 'chiar' is not among", type="voc", root=str(root))  # lines counted in UTF-16 too
+
+
+def test_what_a_list_cannot_honestly_say_is_refused(tmp_path):
+    """An image listed twice, a class name holding labels_sep or a control character, an id leading out."""
+    folder = images(tmp_path / "f" / "images", 2).parent
+    (folder / "metadata.jsonl").write_text('{"file_name": "images/0.png", "labels": ["cat,dog"]}\n')
+    refused("metadata.jsonl line 1: the class name 'cat,dog' holds ','", type="imagefolder", path=str(folder))
+    (folder / "metadata.jsonl").write_text('{"file_name": "images/0.png", "label": "cat\\tdog"}\n')
+    refused("metadata.jsonl line 1: the class name 'cat\\tdog' holds a line break or control character",
+            type="imagefolder", path=str(folder))
+    lines = tmp_path / "list.txt"
+    lines.write_text("0.png 0\n1.png 1\nsub/../0.png 1\n")
+    refused(f"{lines} line 3: 0.png is listed again (first at line 1)", type="annotation_list",
+            ann_file=str(lines), data_prefix=str(folder / "images"))
+    root = write_voc(tmp_path / "VOC2007")
+    ids = root / "ImageSets" / "Main" / "trainval.txt"
+    ids.write_text(ids.read_text() + "000001\n")
+    refused(f"{ids} line 4: 000001 is listed again (first at line 1)", type="voc", root=str(root))
+
+
 # ----------------------------------------------------------------------------- the data door
 
 

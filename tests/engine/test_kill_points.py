@@ -41,7 +41,7 @@ SIMULATED_KILLS = [
         ["checkpoints/epoch_2.tmp"],
     ),
     ("save: writing scheduler.json", [([("open", r"epoch_3\.tmp/scheduler\.json w")], 1)], ["checkpoints/epoch_3.tmp"]),
-    ("after the rename, before the epoch's row", [([("open", r"metrics\.jsonl a")], 2)], []),
+    ("after the rename, before the epoch's row", [([("open", r"metrics\.jsonl None")], 2)], []),
     (
         "export: the new latest/ written, the old one not yet renamed (publish_folder)",
         [([("os.rename", r"/latest \S*/latest\.old$")], 1)],
@@ -69,7 +69,7 @@ SIMULATED_KILLS = [
     ),
     (
         "resume: metrics.jsonl rewritten, before its replace (write_atomic)",
-        [([("open", r"metrics\.jsonl a")], 2), ([("os.rename", r"\.metrics\.jsonl\.tmp \S*metrics\.jsonl$")], 1)],
+        [([("open", r"metrics\.jsonl None")], 2), ([("os.rename", r"\.metrics\.jsonl\.tmp \S*metrics\.jsonl$")], 1)],
         [".metrics.jsonl.tmp"],
     ),
     (

@@ -41,9 +41,14 @@ def test_a_bad_argument_is_refused_when_the_request_is_made(arguments, param, me
     assert str(error.value).startswith(message) and error.value.param == param
 
 
-def test_an_existing_picture_is_kept_unless_overwrite(tmp_path):
+def test_a_show_dir_holding_files_is_kept_unless_overwrite(tmp_path):
     (tmp_path / "confusion_matrix.png").write_bytes(b"")
-    with pytest.raises(HfclsError, match="^show_dir .*confusion_matrix.png is a file already") as error:
+    with pytest.raises(HfclsError, match=f"^show_dir {tmp_path} is a non-empty folder already") as error:
         EvalRequest(None, "best", metrics=["accuracy"], show_dir=tmp_path)
     assert error.value.for_flags({"show_dir": "--show-dir"}).startswith(f"--show-dir {tmp_path}")
     EvalRequest(None, "best", metrics=["accuracy"], show_dir=tmp_path, overwrite=True)
+    with pytest.raises(HfclsError, match="^show_dir .*confusion_matrix.png is a file where a folder goes"):
+        EvalRequest(None, "best", metrics=["accuracy"], show_dir=tmp_path / "confusion_matrix.png", overwrite=True)
+    (tmp_path / "r.json").mkdir()  # empty: nothing to lose, yet no results file can go there
+    with pytest.raises(HfclsError, match="^out .*r.json is a folder where a file goes"):
+        EvalRequest(None, "best", out=tmp_path / "r.json", overwrite=True)

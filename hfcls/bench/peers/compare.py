@@ -33,6 +33,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from hfcls.data.formats.common import class_folder_images
+from hfcls.data.formats.lists import IMAGE_EXTENSIONS
 from hfcls.errors import HfclsError
 
 PEERS = ("trainer", "timm")
@@ -74,6 +76,21 @@ def work_of(recipe) -> dict:
         "std": list(data.std),
         "seed": recipe.seed,
     }
+
+
+def check_full_batches(work: dict) -> None:
+    """The peers drop an incomplete last batch, in evaluation too (the Trainer's dataloader_drop_last):
+    a split smaller than one batch would leave a peer nothing to train or evaluate on."""
+    for split in ("train", "val"):
+        folder, batch_size = Path(work[f"{split}_dir"]), work["batch_size"]
+        if not folder.is_dir():
+            raise HfclsError(f"--peers: data.{split}.path {folder} is not a folder; prepare the data or fix the path")
+        images = sum(len(files) for files in class_folder_images(folder, IMAGE_EXTENSIONS).values())
+        if images < batch_size:
+            raise HfclsError(
+                f"--peers: data.{split} ({folder}) has {images} images, fewer than one batch of data.batch_size "
+                f"{batch_size}, and the peers drop incomplete batches; lower data.batch_size to {images} or less"
+            )
 
 
 def train_crop(pipeline: list) -> tuple:
@@ -246,8 +263,8 @@ def run_timed(command: list, env: dict, cwd=None, timeout: float = 3600) -> tupl
     status = process.wait(timeout=timeout)
     wall = time.perf_counter() - start
     if status != 0:
-        tail = "\n".join(text for _, text in lines[-15:])
-        raise HfclsError(f"{' '.join(command[:4])} ... failed with status {status}:\n{tail}")
+        last = next((text.strip() for _, text in reversed(lines) if text.strip()), "no output")
+        raise HfclsError(f"{' '.join(command[:4])} ... failed with status {status}; its last line: {last}")
     return wall, lines
 
 
@@ -387,6 +404,7 @@ def compare(recipe, peers=PEERS, *, timm_train=None, rounds: int = 2, load: int 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if timm_train is not None:  # the checkout's own timm package, as its train.py expects
         env["PYTHONPATH"] = os.pathsep.join([str(Path(timm_train).resolve().parent), env.get("PYTHONPATH", "")])
+    check_full_batches(work_of(recipe))
     compared = tools(recipe, peers, timm_train, list(overrides))
     runs = {name: [] for name, _, _ in compared}
     with busy(load), tempfile.TemporaryDirectory() as scratch:

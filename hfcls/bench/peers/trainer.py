@@ -47,6 +47,8 @@ class Timings(TrainerCallback):
         self.epoch_end = time.perf_counter()
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if "eval_accuracy" not in (metrics or {}):  # every batch dropped: fewer images than one batch
+            sys.exit("error: the Trainer evaluated no image: --val-dir holds fewer images than one --batch-size")
         emit(
             "epoch",
             epoch=round(state.epoch),

@@ -153,6 +153,21 @@ def _fingerprint(files: list, key: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def leads_out(path: str) -> bool:
+    """A listed path that is absolute, or climbs out of its folder through `..`."""
+    parts = Path(os.path.normpath(path)).parts
+    return os.path.isabs(path) or (bool(parts) and parts[0] == "..")
+
+
+def check_listed_once(key: str, line: int, listed: dict, where: str) -> None:
+    """Refuse an image a list names a second time: it would be trained and evaluated twice. `listed`
+    holds the line where each `key` (a normalised path or an id) was first seen."""
+    first = listed.setdefault(key, line)
+    if first != line:
+        raise HfclsError(f"{where}: {key} is listed again (first at line {first}); it would be trained and "
+                         "evaluated twice: list each image once")
+
+
 def check_label(label: int, names: list, where: str, origin: str) -> None:
     """A label must index the class list; `origin` says where the class list came from."""
     if not 0 <= label < len(names):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import datasets
 
-from hfcls.data.formats.common import (check_label, check_label_set, class_folder_images, image_features,
-                                        read_classes, read_text)
+from hfcls.data.formats.common import (check_label, check_label_set, check_listed_once, class_folder_images,
+                                        image_features, leads_out, read_classes, read_text)
 from hfcls.errors import HfclsError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
@@ -68,6 +68,9 @@ def _listed_images(ann_file, data_prefix, names: list | None, origin: str, label
     entries = read_annotations(ann_file, labels_sep)
     if not allow_outside_prefix:
         check_inside_prefix(entries, ann_file, data_prefix)
+    listed = {}
+    for path, _, line in entries:
+        check_listed_once(os.path.normpath(path), line, listed, f"{ann_file} line {line}")
     labels = [label for _, label, _ in entries]
     multi_label = isinstance(labels[0], list)
     names = names or [str(i) for i in range(max(max(label, default=0) if multi_label else label
@@ -123,8 +126,7 @@ def read_annotations(ann_file, labels_sep: str = ",") -> list:
 def check_inside_prefix(entries: list, ann_file, data_prefix) -> None:
     """Refuse a listed path that leads out of data_prefix: absolute, or climbing out through `..`."""
     for path, _, line in entries:
-        parts = Path(os.path.normpath(path)).parts
-        if os.path.isabs(path) or (parts and parts[0] == ".."):
+        if leads_out(path):
             prefix = data_prefix or "the current folder"
             raise HfclsError(f"{ann_file} line {line}: {path} leads out of data_prefix ({prefix}); list paths "
                              "inside it, or set allow_outside_prefix: true for this source")

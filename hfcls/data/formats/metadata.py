@@ -9,17 +9,24 @@ relative to the folder.
 Class names are the sorted names the file uses, unless `classes` lists them (a list or
 a text file): then a name outside it is an error naming the file and line, and so is a
 row without classes unless the source sets `allow_empty: true`.
+
+What cannot be read honestly is refused, naming the file and line: an image listed twice
+(it would be trained and evaluated twice), a file_name that leads out of the folder
+(absolute, or through ..), and a class name holding a line break or control character or, in a
+`labels` list, the `labels_sep` that separates names in a CSV cell.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import unicodedata
 from pathlib import Path
 
 import datasets
 
-from hfcls.data.formats.common import check_label_set, class_ids, image_features
+from hfcls.data.formats.common import check_label_set, check_listed_once, class_ids, image_features, leads_out
 from hfcls.errors import HfclsError
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
@@ -34,7 +41,7 @@ def metadata_file(folder: Path) -> Path | None:
 
 def metadata_images(file: Path, names: list | None, origin: str, labels_sep: str, allow_empty: bool):
     """The folder's images with the labels `file` lists; `origin` says where `names` came from."""
-    rows = list(_jsonl_rows(file) if file.suffix == ".jsonl" else _csv_rows(file, labels_sep))
+    rows = list(_jsonl_rows(file, labels_sep) if file.suffix == ".jsonl" else _csv_rows(file, labels_sep))
     if not rows:
         raise HfclsError(f"{file} lists no images; an empty split cannot be used")
     multi_label = isinstance(rows[0][1], list)
@@ -42,10 +49,12 @@ def metadata_images(file: Path, names: list | None, origin: str, labels_sep: str
         names = sorted({name for _, labels, _ in rows for name in (labels if multi_label else [labels])})
         origin = f"the labels of {file}"
     index = {name: i for i, name in enumerate(names)}
-    paths, labels = [], []
+    paths, labels, listed = [], [], {}
     for path, row_labels, line in rows:
         where = f"{file} line {line}"
+        check_inside(path, file.parent, where, "file_name")
         image = file.parent / path
+        check_listed_once(os.path.normpath(path), line, listed, where)
         if not image.is_file():
             raise HfclsError(f"{where}: image {image} does not exist; fix file_name or add the image")
         ids = class_ids(row_labels if multi_label else [row_labels], index, where, origin)
@@ -56,7 +65,7 @@ def metadata_images(file: Path, names: list | None, origin: str, labels_sep: str
     return datasets.Dataset.from_dict({"image": paths, "label": labels}, features=image_features(names, multi_label))
 
 
-def _jsonl_rows(file: Path):
+def _jsonl_rows(file: Path, labels_sep: str):
     """(file_name, labels list or one label, line) per non-blank line."""
     kind = None
     for number, text in enumerate(file.read_text().splitlines(), start=1):
@@ -71,7 +80,9 @@ def _jsonl_rows(file: Path):
         labels = row[kind]
         if kind == "labels" and not (isinstance(labels, list) and all(isinstance(n, (str, int)) for n in labels)):
             raise HfclsError(f"{file} line {number}: labels must be a list of class names, got {labels!r}")
-        yield row["file_name"], [str(n) for n in labels] if kind == "labels" else str(labels), number
+        names = [str(n) for n in labels] if kind == "labels" else [str(labels)]
+        check_names(names, labels_sep if kind == "labels" else None, f"{file} line {number}")
+        yield str(row["file_name"]), names if kind == "labels" else names[0], number
 
 
 def _csv_rows(file: Path, labels_sep: str):
@@ -82,7 +93,28 @@ def _csv_rows(file: Path, labels_sep: str):
             kind = _row_kind(row, file, reader.line_num, kind)
             text = row[kind].strip()
             labels = [n.strip() for n in text.split(labels_sep) if n.strip()] if kind == "labels" else text
+            check_names(labels if kind == "labels" else [labels], None, f"{file} line {reader.line_num}")
             yield row["file_name"], labels, reader.line_num
+
+
+def check_names(names: list, labels_sep: str | None, where: str) -> None:
+    """A class name holds no line break or control character (a CSV cell quoted across lines, a stray
+    tab), nor, in a `labels` list, the `labels_sep` that joins several names: either is a mistake
+    that would otherwise become a class of its own."""
+    for name in names:
+        if any(unicodedata.category(c) == "Cc" for c in name):
+            raise HfclsError(f"{where}: the class name {name!r} holds a line break or control character; a "
+                             "name is one line of text: close every quote in a CSV file, or fix the label")
+        if labels_sep and labels_sep in name:
+            raise HfclsError(f"{where}: the class name {name!r} holds {labels_sep!r}, which separates class "
+                             "names (labels_sep); list each class as its own entry of labels")
+
+
+def check_inside(path: str, folder: Path, where: str, field: str) -> None:
+    """Refuse a listed path that leads out of `folder`: absolute, or climbing out through `..`."""
+    if leads_out(path):
+        raise HfclsError(f"{where}: {field} {path} leads out of {folder}; name the image by its path inside "
+                         "that folder")
 
 
 def _row_kind(row, file: Path, line: int, kind: str | None) -> str:

@@ -7,17 +7,23 @@
 An image's labels are the classes of its objects; a class shown only by objects
 marked difficult goes to the `difficult` column instead, which training treats
 as absent and the metrics leave out (MMPretrain's VOC dataset and metrics).
+
+An annotation is read in whatever encoding its XML declaration (or byte-order mark) names, as
+XML allows. An image id is a plain name: one that leads out of JPEGImages/ and Annotations/
+(a / or ..), or that the list holds twice, is refused with its line.
 """
 
 from __future__ import annotations
 
+import codecs
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import datasets
 
 from hfcls.data.columns import DIFFICULT
-from hfcls.data.formats.common import class_ids, image_features, read_classes
+from hfcls.data.formats.common import check_listed_once, class_ids, image_features, read_classes, read_text
 from hfcls.errors import HfclsError
 
 VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -35,11 +41,13 @@ def voc(root: str, split: str = "trainval", classes: list | str | None = None):
     names = read_classes(classes, f"voc {root}") or VOC_CLASSES
     origin = f"classes {classes}" if classes is not None else "PASCAL VOC"
     index = {name: i for i, name in enumerate(names)}
-    paths, labels, difficult = [], [], []
-    for number, line in enumerate(ids_file.read_text().splitlines(), start=1):
+    paths, labels, difficult, listed = [], [], [], {}
+    for number, line in enumerate(read_text(ids_file, "image list").splitlines(), start=1):
         if not line.strip():
             continue
         image_id = line.split()[0]
+        check_image_id(image_id, f"{ids_file} line {number}")
+        check_listed_once(image_id, number, listed, f"{ids_file} line {number}")
         image = base / "JPEGImages" / f"{image_id}.jpg"
         if not image.is_file():
             raise HfclsError(f"{ids_file} line {number}: image {image} does not exist; check root and the list")
@@ -58,9 +66,10 @@ def read_objects(xml_file: Path, index: dict, origin: str) -> tuple:
     """(ids of the classes of its objects not marked difficult, ids of those marked difficult)."""
     if not xml_file.is_file():
         raise HfclsError(f"annotation {xml_file} does not exist; every listed image needs its XML file")
-    text = xml_file.read_text()
+    data = xml_file.read_bytes()
+    text = xml_text(data)
     try:
-        root = ET.fromstring(text)
+        root = ET.fromstring(data)  # from the bytes: the parser decodes them as the file declares
     except ET.ParseError as error:
         line, column = error.position
         raise HfclsError(f"{xml_file} line {line}, column {column}: the XML does not parse ({error}); fix or "
@@ -72,6 +81,27 @@ def read_objects(xml_file: Path, index: dict, origin: str) -> tuple:
         ids = class_ids([name], index, where, origin)
         (hard if (obj.findtext("difficult") or "0").strip() == "1" else shown).update(ids)
     return shown, hard
+
+
+def check_image_id(image_id: str, where: str) -> None:
+    """An id names JPEGImages/<id>.jpg and Annotations/<id>.xml: a plain name."""
+    if image_id in (".", "..") or "/" in image_id or "\\" in image_id:
+        raise HfclsError(f"{where}: image id {image_id!r} leads out of JPEGImages/ and Annotations/; an id is "
+                         "a file name without its extension, such as 000005")
+
+
+def xml_text(data: bytes) -> str:
+    """An XML file's text for finding line numbers: decoded as its byte-order mark or declaration
+    says (the parser itself reads the bytes)."""
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    declared = re.match(rb"<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']", data)
+    try:
+        return data.decode(declared.group(1).decode() if declared else "utf-8", errors="replace")
+    except LookupError:  # an encoding Python does not know: the parser says so
+        return data.decode("utf-8", errors="replace")
 
 
 def _line_of(text: str, fragment: str) -> int:
