@@ -36,6 +36,7 @@ def recipe_fingerprint(recipe, num_classes: int, num_processes: int = 1, steps_p
         **{f"schedule.{key}": value for key, value in asdict(recipe.schedule).items()},
         "train.auto_scale_lr": recipe.train.auto_scale_lr,
         "data.batch_size": recipe.data.batch_size,
+        "data.progressive_resizing": recipe.data.progressive_resizing,  # which side each epoch trains at
         "train.gradient_accumulation_steps": recipe.train.gradient_accumulation_steps,
         "number of processes": num_processes,
         "steps per epoch": steps_per_epoch,
