@@ -94,7 +94,8 @@ def draft(pil: Image.Image, scale: int, to_rgb: bool) -> tuple:
     if drafted is None:  # a JPEG Pillow cannot scale
         return None, 1
     _, (_, _, scaled_width, _) = drafted  # the whole image's box at the chosen scale
-    return (pil.convert("RGB") if to_rgb else pil.convert(pil.mode)), width / scaled_width
+    pil.load()
+    return (pil.convert("RGB") if to_rgb and pil.mode != "RGB" else pil), width / scaled_width
 
 
 def _header(data: bytes, max_pixels: int) -> Image.Image:
@@ -169,13 +170,18 @@ class CropFirst:
         self.head.size = [side, side] if side else list(self.own_size)
 
     def __call__(self, data: bytes, pil: Image.Image, to_rgb: bool) -> torch.Tensor:
-        # The same draws, in the same order, as the whole pipeline makes on the decoded image.
-        canvas = tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=(pil.height, pil.width))
-        params = self.head.make_params([canvas])
-        out = self.head.transform(canvas, params).canvas_size
+        """The pipeline's output for the image `data`, whose header `pil` has read."""
+        size = (pil.height, pil.width)
+        if self.resample is None or fitting_scale(size, self.out_size(*size)) == 1:
+            # Not even the whole image is twice the output: decoded whole, the pipeline as it is.
+            return self.rest(self.head(_decode_opened(data, pil, to_rgb)))
+        # The same draws, in the same order, as the whole pipeline makes on the decoded image: from a
+        # stand-in of its size that holds no pixels.
+        params = self.head.make_params([torch.empty(1, dtype=torch.uint8).expand(3, *size)])
         top, left, height, width = (params["top"], params["left"], params["height"], params["width"]) \
-            if "top" in params else (0, 0, pil.height, pil.width)
-        scale = fitting_scale((height, width), out) if self.resample is not None else 1
+            if "top" in params else (0, 0, *size)
+        out = self.out_size(*size)
+        scale = fitting_scale((height, width), out)
         small, scale = draft(pil, scale, to_rgb) if scale > 1 else (None, 1)
         if small is None:  # bit for bit what the pipeline makes of the whole image
             return self.rest(self.head.transform(_decode_opened(data, pil, to_rgb), params))
@@ -184,6 +190,13 @@ class CropFirst:
         # antialiased resize copies.
         box = (left / scale, top / scale, (left + width) / scale, (top + height) / scale)
         return self.rest(F.pil_to_tensor(small.resize((out[1], out[0]), self.resample, box=box)))
+
+    def out_size(self, height: int, width: int) -> tuple:
+        """(height, width) the first step makes of an image of this size."""
+        if isinstance(self.head, v2.RandomResizedCrop):
+            return tuple(self.head.size)
+        canvas = tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=(height, width))
+        return tuple(self.head(canvas).canvas_size)  # Resize's own rule (shorter side, max_size)
 
 
 def fitting_scale(region: tuple, out: tuple) -> int:

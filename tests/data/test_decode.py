@@ -105,26 +105,25 @@ def photos(tmp_path, count):
 
 def test_scaled_decoding_draws_the_crop_first_and_differs_from_the_full_decode_by_resampling_only(tmp_path):
     files = photos(tmp_path, 4)
-    specs = [{"type": "RandomResizedCrop", "size": 40}, {"type": "RandomHorizontalFlip"}]
-    full, scaled = (SampleTransform(build_pipeline(specs), to_rgb=True, scaled=on) for on in (False, True))
-    crop, differences, scales = full.pipeline.transforms[0], [], set()
-    for seed in range(24):
-        row = {"path": files[seed % 4], "bytes": None}
-        expected, got = seeded(full.transform, seed, row), seeded(scaled.transform, seed, row)
-        with Image.open(row["path"]) as pil:  # the crop the full pipeline draws, and the scale it allows
-            box = seeded(crop.make_params, seed, [torch.empty(3, pil.height, pil.width)])
-        scale = fitting_scale((box["height"], box["width"]), (40, 40))
-        scales.add(scale)
-        assert got.shape == expected.shape == (3, 40, 40)
-        differences.append((got.float() - expected.float()).abs().mean().item())
-    assert scales == {2, 4, 8}
+    differences, scales = [], set()
+    for side in (40, 112, 224):  # at 224 no crop of these photos, nor the whole photo, is twice the output
+        specs = [{"type": "RandomResizedCrop", "size": side}, {"type": "RandomHorizontalFlip"}]
+        full, scaled = (SampleTransform(build_pipeline(specs), to_rgb=True, scaled=on) for on in (False, True))
+        crop = full.pipeline.transforms[0]
+        for seed in range(12):
+            row = {"path": files[seed % 4], "bytes": None}
+            expected, got = seeded(full.transform, seed, row), seeded(scaled.transform, seed, row)
+            with Image.open(row["path"]) as pil:  # the crop the full pipeline draws, and the scale it allows
+                box = seeded(crop.make_params, seed, [torch.empty(3, pil.height, pil.width)])
+            scale = fitting_scale((box["height"], box["width"]), (side, side))
+            scales.add(scale)
+            if scale == 1:  # a crop too large to decode smaller: bit for bit the full pipeline
+                assert torch.equal(got, expected), (side, seed)
+            else:
+                assert got.shape == expected.shape == (3, side, side)
+                differences.append((got.float() - expected.float()).abs().mean().item())
+    assert scales == {1, 2, 4, 8}
     assert max(differences) <= SCALED_WORST and sum(differences) / len(differences) <= SCALED_MEAN
-    # At 224 px no crop of these photos is twice the output: decoded whole, the pipeline's own pixels.
-    full, scaled = (SampleTransform(build_pipeline([{**specs[0], "size": 224}, specs[1]]), to_rgb=True, scaled=on)
-                    for on in (False, True))
-    for seed in range(3):
-        row = {"path": files[seed], "bytes": None}
-        assert torch.equal(seeded(scaled.transform, seed, row), seeded(full.transform, seed, row))
 
 
 def test_scaled_evaluation_resizes_the_whole_image_as_the_full_decode_does(tmp_path):
