@@ -159,6 +159,7 @@ def build_run(
     model = build_model(recipe.model, names, problem_type)
     if load_from is not None:
         load_finetune_weights(model, load_from)
+    check_sides(model, recipe.data.progressive_resizing)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
     ema = build_ema(model, recipe.train.ema, accelerator)
     set_seed(recipe.seed, device_specific=True)  # model randomness (dropout) differs between ranks
@@ -192,6 +193,27 @@ def build_run(
         recipe.train.epochs * per_epoch,
         loss,
     )
+
+
+def check_sides(model, schedule: list | None) -> None:
+    """Refuse, before training, a model that cannot take every side of data.progressive_resizing (a ViT's
+    position embeddings fix its input size): one image of each side through it, without gradients."""
+    if schedule is None:
+        return
+    training = model.training
+    model.eval()
+    try:
+        for side in sorted({side for _, side in schedule}):
+            with torch.no_grad():
+                model(pixel_values=torch.zeros(1, 3, side, side))
+    except (RuntimeError, ValueError) as error:
+        raise HfclsError(
+            f"data.progressive_resizing: {model.config.model_type} cannot take {side} x {side} images "
+            f"({str(error).splitlines()[0]}); train it at one size (data.progressive_resizing=null) or pick a "
+            "model that takes any size (a CNN)"
+        ) from None
+    finally:
+        model.train(training)
 
 
 def build_ema(model, settings: dict | None, accelerator) -> ModelEma | None:
