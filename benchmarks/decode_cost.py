@@ -27,8 +27,8 @@ import torch
 from PIL import Image
 
 from hfcls.data.build import build_datasets, with_transform
-from hfcls.data.seeding import sample_seed
 from hfcls.data.decode import decode, image_bytes
+from hfcls.data.seeding import sample_seed
 from hfcls.data.transforms import build_pipeline
 from hfcls.recipe import load_recipe
 
@@ -74,8 +74,9 @@ def worker_cost(recipe, images: int, sides: list) -> None:
     train = train.select(range(min(images, len(train))))
     loaders = {}
     for mode in ("off", "train"):
-        dataset = with_transform(train, recipe.data.train_pipeline, "data.train_pipeline", recipe.data.to_rgb,
-                                 scaled=mode != "off")
+        dataset = with_transform(
+            train, recipe.data.train_pipeline, "data.train_pipeline", recipe.data.to_rgb, scaled=mode != "off"
+        )
         loaders[mode] = SeededSamples(dataset, recipe.seed)
     batch = recipe.data.batch_size
     results = {}
@@ -94,13 +95,15 @@ def worker_cost(recipe, images: int, sides: list) -> None:
     for side in sides:
         crop.size = [side, side]
         scales = collections.Counter(
-            fitting_scale(*seeded(lambda w, h: box_and_out(crop, w, h, side), sample_seed(recipe.seed, 0, i), w, h))
+            fitting_scale(*seeded(box_and_out, sample_seed(recipe.seed, 0, i), crop, w, h, side))
             for i, (w, h) in enumerate(sizes)
         )
         off, on = results[side, "off"], results[side, "train"]
-        print(f"side {side}: worker CPU {off:.3f} ms/image with data.scaled_decode=off, {on:.3f} with train "
-              f"({100 * (on / off - 1):+.0f} %); epoch 0's images by scale: "
-              + ", ".join(f"1/{scale}: {count}" for scale, count in sorted(scales.items())))
+        print(
+            f"side {side}: worker CPU {off:.3f} ms/image with data.scaled_decode=off, {on:.3f} with train "
+            f"({100 * (on / off - 1):+.0f} %); epoch 0's images by scale: "
+            + ", ".join(f"1/{scale}: {count}" for scale, count in sorted(scales.items()))
+        )
 
 
 def box_and_out(crop, width: int, height: int, side: int) -> tuple:

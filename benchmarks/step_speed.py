@@ -114,15 +114,19 @@ def main(argv=None):
         for impl in args.impls.split(",")
         for c in compiled
     ]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} at {args.size} px, "
-          f"{args.steps} measured steps x {args.rounds} rounds")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} at {args.size} px, "
+        f"{args.steps} measured steps x {args.rounds} rounds"
+    )
     for _ in range(args.rounds):
         for variant in variants:
             variant.turn(args.warmup, args.steps)
     print(f"{'variant':<38} {'images/s':>9} {'first step s':>13}")
     for variant in variants:
-        print(f"{variant.label:<38} {max(variant.rates):>9.1f} {variant.first_step:>13.1f}"
-              f"   (rounds: {', '.join(f'{r:.1f}' for r in variant.rates)}; median {statistics.median(variant.rates):.1f})")
+        print(
+            f"{variant.label:<38} {max(variant.rates):>9.1f} {variant.first_step:>13.1f}"
+            f"   (rounds: {', '.join(f'{r:.1f}' for r in variant.rates)}; median {statistics.median(variant.rates):.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -26,24 +26,33 @@ def check_progressive_resizing(data, where: str) -> list | None:
     example = "e.g. [[0, 160], [6, 192], [12, 224]]"
     pairs = schedule if isinstance(schedule, list) and schedule else [None]
     if not all(isinstance(p, list) and len(p) == 2 and all(is_number(v, int) for v in p) for p in pairs):
-        raise HfclsError(f"{where}: data.progressive_resizing must be a list of [first epoch, side] pairs of whole "
-                         f"numbers, {example}; got {schedule!r}")
+        raise HfclsError(
+            f"{where}: data.progressive_resizing must be a list of [first epoch, side] pairs of whole "
+            f"numbers, {example}; got {schedule!r}"
+        )
     epochs = [epoch for epoch, _ in schedule]
     if epochs[0] != 0 or any(later <= earlier for earlier, later in zip(epochs, epochs[1:])):
-        raise HfclsError(f"{where}: data.progressive_resizing must start at epoch 0 with its epochs rising, "
-                         f"{example}; got epochs {epochs}")
+        raise HfclsError(
+            f"{where}: data.progressive_resizing must start at epoch 0 with its epochs rising, "
+            f"{example}; got epochs {epochs}"
+        )
     small = [side for _, side in schedule if side < 8]
     if small:
         raise HfclsError(f"{where}: data.progressive_resizing: side {small[0]} is below 8 px; give sides of 8 or more")
-    first = data.train_pipeline[0].get("type") if data.train_pipeline and isinstance(data.train_pipeline[0], dict) \
-        else None
+    first = (
+        data.train_pipeline[0].get("type") if data.train_pipeline and isinstance(data.train_pipeline[0], dict) else None
+    )
     if first != "RandomResizedCrop":
-        raise HfclsError(f"{where}: data.progressive_resizing sets the side of the train pipeline's first step, a "
-                         f"RandomResizedCrop; data.train_pipeline starts with {first}: put a RandomResizedCrop first "
-                         "or unset data.progressive_resizing")
+        raise HfclsError(
+            f"{where}: data.progressive_resizing sets the side of the train pipeline's first step, a "
+            f"RandomResizedCrop; data.train_pipeline starts with {first}: put a RandomResizedCrop first "
+            "or unset data.progressive_resizing"
+        )
     if data.in_memory or data.decode != "workers":
-        raise HfclsError(f"{where}: data.progressive_resizing resizes in DataLoader workers; set data.in_memory=false "
-                         "and data.decode=workers, or unset data.progressive_resizing")
+        raise HfclsError(
+            f"{where}: data.progressive_resizing resizes in DataLoader workers; set data.in_memory=false "
+            "and data.decode=workers, or unset data.progressive_resizing"
+        )
     return [list(pair) for pair in schedule]
 
 
@@ -63,11 +72,15 @@ def eval_pipeline_at(specs: list, size: int | None, where: str) -> list:
     names = [spec.get("type") if isinstance(spec, dict) else spec for spec in specs]
     sides = [_square_side(spec.get("size")) for spec in specs] if names == ["Resize", "CenterCrop"] else [None]
     if None in sides:
-        raise HfclsError(f"{where}: data.eval_size scales an eval pipeline of [Resize(R), CenterCrop(C)] with one "
-                         f"side each; data.eval_pipeline is {specs!r}: write the pipeline at that size instead")
+        raise HfclsError(
+            f"{where}: data.eval_size scales an eval pipeline of [Resize(R), CenterCrop(C)] with one "
+            f"side each; data.eval_pipeline is {specs!r}: write the pipeline at that size instead"
+        )
     resize, crop = sides
-    return [{**specs[0], "size": _same_form(specs[0]["size"], round(size * resize / crop))},
-            {**specs[1], "size": _same_form(specs[1]["size"], size)}]
+    return [
+        {**specs[0], "size": _same_form(specs[0]["size"], round(size * resize / crop))},
+        {**specs[1], "size": _same_form(specs[1]["size"], size)},
+    ]
 
 
 def _square_side(size) -> int | None:

@@ -51,10 +51,21 @@ def test_every_tool_runs_as_it_comes_and_with_its_own_best_switches(tmp_path, di
     (tmp_path / "train.py").write_text("")
     compared = tools(recipe, ["trainer", "timm"], tmp_path / "train.py", ["seed=1"])
     commands = {tool.name: tool.command(tmp_path) for tool in compared}
-    assert list(commands) == ["hfcls, workers", "hfcls, in memory"] + ["hfcls, bf16 + NHWC"] * bf16 + [
-        "HF Trainer"] + ["HF Trainer, bf16"] * bf16 + ["timm train.py"] + ["timm, bf16 + NHWC"] * bf16
-    assert [tool.name for tool in compared if tool.fp32] == ["hfcls, workers", "hfcls, in memory", "HF Trainer",
-                                                             "timm train.py"]
+    assert (
+        list(commands)
+        == ["hfcls, workers", "hfcls, in memory"]
+        + ["hfcls, bf16 + NHWC"] * bf16
+        + ["HF Trainer"]
+        + ["HF Trainer, bf16"] * bf16
+        + ["timm train.py"]
+        + ["timm, bf16 + NHWC"] * bf16
+    )
+    assert [tool.name for tool in compared if tool.fp32] == [
+        "hfcls, workers",
+        "hfcls, in memory",
+        "HF Trainer",
+        "timm train.py",
+    ]
     for name in ("hfcls, workers", "hfcls, in memory"):
         assert "seed=1" in commands[name] and "train.mixed_precision=no" in commands[name]
     assert "--bf16" not in commands["HF Trainer"] and "--amp" not in commands["timm train.py"]
@@ -80,8 +91,13 @@ def test_real_sizes_are_told_to_every_tool_and_hfcls_also_runs_its_recipe_as_wri
     assert "--random-resized-crop" in trainer and trainer[trainer.index("--eval-resize") + 1] == "256"
     (tmp_path / "train.py").write_text("")
     commands = {tool.name: tool.command(tmp_path) for tool in tools(recipe, ["timm"], tmp_path / "train.py")}
-    assert list(commands) == ["hfcls, workers", "hfcls, bf16 + NHWC", "hfcls, recipe", "timm train.py",
-                              "timm, bf16 + NHWC"]  # no in-memory row: RandomResizedCrop runs in the workers
+    assert list(commands) == [
+        "hfcls, workers",
+        "hfcls, bf16 + NHWC",
+        "hfcls, recipe",
+        "timm train.py",
+        "timm, bf16 + NHWC",
+    ]  # no in-memory row: RandomResizedCrop runs in the workers
     for name in ("hfcls, workers", "hfcls, bf16 + NHWC"):  # the peers' work: every epoch at 224
         assert {"data.progressive_resizing=null", "data.eval_size=null", "data.in_memory=false"} <= set(commands[name])
     assert not any("progressive_resizing" in part or "mixed_precision" in part for part in commands["hfcls, recipe"])
@@ -97,12 +113,14 @@ def test_work_the_peers_cannot_be_told_is_refused(tiny_data):
 
 def test_the_cpu_time_of_a_command_is_split_between_it_and_its_children():
     # The parent spins ~0.3 s itself, then starts a child that spins ~0.6 s, and waits for it.
-    code = ("import subprocess, sys, time\n"
-            "def spin(s):\n    end = time.process_time() + s\n    while time.process_time() < end: pass\n"
-            "spin(0.3)\n"
-            "subprocess.run([sys.executable, '-c', 'import time\\nend = time.process_time() + 0.6\\n"
-            "while time.process_time() < end: pass'])\n"
-            "print('done')")
+    code = (
+        "import subprocess, sys, time\n"
+        "def spin(s):\n    end = time.process_time() + s\n    while time.process_time() < end: pass\n"
+        "spin(0.3)\n"
+        "subprocess.run([sys.executable, '-c', 'import time\\nend = time.process_time() + 0.6\\n"
+        "while time.process_time() < end: pass'])\n"
+        "print('done')"
+    )
     wall, lines, cpu = run_timed([sys.executable, "-c", code], dict(os.environ))
     assert lines[-1][1] == "done" and wall >= 0.9
     assert 0.3 <= cpu["main"] < 0.55 and 0.6 <= cpu["workers"] < 0.85

@@ -50,8 +50,9 @@ def test_resolution_keys_are_refused_by_name_with_the_fix(data, message):
 
 
 def test_eval_size_scales_resize_and_crop_alike_and_the_export_follows():
-    data = recipe({"eval_size": 24, "eval_pipeline": [{"type": "Resize", "size": 18}, {"type": "CenterCrop",
-                                                                                       "size": [16, 16]}]}).data
+    data = recipe(
+        {"eval_size": 24, "eval_pipeline": [{"type": "Resize", "size": 18}, {"type": "CenterCrop", "size": [16, 16]}]}
+    ).data
     assert data.eval_pipeline == [{"type": "Resize", "size": 27}, {"type": "CenterCrop", "size": [24, 24]}]
     processor = image_processor(data)  # what latest/ and best/ hold
     assert processor.size == {"shortest_edge": 27} and processor.crop_size == {"height": 24, "width": 24}

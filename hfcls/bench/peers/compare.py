@@ -117,16 +117,20 @@ def side(size) -> int:
 LESS_WORK = ("data.progressive_resizing", "data.eval_size")
 
 
-def hfcls_command(recipe_path, overrides, out: Path, in_memory: bool, fast: bool = False,
-                  as_written: bool = False) -> list:
+def hfcls_command(
+    recipe_path, overrides, out: Path, in_memory: bool, fast: bool = False, as_written: bool = False
+) -> list:
     """hfcls-train on the recipe; `fast`: in bf16 with channels_last, the zoo recipes' own settings
     where the hardware has bf16; `as_written`: the recipe's own settings, whatever they are; otherwise
     fp32 NCHW at the pipeline's sides (the peers' work as they come)."""
     if as_written:
         switches = []
     else:
-        switches = ["train.mixed_precision=bf16", "train.channels_last=true"] if fast else [
-            "train.mixed_precision=no", "train.channels_last=false"]
+        switches = (
+            ["train.mixed_precision=bf16", "train.channels_last=true"]
+            if fast
+            else ["train.mixed_precision=no", "train.channels_last=false"]
+        )
         switches += [f"{key}=null" for key in LESS_WORK]
     return [
         sys.executable,
@@ -440,26 +444,49 @@ def tools(recipe, peers, timm_train, overrides=()) -> list:
     in_memory = not work["random_resized_crop"]
     out = [Tool("hfcls, workers", lambda d: hfcls_command(source, overrides, d, False), read_hfcls, False, True)]
     if in_memory:
-        out.append(Tool("hfcls, in memory", lambda d: hfcls_command(source, overrides, d, True), read_hfcls, False,
-                        True))
+        out.append(
+            Tool("hfcls, in memory", lambda d: hfcls_command(source, overrides, d, True), read_hfcls, False, True)
+        )
     if fast:
-        out.append(Tool("hfcls, bf16 + NHWC", lambda d: hfcls_command(source, overrides, d, in_memory, fast=True),
-                        read_hfcls, False, False))
+        out.append(
+            Tool(
+                "hfcls, bf16 + NHWC",
+                lambda d: hfcls_command(source, overrides, d, in_memory, fast=True),
+                read_hfcls,
+                False,
+                False,
+            )
+        )
     if any(value_of(recipe, key) is not None for key in LESS_WORK):
-        out.append(Tool("hfcls, recipe", lambda d: hfcls_command(source, overrides, d, recipe.data.in_memory,
-                                                                  as_written=True), read_hfcls, False, False))
+        out.append(
+            Tool(
+                "hfcls, recipe",
+                lambda d: hfcls_command(source, overrides, d, recipe.data.in_memory, as_written=True),
+                read_hfcls,
+                False,
+                False,
+            )
+        )
     if "trainer" in peers:
         out.append(Tool("HF Trainer", lambda d: trainer_command(work, d), read_trainer, True, True))
         if fast:
-            out.append(Tool("HF Trainer, bf16", lambda d: trainer_command(work, d, fast=True), read_trainer, True,
-                            False))
+            out.append(
+                Tool("HF Trainer, bf16", lambda d: trainer_command(work, d, fast=True), read_trainer, True, False)
+            )
     if "timm" in peers:
         if timm_train is None or not Path(timm_train).is_file():
             raise HfclsError("--peers timm needs --timm-train PATH: train.py of a pytorch-image-models checkout")
         out.append(Tool("timm train.py", lambda d: timm_command(work, Path(timm_train), d), read_timm, True, True))
         if fast:
-            out.append(Tool("timm, bf16 + NHWC", lambda d: timm_command(work, Path(timm_train), d, fast=True),
-                            read_timm, True, False))
+            out.append(
+                Tool(
+                    "timm, bf16 + NHWC",
+                    lambda d: timm_command(work, Path(timm_train), d, fast=True),
+                    read_timm,
+                    True,
+                    False,
+                )
+            )
     return out
 
 
@@ -524,8 +551,10 @@ def table(result: dict, target: float | None = None) -> str:
             f"{row['worker_ms_per_image']:>13.2f}"
             + ((f" {reach:>10.1f}" if reach is not None else f" {'never':>10}") if target is not None else "")
         )
-    for label, peers in (("", [n for n, r in rows.items() if r["peer"]]),
-                         ("fp32 ", [n for n, r in rows.items() if r["peer"] and r["fp32"]])):
+    for label, peers in (
+        ("", [n for n, r in rows.items() if r["peer"]]),
+        ("fp32 ", [n for n, r in rows.items() if r["peer"] and r["fp32"]]),
+    ):
         if not peers:
             continue
         peer_name = min(peers, key=lambda name: rows[name]["wall"])

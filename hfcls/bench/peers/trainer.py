@@ -84,8 +84,11 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--pad", type=int, default=4, help="train: Resize(size + pad) then RandomCrop(size)")
-    parser.add_argument("--random-resized-crop", action="store_true",
-                        help="train: RandomResizedCrop(size) and a horizontal flip instead (ImageNet's)")
+    parser.add_argument(
+        "--random-resized-crop",
+        action="store_true",
+        help="train: RandomResizedCrop(size) and a horizontal flip instead (ImageNet's)",
+    )
     parser.add_argument("--eval-resize", type=int, help="eval: Resize(this) then CenterCrop(size); default size")
     parser.add_argument("--bf16", action="store_true", help="TrainingArguments(bf16=True)")
     parser.add_argument("--mean", type=float, nargs=3, default=[0.5, 0.5, 0.5])
