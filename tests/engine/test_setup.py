@@ -13,7 +13,7 @@ from hfcls.models import build_model
 from hfcls.predict.inputs import ModelInputs
 from hfcls.recipe import load_recipe
 
-from conftest import tiny_recipe_dict, write_recipe
+from conftest import TINY_VIT, tiny_recipe_dict, write_recipe
 
 NAMES = ["cat", "dog", "fox"]
 
@@ -97,19 +97,10 @@ def test_batches_are_copied_to_the_device_without_blocking(tmp_path, tiny_data):
 
 
 def test_a_model_that_cannot_take_every_progressive_side_is_refused_before_training(tmp_path, tiny_data):
-    vit = {
-        "model_type": "vit",
-        "image_size": 16,
-        "patch_size": 4,
-        "hidden_size": 16,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 32,
-    }  # its position embeddings fix 16 x 16
     recipe = load_recipe(
         write_recipe(
             tmp_path / "r.yaml",
-            tiny_recipe_dict(*tiny_data, model={"config": vit}, data={"progressive_resizing": [[0, 12], [1, 16]]}),
+            tiny_recipe_dict(*tiny_data, model={"config": TINY_VIT}, data={"progressive_resizing": [[0, 12], [1, 16]]}),
         )
     )
     with pytest.raises(
