@@ -4,12 +4,15 @@ implementation, precision, memory format and torch.compile, in interleaved round
     python benchmarks/step_speed.py [--models resnet18,resnet50] [--impls transformers,timm]
         [--modes fp32,bf16] [--compile] [--size 224] [--batch 32] [--steps 6] [--warmup 2] [--rounds 2]
 
-transformers' ResNet is the zoo's (`recipes/_base_/models/resnet*.yaml`, built from its config);
-timm's comes from `timm.create_model` (the same torchvision layout, the same parameter count).
+transformers' ResNet is the zoo's (`recipes/_base_/models/resnet*.yaml`, built from its config;
+`transformers-inplace`: the same with its ReLUs in place); timm's comes from `timm.create_model`
+(the same torchvision layout, the same parameter count).
 fp32 runs NCHW, as the tools come; bf16 runs under CPU/GPU autocast with `channels_last`, each tool's
 best switches. With --compile every variant is also run through `torch.compile` (inductor), and
 the seconds its first step took (the compilation) are reported beside its steady images/s.
 Every variant gets the same batches, optimizer and loss, so only the model's own code differs.
+On a shared machine, `--threads 1 --cpu-time` counts this process's CPU seconds instead of wall
+seconds: what a step costs, whatever else runs beside it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ def build(impl: str, name: str, classes: int) -> torch.nn.Module:
 
     config = AutoConfig.for_model("resnet", num_labels=classes, **HF_RESNETS[name])
     hf = AutoModelForImageClassification.from_config(config)
+    if impl == "transformers-inplace":  # its ReLUs in place, as timm's are
+        for module in hf.modules():
+            if isinstance(module, torch.nn.ReLU):
+                module.inplace = True
     return LogitsOf(hf)
 
 
@@ -52,7 +59,7 @@ class LogitsOf(torch.nn.Module):
 
 class Variant:
     def __init__(self, impl, name, mode, compiled, size, batch, classes=1000):
-        self.label = f"{name:<9} {impl:<12} {mode:<5} {'compiled' if compiled else 'eager':<8}"
+        self.label = f"{name:<9} {impl:<20} {mode:<5} {'compiled' if compiled else 'eager':<8}"
         torch.manual_seed(0)
         model = build(impl, name, classes)
         self.bf16 = mode == "bf16"
@@ -81,16 +88,16 @@ class Variant:
         self.optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
-    def turn(self, warmup: int, steps: int) -> None:
+    def turn(self, warmup: int, steps: int, clock=time.perf_counter) -> None:
         for _ in range(warmup):
-            start = time.perf_counter()
+            start = time.perf_counter()  # the compilation, in wall seconds (its workers are other processes)
             self.step()
             if self.first_step is None:
                 self.first_step = time.perf_counter() - start
-        start = time.perf_counter()
+        start = clock()
         for _ in range(steps):
             self.step()
-        self.rates.append(steps * len(self.labels) / (time.perf_counter() - start))
+        self.rates.append(steps * len(self.labels) / (clock() - start))
 
 
 def main(argv=None):
@@ -105,7 +112,17 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="images per CPU second of this process instead of per wall second: on a shared machine, with "
+        "--threads 1, what a step costs whatever else runs",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clock = time.process_time if args.cpu_time else time.perf_counter
     compiled = [True] if args.only_compiled else [False, True] if args.compile else [False]
     variants = [
         Variant(impl, name, mode, c, args.size, args.batch)
@@ -116,15 +133,15 @@ def main(argv=None):
     ]
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} at {args.size} px, "
-        f"{args.steps} measured steps x {args.rounds} rounds"
+        f"{args.steps} measured steps x {args.rounds} rounds, images per {'CPU' if args.cpu_time else 'wall'} second"
     )
     for _ in range(args.rounds):
         for variant in variants:
-            variant.turn(args.warmup, args.steps)
-    print(f"{'variant':<38} {'images/s':>9} {'first step s':>13}")
+            variant.turn(args.warmup, args.steps, clock)
+    print(f"{'variant':<46} {'images/s':>9} {'first step, wall s':>18}")
     for variant in variants:
         print(
-            f"{variant.label:<38} {max(variant.rates):>9.1f} {variant.first_step:>13.1f}"
+            f"{variant.label:<46} {max(variant.rates):>9.1f} {variant.first_step:>18.1f}"
             f"   (rounds: {', '.join(f'{r:.1f}' for r in variant.rates)}; median {statistics.median(variant.rates):.1f})"
         )
 
