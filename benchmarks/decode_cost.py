@@ -1,23 +1,34 @@
 """Milliseconds per image of the one decode rule and of the train pipeline after it, in one process.
 
     python benchmarks/decode_cost.py RECIPE [key=value ...] [--images 200]
+    python benchmarks/decode_cost.py RECIPE [key=value ...] --worker [--sides 224,192,160] [--images 320]
 
 What `hfcls-prepare shrink` buys: run it on the recipe's source, then with
 `data.train={type: disk, path: DST/train}`. The files are read before timing, so
 only decoding and transforming are measured (benchmarks/README.md).
+
+--worker: the CPU milliseconds per image of a DataLoader worker's whole job (the Arrow read, each
+sample's seed, reading the file, decoding, the train pipeline, the batch's collate), as the
+training loader runs it (`SeededSamples` over the data door's transform), with data.scaled_decode
+off and train, at each RandomResizedCrop side of --sides (progressive resizing's), interleaved, best
+of 3 turns; and how many images each decoded at 1/2, 1/4 or 1/8.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import io
 import statistics
 import time
 
 import datasets
 import torch
+from PIL import Image
 
-from hfcls.data.build import build_datasets
+from hfcls.data.build import build_datasets, with_transform
 from hfcls.data.decode import decode, image_bytes
+from hfcls.data.seeding import sample_seed
 from hfcls.data.transforms import build_pipeline
 from hfcls.recipe import load_recipe
 
@@ -27,9 +38,13 @@ def main(argv=None):
     parser.add_argument("recipe")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value")
     parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--worker", action="store_true", help="a worker's whole CPU time per image")
+    parser.add_argument("--sides", default="224,192,160", help="--worker: RandomResizedCrop sides")
     args = parser.parse_intermixed_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
     torch.set_num_threads(1)  # as in a DataLoader worker
+    if args.worker:
+        return worker_cost(recipe, args.images, [int(side) for side in args.sides.split(",")])
     train = build_datasets(recipe.data, recipe.seed, ("train",))["train"]
     rows = train.cast_column("image", datasets.Image(decode=False)).select(range(min(args.images, len(train))))
     files = [{"bytes": image_bytes(image)} for image in rows["image"]]
@@ -49,6 +64,51 @@ def main(argv=None):
         f"{len(files)} images, median shorter side {statistics.median(sides):.0f} px, {kib:.0f} KiB each: "
         f"decode {decode_ms:.2f} ms, train pipeline {pipeline_ms:.2f} ms per image (medians, one thread)"
     )
+
+
+def worker_cost(recipe, images: int, sides: list) -> None:
+    from hfcls.data.decode import collate, fitting_scale
+    from hfcls.data.seeding import SeededSamples, seeded
+
+    train = build_datasets(recipe.data, recipe.seed, ("train",))["train"]
+    train = train.select(range(min(images, len(train))))
+    loaders = {}
+    for mode in ("off", "train"):
+        dataset = with_transform(
+            train, recipe.data.train_pipeline, "data.train_pipeline", recipe.data.to_rgb, scaled=mode != "off"
+        )
+        loaders[mode] = SeededSamples(dataset, recipe.seed)
+    batch = recipe.data.batch_size
+    results = {}
+    for _ in range(3):  # turns, interleaved: a load that drifts weighs on every variant alike
+        for side in sides:
+            for mode, samples in loaders.items():
+                samples.set_resolution(side)
+                start = time.process_time()
+                for first in range(0, len(train) - batch + 1, batch):
+                    collate(samples.__getitems__(list(range(first, first + batch))))
+                spent = 1000 * (time.process_time() - start) / (len(train) // batch * batch)
+                results[side, mode] = min(results.get((side, mode), spent), spent)
+    rows = train.cast_column("image", datasets.Image(decode=False))
+    sizes = [Image.open(io.BytesIO(image_bytes(image))).size for image in rows["image"]]
+    crop = build_pipeline(recipe.data.train_pipeline).transforms[0]
+    for side in sides:
+        crop.size = [side, side]
+        scales = collections.Counter(
+            fitting_scale(*seeded(box_and_out, sample_seed(recipe.seed, 0, i), crop, w, h, side))
+            for i, (w, h) in enumerate(sizes)
+        )
+        off, on = results[side, "off"], results[side, "train"]
+        print(
+            f"side {side}: worker CPU {off:.3f} ms/image with data.scaled_decode=off, {on:.3f} with train "
+            f"({100 * (on / off - 1):+.0f} %); epoch 0's images by scale: "
+            + ", ".join(f"1/{scale}: {count}" for scale, count in sorted(scales.items()))
+        )
+
+
+def box_and_out(crop, width: int, height: int, side: int) -> tuple:
+    params = crop.make_params([torch.empty(3, height, width)])
+    return (params["height"], params["width"]), (side, side)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ def recipe_fingerprint(recipe, num_classes: int, num_processes: int = 1, steps_p
         "model.lora": recipe.model.lora,
         "train.distill": recipe.train.distill,
         "data.batch_size": recipe.data.batch_size,
+        "data.progressive_resizing": recipe.data.progressive_resizing,  # which side each epoch trains at
         "train.gradient_accumulation_steps": recipe.train.gradient_accumulation_steps,
         "number of processes": num_processes,
         "steps per epoch": steps_per_epoch,

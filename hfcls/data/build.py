@@ -14,6 +14,7 @@ asks which kind it holds:
 
     len(loader)                  batches per epoch, this process
     loader.set_epoch(epoch)      the epoch's order and augmentations
+    loader.set_resolution(side)  the training crop's side from now on (progressive resizing); None: the pipeline's
     iter(loader)                 dicts of uint8 `pixel_values` (float after MixUp/CutMix),
                                  `labels`, a `valid` mask and `bad_files`, on the device
     loader.state_dict()          where the epoch stands, as JSON-able values
@@ -148,9 +149,12 @@ def align_labels(ds, names: list, where: str):
                   batched=True, features=features)
 
 
-def with_transform(ds, specs: list, where: str, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS):
-    """`ds` decoding and transforming its rows as they are read; a stream becomes a TransformedStream."""
-    transform = SampleTransform(build_pipeline(specs, where), to_rgb, max_pixels, label_encoder(ds.features))
+def with_transform(ds, specs: list, where: str, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS,
+                   scaled: bool = False):
+    """`ds` decoding and transforming its rows as they are read (`scaled`: JPEGs at a reduced scale where
+    the pipeline's first crop allows); a stream becomes a TransformedStream."""
+    transform = SampleTransform(build_pipeline(specs, where), to_rgb, max_pixels, label_encoder(ds.features),
+                                scaled=scaled)
     ds = ds.cast_column("image", datasets.Image(decode=False))
     if isinstance(ds, datasets.IterableDataset):
         return TransformedStream(ds, transform)
@@ -179,7 +183,7 @@ def build_train_loader(recipe, dataset, accelerator):
         return on_device_loader(dataset, data, recipe.seed, accelerator, train=True, workers=workers,
                                 batch_size=data.batch_size, mix=mix)
     dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb,
-                             data.max_image_pixels)
+                             data.max_image_pixels, scaled=data.scaled_decode != "off")
     if isinstance(dataset, TransformedStream):
         if mix is not None:
             raise HfclsError("train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
@@ -212,7 +216,7 @@ def build_eval_loader(data, dataset, accelerator, seed: int, batch_size: int | N
         return on_device_loader(dataset, data, seed, accelerator, train=False, workers=worker_count(data),
                                 batch_size=batch_size)
     dataset = with_transform(dataset, data.eval_pipeline, "data.eval_pipeline", data.to_rgb,
-                             data.max_image_pixels)
+                             data.max_image_pixels, scaled=data.scaled_decode == "all")
     if isinstance(dataset, TransformedStream):
         raise HfclsError("streaming (streaming: true) is for the training data; give data.val and "
                          "data.test sources that are read in full")

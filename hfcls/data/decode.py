@@ -17,6 +17,14 @@ hfcls-browse and hfcls-demo:
   (2 with alpha) and colour 3 (4 with alpha).
 
 A refused image is handled as an undecodable one (`data.skip_bad_images`).
+
+Scaled decoding (`data.scaled_decode`, hfcls.data.decode.CropFirst): where a pipeline starts with
+RandomResizedCrop or Resize, that first step's parameters are drawn from the image's header size,
+before any pixel is decoded, and a JPEG whose drawn crop is at least 2, 4 or 8 times the output
+size on both sides is decoded at 1/2, 1/4 or 1/8 of its size by the JPEG decoder's DCT scaling
+(Pillow's `draft`). The crop is the same one the full pipeline would draw, from the same per-sample
+seed (exact resume holds); the pixels differ from a full decode by resampling only, the DCT's own
+low-pass in place of part of the bilinear one (tests/data/test_decode.py bounds the difference).
 """
 
 from __future__ import annotations
@@ -29,15 +37,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
+from hfcls.data.transforms import compose
 from hfcls.errors import HfclsError
 
 logger = logging.getLogger(__name__)
 
 MAX_IMAGE_PIXELS = 89_478_485  # data.max_image_pixels' default: Pillow's own MAX_IMAGE_PIXELS
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+DRAFT_MODES = ("RGB", "L")  # the JPEG modes Pillow's draft decodes at a reduced scale as they are
+SCALES = (8, 4, 2)  # the DCT scalings Pillow's draft offers, largest first
+PIL_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}  # by InterpolationMode
 
 
 class ImageRefused(ValueError):
@@ -56,13 +70,32 @@ def decode(image: dict, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS) -> tor
     """
     data = image_bytes(image)
     with _header(data, max_pixels) as pil:
-        try:
-            pixels = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                                  mode=ImageReadMode.RGB if to_rgb else ImageReadMode.UNCHANGED)
-        except RuntimeError:
-            return pil_to_uint8(pil, to_rgb)
+        return _decode_opened(data, pil, to_rgb)
+
+
+def _decode_opened(data: bytes, pil: Image.Image, to_rgb: bool) -> torch.Tensor:
+    """The whole image of `data`, whose header `pil` has read: by torchvision, else by Pillow."""
+    try:
+        pixels = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                              mode=ImageReadMode.RGB if to_rgb else ImageReadMode.UNCHANGED)
+    except RuntimeError:
+        return pil_to_uint8(pil, to_rgb)
     # torchvision gives 16-bit PNGs as uint16
     return F.to_dtype(pixels, torch.uint8, scale=True) if pixels.dtype != torch.uint8 else pixels
+
+
+def draft(pil: Image.Image, scale: int, to_rgb: bool) -> tuple:
+    """(`pil` decoded at 1/`scale` of its size by the JPEG decoder's DCT scaling (Pillow's draft), the
+    scale it got), or (None, 1) for an image that cannot be: not a JPEG, or not RGB or grey."""
+    if pil.format != "JPEG" or pil.mode not in DRAFT_MODES:
+        return None, 1
+    width = pil.width
+    drafted = pil.draft(pil.mode, (width // scale, pil.height // scale))
+    if drafted is None:  # a JPEG Pillow cannot scale
+        return None, 1
+    _, (_, _, scaled_width, _) = drafted  # the whole image's box at the chosen scale
+    pil.load()
+    return (pil.convert("RGB") if to_rgb and pil.mode != "RGB" else pil), width / scaled_width
 
 
 def _header(data: bytes, max_pixels: int) -> Image.Image:
@@ -118,6 +151,60 @@ def image_bytes(image: dict) -> bytes:
     return image["bytes"] if image.get("bytes") is not None else Path(image["path"]).read_bytes()
 
 
+class CropFirst:
+    """A v2 pipeline whose first step (RandomResizedCrop or Resize) is drawn from the image's header
+    size before decoding, so that a JPEG can be decoded at the smallest DCT scale that still holds
+    the step's output size (the module's docstring). `head` is None for any other pipeline."""
+
+    def __init__(self, pipeline):
+        steps = list(pipeline.transforms) if isinstance(pipeline, v2.Compose) else [pipeline]
+        self.head = steps[0] if isinstance(steps[0], (v2.RandomResizedCrop, v2.Resize)) else None
+        self.rest = compose(steps[1:])
+        self.own_size = list(self.head.size) if isinstance(self.head, v2.RandomResizedCrop) else None
+        # Pillow's filter for the head's interpolation; None (no scaled decoding) for one it has not
+        # or without antialiasing, which Pillow always applies.
+        self.resample = PIL_FILTERS.get(InterpolationMode(self.head.interpolation).value) \
+            if self.head is not None and self.head.antialias is not False else None
+
+    def set_size(self, side: int | None) -> None:
+        """RandomResizedCrop's output side (progressive resizing); None: the pipeline's own."""
+        self.head.size = [side, side] if side else list(self.own_size)
+
+    def __call__(self, data: bytes, pil: Image.Image, to_rgb: bool) -> torch.Tensor:
+        """The pipeline's output for the image `data`, whose header `pil` has read."""
+        size = (pil.height, pil.width)
+        if self.resample is None or fitting_scale(size, self.out_size(*size)) == 1:
+            # Not even the whole image is twice the output: decoded whole, the pipeline as it is.
+            return self.rest(self.head(_decode_opened(data, pil, to_rgb)))
+        # The same draws, in the same order, as the whole pipeline makes on the decoded image: from a
+        # stand-in of its size that holds no pixels.
+        params = self.head.make_params([torch.empty(1, dtype=torch.uint8).expand(3, *size)])
+        top, left, height, width = (params["top"], params["left"], params["height"], params["width"]) \
+            if "top" in params else (0, 0, *size)
+        out = self.out_size(*size)
+        scale = fitting_scale((height, width), out)
+        small, scale = draft(pil, scale, to_rgb) if scale > 1 else (None, 1)
+        if small is None:  # bit for bit what the pipeline makes of the whole image
+            return self.rest(self.head.transform(_decode_opened(data, pil, to_rgb), params))
+        # Pillow's resize takes the crop's box in fractions of a pixel, so the smaller image is cut
+        # where the whole one would be; its bilinear/bicubic filters are the ones torchvision's
+        # antialiased resize copies.
+        box = (left / scale, top / scale, (left + width) / scale, (top + height) / scale)
+        return self.rest(F.pil_to_tensor(small.resize((out[1], out[0]), self.resample, box=box)))
+
+    def out_size(self, height: int, width: int) -> tuple:
+        """(height, width) the first step makes of an image of this size."""
+        if isinstance(self.head, v2.RandomResizedCrop):
+            return tuple(self.head.size)
+        canvas = tv_tensors.BoundingBoxes(torch.zeros(0, 4), format="XYXY", canvas_size=(height, width))
+        return tuple(self.head(canvas).canvas_size)  # Resize's own rule (shorter side, max_size)
+
+
+def fitting_scale(region: tuple, out: tuple) -> int:
+    """The largest DCT scale at which a (height, width) `region` still covers the `out` size."""
+    return next((scale for scale in SCALES if region[0] // scale >= out[0] and region[1] // scale >= out[1]), 1)
+
+
 class SampleTransform:
     """Decode one batch of rows and apply the v2 pipeline; runs in DataLoader workers.
 
@@ -125,20 +212,35 @@ class SampleTransform:
     transform) becomes a black placeholder marked invalid, its `file` naming it and
     what went wrong: the main process raises a clear error or skips it, and every
     process still runs the same batches (no rank falls out of step).
+    `scaled`: JPEGs decoded at a reduced scale where the pipeline's first step allows (CropFirst).
     """
 
-    def __init__(self, pipeline, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS, encode_labels=None):
+    def __init__(self, pipeline, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS, encode_labels=None,
+                 scaled: bool = False):
         self.pipeline = pipeline
         self.to_rgb, self.max_pixels = to_rgb, max_pixels
         # batch -> labels (hfcls.data.columns.label_encoder): class ids, or multi-hot vectors
         self.encode_labels = encode_labels
+        self.crop_first = CropFirst(pipeline)  # shares its steps with `pipeline`: set_size resizes both
+        self.scaled = scaled and self.crop_first.head is not None
+
+    def set_size(self, side: int | None) -> None:
+        """The training crop's side for the coming batches (data.progressive_resizing)."""
+        self.crop_first.set_size(side)
+
+    def transform(self, image: dict) -> torch.Tensor:
+        if not self.scaled:
+            return self.pipeline(decode(image, self.to_rgb, self.max_pixels))
+        data = image_bytes(image)
+        with _header(data, self.max_pixels) as pil:
+            return self.crop_first(data, pil, self.to_rgb)
 
     def __call__(self, batch: dict) -> dict:
         images, valid, names = [], [], []
         for image in batch["image"]:
             name = image.get("path") or "<in-memory image>"
             try:
-                images.append(self.pipeline(decode(image, self.to_rgb, self.max_pixels)))
+                images.append(self.transform(image))
                 valid.append(True)
             except DECODE_ERRORS as error:
                 logger.warning("cannot decode image %s: %s", name, error)

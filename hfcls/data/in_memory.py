@@ -221,6 +221,11 @@ class InMemoryLoader(DataLoaderStateMixin):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def set_resolution(self, side: int | None) -> None:
+        if side is not None:  # recipe validation refuses the combination first
+            raise HfclsError("data.progressive_resizing resizes a RandomResizedCrop, which a split held in memory "
+                             "does not run; set data.in_memory=false")
+
     def state_dict(self) -> dict:
         return {"batches": self._yielded}
 

@@ -31,6 +31,11 @@ class WorkerLoader:
         if self.samples is not None:
             self.samples.set_epoch(epoch)
 
+    def set_resolution(self, side: int | None) -> None:
+        """The training crop's side from the next batch on (data.progressive_resizing); None: the pipeline's."""
+        if self.samples is not None:
+            self.samples.set_resolution(side)
+
     def state_dict(self) -> dict:
         return {"batches": self._yielded}
 

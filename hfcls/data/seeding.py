@@ -52,9 +52,16 @@ class SeededSamples(torch.utils.data.Dataset):
         self.weights = weights
         self._drawn = (None, None)  # (epoch, its balanced rows), drawn once per epoch and process
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        # The training crop's side (data.progressive_resizing), 0 for the pipeline's own; shared like
+        # the epoch, and handed to this process's copy of the transform when it changes.
+        self._side = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._side_set = 0
 
     def set_epoch(self, epoch: int) -> None:
         self._epoch.fill_(epoch)
+
+    def set_resolution(self, side: int | None) -> None:
+        self._side.fill_(side or 0)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -63,7 +70,10 @@ class SeededSamples(torch.utils.data.Dataset):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: list) -> list:
-        epoch = int(self._epoch)
+        epoch, side = int(self._epoch), int(self._side)
+        if side != self._side_set:
+            self.transform.set_size(side or None)
+            self._side_set = side
         rows = self.rows[self._row_numbers(list(indices), epoch)]  # one Arrow read: {column: values}
         samples = []
         with torch.random.fork_rng(devices=[]):

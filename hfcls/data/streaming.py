@@ -104,6 +104,10 @@ class StreamLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def set_resolution(self, side: int | None) -> None:
+        # Workers start afresh each pass, with the transform as this process holds it.
+        self.stream.transform.set_size(side)
+
     def state_dict(self) -> dict:
         return {**self.position, "rows": dict(self.position["rows"]), "workers": self.workers}
 

@@ -44,6 +44,7 @@ from hfcls.metrics import best_metric_key
 from hfcls.modeling.lora import merged
 from hfcls.predict.forward import predict
 from hfcls.recipe import save_recipe
+from hfcls.recipe.resolution import train_side
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,8 @@ def optimizer_stepped(run, state: TrainState, running, guard, mid_epoch: bool) -
 def train_one_epoch(run, state: TrainState, epoch: int, guard: NanGuard) -> dict:
     accelerator, cfg = run.accelerator, run.recipe.train
     run.train_loader.set_epoch(epoch)
+    side = train_side(run.recipe.data.progressive_resizing, epoch)  # a function of the epoch: resumes exactly
+    run.train_loader.set_resolution(side)
     run.model.train()
     total, done = len(run.train_loader), state.batch_in_epoch  # a mid-epoch checkpoint resumes at the next batch
     running = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
@@ -203,6 +206,7 @@ def train_one_epoch(run, state: TrainState, epoch: int, guard: NanGuard) -> dict
         "loss": accelerator.reduce(running / max(total, 1), reduction="mean").item(),
         "images_per_sec": seen * accelerator.num_processes / elapsed,
         "epoch_time": elapsed,
+        **({"train_size": side} if side is not None else {}),
     }
 
 

@@ -165,6 +165,7 @@ def build_run(
     if load_from is not None:
         load_finetune_weights(model, load_from)
     freeze(model, recipe.optim)
+    check_sides(model, recipe.data.progressive_resizing)
     if recipe.model.lora is not None:
         model = lora_model(model, recipe.model.lora, accelerator)
     model = adapt_model(model, recipe.train, accelerator.num_processes, accelerator.device.type)
@@ -205,6 +206,27 @@ def build_run(
         loss,
         teacher=teacher,
     )
+
+
+def check_sides(model, schedule: list | None) -> None:
+    """Refuse, before training, a model that cannot take every side of data.progressive_resizing (a ViT's
+    position embeddings fix its input size): one image of each side through it, without gradients."""
+    if schedule is None:
+        return
+    training = model.training
+    model.eval()
+    try:
+        for side in sorted({side for _, side in schedule}):
+            with torch.no_grad():
+                model(pixel_values=torch.zeros(1, 3, side, side))
+    except (RuntimeError, ValueError) as error:
+        raise HfclsError(
+            f"data.progressive_resizing: {model.config.model_type} cannot take {side} x {side} images "
+            f"({str(error).splitlines()[0]}); train it at one size (data.progressive_resizing=null) or pick a "
+            "model that takes any size (a CNN)"
+        ) from None
+    finally:
+        model.train(training)
 
 
 def build_ema(model, settings: dict | None, accelerator) -> ModelEma | None:

@@ -23,6 +23,7 @@ RANGES = {
     "data.steps_per_epoch": "[1, inf)",
     "data.shuffle_buffer": "[1, inf)",
     "data.oversample_thr": "(0, 1]",
+    "data.eval_size": "[8, inf)",
     "optim.lr": "[0, inf)",  # 0: nothing moves but the BatchNorm statistics
     "optim.momentum": "[0, 1)",
     "optim.weight_decay": "[0, inf)",

@@ -59,6 +59,17 @@ class DataSection:
     # by MMClassification's ClassBalancedDataset rule r(c) = max(1, sqrt(t / f(c))).
     sampler: Literal["class_balanced"] | None = None
     oversample_thr: float | None = None
+    # JPEGs decoded at 1/2, 1/4 or 1/8 of their size where the crop drawn first (a leading
+    # RandomResizedCrop or Resize) still covers the output (hfcls.data.decode): for training (train),
+    # for evaluation too (all), or never (off). Evaluation then differs from transformers.pipeline's
+    # full decode by resampling only, so train leaves it out.
+    scaled_decode: Literal["off", "train", "all"] = "train"
+    # Progressive resizing: [[first epoch, side], ...] from epoch 0, the training RandomResizedCrop's
+    # side from that epoch on, e.g. [[0, 160], [6, 192], [12, 224]] (FFCV's ResNet recipes).
+    progressive_resizing: list | None = None
+    # Evaluate (and export) at this side, the eval pipeline's CenterCrop, its Resize scaled alike:
+    # above the training side for the FixRes effect (Touvron et al., 2019).
+    eval_size: int | None = None
 
 
 @dataclass

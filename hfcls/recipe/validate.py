@@ -2,7 +2,8 @@
 
 Types come from the schema's annotations, ranges from hfcls.recipe.ranges; then the rules that tie
 keys together. train.ema, train.loss, train.log_with, model.lora and train.distill come out checked
-and completed (hfcls.recipe.settings), and an eval pipeline is one a Hugging Face processor can express
+and completed (hfcls.recipe.settings), data.eval_size is folded into the eval pipeline and
+data.progressive_resizing checked (hfcls.recipe.resolution), and an eval pipeline is one a Hugging Face processor can express
 (hfcls.recipe.preprocessing): the engine uses them as they are.
 """
 
@@ -17,6 +18,7 @@ from typing import Literal
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.recipe.preprocessing import preprocessor_kwargs
 from hfcls.recipe.ranges import check_number_shapes, check_ranges
+from hfcls.recipe.resolution import check_progressive_resizing, eval_pipeline_at
 from hfcls.recipe.schema import OPTIMIZERS, TORCH_OPTIMIZERS, Recipe
 from hfcls.recipe.settings import check_loss, distill_settings, ema_settings, lora_settings, tracker_names
 
@@ -34,6 +36,8 @@ def validate(raw: dict, where: str = "recipe") -> Recipe:
     _check_semantics(recipe, where)
     check_loss(train.loss, where)
     train.log_with = tracker_names(train.log_with, where)
+    data.progressive_resizing = check_progressive_resizing(data, where)
+    data.eval_pipeline = eval_pipeline_at(data.eval_pipeline, data.eval_size, where)
     if data.eval_pipeline:  # training, which exports, also refuses none at all (hfcls.engine.setup)
         preprocessor_kwargs(data.eval_pipeline, data.mean, data.std, f"{where}: data.eval_pipeline")
     return recipe

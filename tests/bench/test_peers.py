@@ -12,6 +12,7 @@ from hfcls.bench.peers.compare import (
     read_hfcls,
     read_timm,
     read_trainer,
+    run_timed,
     summary,
     time_to,
     timm_command,
@@ -44,26 +45,85 @@ def test_every_tool_is_told_the_recipes_work(tmp_path, digits_dir):
 
 
 @pytest.mark.parametrize("bf16", [True, False])
-def test_hfcls_runs_as_the_recipe_says_and_in_bf16_where_the_hardware_has_it(tmp_path, digits_dir, monkeypatch, bf16):
+def test_every_tool_runs_as_it_comes_and_with_its_own_best_switches(tmp_path, digits_dir, monkeypatch, bf16):
     monkeypatch.setattr(compare, "has_bf16", lambda: bf16)
     recipe = load_recipe(PEERS_RECIPE, [f"data.train.path={digits_dir}/train"])
-    commands = {name: command(tmp_path) for name, command, _ in tools(recipe, ["trainer"], None, ["seed=1"])}
-    assert list(commands) == ["hfcls, workers", "hfcls, in memory"] + ["hfcls, bf16 + NHWC"] * bf16 + ["HF Trainer"]
+    (tmp_path / "train.py").write_text("")
+    compared = tools(recipe, ["trainer", "timm"], tmp_path / "train.py", ["seed=1"])
+    commands = {tool.name: tool.command(tmp_path) for tool in compared}
+    assert (
+        list(commands)
+        == ["hfcls, workers", "hfcls, in memory"]
+        + ["hfcls, bf16 + NHWC"] * bf16
+        + ["HF Trainer"]
+        + ["HF Trainer, bf16"] * bf16
+        + ["timm train.py"]
+        + ["timm, bf16 + NHWC"] * bf16
+    )
+    assert [tool.name for tool in compared if tool.fp32] == [
+        "hfcls, workers",
+        "hfcls, in memory",
+        "HF Trainer",
+        "timm train.py",
+    ]
     for name in ("hfcls, workers", "hfcls, in memory"):
-        assert "seed=1" in commands[name] and "train.mixed_precision=bf16" not in commands[name]
+        assert "seed=1" in commands[name] and "train.mixed_precision=no" in commands[name]
+    assert "--bf16" not in commands["HF Trainer"] and "--amp" not in commands["timm train.py"]
     if bf16:
         fast = commands["hfcls, bf16 + NHWC"]
         assert {"seed=1", "data.in_memory=true", "train.mixed_precision=bf16", "train.channels_last=true"} <= set(fast)
         # the overrides that make it fast come last, so the recipe's own fp32 cannot undo them
         assert fast.index("train.mixed_precision=bf16") > fast.index("seed=1")
+        assert commands["HF Trainer, bf16"][-1] == "--bf16"
+        assert commands["timm, bf16 + NHWC"][-4:] == ["--amp", "--amp-dtype", "bfloat16", "--channels-last"]
+
+
+def test_real_sizes_are_told_to_every_tool_and_hfcls_also_runs_its_recipe_as_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare, "has_bf16", lambda: True)
+    recipe = load_recipe(REPO / "benchmarks" / "recipes" / "resnet18_jpeg_peers.yaml")
+    work = work_of(recipe)
+    assert (work["size"], work["eval_resize"], work["random_resized_crop"], work["optim"]) == (224, 256, True, "sgd")
+    timm = timm_command(work, tmp_path / "train.py", tmp_path)
+    assert timm[timm.index("--crop-pct") + 1] == "0.875" and "--scale" not in timm  # timm's RandomResizedCrop
+    assert timm[timm.index("--opt") + 1 : timm.index("--opt") + 4] == ["sgd", "--momentum", "0.9"]
+    assert timm[timm.index("--smoothing") + 1] == "0" and timm[timm.index("--color-jitter") + 1] == "0"
+    trainer = trainer_command(work, tmp_path)
+    assert "--random-resized-crop" in trainer and trainer[trainer.index("--eval-resize") + 1] == "256"
+    (tmp_path / "train.py").write_text("")
+    commands = {tool.name: tool.command(tmp_path) for tool in tools(recipe, ["timm"], tmp_path / "train.py")}
+    assert list(commands) == [
+        "hfcls, workers",
+        "hfcls, bf16 + NHWC",
+        "hfcls, recipe",
+        "timm train.py",
+        "timm, bf16 + NHWC",
+    ]  # no in-memory row: RandomResizedCrop runs in the workers
+    for name in ("hfcls, workers", "hfcls, bf16 + NHWC"):  # the peers' work: every epoch at 224
+        assert {"data.progressive_resizing=null", "data.eval_size=null", "data.in_memory=false"} <= set(commands[name])
+    assert not any("progressive_resizing" in part or "mixed_precision" in part for part in commands["hfcls, recipe"])
 
 
 def test_work_the_peers_cannot_be_told_is_refused(tiny_data):
     recipe = recipe_from_dict(tiny_recipe_dict(*tiny_data, schedule={"type": "cosine"}))
-    with pytest.raises(HfclsError, match="Resize, RandomCrop"):  # RandomResizedCrop + flip: no peer flag says that
+    with pytest.raises(HfclsError, match="Resize, RandomCrop"):  # a RandomResizedCrop with its own scale
         work_of(recipe)
     with pytest.raises(HfclsError, match="schedule.type=constant"):
         work_of(recipe_from_dict(tiny_recipe_dict(*tiny_data)))
+
+
+def test_the_cpu_time_of_a_command_is_split_between_it_and_its_children():
+    # The parent spins ~0.3 s itself, then starts a child that spins ~0.6 s, and waits for it.
+    code = (
+        "import subprocess, sys, time\n"
+        "def spin(s):\n    end = time.process_time() + s\n    while time.process_time() < end: pass\n"
+        "spin(0.3)\n"
+        "subprocess.run([sys.executable, '-c', 'import time\\nend = time.process_time() + 0.6\\n"
+        "while time.process_time() < end: pass'])\n"
+        "print('done')"
+    )
+    wall, lines, cpu = run_timed([sys.executable, "-c", code], dict(os.environ))
+    assert lines[-1][1] == "done" and wall >= 0.9
+    assert 0.3 <= cpu["main"] < 0.55 and 0.6 <= cpu["workers"] < 0.85
 
 
 def test_timm_lines_read_back_into_the_figures():
@@ -75,9 +135,10 @@ def test_timm_lines_read_back_into_the_figures():
         (16.0, "Train: 1 [  21/22 (100%)]  Loss: 0.5 (0.6)  Time: 0.100s,  640.00/s  (0.110s,  581.82/s)  LR: 1e-3"),
         (17.0, "Test: [   5/5]  Time: 0.1 (0.1)  Loss:  0.3 ( 0.3)  Acc@1:  95.000 ( 92.500)  Acc@5: 99.0 (99.5)"),
     ]
-    figures = summary(18.0, read_timm(lines))
+    figures = summary(18.0, read_timm(lines), {"main": 30.0, "workers": 10.0}, images=400)
     assert figures["first_step"] == 3.0 and figures["top1"] == 92.5
     assert figures["images_per_sec"] == 581.82  # its own average rate, epochs after the first
+    assert figures["decode_share"] == 0.25 and figures["worker_ms_per_image"] == 25.0
     assert figures["eval_time"] == pytest.approx(1.0)  # median of 1.0 and 1.0
     assert time_to(figures["evaluations"], 90) == 17.0 and time_to(figures["evaluations"], 99) is None
 
@@ -91,7 +152,7 @@ def test_hfcls_lines_read_back_into_the_figures():
             "epoch_time=2.0, val_loss=0.5, val_accuracy_top1=90.5, val_accuracy_top5=99, eval_time=0.25",
         ),
     ]
-    figures = summary(7.0, read_hfcls(lines))
+    figures = summary(7.0, read_hfcls(lines), {"main": 30.0, "workers": 10.0}, images=400)
     assert (figures["first_step"], figures["images_per_sec"], figures["eval_time"], figures["top1"]) == (
         2.5,
         700.5,
@@ -116,12 +177,16 @@ def test_the_trainer_peer_trains_and_reports(tmp_path, tiny_data):
         "model": model,
         "epochs": 2,
         "batch_size": 8,
+        "optim": "adamw",
         "lr": 0.01,
+        "momentum": 0.9,
         "weight_decay": 0.0,
         "warmup_epochs": 1,
         "workers": 0,
         "size": 16,
         "pad": 2,
+        "random_resized_crop": False,
+        "eval_resize": 16,
         "mean": [0.5] * 3,
         "std": [0.25] * 3,
         "seed": 0,

@@ -44,6 +44,7 @@ def test_every_loader_kind_keeps_the_protocol(tmp_path, tiny_data, kind):
         train = build_train_loader(recipe, dsets["train"], accelerator)
         assert len(train) == 3  # 24 images, batch 8
         train.set_epoch(1)
+        train.set_resolution(None)  # the pipeline's own side (no data.progressive_resizing)
         full = list(train)
         for batch in full:
             assert batch["pixel_values"].shape == (8, 3, 12, 12) and batch["pixel_values"].dtype == torch.uint8
@@ -68,3 +69,15 @@ def test_every_loader_kind_keeps_the_protocol(tmp_path, tiny_data, kind):
         assert len(val) == len(batches) == 3  # 12 images, in order
         assert sum(int(b["valid"].sum()) for b in batches) == 12
         assert torch.cat([b["labels"][b["valid"]] for b in batches]).tolist() == sorted(dsets["val"]["label"])
+
+
+def test_each_epochs_side_reaches_the_persistent_workers(tmp_path, tiny_data):
+    data = {"num_workers": 1, "persistent_workers": True, "progressive_resizing": [[0, 12], [1, 16]]}
+    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data, data=data)))
+    dsets = build_datasets(recipe.data, recipe.seed, ("train",))
+    with accelerator_session(recipe) as accelerator:
+        train = build_train_loader(recipe, dsets["train"], accelerator)
+        for epoch, side in ((0, 12), (1, 16), (2, None)):  # None: back to the pipeline's RandomResizedCrop(16)
+            train.set_epoch(epoch)
+            train.set_resolution(side)
+            assert {tuple(batch.shape) for batch in pixels(train)} == {(8, 3, side or 16, side or 16)}

@@ -13,7 +13,8 @@ from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from hfcls.data.decode import ImageRefused, SampleTransform, collate, decode
+from hfcls.data.decode import ImageRefused, SampleTransform, collate, decode, fitting_scale
+from hfcls.data.seeding import seeded
 from hfcls.data.sources import load_source
 from hfcls.data.transforms import build_pipeline
 from hfcls.predict.inputs import Normalize
@@ -85,6 +86,69 @@ def test_train_transforms_crop_the_same_boxes_and_values_as_the_baseline(tmp_pat
         # Same box, same flip: only the resampling kernels differ (Pillow's vs torch's antialias).
         grey_levels = ((got - expected) * torch.tensor(std)[:, None, None] * 255).abs()
         assert grey_levels.mean() < 1.5, seed
+
+
+# ----------------------------------------------------------------------------- scaled decoding (data.scaled_decode)
+
+# The bound on what scaled decoding may change (grey levels of 255, mean absolute difference against the
+# full decode, same crop): measured 0.57-0.80 on average and 1.57-1.76 at most per image for crops to
+# 32-64 px of these photos. Same-crop resamplers differ by 0.03-0.15 (Pillow's against torchvision's,
+# from the same full decode); a crop moved by one output pixel or a flip differs by tens of levels.
+SCALED_MEAN, SCALED_WORST = 1.0, 2.5
+
+
+def photos(tmp_path, count):
+    """`count` of the benchmark's real-photo JPEGs, 500x375 or 375x500."""
+    benchmark_data().jpeg_folder(tmp_path, classes=1, per_class=count, val_per_class=0)
+    return sorted(str(path) for path in tmp_path.glob("train/*/*.jpg"))
+
+
+def test_scaled_decoding_draws_the_crop_first_and_differs_from_the_full_decode_by_resampling_only(tmp_path):
+    files = photos(tmp_path, 4)
+    differences, scales = [], set()
+    for side in (40, 112, 224):  # at 224 no crop of these photos, nor the whole photo, is twice the output
+        specs = [{"type": "RandomResizedCrop", "size": side}, {"type": "RandomHorizontalFlip"}]
+        full, scaled = (SampleTransform(build_pipeline(specs), to_rgb=True, scaled=on) for on in (False, True))
+        crop = full.pipeline.transforms[0]
+        for seed in range(12):
+            row = {"path": files[seed % 4], "bytes": None}
+            expected, got = seeded(full.transform, seed, row), seeded(scaled.transform, seed, row)
+            with Image.open(row["path"]) as pil:  # the crop the full pipeline draws, and the scale it allows
+                box = seeded(crop.make_params, seed, [torch.empty(3, pil.height, pil.width)])
+            scale = fitting_scale((box["height"], box["width"]), (side, side))
+            scales.add(scale)
+            if scale == 1:  # a crop too large to decode smaller: bit for bit the full pipeline
+                assert torch.equal(got, expected), (side, seed)
+            else:
+                assert got.shape == expected.shape == (3, side, side)
+                differences.append((got.float() - expected.float()).abs().mean().item())
+    assert scales == {1, 2, 4, 8}
+    assert max(differences) <= SCALED_WORST and sum(differences) / len(differences) <= SCALED_MEAN
+
+
+def test_scaled_evaluation_resizes_the_whole_image_as_the_full_decode_does(tmp_path):
+    files = photos(tmp_path, 3)
+    specs = [{"type": "Resize", "size": 64}, {"type": "CenterCrop", "size": 56}]  # 500x375 -> 1/4 still covers it
+    full, scaled = (SampleTransform(build_pipeline(specs), to_rgb=True, scaled=on) for on in (False, True))
+    for path in files:
+        expected, got = full.transform({"path": path}), scaled.transform({"path": path})
+        assert got.shape == expected.shape == (3, 56, 56)
+        assert (got.float() - expected.float()).abs().mean() <= SCALED_WORST
+    grey = tmp_path / "grey.jpg"
+    Image.open(files[0]).convert("L").save(grey)  # a grey JPEG keeps one channel unless to_rgb
+    kept = SampleTransform(build_pipeline(specs), to_rgb=False, scaled=True).transform({"path": str(grey)})
+    assert kept.shape == (1, 56, 56)
+    assert (kept.float() - full.transform({"path": str(grey)})[0].float()).abs().mean() <= SCALED_WORST
+
+
+def test_progressive_resizing_sets_the_crops_side_and_back(tmp_path):
+    files = photos(tmp_path, 1)
+    transform = SampleTransform(build_pipeline([{"type": "RandomResizedCrop", "size": 32}]), to_rgb=True, scaled=True)
+    transform.set_size(24)
+    assert transform.transform({"path": files[0]}).shape == (3, 24, 24)
+    assert transform.pipeline(torch.zeros(3, 50, 50, dtype=torch.uint8)).shape == (3, 24, 24)  # placeholders too
+    transform.set_size(None)
+    assert transform.transform({"path": files[0]}).shape == (3, 32, 32)
 
 
 # ----------------------------------------------------------------------------- bit depths and the pixel limit

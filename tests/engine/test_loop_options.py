@@ -11,19 +11,9 @@ from hfcls.logs import read_jsonl
 from hfcls.models import build_model
 from hfcls.recipe import load_recipe
 
-from conftest import built_run, fresh_state, make_image_folder, tiny_recipe_dict, write_recipe
+from conftest import TINY_VIT, built_run, fresh_state, make_image_folder, tiny_recipe_dict, write_recipe
 
 NAMES = ["cat", "dog", "fox"]
-# LayerNorm only: the loss of a batch is the mean of its samples' losses.
-TINY_VIT = {
-    "model_type": "vit",
-    "image_size": 16,
-    "patch_size": 4,
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-}
 
 
 def recipe_for(tmp_path, folders, name="r", **sections):

@@ -1,5 +1,6 @@
 """Exact resume: at an epoch's end and mid-epoch, after SIGTERM, and after a save killed half-way."""
 
+import json
 import os
 import shutil
 import signal
@@ -7,8 +8,10 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from hfcls.api import train
 from hfcls.artifacts.checkpoint import read_state
@@ -84,6 +87,35 @@ def test_resume_mid_epoch_with_persistent_workers_is_exact(tmp_path, tiny_data):
     shutil.copytree(straight / "checkpoints" / "step_4", stopped / "checkpoints" / "step_4")
     run(tmp_path, tiny_data, "stopped", resume_from="auto", **sections)
     assert max_difference(weights(straight, "epoch_2"), weights(stopped, "epoch_2")) == 0
+
+
+def jpeg_folders(root):
+    """(train_dir, val_dir): 3 classes of noisy 96x72 JPEGs, 8 + 4 each, large enough for scaled decoding."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("val", 4)):
+        for k in range(3):
+            (root / split / f"c{k}").mkdir(parents=True)
+            for i in range(count):
+                tint = np.array([80 * k, 120, 200 - 60 * k])
+                pixels = np.clip(tint + rng.normal(0, 30, (72, 96, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / f"c{k}" / f"{i}.jpg", quality=90)
+    return root / "train", root / "val"
+
+
+def test_resume_mid_epoch_is_exact_with_progressive_resizing_and_scaled_jpegs(tmp_path):
+    # Epoch 1 at 16 px decodes these JPEGs at 1/2 (crops of 43-72 px), epoch 2 at 24 px partly in full;
+    # evaluation at 24 px (data.eval_size), which the exported preprocessing follows.
+    folders = jpeg_folders(tmp_path / "data")
+    sections = {"train": {"epochs": 2}, "data": {"progressive_resizing": [[0, 16], [1, 24]], "eval_size": 24}}
+    straight = run(tmp_path, folders, "straight", checkpoint={"interval_steps": 2}, **sections)
+    stopped = tmp_path / "stopped"  # stopped after step 4, batch 1 of epoch 2
+    shutil.copytree(straight / "checkpoints" / "step_4", stopped / "checkpoints" / "step_4")
+    run(tmp_path, folders, "stopped", resume_from="auto", **sections)
+    assert max_difference(weights(straight, "epoch_2"), weights(stopped, "epoch_2")) == 0
+    assert [row["train_size"] for row in read_jsonl(straight / "metrics.jsonl")] == [16, 24]
+    assert read_jsonl(stopped / "metrics.jsonl")[-1]["train_size"] == 24
+    exported = json.loads((straight / "latest" / "preprocessor_config.json").read_text())
+    assert exported["crop_size"] == {"height": 24, "width": 24} and exported["size"] == {"shortest_edge": 24}
 
 
 # ----------------------------------------------------------------------------- real processes

@@ -13,7 +13,7 @@ from hfcls.models import build_model
 from hfcls.predict.inputs import ModelInputs
 from hfcls.recipe import load_recipe
 
-from conftest import tiny_recipe_dict, write_recipe
+from conftest import TINY_VIT, tiny_recipe_dict, write_recipe
 
 NAMES = ["cat", "dog", "fox"]
 
@@ -94,3 +94,19 @@ def test_batches_are_copied_to_the_device_without_blocking(tmp_path, tiny_data):
         assert run.train_loader.prepared._non_blocking and run.val_loader.prepared._non_blocking
         batch = next(iter(run.train_loader))
         assert batch["pixel_values"].dtype == torch.uint8
+
+
+def test_a_model_that_cannot_take_every_progressive_side_is_refused_before_training(tmp_path, tiny_data):
+    recipe = load_recipe(
+        write_recipe(
+            tmp_path / "r.yaml",
+            tiny_recipe_dict(*tiny_data, model={"config": TINY_VIT}, data={"progressive_resizing": [[0, 12], [1, 16]]}),
+        )
+    )
+    with pytest.raises(
+        HfclsError,
+        match=r"data.progressive_resizing: vit cannot take 12 x 12 images .*"
+        r"data.progressive_resizing=null",
+    ):
+        train(recipe, tmp_path / "work")
+    assert not (tmp_path / "work" / "checkpoints").exists()

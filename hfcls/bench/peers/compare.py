@@ -13,7 +13,17 @@ subprocess, timed from launch by the arrival of its own output lines:
 - images_per_sec: the tool's own training throughput, median over the epochs after the first;
 - eval_time: median seconds of an evaluation;
 - top1: the last evaluation's top-1 (%); and the time at which each evaluation ended,
-  for time-to-accuracy.
+  for time-to-accuracy;
+- decode_share: the share of the command's CPU time its child processes (the DataLoader
+  workers: decoding and augmenting) spent, and worker_ms_per_image: their CPU milliseconds
+  per image read (hfcls.bench.peers.cpu_time).
+
+Every tool runs as it comes (fp32, NCHW) and, where the CPU or GPU has bf16, with its own best
+switches: timm's `--amp --amp-dtype bfloat16 --channels-last`, the Trainer's `bf16=True`, hfcls's
+zoo settings (bf16 + channels_last); hfcls also as its recipe is written where that asks for less
+work per image (progressive resizing, evaluation at another size). Two kinds of work: small images
+([Resize, RandomCrop], e.g. the digits at 32 px, where hfcls also runs in memory) and real sizes
+(ImageNet's [RandomResizedCrop, flip] and [Resize, CenterCrop], e.g. the JPEG folder at 224).
 
 Rounds interleave the tools, so a load that drifts weighs on all alike; the best
 round of each figure is reported. `load` busy processes (one per core is the
@@ -31,8 +41,10 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from hfcls.bench.peers.cpu_time import ChildrenCpu, wait_and_split
 from hfcls.data.formats.common import class_folder_images
 from hfcls.data.formats.lists import IMAGE_EXTENSIONS
 from hfcls.errors import HfclsError
@@ -54,24 +66,25 @@ def work_of(recipe) -> dict:
     folders = [getattr(data, split) or {} for split in ("train", "val")]
     if any(spec.get("type") != "imagefolder" for spec in folders):
         raise HfclsError("--peers needs data.train and data.val to be imagefolder sources, which every peer reads")
-    if optim.type != "adamw" or schedule.type != "cosine" or recipe.model.config is None:
+    if optim.type not in ("adamw", "sgd") or optim.nesterov or schedule.type != "cosine" or recipe.model.config is None:
         raise HfclsError(
-            "--peers compares AdamW with a cosine schedule on a model.config architecture; "
-            f"the recipe has optim.type={optim.type}, schedule.type={schedule.type}"
+            "--peers compares AdamW or SGD (momentum, no Nesterov) with a cosine schedule on a model.config "
+            f"architecture; the recipe has optim.type={optim.type}, schedule.type={schedule.type}"
         )
-    size, pad = train_crop(data.train_pipeline)
     return {
         "train_dir": folders[0]["path"],
         "val_dir": folders[1]["path"],
         "model": dict(recipe.model.config),
         "epochs": recipe.train.epochs,
         "batch_size": data.batch_size,
+        "optim": optim.type,
         "lr": optim.lr,
+        "momentum": optim.momentum,
         "weight_decay": optim.weight_decay,
         "warmup_epochs": schedule.warmup_epochs,
         "workers": data.num_workers if data.num_workers is not None else 2,
-        "size": size,
-        "pad": pad,
+        **train_crop(data.train_pipeline),
+        "eval_resize": eval_resize(data.eval_pipeline),
         "mean": list(data.mean),
         "std": list(data.std),
         "seed": recipe.seed,
@@ -93,22 +106,49 @@ def check_full_batches(work: dict) -> None:
             )
 
 
-def train_crop(pipeline: list) -> tuple:
-    """(crop size, padding) of a [Resize(size + pad), RandomCrop(size)] train pipeline."""
+def train_crop(pipeline: list) -> dict:
+    """{size, pad} of a [Resize(size + pad), RandomCrop(size)] train pipeline (small images), or {size,
+    random_resized_crop} of ImageNet's [RandomResizedCrop(size), RandomHorizontalFlip] (real sizes)."""
     kinds = [spec.get("type") for spec in pipeline]
+    if kinds == ["RandomResizedCrop", "RandomHorizontalFlip"] and set(pipeline[0]) <= {"type", "size"}:
+        return {"size": side(pipeline[0]["size"]), "pad": 0, "random_resized_crop": True}
     if kinds != ["Resize", "RandomCrop"]:
         raise HfclsError(
-            f"--peers needs a train pipeline of [Resize, RandomCrop] (what every peer can be told); "
-            f"the recipe has {kinds}"
+            "--peers needs a train pipeline of [Resize, RandomCrop] or [RandomResizedCrop(size), RandomHorizontalFlip] "
+            f"(what every peer can be told); the recipe has {kinds}"
         )
     resize, crop = (spec["size"] for spec in pipeline)
-    side = crop if isinstance(crop, int) else crop[0]
-    return side, (resize if isinstance(resize, int) else resize[0]) - side
+    return {"size": side(crop), "pad": side(resize) - side(crop), "random_resized_crop": False}
 
 
-def hfcls_command(recipe_path, overrides, out: Path, in_memory: bool, fast: bool = False) -> list:
+def eval_resize(pipeline: list) -> int:
+    """R of the eval pipeline [Resize(R), CenterCrop(C)] (or [Resize(R)]): timm's crop_pct is C / R."""
+    return side(pipeline[0]["size"])
+
+
+def side(size) -> int:
+    return size if isinstance(size, int) else size[0]
+
+
+# hfcls's keys that change the work per image (hfcls.recipe.resolution); the as-it-comes rows leave them out.
+LESS_WORK = ("data.progressive_resizing", "data.eval_size")
+
+
+def hfcls_command(
+    recipe_path, overrides, out: Path, in_memory: bool, fast: bool = False, as_written: bool = False
+) -> list:
     """hfcls-train on the recipe; `fast`: in bf16 with channels_last, the zoo recipes' own settings
-    where the hardware has bf16 (the peers keep the recipe's precision)."""
+    where the hardware has bf16; `as_written`: the recipe's own settings, whatever they are; otherwise
+    fp32 NCHW at the pipeline's sides (the peers' work as they come)."""
+    if as_written:
+        switches = []
+    else:
+        switches = (
+            ["train.mixed_precision=bf16", "train.channels_last=true"]
+            if fast
+            else ["train.mixed_precision=no", "train.channels_last=false"]
+        )
+        switches += [f"{key}=null" for key in LESS_WORK]
     return [
         sys.executable,
         "-m",
@@ -120,11 +160,12 @@ def hfcls_command(recipe_path, overrides, out: Path, in_memory: bool, fast: bool
         f"data.in_memory={str(in_memory).lower()}",
         "train.log_with=[]",
         "train.publish=false",
-        *(["train.mixed_precision=bf16", "train.channels_last=true"] if fast else []),
+        *switches,
     ]
 
 
-def trainer_command(work: dict, out: Path) -> list:
+def trainer_command(work: dict, out: Path, fast: bool = False) -> list:
+    """The Trainer peer; `fast`: with its own best switch on a CPU or GPU with bf16 (bf16=True)."""
     return [
         sys.executable,
         "-m",
@@ -141,8 +182,12 @@ def trainer_command(work: dict, out: Path) -> list:
         str(work["epochs"]),
         "--batch-size",
         str(work["batch_size"]),
+        "--optim",
+        work["optim"],
         "--lr",
         str(work["lr"]),
+        "--momentum",
+        str(work["momentum"]),
         "--weight-decay",
         str(work["weight_decay"]),
         "--warmup-epochs",
@@ -151,18 +196,23 @@ def trainer_command(work: dict, out: Path) -> list:
         str(work["workers"]),
         "--size",
         str(work["size"]),
-        "--pad",
-        str(work["pad"]),
+        *(["--random-resized-crop"] if work["random_resized_crop"] else ["--pad", str(work["pad"])]),
+        "--eval-resize",
+        str(work["eval_resize"]),
         "--mean",
         *map(str, work["mean"]),
         "--std",
         *map(str, work["std"]),
         "--seed",
         str(work["seed"]),
+        *(["--bf16"] if fast else []),
     ]
 
 
-def timm_command(work: dict, train_py: Path, out: Path) -> list:
+def timm_command(work: dict, train_py: Path, out: Path, fast: bool = False) -> list:
+    """timm's train.py told the work; `fast`: with its own best switches (bf16 autocast, channels_last).
+    Its defaults that would add work (label smoothing 0.1, colour jitter 0.4, a random train
+    interpolation) are set to the recipe's: none, none, bilinear."""
     model = work["model"]
     key = (tuple(model.get("depths", ())), tuple(model.get("hidden_sizes", ())), model.get("layer_type"))
     if key not in TIMM_RESNETS:
@@ -190,15 +240,17 @@ def timm_command(work: dict, train_py: Path, out: Path) -> list:
         str(work["size"]),
         str(work["size"]),
         "--crop-pct",
-        "1.0",
-        "--scale",
-        "1",
-        "1",
-        "--ratio",
-        "1",
-        "1",
-        "--hflip",
+        str(work["size"] / work["eval_resize"]),
+        "--interpolation",
+        "bilinear",
+        "--train-interpolation",
+        "bilinear",
+        "--smoothing",
         "0",
+        "--color-jitter",
+        "0",
+        # RandomResizedCrop's defaults and a flip, or a crop of the whole (padded) image without flips
+        *([] if work["random_resized_crop"] else ["--scale", "1", "1", "--ratio", "1", "1", "--hflip", "0"]),
         "--mean",
         *map(str, work["mean"]),
         "--std",
@@ -206,7 +258,8 @@ def timm_command(work: dict, train_py: Path, out: Path) -> list:
         "--batch-size",
         str(work["batch_size"]),
         "--opt",
-        "adamw",
+        work["optim"],
+        *(["--momentum", str(work["momentum"])] if work["optim"] == "sgd" else []),
         "--lr",
         str(work["lr"]),
         "--weight-decay",
@@ -231,6 +284,7 @@ def timm_command(work: dict, train_py: Path, out: Path) -> list:
         "--checkpoint-hist",
         "1",
         *device,
+        *(["--amp", "--amp-dtype", "bfloat16", "--channels-last"] if fast else []),
     ]
 
 
@@ -252,20 +306,22 @@ def has_bf16() -> bool:
 
 
 def run_timed(command: list, env: dict, cwd=None, timeout: float = 3600) -> tuple:
-    """(wall seconds, [(seconds since launch, line)]) of one command, stdout and stderr merged."""
+    """(wall seconds, [(seconds since launch, line)], {main, workers}: CPU seconds) of one command,
+    stdout and stderr merged."""
     start = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd, bufsize=1
     )
+    sampler = ChildrenCpu(process.pid)
     lines = []
     for line in process.stdout:
         lines.append((time.perf_counter() - start, line.rstrip("\n")))
-    status = process.wait(timeout=timeout)
+    status, main, workers = wait_and_split(process, sampler, timeout)
     wall = time.perf_counter() - start
     if status != 0:
         last = next((text.strip() for _, text in reversed(lines) if text.strip()), "no output")
         raise HfclsError(f"{' '.join(command[:4])} ... failed with status {status}; its last line: {last}")
-    return wall, lines
+    return wall, lines, {"main": main, "workers": workers}
 
 
 HFCLS_EPOCH = re.compile(r"epoch (\d+): (.*)")
@@ -345,7 +401,9 @@ def read_timm(lines: list) -> dict:
     return record
 
 
-def summary(wall: float, record: dict) -> dict:
+def summary(wall: float, record: dict, cpu: dict, images: int) -> dict:
+    """One run's figures; `cpu`: its CPU seconds (run_timed), `images`: the images it read (training and
+    evaluation, every epoch), for its workers' CPU time per image."""
     epochs = record["epochs"]
     if not epochs or record["first_step"] is None:
         raise HfclsError("a run finished without the lines its timings are read from (first step, evaluations)")
@@ -357,7 +415,17 @@ def summary(wall: float, record: dict) -> dict:
         "eval_time": statistics.median(e["eval_time"] for e in epochs),
         "top1": epochs[-1]["top1"],
         "evaluations": [(e["end"], e["top1"]) for e in epochs],
+        "cpu_main": cpu["main"],
+        "cpu_workers": cpu["workers"],
+        "decode_share": cpu["workers"] / (cpu["main"] + cpu["workers"]),
+        "worker_ms_per_image": 1000 * cpu["workers"] / images,
     }
+
+
+def images_read(work: dict) -> int:
+    """The images a run of `work` reads: every training and validation image, every epoch."""
+    count = sum(sum(1 for p in Path(work[key]).rglob("*") if p.is_file()) for key in ("train_dir", "val_dir"))
+    return count * work["epochs"]
 
 
 # ----------------------------------------------------------------------------- load and rounds
@@ -375,25 +443,73 @@ def busy(processes: int):
             burner.wait()
 
 
+@dataclass
+class Tool:
+    name: str
+    command: object  # output folder -> the command line
+    reader: object  # its output lines -> a record for `summary`
+    peer: bool  # another tool (not hfcls)
+    fp32: bool  # at fp32, NCHW: as the tool comes
+
+
 def tools(recipe, peers, timm_train, overrides=()) -> list:
-    """(name, make command for an output folder, reader) of every tool compared; hfcls runs the
-    recipe file with the same `overrides` that shaped `recipe`."""
-    work = work_of(recipe)
-    out = [
-        ("hfcls, workers", lambda d: hfcls_command(recipe.source, overrides, d, False), read_hfcls),
-        ("hfcls, in memory", lambda d: hfcls_command(recipe.source, overrides, d, True), read_hfcls),
-    ]
-    if has_bf16():
+    """Every Tool compared: hfcls, the Trainer and timm each as they come (fp32) and with their own best
+    switches where the hardware has bf16; hfcls also as the recipe is written where it asks for less work
+    per image (LESS_WORK). hfcls runs the recipe file with the same `overrides` that shaped `recipe`;
+    in memory too where its pipeline allows (small images, no RandomResizedCrop)."""
+    work, source, fast = work_of(recipe), recipe.source, has_bf16()
+    in_memory = not work["random_resized_crop"]
+    out = [Tool("hfcls, workers", lambda d: hfcls_command(source, overrides, d, False), read_hfcls, False, True)]
+    if in_memory:
         out.append(
-            ("hfcls, bf16 + NHWC", lambda d: hfcls_command(recipe.source, overrides, d, True, fast=True), read_hfcls)
+            Tool("hfcls, in memory", lambda d: hfcls_command(source, overrides, d, True), read_hfcls, False, True)
+        )
+    if fast:
+        out.append(
+            Tool(
+                "hfcls, bf16 + NHWC",
+                lambda d: hfcls_command(source, overrides, d, in_memory, fast=True),
+                read_hfcls,
+                False,
+                False,
+            )
+        )
+    if any(value_of(recipe, key) is not None for key in LESS_WORK):
+        out.append(
+            Tool(
+                "hfcls, recipe",
+                lambda d: hfcls_command(source, overrides, d, recipe.data.in_memory, as_written=True),
+                read_hfcls,
+                False,
+                False,
+            )
         )
     if "trainer" in peers:
-        out.append(("HF Trainer", lambda d: trainer_command(work, d), read_trainer))
+        out.append(Tool("HF Trainer", lambda d: trainer_command(work, d), read_trainer, True, True))
+        if fast:
+            out.append(
+                Tool("HF Trainer, bf16", lambda d: trainer_command(work, d, fast=True), read_trainer, True, False)
+            )
     if "timm" in peers:
         if timm_train is None or not Path(timm_train).is_file():
             raise HfclsError("--peers timm needs --timm-train PATH: train.py of a pytorch-image-models checkout")
-        out.append(("timm train.py", lambda d: timm_command(work, Path(timm_train), d), read_timm))
+        out.append(Tool("timm train.py", lambda d: timm_command(work, Path(timm_train), d), read_timm, True, True))
+        if fast:
+            out.append(
+                Tool(
+                    "timm, bf16 + NHWC",
+                    lambda d: timm_command(work, Path(timm_train), d, fast=True),
+                    read_timm,
+                    True,
+                    False,
+                )
+            )
     return out
+
+
+def value_of(recipe, key: str):
+    section, name = key.split(".")
+    return getattr(getattr(recipe, section), name)
 
 
 def compare(recipe, peers=PEERS, *, timm_train=None, rounds: int = 2, load: int = 0, overrides=()) -> dict:
@@ -405,19 +521,20 @@ def compare(recipe, peers=PEERS, *, timm_train=None, rounds: int = 2, load: int 
     if timm_train is not None:  # the checkout's own timm package, as its train.py expects
         env["PYTHONPATH"] = os.pathsep.join([str(Path(timm_train).resolve().parent), env.get("PYTHONPATH", "")])
     check_full_batches(work_of(recipe))
-    compared = tools(recipe, peers, timm_train, list(overrides))
-    runs = {name: [] for name, _, _ in compared}
+    compared, images = tools(recipe, peers, timm_train, list(overrides)), images_read(work_of(recipe))
+    runs = {tool.name: [] for tool in compared}
     with busy(load), tempfile.TemporaryDirectory() as scratch:
         for round_index in range(rounds):
-            for index, (name, command, reader) in enumerate(compared):
+            for index, tool in enumerate(compared):
                 out = Path(scratch) / f"{round_index}-{index}"
-                wall, lines = run_timed(command(out), env)
-                runs[name].append(summary(wall, reader(lines)))
-    return {"load": load, "rounds": rounds, "tools": {name: best(rows) for name, rows in runs.items()}, "runs": runs}
+                wall, lines, cpu = run_timed(tool.command(out), env)
+                runs[tool.name].append(summary(wall, tool.reader(lines), cpu, images))
+    figures = {tool.name: {**best(runs[tool.name]), "peer": tool.peer, "fp32": tool.fp32} for tool in compared}
+    return {"load": load, "rounds": rounds, "tools": figures, "runs": runs}
 
 
 def best(rows: list) -> dict:
-    """The best of each figure over the rounds; top-1 of the fastest round."""
+    """The best of each figure over the rounds; top-1 and CPU split of the fastest round."""
     fastest = min(rows, key=lambda row: row["wall"])
     return {
         "wall": fastest["wall"],
@@ -426,6 +543,8 @@ def best(rows: list) -> dict:
         "eval_time": min(r["eval_time"] for r in rows),
         "top1": fastest["top1"],
         "evaluations": fastest["evaluations"],
+        "decode_share": fastest["decode_share"],
+        "worker_ms_per_image": min(r["worker_ms_per_image"] for r in rows),
     }
 
 
@@ -435,26 +554,33 @@ def time_to(evaluations: list, target: float) -> float | None:
 
 
 def table(result: dict, target: float | None = None) -> str:
+    """The figures of every tool, then each hfcls row's ratios to the fastest peer (with its own best
+    switches) and, at fp32, to the fastest fp32 peer."""
     rows = result["tools"]
-    peer_walls = {name: row["wall"] for name, row in rows.items() if not name.startswith("hfcls")}
     lines = [
-        f"{'tool':<18} {'wall s':>8} {'first step s':>13} {'images/s':>9} {'eval s':>7} {'top-1 %':>8}"
-        + (f" {'to ' + str(target) + ' % s':>10}" if target is not None else "")
+        f"{'tool':<20} {'wall s':>7} {'first step s':>12} {'images/s':>9} {'eval s':>7} {'top-1 %':>8} "
+        f"{'decode CPU %':>12} {'worker ms/img':>13}" + (f" {'to ' + str(target) + ' % s':>10}" if target else "")
     ]
     for name, row in rows.items():
         reach = time_to(row["evaluations"], target) if target is not None else None
         lines.append(
-            f"{name:<18} {row['wall']:>8.1f} {row['first_step']:>13.2f} {row['images_per_sec']:>9.0f} "
-            f"{row['eval_time']:>7.2f} {row['top1']:>8.2f}"
+            f"{name:<20} {row['wall']:>7.1f} {row['first_step']:>12.2f} {row['images_per_sec']:>9.1f} "
+            f"{row['eval_time']:>7.2f} {row['top1']:>8.2f} {100 * row['decode_share']:>12.1f} "
+            f"{row['worker_ms_per_image']:>13.2f}"
             + ((f" {reach:>10.1f}" if reach is not None else f" {'never':>10}") if target is not None else "")
         )
-    if peer_walls:
-        fastest = min(peer_walls, key=peer_walls.get)
+    for label, peers in (
+        ("", [n for n, r in rows.items() if r["peer"]]),
+        ("fp32 ", [n for n, r in rows.items() if r["peer"] and r["fp32"]]),
+    ):
+        if not peers:
+            continue
+        peer_name = min(peers, key=lambda name: rows[name]["wall"])
+        peer = rows[peer_name]
         for name, row in rows.items():
-            if name.startswith("hfcls"):
-                peer = rows[fastest]
+            if not row["peer"] and (not label or row["fp32"]):
                 lines.append(
-                    f"ratio {name} / {fastest}: {peer['wall'] / row['wall']:.2f}x wall, "
+                    f"{label}ratio {name} / {peer_name}: {peer['wall'] / row['wall']:.2f}x wall, "
                     f"{row['images_per_sec'] / peer['images_per_sec']:.2f}x images/s, "
                     f"{peer['first_step'] / row['first_step']:.2f}x first step"
                 )

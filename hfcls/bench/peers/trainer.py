@@ -1,13 +1,15 @@
 """The Hugging Face Trainer as a user would run it on an image folder: hfcls-bench's `trainer` peer.
 
     python -m hfcls.bench.peers.trainer --train-dir D --val-dir D --model-config JSON --output-dir D
-        [--epochs N --batch-size B --lr LR --weight-decay WD --warmup-epochs E --workers W --size S
-         --mean M M M --std S S S --seed S]
+        [--epochs N --batch-size B --optim adamw|sgd --lr LR --momentum M --weight-decay WD
+         --warmup-epochs E --workers W --size S (--pad P | --random-resized-crop) --eval-resize R
+         --mean M M M --std S S S --seed S --bf16]
 
 It follows transformers' examples/pytorch/image-classification/run_image_classification.py:
 `load_dataset("imagefolder")`, torchvision transforms on PIL images in `set_transform`, a
-collate that stacks tensors, `Trainer` with AdamW, a cosine schedule with warm-up, evaluation
-and a checkpoint every epoch. It imports nothing of hfcls, so what it costs is the Trainer's.
+collate that stacks tensors, `Trainer` with AdamW (or SGD with momentum), a cosine schedule with
+warm-up, evaluation and a checkpoint every epoch; `--bf16` is the Trainer's own `bf16=True`
+(autocast). It imports nothing of hfcls, so what it costs is the Trainer's.
 Events go to stdout as JSON lines stamped with time.time(): `first_step`, then one `epoch`
 line per evaluation (train time and images of the epoch, evaluation time, top-1 in %).
 """
@@ -20,7 +22,16 @@ import time
 import numpy as np
 import torch
 from datasets import load_dataset
-from torchvision.transforms import CenterCrop, Compose, Normalize, RandomCrop, Resize, ToTensor
+from torchvision.transforms import (
+    CenterCrop,
+    Compose,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    ToTensor,
+)
 from transformers import AutoConfig, AutoModelForImageClassification, Trainer, TrainerCallback, TrainingArguments
 
 
@@ -67,12 +78,21 @@ def parse_args(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--optim", choices=["adamw", "sgd"], default="adamw")
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--momentum", type=float, default=0.9, help="--optim sgd")
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--warmup-epochs", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--pad", type=int, default=4, help="train: Resize(size + pad) then RandomCrop(size)")
+    parser.add_argument(
+        "--random-resized-crop",
+        action="store_true",
+        help="train: RandomResizedCrop(size) and a horizontal flip instead (ImageNet's)",
+    )
+    parser.add_argument("--eval-resize", type=int, help="eval: Resize(this) then CenterCrop(size); default size")
+    parser.add_argument("--bf16", action="store_true", help="TrainingArguments(bf16=True)")
     parser.add_argument("--mean", type=float, nargs=3, default=[0.5, 0.5, 0.5])
     parser.add_argument("--std", type=float, nargs=3, default=[0.5, 0.5, 0.5])
     parser.add_argument("--seed", type=int, default=0)
@@ -87,8 +107,11 @@ def main(argv=None):
     )
     labels = dataset["train"].features["label"].names
     normalize = Normalize(mean=args.mean, std=args.std)
-    train_tf = Compose([Resize(args.size + args.pad), RandomCrop(args.size), ToTensor(), normalize])
-    val_tf = Compose([Resize(args.size), CenterCrop(args.size), ToTensor(), normalize])
+    if args.random_resized_crop:
+        train_tf = Compose([RandomResizedCrop(args.size), RandomHorizontalFlip(), ToTensor(), normalize])
+    else:
+        train_tf = Compose([Resize(args.size + args.pad), RandomCrop(args.size), ToTensor(), normalize])
+    val_tf = Compose([Resize(args.eval_resize or args.size), CenterCrop(args.size), ToTensor(), normalize])
 
     def transform(pipeline):
         def apply(batch):
@@ -116,6 +139,9 @@ def main(argv=None):
         per_device_eval_batch_size=args.batch_size,
         learning_rate=args.lr,
         weight_decay=args.weight_decay,
+        bf16=args.bf16,
+        # AdamW: the Trainer's default (fused on torch >= 2.8); SGD takes its momentum as a string
+        **({"optim": "sgd", "optim_args": f"momentum={args.momentum}"} if args.optim == "sgd" else {}),
         lr_scheduler_type="cosine",
         warmup_steps=round(args.warmup_epochs * steps_per_epoch),
         num_train_epochs=args.epochs,
