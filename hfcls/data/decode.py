@@ -44,10 +44,10 @@ from torchvision.transforms.v2 import functional as F
 
 from hfcls.data.transforms import compose
 from hfcls.errors import HfclsError
+from hfcls.recipe.schema import MAX_IMAGE_PIXELS
 
 logger = logging.getLogger(__name__)
 
-MAX_IMAGE_PIXELS = 89_478_485  # data.max_image_pixels' default: Pillow's own MAX_IMAGE_PIXELS
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 DRAFT_MODES = ("RGB", "L")  # the JPEG modes Pillow's draft decodes at a reduced scale as they are
 SCALES = (8, 4, 2)  # the DCT scalings Pillow's draft offers, largest first

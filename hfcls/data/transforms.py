@@ -15,9 +15,9 @@ import math
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
-from hfcls.data.decode import MAX_IMAGE_PIXELS
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.recipe.preprocessing import RESAMPLE
+from hfcls.recipe.schema import MAX_IMAGE_PIXELS
 
 # Transforms that would break the uint8-in, uint8-out contract of the per-sample
 # pipeline: hfcls adds these itself.

@@ -17,6 +17,9 @@ IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
+MAX_IMAGE_PIXELS = 89_478_485  # data.max_image_pixels' default: Pillow's own MAX_IMAGE_PIXELS
+
+
 @dataclass
 class DataSection:
     # Each source is a mapping with a `type` (imagefolder, hub, ...) and that
@@ -35,7 +38,7 @@ class DataSection:
     skip_bad_images: bool = False
     # Images with more pixels are refused before they are decoded (as undecodable ones are,
     # so skip_bad_images skips them); the default is Pillow's own MAX_IMAGE_PIXELS.
-    max_image_pixels: int = 89_478_485
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     # Decode each split once into one uint8 tensor on the training device and
     # augment whole batches there (hfcls.data.in_memory): small data sets only.
     in_memory: bool = False
