@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hfcls.artifacts.checkpoint import STATE_FILE
 from hfcls.artifacts.describe import safetensors_metadata
 from hfcls.errors import HfclsError
 
@@ -279,7 +280,7 @@ def test_a_torn_metrics_line_leaves_cards_and_plots_true_and_resume_repairs_it(b
     assert "--resume" in warnings[0]
     ok(command("hfcls-train", run / "recipe.yaml", "--work-dir", run, "--resume"))
     lines = metrics.read_text().splitlines()
-    state = json.loads((run / "checkpoints" / "epoch_2" / "trainer_state.json").read_text())
+    state = json.loads((run / "checkpoints" / "epoch_2" / STATE_FILE).read_text())
     assert lines[0] == whole.splitlines()[0] and json.loads(lines[1]) == state["row"] and len(lines) == 2
 
 
