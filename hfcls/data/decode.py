@@ -168,6 +168,8 @@ class CropFirst:
 
     def set_size(self, side: int | None) -> None:
         """RandomResizedCrop's output side (progressive resizing); None: the pipeline's own."""
+        if side is None and self.own_size is None:  # the loop resets every epoch's side, crop or not
+            return
         self.head.size = [side, side] if side else list(self.own_size)
 
     def __call__(self, data: bytes, pil: Image.Image, to_rgb: bool) -> torch.Tensor:

@@ -80,7 +80,9 @@ def test_the_page_shows_hfcls_demos_label_for_an_uploaded_digit(trained_digits, 
         fake.write_text("not pixels")
         browser.find_element(By.CSS_SELECTOR, "#image button[aria-label='Remove Image']").click()
         browser.find_element(By.CSS_SELECTOR, "#image input[type=file]").send_keys(str(fake))
-        message = wait.until(lambda page: page.find_element(By.ID, "message").text)
+        # Gradio shows its progress ("processing | 0.2s") in the element until the answer replaces it.
+        wait.until(lambda page: "is not an image" in page.find_element(By.ID, "message").text)
+        message = browser.find_element(By.ID, "message").text.splitlines()[-1]
         assert message.startswith("notes.png is not an image hfcls can read")
     finally:
         app.close()

@@ -14,7 +14,7 @@ def test_dry_run_writes_the_folder_and_says_so(two_epoch_run, tmp_path, capsys):
     main([str(published.with_suffix("")), "me/tiny-colours", "--dry-run", "--out", str(out)])
     printed = capsys.readouterr().out
     assert printed.startswith(
-        f"dry run: wrote {out} (README.md, config.json, model.safetensors, "
+        f"dry run: wrote {out} (README.md, config.json, example.png, model.safetensors, "
         "preprocessor_config.json, training_record.json); would upload it to public repo me/tiny-colours\n"
         "model card metadata (README.md front matter):\n"
     )

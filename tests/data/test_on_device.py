@@ -40,8 +40,10 @@ def mixed_folder(root, per_class: int, seed: int):
 def mixed_files(tmp_path):
     """A recipe path on 3 x 8 training and 3 x 4 validation images, with MixUp and CutMix."""
     train, val = mixed_folder(tmp_path / "train", 8, seed=0), mixed_folder(tmp_path / "val", 4, seed=1)
-    recipe = tiny_recipe_dict(train, val, data={"train_pipeline": TRAIN}, train={"mixup_alpha": 0.4,
-                                                                                "cutmix_alpha": 1.0})
+    # scaled_decode off: the device decoders decode whole images, and the worker loaders' JPEGs decoded at a
+    # reduced scale (data.scaled_decode's default) differ from them by resampling, not bit for bit.
+    data = {"train_pipeline": TRAIN, "scaled_decode": "off"}
+    recipe = tiny_recipe_dict(train, val, data=data, train={"mixup_alpha": 0.4, "cutmix_alpha": 1.0})
     return write_recipe(tmp_path / "mixed.yaml", recipe)
 
 
