@@ -15,6 +15,7 @@ from hfcls.artifacts.run_dir import METADATA_KEY, RECIPE_FILE
 from hfcls.artifacts.weights import Artifact, inspect_artifact, trusts_remote_code
 from hfcls.errors import HfclsError
 from hfcls.labels import check_label_maps
+from hfcls.timm_models import check_label_names, is_timm
 
 
 def model_config(path, recipe=None):
@@ -30,6 +31,8 @@ def model_config(path, recipe=None):
         with remote_code_refused(folder, str(artifact)):
             config = AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
         check_label_maps(config, f"{folder / CONFIG_FILE}")
+        if is_timm(config):
+            check_label_names(config, folder / CONFIG_FILE)
         return config
     metadata = own_metadata(artifact, recipe)
     if metadata is not None:
