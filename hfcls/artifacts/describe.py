@@ -125,7 +125,7 @@ def safetensors_metadata(path, required: bool = True) -> dict | None:
 def training_record(path) -> dict | None:
     """Which weights an artifact holds, as its run recorded them beside the weights: {"epoch", "step",
     "metrics" (validation, without the val_ prefix)} from an export's training_record.json or a
-    checkpoint's trainer_state.json; None for what records none (a published or bare .safetensors
+    checkpoint's hfcls_state.json; None for what records none (a published or bare .safetensors
     file, an .onnx graph, an export written before hfcls kept records)."""
     artifact = inspect_artifact(path)
     if artifact.kind == "checkpoint":

@@ -279,7 +279,7 @@ def test_a_torn_metrics_line_leaves_cards_and_plots_true_and_resume_repairs_it(b
     assert "--resume" in warnings[0]
     ok(command("hfcls-train", run / "recipe.yaml", "--work-dir", run, "--resume"))
     lines = metrics.read_text().splitlines()
-    state = json.loads((run / "checkpoints" / "epoch_2" / "trainer_state.json").read_text())
+    state = json.loads((run / "checkpoints" / "epoch_2" / "hfcls_state.json").read_text())
     assert lines[0] == whole.splitlines()[0] and json.loads(lines[1]) == state["row"] and len(lines) == 2
 
 
