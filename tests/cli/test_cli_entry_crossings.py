@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from hfcls.artifacts.describe import safetensors_metadata
 
 from commands import ok, user_error
-from conftest import TINY_VIT, shared_once, tiny_recipe_dict, write_recipe
+from conftest import tiny_recipe_dict, write_recipe
 from crafted import onnx_graph
 from families import timm_folder
 
@@ -43,26 +43,8 @@ def edited(source: Path, folder: Path, name: str, change) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def lora_checkpoint(tmp_path_factory, two_epoch_run):
-    """checkpoints/epoch_1 of one epoch of LoRA (r 2) on a tiny ViT, its recipe beside the work dir; shared."""
-
-    def build(root):
-        from hfcls.api import train
-        from hfcls.recipe import load_recipe
-
-        data = two_epoch_run.parent / "data"
-        recipe = write_recipe(
-            root / "lora.yaml",
-            tiny_recipe_dict(data / "train", data / "val", model={"config": TINY_VIT, "lora": {"r": 2, "alpha": 4}}),
-        )
-        train(load_recipe(recipe), root / "work")
-
-    return shared_once(tmp_path_factory, "lora_checkpoint", build) / "work" / "checkpoints" / "epoch_1"
-
-
 @pytest.fixture(scope="module")
-def bad(two_epoch_run, lora_checkpoint, tmp_path_factory) -> dict:
+def bad(two_epoch_run, lora_run, tmp_path_factory) -> dict:
     """Every hostile file of the cases, by name, and recipes that read them."""
     root = tmp_path_factory.mktemp("hostile_crossings")
     data = two_epoch_run.parent / "data"
@@ -92,13 +74,14 @@ def bad(two_epoch_run, lora_checkpoint, tmp_path_factory) -> dict:
     paths["pretrained_torn"] = recipe("pretrained_torn", model={"pretrained": str(torn)})
 
     # LoRA: rank 4 said in the same number of bytes as rank 2 (the checkpoint's sizes still hold)
+    paths["lora_recipe"], work = lora_run
+    lora_checkpoint = work / "checkpoints" / "epoch_1"
     ranked = shutil.copytree(lora_checkpoint, root / "lora_rank_4")
     text = (ranked / "adapter_config.json").read_text()
     (ranked / "adapter_config.json").write_text(text.replace('"r": 2,', '"r": 4,'))
     grafted = shutil.copytree(two_epoch_run / "checkpoints" / "epoch_2", root / "plain_with_adapters")
     shutil.copy(lora_checkpoint / "adapter_config.json", grafted)
-    paths["lora_run"] = shutil.copytree(lora_checkpoint.parent.parent, root / "lora_run")
-    paths["lora_recipe"] = lora_checkpoint.parent.parent.parent / "lora.yaml"
+    paths["lora_run"] = shutil.copytree(work, root / "lora_run")
 
     # distillation teachers that are no teacher
     os.symlink(root / "loop_b", root / "loop_a")
@@ -174,8 +157,8 @@ CASES = [
     (
         "LoRA run resumed with another rank",
         "hfcls-train",
-        ["{lora_recipe}", "--work-dir", "{lora_run}", "--resume", "model.lora.r=4", "train.epochs=2"],
-        ["epoch_1 was trained with model.lora {'r': 2", "this run has {'r': 4", "resume with the model.lora it had"],
+        ["{lora_recipe}", "--work-dir", "{lora_run}", "--resume", "model.lora.r=4", "train.epochs=3"],
+        ["epoch_2 was trained with model.lora {'r': 2", "this run has {'r': 4", "resume with the model.lora it had"],
     ),
     (
         "teacher a symbolic link loop",
