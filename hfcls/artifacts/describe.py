@@ -74,10 +74,9 @@ def preprocessor(path, recipe=None):
 
 def described_folder(artifact: Artifact) -> Path:
     """A folder artifact, which holds its config.json and preprocessor_config.json."""
-    if not (artifact.path / CONFIG_FILE).is_file() or not (artifact.path / PREPROCESSOR_FILE).is_file():
-        raise HfclsError(
-            f"{artifact} has no {CONFIG_FILE} or {PREPROCESSOR_FILE}; pass a complete checkpoint or export"
-        )
+    missing = [name for name in (CONFIG_FILE, PREPROCESSOR_FILE) if not (artifact.path / name).is_file()]
+    if missing:
+        raise HfclsError(f"{artifact} has no {' or '.join(missing)}; pass a complete checkpoint or export")
     return artifact.path
 
 
