@@ -17,6 +17,7 @@ as a wrapper whose `timm_model` is the timm model itself. Three things differ fr
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 from hfcls.errors import HfclsError, did_you_mean
@@ -88,8 +89,6 @@ def meta_model(architecture, args: dict, where: str):
 def check_label_names(config, config_file) -> None:
     """A timm config.json's label_names against its num_classes: transformers replaces names that do not
     fit with LABEL_0, LABEL_1, ..., so such a file would predict under invented names."""
-    import json
-
     names = json.loads(Path(config_file).read_text()).get("label_names")
     if names is not None and len(names) != config.num_labels:
         raise HfclsError(
