@@ -117,6 +117,7 @@ class ImageClassifier:
             gallery, self.source, self.use_ema, self.processor_config, self.gallery_features, overwrite
         )
         queries, kept = self._outputs(images, None, skip_bad_images, features=True)
+        index.check_width(queries.shape[1])
         sims, rows = nearest(normalized(queries), normalized(index.features), top_k)
         found = [[index.match(int(r), float(v)) for v, r in zip(*pair)] for pair in zip(sims, rows)]
         return found, kept

@@ -16,12 +16,13 @@ from contextlib import contextmanager
 
 import torch
 from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForImageClassification, PretrainedConfig
 
 import hfcls.modeling  # noqa: F401  registers hfcls's own architectures with the Auto classes
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.labels import SINGLE_LABEL, label_maps
-from hfcls.timm_models import classifier_module, is_timm, require_timm, timm_model_args
+from hfcls.timm_models import check_buildable, classifier_module, is_timm, require_timm, timm_model_args
 
 
 class LogitsOnly(torch.nn.Module):
@@ -83,7 +84,7 @@ def load_pretrained(
     `config_overrides`, with a head for this dataset's classes."""
     config = pretrained_config(name_or_path, labels, trust_remote_code, config_overrides or {})
     if is_timm(config):
-        require_timm(f"model.pretrained {name_or_path} (a timm model)")
+        check_buildable(config, f"model.pretrained {name_or_path}")
     try:
         with remote_code_refused(name_or_path, "model.pretrained"):
             model, info = AutoModelForImageClassification.from_pretrained(
@@ -98,6 +99,11 @@ def load_pretrained(
         raise HfclsError(
             f"model.pretrained: cannot load {where} {name_or_path!r} ({str(error).splitlines()[0]}); "
             "check the name, or go online (HF_HUB_OFFLINE=0) to download it"
+        ) from None
+    except SafetensorError as error:
+        raise HfclsError(
+            f"model.pretrained: the weights of {name_or_path} cannot be read ({error}); the file is damaged: "
+            "download or save it again"
         ) from None
     except ValueError as error:
         if "Unrecognized configuration class" not in str(error):

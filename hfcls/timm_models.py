@@ -17,6 +17,8 @@ as a wrapper whose `timm_model` is the timm model itself. Three things differ fr
 from __future__ import annotations
 
 import inspect
+import json
+from pathlib import Path
 
 from hfcls.errors import HfclsError, did_you_mean
 
@@ -54,17 +56,57 @@ def timm_model_args(config, overrides: dict, where: str) -> dict:
 
 
 def constructor_keywords(architecture: str, args: dict, where: str) -> list | None:
-    """The keyword names the timm class of `architecture` takes (None: it takes any). The model is
-    built on the meta device, where no memory is filled, to find its class."""
-    import torch
-
-    timm = require_timm(f"{where} (a timm model)")
-    with torch.device("meta"):
-        model = timm.create_model(architecture, pretrained=False, **args)
-    parameters = inspect.signature(type(model).__init__).parameters
+    """The keyword names the timm class of `architecture` takes (None: it takes any)."""
+    parameters = inspect.signature(type(meta_model(architecture, args, where)).__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return None
     return [name for name in parameters if name != "self"]
+
+
+def meta_model(architecture, args: dict, where: str):
+    """timm's `architecture` built with the keywords `args` on the meta device, where no memory is
+    filled; an architecture this timm lacks, or keywords its constructor refuses, is one line naming
+    `where` (a model file's config.json, or the recipe key)."""
+    import torch
+
+    timm = require_timm(f"{where} (a timm model)")
+    if not isinstance(architecture, str) or not timm.is_model(architecture):
+        raise HfclsError(
+            f"{where}: timm {timm.__version__} has no architecture {architecture!r}"
+            f"{did_you_mean(architecture, timm.list_models())}; the file is damaged, or needs a newer timm "
+            "(pip install -U timm)"
+        )
+    try:
+        with torch.device("meta"):
+            return timm.create_model(architecture, pretrained=False, **args)
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as error:
+        raise HfclsError(
+            f"{where}: timm's {architecture} cannot be built with model_args {args} "
+            f"({str(error).splitlines()[0][:200]}); the file is damaged or was altered: export it again"
+        ) from None
+
+
+def check_label_names(config, config_file) -> None:
+    """A timm config.json's label_names against its num_classes: transformers replaces names that do not
+    fit with LABEL_0, LABEL_1, ..., so such a file would predict under invented names."""
+    names = json.loads(Path(config_file).read_text()).get("label_names")
+    if names is not None and len(names) != config.num_labels:
+        raise HfclsError(
+            f"{config_file}: its config declares num_classes {config.num_labels} but names {len(names)} classes "
+            "(label_names); a model file names each of its outputs once: the file is damaged or was altered, "
+            "export it again"
+        )
+
+
+def check_buildable(config, where: str) -> None:
+    """A timm model file's architecture and model_args, built on the meta device before the real build.
+    The saved num_classes leaves model_args (module docstring), so a folder in timm's own Hub layout loads."""
+    if not isinstance(config.model_args or {}, dict):
+        raise HfclsError(
+            f"{where}: model_args {config.model_args!r} is not a mapping; the file is damaged: export it again"
+        )
+    config.model_args = timm_model_args(config, {}, where)
+    meta_model(config.architecture, {**config.model_args, "num_classes": config.num_labels}, where)
 
 
 def classifier_module(model):

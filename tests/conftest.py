@@ -393,6 +393,34 @@ def two_epoch_run(tmp_path_factory):
     return shared_once(tmp_path_factory, "two_epoch_run", build) / "run"
 
 
+@pytest.fixture(scope="session")
+def lora_run(tmp_path_factory):
+    """(recipe path, work dir) of 2 epochs of LoRA on a tiny ViT with an EMA that lags, checkpoint and evaluation
+    each epoch, published; its data in data/ beside the work dir. Shared (tests/e2e/test_lora_run.py and the
+    hostile LoRA files of tests/cli/test_cli_entry_crossings.py)."""
+
+    def build(root):
+        from hfcls.api import train
+        from hfcls.recipe import load_recipe
+
+        data = (
+            make_image_folder(root / "data" / "train", per_class=8, seed=0),
+            make_image_folder(root / "data" / "val", per_class=4, seed=1),
+        )
+        recipe = write_recipe(
+            root / "lora.yaml",
+            tiny_recipe_dict(
+                *data,
+                model={"config": TINY_VIT, "lora": {"r": 2, "alpha": 4}},
+                train={"epochs": 2, "deterministic": True, "ema": {"decay": 0.9, "warmup": False}, "publish": True},
+            ),
+        )
+        train(load_recipe(recipe), root / "work")
+
+    root = shared_once(tmp_path_factory, "lora_run", build)
+    return root / "lora.yaml", root / "work"
+
+
 ALL_METRICS = ["accuracy", "precision", "recall", "f1_score", "support", "confusion_matrix"]
 
 

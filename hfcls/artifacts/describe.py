@@ -15,6 +15,7 @@ from hfcls.artifacts.run_dir import METADATA_KEY, RECIPE_FILE
 from hfcls.artifacts.weights import Artifact, inspect_artifact, trusts_remote_code
 from hfcls.errors import HfclsError
 from hfcls.labels import check_label_maps
+from hfcls.timm_models import check_label_names, is_timm
 
 
 def model_config(path, recipe=None):
@@ -30,6 +31,8 @@ def model_config(path, recipe=None):
         with remote_code_refused(folder, str(artifact)):
             config = AutoConfig.from_pretrained(folder, trust_remote_code=trusts_remote_code(recipe))
         check_label_maps(config, f"{folder / CONFIG_FILE}")
+        if is_timm(config):
+            check_label_names(config, folder / CONFIG_FILE)
         return config
     metadata = own_metadata(artifact, recipe)
     if metadata is not None:
@@ -71,10 +74,9 @@ def preprocessor(path, recipe=None):
 
 def described_folder(artifact: Artifact) -> Path:
     """A folder artifact, which holds its config.json and preprocessor_config.json."""
-    if not (artifact.path / CONFIG_FILE).is_file() or not (artifact.path / PREPROCESSOR_FILE).is_file():
-        raise HfclsError(
-            f"{artifact} has no {CONFIG_FILE} or {PREPROCESSOR_FILE}; pass a complete checkpoint or export"
-        )
+    missing = [name for name in (CONFIG_FILE, PREPROCESSOR_FILE) if not (artifact.path / name).is_file()]
+    if missing:
+        raise HfclsError(f"{artifact} has no {' or '.join(missing)}; pass a complete checkpoint or export")
     return artifact.path
 
 

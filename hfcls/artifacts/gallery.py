@@ -69,6 +69,14 @@ class GalleryIndex:
     labels: object | None  # (N,) int64 tensor
     class_names: list | None
 
+    def check_width(self, width: int) -> None:
+        """The model's features are `width` wide: an index of another width was built by another model."""
+        if self.features.shape[1] != width:
+            raise HfclsError(
+                f"gallery index {self.folder} holds features {self.features.shape[1]} wide, the model gives "
+                f"{width}: it was built by another model; {REBUILD}"
+            )
+
     def match(self, row: int, similarity: float) -> dict:
         """One retrieved gallery image: its name, similarity and (labelled galleries) class."""
         found = {"image": self.names[row], "similarity": similarity}
@@ -87,7 +95,7 @@ def gallery_source(spec: str) -> GallerySource:
     folder = Path(spec)
     if not folder.is_dir():
         raise HfclsError(
-            f"gallery {spec}: no such folder; pass a folder of images or RECIPE.yaml:split (train, val or test)",
+            f"gallery {spec}: {'a file, not a folder' if folder.exists() else 'no such folder'}; pass a folder of images or RECIPE.yaml:split (train, val or test)",
             param="gallery",
         )
     files = sorted(str(p) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -192,10 +200,23 @@ def gallery_index(spec: str, artifact, use_ema, processor: dict, extract, overwr
 
 
 def read_built(folder: Path) -> dict:
+    """index.json, its image listing checked (every row [name, size, stamp], every indexed row one of them)."""
     try:
-        return json.loads((folder / INDEX_FILE).read_text())
+        built = json.loads((folder / INDEX_FILE).read_text())
     except (OSError, ValueError) as error:
         raise HfclsError(f"gallery index {folder} is damaged ({error}); {REBUILD}") from None
+    built = built if isinstance(built, dict) else {}
+    images, indexed = built.get("images"), built.get("indexed")
+    if not isinstance(images, list) or not all(isinstance(row, list) and len(row) == 3 for row in images):
+        raise HfclsError(
+            f"gallery index {folder} is damaged: {INDEX_FILE} lists no [name, size, stamp] rows; {REBUILD}"
+        )
+    if not isinstance(indexed, list) or not all(isinstance(row, int) and 0 <= row < len(images) for row in indexed):
+        raise HfclsError(
+            f"gallery index {folder} is damaged: {INDEX_FILE} names indexed rows that are not rows of its "
+            f"{len(images)} images; {REBUILD}"
+        )
+    return built
 
 
 def check_current(folder: Path, built: dict, identity: dict, source: GallerySource) -> None:
@@ -221,11 +242,34 @@ def check_current(folder: Path, built: dict, identity: dict, source: GallerySour
 
 
 def read_index(folder: Path, built: dict) -> GalleryIndex:
+    """The index in `folder`, its parts checked against each other: a row without a name, a name without a
+    features row or a label without a class would match queries to the wrong images."""
     from hfcls.artifacts.weights import read_safetensors
 
-    tensors = read_safetensors(folder / FEATURES_FILE)
+    try:
+        tensors = read_safetensors(folder / FEATURES_FILE)
+    except HfclsError as error:
+        raise HfclsError(f"gallery index {folder} is damaged ({error}); {REBUILD}") from None
+    features, labels, class_names = tensors.get("features"), tensors.get("labels"), built.get("class_names")
+    problem = tensors_problem(features, labels, class_names, len(built["indexed"]))
+    if problem:
+        raise HfclsError(f"gallery index {folder} is damaged: {problem}; {REBUILD}")
     names = [built["images"][row][0] for row in built["indexed"]]
-    return GalleryIndex(folder, tensors["features"], names, tensors.get("labels"), built.get("class_names"))
+    return GalleryIndex(folder, features, names, labels, class_names)
+
+
+def tensors_problem(features, labels, class_names, indexed: int) -> str | None:
+    """What makes an index's tensors disagree with its `indexed` images and class names, or None."""
+    if features is None or features.dim() != 2 or features.shape[0] != indexed:
+        shape = None if features is None else tuple(features.shape)
+        return f"{FEATURES_FILE} holds features of shape {shape} for {indexed} indexed images"
+    if labels is not None and (
+        labels.shape != (indexed,)
+        or not isinstance(class_names, list)
+        or (len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < len(class_names))
+    ):
+        return f"its labels (shape {tuple(labels.shape)}) do not fit its {indexed} images and its class names"
+    return None
 
 
 def write_index(folder: Path, features, labels: list | None, built: dict) -> None:

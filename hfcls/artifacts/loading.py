@@ -17,6 +17,7 @@ from hfcls.artifacts.weights import (
     trusts_remote_code,
 )
 from hfcls.errors import HfclsError
+from hfcls.timm_models import check_buildable, is_timm
 
 
 def load_model(path, *, use_ema: bool | None = None, recipe=None):
@@ -28,9 +29,10 @@ def load_model(path, *, use_ema: bool | None = None, recipe=None):
         check_single_set(artifact, use_ema)
         return hf_folder_model(artifact, recipe).eval()
     state = load_state_dict(artifact, use_ema)
-    model = AutoModelForImageClassification.from_config(
-        model_config(artifact, recipe), trust_remote_code=trusts_remote_code(recipe)
-    )
+    config = model_config(artifact, recipe)
+    if is_timm(config):
+        check_buildable(config, str(artifact))
+    model = AutoModelForImageClassification.from_config(config, trust_remote_code=trusts_remote_code(recipe))
     load_weights(model, state, artifact)
     return model.eval()
 
@@ -50,6 +52,11 @@ def load_predictor(path, *, use_ema: bool | None = None, recipe=None):
 def load_reference_model(source: str, key: str) -> tuple:
     """(model in eval mode on the CPU, its image processor) for `source`: a local artifact (the weights its
     run evaluated), else a Hub id. `key` names the recipe key in a message about a source that cannot be read."""
+    if Path(source).is_symlink() and not Path(source).exists():
+        raise HfclsError(
+            f"{key}: {source} is a symbolic link that leads nowhere (a loop, or a target that is gone); "
+            "point it at a best/ folder, a checkpoint or a published .safetensors file"
+        )
     if Path(source).exists():
         try:
             return load_model(source), preprocessor(source)

@@ -44,7 +44,7 @@ from hfcls.artifacts.quantize import (
 from hfcls.artifacts.run_dir import METADATA_KEY, ONNX_SUFFIX, RECIPE_FILE
 from hfcls.artifacts.weights import inspect_artifact
 from hfcls.data.build import align_labels, build_datasets
-from hfcls.data.decode import decode
+from hfcls.data.decode import DECODE_ERRORS, decode
 from hfcls.data.images import expand_images, to_uint8_tensor
 from hfcls.errors import HfclsError
 from hfcls.files import check_output
@@ -323,6 +323,16 @@ def check_onnx(session_model, model, pixels: torch.Tensor, inputs, labels, toler
     return check
 
 
+def given_image(file: str) -> torch.Tensor:
+    """One of the images the user named, or one line naming the file that is not one."""
+    try:
+        return to_uint8_tensor(file)
+    except DECODE_ERRORS as error:
+        raise HfclsError(
+            f"images: {file} is not an image hfcls can read ({error}); pass only images", param="images"
+        ) from None
+
+
 def validation_images(images, recipe, split: str, limit: int, transform, names: list, where) -> tuple:
     """(uint8 N x 3 x H x W after the eval transform, labels or None): the files `images` names, else
     `limit` images spread evenly over the recipe's split (a folder's first images are often all of one
@@ -330,8 +340,7 @@ def validation_images(images, recipe, split: str, limit: int, transform, names: 
     if limit < 1:
         raise HfclsError("limit must be at least 1", param="limit")
     if images is not None:
-        files = expand_images(images)[0][:limit]
-        return torch.stack([transform(to_uint8_tensor(f)) for f in files]), None
+        return torch.stack([transform(given_image(f)) for f in expand_images(images)[0][:limit]]), None
     if recipe is None:
         raise HfclsError(
             f"{where} belongs to no run (no {RECIPE_FILE} beside it): pass --images (a folder or "

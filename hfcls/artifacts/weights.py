@@ -35,6 +35,7 @@ from hfcls.artifacts.export import CONFIG_FILE, WEIGHTS_FILE
 from hfcls.artifacts.run_dir import HASH_CHARS, HASHED_NAME, ONNX_SUFFIX, work_dir_of
 from hfcls.errors import HfclsError
 from hfcls.labels import check_label_maps
+from hfcls.timm_models import check_buildable, check_label_names, is_timm
 
 FORMS = (
     "a best/ or latest/ folder, a checkpoints/epoch_N folder, a published <name>-<hash>.safetensors, "
@@ -59,6 +60,10 @@ def inspect_artifact(path) -> Artifact:
     """What kind of artifact `path` is; an error names the forms hfcls reads."""
     if isinstance(path, Artifact):
         return path
+    if "://" in str(path):  # Path would fold its // and call it a missing file
+        raise HfclsError(
+            f"checkpoint {path} is an address; hfcls reads artifacts on this machine: download it, then pass {FORMS}"
+        )
     path = Path(path)
     if path.is_dir():
         check_not_legacy(path)
@@ -137,16 +142,21 @@ def hf_folder_model(artifact: Artifact, recipe=None):
     """A Hugging Face folder's model, its weights under the model's own names. save_pretrained may store
     them under the original checkpoint names (transformers 5 does for ViT, DeiT and Swin attention);
     from_pretrained maps them back, and whatever it could not place is an error, not a random init."""
-    from transformers import AutoModelForImageClassification
+    from transformers import AutoConfig, AutoModelForImageClassification
 
     from hfcls.models import remote_code_refused  # registers hfcls's own architectures with the Auto classes
 
     read_safetensors(artifact.path / WEIGHTS_FILE, check_only=True)
     with remote_code_refused(artifact.path, str(artifact)):
+        config = AutoConfig.from_pretrained(artifact.path, trust_remote_code=trusts_remote_code(recipe))
+        if is_timm(config):  # what a timm config.json declares, checked before anything is built
+            check_label_names(config, artifact.path / CONFIG_FILE)
+            check_buildable(config, str(artifact.path / CONFIG_FILE))
         # Mismatched shapes listed in `info`, not raised: a head sized by a config that names more (or
         # fewer) classes than the weights hold is the folder's damage, named below in one line.
         model, info = AutoModelForImageClassification.from_pretrained(
             artifact.path,
+            config=config,
             output_loading_info=True,
             ignore_mismatched_sizes=True,
             trust_remote_code=trusts_remote_code(recipe),

@@ -56,7 +56,11 @@ def main(argv=None):
 
     check_port(args.host, args.port)  # a busy port is said now, not after torch and gradio have loaded
     with heavy_imports():
-        import hfcls.app.page  # noqa: F401  torch, transformers, gradio
+        from hfcls.artifacts.weights import inspect_artifact  # torch, not gradio
+
+    inspect_artifact(args.checkpoint)  # so is a path that holds no model (a data folder, a URL, an image)
+    with heavy_imports():
+        import hfcls.app.page  # noqa: F401  transformers, gradio
         from hfcls.logs import setup_logging
 
     setup_logging(None, is_main=True)

@@ -55,7 +55,7 @@ def parse_args(argv=None):
     return parser.check_outputs(parser.parse_args(argv))
 
 
-@cli_entry(flags={"opset": "--opset", "limit": "--limit", "quantize": "--quantize"})
+@cli_entry(flags={"opset": "--opset", "limit": "--limit", "quantize": "--quantize", "images": "--images"})
 def main(argv=None):
     args = parse_args(argv)
     with heavy_imports():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
-from hfcls.cli.types import non_negative_int, positive_int
+from hfcls.cli.types import non_negative_int, output_file, positive_int
 
 # The library's parameters, as this command's flags name them.
 FLAGS = {
@@ -43,7 +43,7 @@ def parse_args(argv=None):
         "(whose labels the matches then show)",
     )
     parser.add_argument("--topk", type=positive_int, default=5, help="matches per query (default 5)")
-    parser.add_argument("--out", help="matches.csv (one row per match) or matches.json")
+    parser.add_argument("--out", type=output_file, help="matches.csv (one row per match) or matches.json")
     parser.add_argument(
         "--overwrite", action="store_true", help="rebuild a gallery index that is out of date, and replace --out"
     )
@@ -52,7 +52,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--num-workers", type=non_negative_int, default=2, help="processes decoding images")
     add_ema_flags(parser)
-    return parser.parse_args(argv)
+    return parser.check_outputs(parser.parse_args(argv))
 
 
 @cli_entry(flags=FLAGS)

@@ -42,7 +42,6 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
-from hfcls.data.transforms import compose
 from hfcls.errors import HfclsError
 from hfcls.recipe.schema import MAX_IMAGE_PIXELS
 
@@ -52,6 +51,11 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 DRAFT_MODES = ("RGB", "L")  # the JPEG modes Pillow's draft decodes at a reduced scale as they are
 SCALES = (8, 4, 2)  # the DCT scalings Pillow's draft offers, largest first
 PIL_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}  # by InterpolationMode
+
+
+def compose(transforms: list):
+    """v2.Compose of `transforms`; v2.Identity for none (the default), which v2.Compose refuses."""
+    return v2.Compose(transforms) if transforms else v2.Identity()
 
 
 class ImageRefused(ValueError):

@@ -29,10 +29,10 @@ from accelerate.data_loader import DataLoaderStateMixin
 from accelerate.state import GradientState
 
 from hfcls.data.columns import label_encoder
-from hfcls.data.decode import SampleTransform, stack_labels
+from hfcls.data.decode import SampleTransform, compose, stack_labels
 from hfcls.data.mixing import mix_batch
 from hfcls.data.seeding import balanced_rows, sample_seed
-from hfcls.data.transforms import build_pipeline, compose
+from hfcls.data.transforms import build_pipeline
 from hfcls.errors import HfclsError
 
 logger = logging.getLogger(__name__)

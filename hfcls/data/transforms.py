@@ -15,6 +15,7 @@ import math
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import InterpolationMode
 
+from hfcls.data.decode import compose
 from hfcls.errors import HfclsError, did_you_mean
 from hfcls.recipe.preprocessing import RESAMPLE
 from hfcls.recipe.schema import MAX_IMAGE_PIXELS
@@ -64,11 +65,6 @@ def build_pipeline(specs: list, where: str = "pipeline") -> v2.Compose:
         except (TypeError, ValueError) as error:
             raise HfclsError(f"{here}: {name}({_format_kwargs(kwargs)}) is invalid: {error}") from None
     return compose(transforms)
-
-
-def compose(transforms: list):
-    """v2.Compose of `transforms`; v2.Identity for none (the default), which v2.Compose refuses."""
-    return v2.Compose(transforms) if transforms else v2.Identity()
 
 
 def _format_kwargs(kwargs):

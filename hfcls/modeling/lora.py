@@ -119,7 +119,13 @@ def merge_saved(model, folder, state: dict, where: str):
     adapter_config.json and the LoRA weights `state`, then merged: a plain model."""
     peft = peft_package(f"{where} holds LoRA adapters ({ADAPTER_CONFIG}); reading it")
     adapted = with_adapters(peft, model, peft.LoraConfig.from_pretrained(str(folder)))
-    problems = adapted.load_state_dict(state, strict=False)
+    try:
+        problems = adapted.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shapes that differ (another rank r) are raised even when not strict
+        shapes = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), str(error))
+        raise HfclsError(
+            f"{where}: its weights do not match its {ADAPTER_CONFIG} ({shapes}); the checkpoint is damaged"
+        ) from None
     if problems.missing_keys or problems.unexpected_keys:
         key = (problems.missing_keys or problems.unexpected_keys)[0]
         raise HfclsError(

@@ -10,6 +10,7 @@ test_every_written_path_is_typed_as_an_output: a new command cannot escape the r
 import argparse
 import importlib
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.xdist_group("outputs")
 ANALYZE_RESULTS = "results.pkl"
 
 # (script, sub-command, dest) -> [arguments with {out} the place written, and the run's {recipe}, {run},
-# {image}, {val}, {results}], one list per use of the flag (hfcls-demo's --out takes four forms).
+# {image}, {val}, {results}, {model} (a copy of best/)], one list per use of the flag (hfcls-demo's --out
+# takes four forms).
 CASES = {
     ("hfcls-train", None, "work_dir"): [
         ["{recipe}", "train.epochs=1", "train.publish=false", "train.log_with=[]", "--work-dir", "{out}"]
@@ -46,6 +48,7 @@ CASES = {
         ["{image}", "{run}/best", "--out", "{out}.png"],
         ["{val}", "{run}/best", "--out", "{out}"],
     ],
+    ("hfcls-retrieve", None, "out"): [["{image}", "{model}", "--gallery", "{val}", "--out", "{out}.csv"]],
     ("hfcls-bench", None, "json"): [
         ["{recipe}", "--steps", "1", "--warmup", "0", "--rounds", "1", "--json", "{out}.json"]
     ],
@@ -135,6 +138,7 @@ def places(two_epoch_run, tmp_path_factory, command_once) -> dict:
         "image": two_epoch_run.parent / "data" / "val" / "cat" / "0.png",
         "val": two_epoch_run.parent / "data" / "val",
         "results": root / ANALYZE_RESULTS,
+        "model": shutil.copytree(two_epoch_run / "best", root / "best"),  # hfcls-retrieve indexes beside it
     }
     ok(command_once("hfcls-eval", paths["recipe"], two_epoch_run / "best", "--out", paths["results"]))
     return paths

@@ -20,38 +20,9 @@ from hfcls.logs import read_jsonl
 from hfcls.modeling.lora import ADAPTER_CONFIG
 from hfcls.recipe import load_recipe
 
-from conftest import (
-    TINY_VIT,
-    deterministic_rows,
-    make_image_folder,
-    max_difference,
-    tiny_recipe_dict,
-    weights,
-    write_recipe,
-)
+from conftest import deterministic_rows, max_difference, weights
 
-pytestmark = pytest.mark.xdist_group("lora_run")  # one worker trains the run, once, for all its tests
-
-
-@pytest.fixture(scope="module")
-def lora_run(tmp_path_factory):
-    """(recipe path, work dir) of 2 epochs of LoRA with an EMA that lags, checkpoint and evaluation each epoch,
-    published; its data in data/ beside the work dir."""
-    root = tmp_path_factory.mktemp("lora_run")
-    data = (
-        make_image_folder(root / "data" / "train", per_class=8, seed=0),
-        make_image_folder(root / "data" / "val", per_class=4, seed=1),
-    )
-    recipe = write_recipe(
-        root / "lora.yaml",
-        tiny_recipe_dict(
-            *data,
-            model={"config": TINY_VIT, "lora": {"r": 2, "alpha": 4}},
-            train={"epochs": 2, "deterministic": True, "ema": {"decay": 0.9, "warmup": False}, "publish": True},
-        ),
-    )
-    train(load_recipe(recipe), root / "work")
-    return recipe, root / "work"
+pytestmark = pytest.mark.xdist_group("lora_run")  # its run (conftest.lora_run) is trained once, shared
 
 
 def test_only_the_adapters_and_the_head_move(lora_run):
