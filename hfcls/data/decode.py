@@ -42,7 +42,6 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as F
 
-from hfcls.data.transforms import compose
 from hfcls.errors import HfclsError
 
 logger = logging.getLogger(__name__)
@@ -159,7 +158,9 @@ class CropFirst:
     def __init__(self, pipeline):
         steps = list(pipeline.transforms) if isinstance(pipeline, v2.Compose) else [pipeline]
         self.head = steps[0] if isinstance(steps[0], (v2.RandomResizedCrop, v2.Resize)) else None
-        self.rest = compose(steps[1:])
+        # v2.Compose refuses an empty list; hfcls.data.transforms.compose says the same, but
+        # transforms imports this module's MAX_IMAGE_PIXELS (no import cycle).
+        self.rest = v2.Compose(steps[1:]) if len(steps) > 1 else v2.Identity()
         self.own_size = list(self.head.size) if isinstance(self.head, v2.RandomResizedCrop) else None
         # Pillow's filter for the head's interpolation; None (no scaled decoding) for one it has not
         # or without antialiasing, which Pillow always applies.
