@@ -6,11 +6,12 @@
 # prints its table. Run it on a quiet machine (load average below ~1.5 before it starts): every other job
 # on the 2 cores slows the 2-thread training steps more than its share.
 #
-# Three parts, each under 20 minutes on 2 quiet cores (estimated from the issue's own timings), run one
-# after the other or on separate occasions:
-#   STAGES="r18 decode digits" bash benchmarks/run_peers.sh    # part 1: issue 28's table, decode, digits
-#   STAGES="r50" bash benchmarks/run_peers.sh                  # part 2: ResNet-50 at 224
-#   STAGES="steps compile" bash benchmarks/run_peers.sh        # part 3: bare steps, timm vs transformers, compile
+# Three parts, run one after the other or on separate occasions (times estimated for 2 quiet cores from
+# the issue's own timings and the step costs in benchmarks/README.md):
+#   STAGES="r18 decode digits" bash benchmarks/run_peers.sh    # part 1, ~16 min: issue 28's table, decode, digits
+#   STAGES="r50" bash benchmarks/run_peers.sh                  # part 2, ~23 min: ResNet-50 at 224
+#   STAGES="steps compile" bash benchmarks/run_peers.sh        # part 3, ~11 min: bare steps, timm vs transformers, compile
+# Part 2 in two halves of ~15 min each, each against one peer: STAGES=r50-timm, then STAGES=r50-trainer.
 # TIMM_TRAIN (default ../timm/train.py) is train.py of a pytorch-image-models checkout.
 #
 # TINY=1 runs every stage end to end on a tiny setting (a 2-class JPEG folder of 32 + 16 photos, batch 8,
@@ -54,6 +55,12 @@ for stage in $STAGES; do
     r50)  # ResNet-50, the same work
       $BENCH benchmarks/recipes/resnet50_jpeg_peers.yaml $JPEG_WORK $PEERS --rounds 1 \
         --json "$OUT/peers_jpeg_resnet50.json" --overwrite ;;
+    r50-timm|r50-trainer)  # r50 in two halves, each against one peer (the hfcls rows run in both)
+      peer=${stage#r50-}
+      only="--peers $peer"
+      if [ "$peer" = timm ]; then only="$only --timm-train $TIMM_TRAIN"; fi
+      $BENCH benchmarks/recipes/resnet50_jpeg_peers.yaml $JPEG_WORK $only --rounds 1 \
+        --json "$OUT/peers_jpeg_resnet50_$peer.json" --overwrite ;;
     digits)  # 32 px digits, 6 epochs: issue 18's table (peers_digits_quiet.json), now with the peers' best switches
       $BENCH benchmarks/recipes/resnet18_digits_peers.yaml $DIGITS_WORK $PEERS --rounds $ROUNDS_DIGITS \
         --json "$OUT/peers_digits_switches.json" --overwrite ;;
@@ -65,7 +72,7 @@ for stage in $STAGES; do
     compile)  # torch.compile (inductor) on the training step at 224, ResNet-18 and ResNet-50 in the zoo's bf16
       python benchmarks/step_speed.py --models resnet18,resnet50 --impls transformers --modes bf16 --compile \
         $COMPILE | tee "$OUT/step_compile.txt" ;;
-    *) echo "unknown stage $stage (stages: r18 r50 digits decode steps compile)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (stages: r18 r50 r50-timm r50-trainer digits decode steps compile)" >&2; exit 2 ;;
   esac
 done
 echo "== done: $(uptime)"
