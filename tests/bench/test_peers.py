@@ -80,10 +80,14 @@ def test_every_tool_runs_as_it_comes_and_with_its_own_best_switches(tmp_path, di
 
 def test_real_sizes_are_told_to_every_tool_and_hfcls_also_runs_its_recipe_as_written(tmp_path, monkeypatch):
     monkeypatch.setattr(compare, "has_bf16", lambda: True)
+    monkeypatch.chdir(tmp_path)  # the recipe's data/bench/jpeg, as class folders only: timm is told their count
+    for name in ("cat", "dog", "fox"):
+        (tmp_path / "data" / "bench" / "jpeg" / "train" / name).mkdir(parents=True)
     recipe = load_recipe(REPO / "benchmarks" / "recipes" / "resnet18_jpeg_peers.yaml")
     work = work_of(recipe)
     assert (work["size"], work["eval_resize"], work["random_resized_crop"], work["optim"]) == (224, 256, True, "sgd")
     timm = timm_command(work, tmp_path / "train.py", tmp_path)
+    assert timm[timm.index("--num-classes") + 1] == "3"
     assert timm[timm.index("--crop-pct") + 1] == "0.875" and "--scale" not in timm  # timm's RandomResizedCrop
     assert timm[timm.index("--opt") + 1 : timm.index("--opt") + 4] == ["sgd", "--momentum", "0.9"]
     assert timm[timm.index("--smoothing") + 1] == "0" and timm[timm.index("--color-jitter") + 1] == "0"
