@@ -1,7 +1,9 @@
 """Runnable blocks of the Markdown docs, and a sandbox to run them in.
 
-A block is runnable when the line before its fence is `<!-- runnable -->`.
-Blocks of one document run in order in one sandbox: a copy of the repo's
+A block is runnable when the line before its fence is `<!-- runnable -->`, or
+`<!-- runnable: CHAIN -->` for a block that needs none of the main chain's outputs.
+The blocks of one chain of a document run in order in one sandbox (chains in
+parallel, each in its own): a copy of the repo's
 recipes (digits recipes cut to 2 epochs so the docs stay quick to test), the
 hfcls and launch folders, a copy of docs/ (blocks write into it), and the prepared digits under
 data/digits.
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-MARK = "<!-- runnable -->"
+MARK = re.compile(r"^<!-- runnable(?:: ([\w-]+))? -->$")
+MAIN_CHAIN = "main"
 FENCE = re.compile(r"^(`{3,})(\w+)")
 
 
@@ -29,6 +32,7 @@ class Block:
     line: int  # 1-based line of the opening fence
     language: str  # shell or python
     code: str
+    chain: str = MAIN_CHAIN  # blocks of one chain run in order in one sandbox
 
     @property
     def name(self) -> str:
@@ -40,10 +44,12 @@ def runnable_blocks(doc: Path) -> list[Block]:
     blocks, i = [], 0
     while i < len(lines):
         match = FENCE.match(lines[i])
-        if match and i > 0 and lines[i - 1].strip() == MARK:
+        mark = MARK.match(lines[i - 1].strip()) if match and i > 0 else None
+        if mark:
             fence, language = match.groups()
             end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith(fence))
-            blocks.append(Block(doc, i + 1, language, "\n".join(lines[i + 1 : end]) + "\n"))
+            code = "\n".join(lines[i + 1 : end]) + "\n"
+            blocks.append(Block(doc, i + 1, language, code, mark.group(1) or MAIN_CHAIN))
             i = end
         i += 1
     return blocks
