@@ -551,3 +551,13 @@ def pytest_collection_finish(session):
     otherwise each full collection of each test walks them all again (~12 % of the CPU time of the tests)."""
     gc.collect()
     gc.freeze()
+
+
+def pytest_collection_modifyitems(items):
+    """Modules holding a slow test first, each module's tests kept together (its fixtures built once):
+    the two xdist workers take tests in this order, and a long test taken last would leave one worker
+    running alone at the end."""
+    modules = list(dict.fromkeys(item.module for item in items))
+    slow = {item.module for item in items if item.get_closest_marker("slow")}
+    rank = {module: (module not in slow, index) for index, module in enumerate(modules)}
+    items.sort(key=lambda item: rank[item.module])
