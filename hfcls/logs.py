@@ -8,7 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-import datasets
 import transformers
 
 from hfcls.errors import HfclsError
@@ -32,11 +31,23 @@ def setup_logging(work_dir: Path | None, is_main: bool) -> None:
         root.addHandler(handler)
     root.setLevel(logging.INFO if is_main else logging.WARNING)
     # Libraries stay quiet unless something is wrong.
-    datasets.utils.logging.set_verbosity_warning()
-    datasets.disable_progress_bars()
+    quiet_datasets()
     transformers.utils.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("accelerate").setLevel(logging.WARNING)
+
+
+def quiet_datasets() -> None:
+    """datasets at warnings, without progress bars. Importing it costs a second, and the commands that
+    read no data set (demo, export, publish, cam, ...) never do: those get the settings it reads when
+    it is imported (a user's own DATASETS_VERBOSITY wins)."""
+    if "datasets" in sys.modules:
+        datasets = sys.modules["datasets"]
+        datasets.utils.logging.set_verbosity_warning()
+        datasets.disable_progress_bars()
+    else:
+        os.environ.setdefault("DATASETS_VERBOSITY", "warning")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 
 class RunLogFile(logging.FileHandler):
