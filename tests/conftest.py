@@ -326,8 +326,9 @@ def benchmark_data():
 # ----------------------------------------------------------------------------- finished runs, shared
 
 
-# A ViT of 16 x 16 images (its position embeddings fix that size); LayerNorm only: the loss of a batch
-# is the mean of its samples' losses.
+# A ViT of ~3,400 parameters on 16 x 16 images (its position embeddings fix that size): attention for
+# LoRA's defaults; LayerNorm only, no BatchNorm (whose statistics would be per process), so the loss of a
+# batch is the mean of its samples' losses.
 TINY_VIT = {
     "model_type": "vit",
     "image_size": 16,
@@ -340,17 +341,6 @@ TINY_VIT = {
 
 # The CIFAR ResNet, named by model_type in a recipe like any transformers architecture.
 TINY_CIFAR_RESNET = {"model_type": "cifar_resnet", "stem_channels": 8, "hidden_sizes": [8, 16], "depths": [1, 1]}
-# A ViT of ~3,400 parameters on 16 x 16 images: attention for LoRA's defaults, no BatchNorm (whose
-# statistics would be per process).
-TINY_VIT = {
-    "model_type": "vit",
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-    "image_size": 16,
-    "patch_size": 4,
-}
 
 
 @pytest.fixture(scope="session")
