@@ -17,8 +17,11 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
 
 
-def launch_env(*path_first, **variables) -> dict:
-    """A user's shell: this interpreter's `accelerate` and `python` first on PATH."""
+def launch_env(*path_first, warm: Path | None = None, **variables) -> dict:
+    """A user's shell: this interpreter's `accelerate` and `python` first on PATH. With `warm` (the
+    warm_bin fixture), they and the processes they launch start warm (tests/warm_commands.py)."""
+    if warm:
+        path_first, variables["PYTHON_EXEC"] = (warm, *path_first), warm / "python"  # torch's launcher reads it
     env = {k: v for k, v in os.environ.items() if k not in ("PORT", "NNODES", "NODE_RANK", "MASTER_ADDR")}
     env["PATH"] = os.pathsep.join([*map(str, path_first), str(Path(sys.executable).parent), env["PATH"]])
     env["PYTHONPATH"] = str(REPO)
@@ -26,10 +29,10 @@ def launch_env(*path_first, **variables) -> dict:
     return env
 
 
-def two_process_launch(port: int) -> list:
+def two_process_launch(port: int, python=sys.executable) -> list:
     """`accelerate launch` of two CPU processes on this machine, up to the `-m MODULE ...` it runs."""
     return [
-        sys.executable,
+        str(python),
         "-m",
         "accelerate.commands.launch",
         "--multi_gpu",

@@ -289,6 +289,19 @@ def command(capsys, monkeypatch):
     return call
 
 
+@pytest.fixture(scope="session")
+def warm_bin():
+    """A folder to put first on PATH: `python`, `accelerate` and hfcls's console scripts, each command a
+    process of its own forked from one interpreter that has imported torch and transformers
+    (tests/warm_commands.py). For tests that start many commands; not for tests that signal them."""
+    from commands import console_scripts
+    from warm_commands import warm_commands
+
+    scripts = {**console_scripts(), "accelerate": "accelerate.commands.accelerate_cli"}
+    with warm_commands(dict(os.environ), scripts) as folder:
+        yield folder
+
+
 @contextmanager
 def built_run(recipe, work_dir: Path, **kwargs):
     """The Run that training builds (hfcls.engine.setup.build_run) on its own Accelerator, for

@@ -70,18 +70,18 @@ def make_sandbox(root: Path, repo: Path, digits: Path, epochs: int = 2) -> Path:
     return root
 
 
-def run_block(block: Block, sandbox: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        HF_HUB_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        HF_EVALUATE_OFFLINE="1",
-    )
+def block_env(*path_first: Path) -> dict:
+    """A user's shell, offline: `path_first`, then this interpreter's `python` and console scripts."""
+    path = os.pathsep.join([*map(str, path_first), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return dict(os.environ, PATH=path, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_EVALUATE_OFFLINE="1")
+
+
+def run_block(block: Block, sandbox: Path, env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`block` run as a user would, with the `python` and commands first on env's PATH."""
     if block.language in ("shell", "bash", "sh"):
         cmd = ["bash", "-euo", "pipefail", "-c", block.code]
     elif block.language == "python":
-        cmd = [sys.executable, "-c", block.code]
+        cmd = ["python", "-c", block.code]
     else:
         raise ValueError(f"{block.name}: cannot run a {block.language} block")
     return subprocess.run(cmd, cwd=sandbox, env=env, capture_output=True, text=True, timeout=timeout)

@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import REPO
-from doc_blocks import Block, make_sandbox, run_block, runnable_blocks
+from doc_blocks import Block, block_env, make_sandbox, run_block, runnable_blocks
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs" / "tutorials").glob("*.md"))]
 
@@ -17,10 +17,10 @@ def doc_chains() -> list:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("doc, chain", doc_chains())
-def test_runnable_blocks_pass(doc, chain, tmp_path, digits_dir):
+def test_runnable_blocks_pass(doc, chain, tmp_path, digits_dir, warm_bin):
     sandbox = make_sandbox(tmp_path, REPO, digits_dir)
     for block in (block for block in runnable_blocks(doc) if block.chain == chain):
-        result = run_block(block, sandbox)
+        result = run_block(block, sandbox, block_env(warm_bin))
         assert result.returncode == 0, f"{block.name} failed:\n{block.code}\n{result.stderr[-3000:]}"
 
 
@@ -34,7 +34,7 @@ def test_the_doc_test_catches_a_broken_flag(tmp_path, digits_dir):
     assert [(b.line, b.language) for b in blocks] == [(3, "shell")]
     (tmp_path / "box").mkdir()
     sandbox = make_sandbox(tmp_path / "box", REPO, digits_dir)
-    result = run_block(blocks[0], sandbox)
+    result = run_block(blocks[0], sandbox, block_env())
     assert result.returncode == 2 and "unrecognized arguments: --no-such-flag" in result.stderr
 
 

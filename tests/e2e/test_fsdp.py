@@ -12,6 +12,7 @@ code is patched in the child processes; hfcls runs unchanged.
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from transformers import AutoModelForImageClassification
@@ -67,7 +68,7 @@ TINY_VIT = {
 }
 
 
-def launch(config: str, port: int, script, *args, tmp_path=None) -> subprocess.CompletedProcess:
+def launch(warm_bin: Path, config: str, port: int, script, *args) -> subprocess.CompletedProcess:
     from commands import launch_env
 
     command = [
@@ -84,7 +85,9 @@ def launch(config: str, port: int, script, *args, tmp_path=None) -> subprocess.C
         *script,
         *args,
     ]
-    return subprocess.run([str(c) for c in command], env=launch_env(), capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(c) for c in command], env=launch_env(warm=warm_bin), capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,16 +107,16 @@ def setup(tmp_path_factory):
     return root, recipe
 
 
-def train_fsdp(setup, name, port, *overrides):
+def train_fsdp(setup, warm_bin, name, port, *overrides):
     root, recipe = setup
-    done = launch("fsdp.yaml", port, [root / "fsdp_on_cpu.py"], recipe, "--work-dir", root / name, *overrides)
+    done = launch(warm_bin, "fsdp.yaml", port, [root / "fsdp_on_cpu.py"], recipe, "--work-dir", root / name, *overrides)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return root / name
 
 
-def test_fsdp_trains_checkpoints_resumes_exactly_publishes_and_evaluates(setup):
+def test_fsdp_trains_checkpoints_resumes_exactly_publishes_and_evaluates(setup, warm_bin):
     root, recipe = setup
-    straight = train_fsdp(setup, "straight", 29731)
+    straight = train_fsdp(setup, warm_bin, "straight", 29731)
     # Checkpoints keep Accelerate's FSDP form for resume, and the whole weights as model.safetensors for every reader.
     names = {p.name for p in (straight / "checkpoints" / "epoch_2").iterdir()}
     assert {"pytorch_model_fsdp.bin", "model.safetensors", "optimizer.bin"} <= names
@@ -123,14 +126,14 @@ def test_fsdp_trains_checkpoints_resumes_exactly_publishes_and_evaluates(setup):
     split = root / "split"
     shutil.copytree(straight / "checkpoints" / "epoch_1", split / "checkpoints" / "epoch_1")
     (split / "metrics.jsonl").write_text((straight / "metrics.jsonl").read_text().splitlines()[0] + "\n")
-    train_fsdp(setup, "split", 29733, "--resume-from", "auto")
+    train_fsdp(setup, warm_bin, "split", 29733, "--resume-from", "auto")
     assert "resumed from" in (split / "log.txt").read_text()
     assert max_difference(weights(straight, "epoch_2"), weights(split, "epoch_2")) == 0
     assert deterministic_rows(split) == deterministic_rows(straight)
 
     # The oracle: plain data parallel on the same two processes trains the same model.
     ddp = root / "ddp"
-    done = launch("cpu_processes.yaml", 29734, ["-m", "hfcls.train"], recipe, "--work-dir", ddp)
+    done = launch(warm_bin, "cpu_processes.yaml", 29734, ["-m", "hfcls.train"], recipe, "--work-dir", ddp)
     assert done.returncode == 0, done.stdout[-3000:]
     assert max_difference(weights(straight, "epoch_2"), weights(ddp, "epoch_2")) < 1e-5
 
@@ -152,15 +155,23 @@ def test_fsdp_trains_checkpoints_resumes_exactly_publishes_and_evaluates(setup):
     )
 
 
-def test_what_fsdp_cannot_do_is_one_line(setup):
+def test_what_fsdp_cannot_do_is_one_line(setup, warm_bin):
     root, recipe = setup
     ema = launch(
-        "fsdp.yaml", 29735, [root / "fsdp_on_cpu.py"], recipe, "--work-dir", root / "ema", "train.ema={decay: 0.9}"
+        warm_bin,
+        "fsdp.yaml",
+        29735,
+        [root / "fsdp_on_cpu.py"],
+        recipe,
+        "--work-dir",
+        root / "ema",
+        "train.ema={decay: 0.9}",
     )
     assert ema.returncode != 0
     assert "error: train.ema does not work with a sharded model (FSDP)" in ema.stdout + ema.stderr
     # The shipped config wraps ViT blocks; a ResNet has none.
     resnet = launch(
+        warm_bin,
         "fsdp.yaml",
         29736,
         [root / "fsdp_on_cpu.py"],

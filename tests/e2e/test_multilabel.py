@@ -4,7 +4,6 @@ two processes evaluate every metric as one does; a two-process, class-balanced, 
 multi-label run resumes mid-epoch exactly."""
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -21,9 +20,8 @@ from hfcls.logs import read_jsonl
 from hfcls.metrics import MULTI_LABEL_METRICS
 from hfcls.recipe import load_recipe
 
-from commands import two_process_launch
+from commands import launch_env, two_process_launch
 from conftest import (
-    REPO,
     deterministic_rows,
     make_multilabel_folder,
     max_difference,
@@ -109,21 +107,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(*args, cwd=None, port=None):
+def launch(warm_bin, *args, cwd=None, port=None):
     """`accelerate launch` of two CPU processes (gloo) running `-m module args...`."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = launch_env(warm=warm_bin, ACCELERATE_USE_CPU=1, CUDA_VISIBLE_DEVICES="")
     command = [
-        *two_process_launch(port or free_port()),
+        *two_process_launch(port or free_port(), warm_bin / "python"),
         *map(str, args),
     ]
     return subprocess.run(command, env=env, check=True, timeout=300, cwd=cwd, capture_output=True, text=True)
 
 
-def test_two_processes_evaluate_every_multilabel_metric_as_one(trained_multilabel_digits, evaluated, tmp_path):
+def test_two_processes_evaluate_every_multilabel_metric_as_one(
+    trained_multilabel_digits, evaluated, tmp_path, warm_bin
+):
     """360 canvases, batch 16, 2 processes: the last round is uneven, padded and dropped again."""
     recipe, work = trained_multilabel_digits
     out = tmp_path / "two.json"
     run = launch(
+        warm_bin,
         "hfcls.cli.eval",
         recipe,
         work / "best",
@@ -150,7 +151,7 @@ def test_two_processes_evaluate_every_multilabel_metric_as_one(trained_multilabe
 
 
 @pytest.mark.slow
-def test_two_process_balanced_mixed_multilabel_run_resumes_mid_epoch_exactly(tmp_path):
+def test_two_process_balanced_mixed_multilabel_run_resumes_mid_epoch_exactly(tmp_path, warm_bin):
     """Multi-hot labels x MixUp/CutMix x class-balanced sampling x 2 processes x a mid-epoch resume."""
     train = tmp_path / "train"
     make_multilabel_folder(train, count=48, seed=0)
@@ -166,10 +167,10 @@ def test_two_process_balanced_mixed_multilabel_run_resumes_mid_epoch_exactly(tmp
             checkpoint={"interval_steps": 2},
         ),
     )
-    launch("hfcls.cli.train", recipe, "--work-dir", tmp_path / "straight")
+    launch(warm_bin, "hfcls.cli.train", recipe, "--work-dir", tmp_path / "straight")
     # 48 images / (8 x 2 processes) = 3 steps an epoch: step_2 is inside epoch 1.
     shutil.copytree(tmp_path / "straight" / "checkpoints" / "step_2", tmp_path / "stopped" / "checkpoints" / "step_2")
-    launch("hfcls.cli.train", recipe, "--work-dir", tmp_path / "stopped", "--resume")
+    launch(warm_bin, "hfcls.cli.train", recipe, "--work-dir", tmp_path / "stopped", "--resume")
     assert max_difference(weights(tmp_path / "straight", "epoch_2"), weights(tmp_path / "stopped", "epoch_2")) == 0
     rows = deterministic_rows(tmp_path / "stopped")
     assert rows == deterministic_rows(tmp_path / "straight") and "val_mAP" in rows[-1]

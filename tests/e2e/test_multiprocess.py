@@ -6,13 +6,11 @@ process, a job that ends when one of its processes is lost.
 """
 
 import json
-import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -96,7 +94,7 @@ def evaluate_alone(folder: Path, recipe) -> dict:
     return validation_metrics(predictions, recipe.evaluation.topk)
 
 
-def test_two_processes_train_digits_as_one_job(digits_dir, tmp_path):
+def test_two_processes_train_digits_as_one_job(digits_dir, tmp_path, warm_bin):
     work = tmp_path / "work"
     cmd = [
         "accelerate",
@@ -117,7 +115,9 @@ def test_two_processes_train_digits_as_one_job(digits_dir, tmp_path):
         "--work-dir",
         work,
     ]
-    done = subprocess.run([str(c) for c in cmd], env=launch_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(c) for c in cmd], env=launch_env(warm=warm_bin), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     # One job: rank 0 alone prints and writes; the log states the total batch.
@@ -142,7 +142,7 @@ def test_two_processes_train_digits_as_one_job(digits_dir, tmp_path):
     assert alone["accuracy_top1"] > 30  # learned something: chance is 10 %
 
 
-def test_two_simulated_two_node_jobs_side_by_side(tmp_path, tiny_data):
+def test_two_simulated_two_node_jobs_side_by_side(tmp_path, tiny_data, warm_bin):
     """dist_train.sh with NNODES=2 and plain `accelerate launch --num_machines 2`,
     both at once on one machine, each on its own port."""
     recipe = tiny_recipe_file(tmp_path, tiny_data, train={"epochs": 2})
@@ -152,14 +152,16 @@ def test_two_simulated_two_node_jobs_side_by_side(tmp_path, tiny_data):
         *(
             start(
                 [LAUNCH / "dist_train.sh", recipe, 1, "--work-dir", script],
-                launch_env(PORT=29721, NNODES=2, NODE_RANK=rank, MASTER_ADDR="127.0.0.1"),
+                launch_env(warm=warm_bin, PORT=29721, NNODES=2, NODE_RANK=rank, MASTER_ADDR="127.0.0.1"),
                 logs[rank],
             )
             for rank in (0, 1)
         ),
         *(
             start(
-                two_node_launch(rank, 29722, "hfcls.train", recipe, "--work-dir", direct), launch_env(), logs[2 + rank]
+                two_node_launch(rank, 29722, "hfcls.train", recipe, "--work-dir", direct),
+                launch_env(warm=warm_bin),
+                logs[2 + rank],
             )
             for rank in (0, 1)
         ),
@@ -188,12 +190,12 @@ def listening_together(ports: set, processes, limit_s=300) -> bool:
     return False
 
 
-def test_slurm_train_runs_through_srun(tmp_path, tiny_data):
+def test_slurm_train_runs_through_srun(tmp_path, tiny_data, warm_bin):
     """Through the srun/scontrol stand-ins (no Slurm here), which run each node's
     command for real: two nodes of one process each."""
     recipe = tiny_recipe_file(tmp_path, tiny_data, train={"epochs": 2}, dist={"port": 29723})
     work, srun_log = tmp_path / "work", tmp_path / "srun.log"
-    env = launch_env(SLURM_STUB, GPUS=2, GPUS_PER_NODE=1, SRUN_LOG=srun_log)
+    env = launch_env(SLURM_STUB, warm=warm_bin, GPUS=2, GPUS_PER_NODE=1, SRUN_LOG=srun_log)
     done = subprocess.run(
         [str(LAUNCH / "slurm_train.sh"), "cpu", "tiny", str(recipe), str(work)],
         env=env,
@@ -277,48 +279,50 @@ def stop_tree(launcher: subprocess.Popen):
     launcher.wait(timeout=60)
 
 
-def test_dist_test_evaluates_each_image_once_on_two_processes(tmp_path, tiny_data):
+def test_dist_test_evaluates_each_image_once_on_two_processes(tmp_path, tiny_data, warm_bin):
     from hfcls.api import train
 
     recipe = tiny_recipe_file(tmp_path, tiny_data, dist={"port": 29726})
     train(load_recipe(recipe), tmp_path / "work")  # one process
     out = tmp_path / "results.json"
     cmd = [LAUNCH / "dist_test.sh", recipe, tmp_path / "work" / "best", 2, "--metrics", "accuracy", "--out", out]
-    done = subprocess.run([str(c) for c in cmd], env=launch_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(c) for c in cmd], env=launch_env(warm=warm_bin), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
     assert results["metrics"] and len(results["predictions"]) == 12  # 12 val images, none twice
 
 
-def train_on_two_cpu_processes(port: int, recipe, *args) -> None:
+def train_on_two_cpu_processes(warm_bin: Path, port: int, recipe, *args) -> None:
     """hfcls-train RECIPE ARGS on two gloo processes of this machine."""
     # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
+    env = launch_env(warm=warm_bin, ACCELERATE_USE_CPU=1)
     launch = [
-        *two_process_launch(port),
+        *two_process_launch(port, warm_bin / "python"),
         "hfcls.cli.train",
         str(recipe),
     ]
     subprocess.run([*launch, *map(str, args)], env=env, check=True, capture_output=True, timeout=300)
 
 
-def test_two_process_mid_epoch_resume_is_exact(tmp_path):
+def test_two_process_mid_epoch_resume_is_exact(tmp_path, warm_bin):
     """Two CPU processes (gloo): sharded data, collective saves, the same exactness as one."""
     folders = (make_image_folder(tmp_path / "train", per_class=16), make_image_folder(tmp_path / "val", per_class=4))
     recipe = write_recipe(
         tmp_path / "r.yaml",
         tiny_recipe_dict(*folders, train={"epochs": 2, "deterministic": True}, checkpoint={"interval_steps": 2}),
     )
-    train_on_two_cpu_processes(29621, recipe, "--work-dir", tmp_path / "straight")
+    train_on_two_cpu_processes(warm_bin, 29621, recipe, "--work-dir", tmp_path / "straight")
     state = read_state(tmp_path / "straight" / "checkpoints" / "step_2")
     assert (state.epoch, state.batch_in_epoch) == (0, 2)  # 48 images / (8 x 2 processes) = 3 steps an epoch
     shutil.copytree(tmp_path / "straight" / "checkpoints" / "step_2", tmp_path / "stopped" / "checkpoints" / "step_2")
-    train_on_two_cpu_processes(29621, recipe, "--work-dir", tmp_path / "stopped", "--resume")
+    train_on_two_cpu_processes(warm_bin, 29621, recipe, "--work-dir", tmp_path / "stopped", "--resume")
     assert max_difference(weights(tmp_path / "straight", "epoch_2"), weights(tmp_path / "stopped", "epoch_2")) == 0
     assert deterministic_rows(tmp_path / "stopped") == deterministic_rows(tmp_path / "straight")
 
 
-def test_two_processes_decoding_on_the_device_train_as_the_workers_do(tmp_path):
+def test_two_processes_decoding_on_the_device_train_as_the_workers_do(tmp_path, warm_bin):
     """data.decode=cpu on two gloo processes: the same shards, augmentations, mixing and evaluation
     (gather_for_metrics over uneven eval batches) as the worker loader, so the same weights and metrics."""
     folders = (make_image_folder(tmp_path / "train", per_class=16), make_image_folder(tmp_path / "val", per_class=4))
@@ -332,7 +336,7 @@ def test_two_processes_decoding_on_the_device_train_as_the_workers_do(tmp_path):
         ),
     )
     for decode in ("workers", "cpu"):
-        train_on_two_cpu_processes(29622, recipe, "--work-dir", tmp_path / decode, f"data.decode={decode}")
+        train_on_two_cpu_processes(warm_bin, 29622, recipe, "--work-dir", tmp_path / decode, f"data.decode={decode}")
     assert "decode: cpu" in (tmp_path / "cpu" / "recipe.yaml").read_text()
     assert max_difference(weights(tmp_path / "workers", "epoch_2"), weights(tmp_path / "cpu", "epoch_2")) == 0
     rows = deterministic_rows(tmp_path / "cpu")
@@ -340,7 +344,7 @@ def test_two_processes_decoding_on_the_device_train_as_the_workers_do(tmp_path):
     assert all("val_accuracy_top1" in row for row in rows)
 
 
-def test_two_processes_train_from_one_stream(tmp_path):
+def test_two_processes_train_from_one_stream(tmp_path, warm_bin):
     """Two gloo processes (ACCELERATE_USE_CPU makes a GPU-less launch MULTI_CPU), each on its part."""
     save_numbered(tmp_path / "saved", count=24, shards=4)
     val = make_image_folder(tmp_path / "val", per_class=2)
@@ -351,16 +355,9 @@ def test_two_processes_train_from_one_stream(tmp_path):
             None, val, data={"train": train_spec, "steps_per_epoch": 3, "batch_size": 4}, train={"epochs": 2}
         ),
     )
-    env = {
-        **os.environ,
-        "ACCELERATE_USE_CPU": "1",
-        "PYTHONPATH": str(REPO),
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "HF_EVALUATE_OFFLINE": "1",
-    }
+    env = launch_env(warm=warm_bin, ACCELERATE_USE_CPU=1)
     launch = [
-        sys.executable,
+        str(warm_bin / "python"),
         "-m",
         "accelerate.commands.launch",
         "--multi_gpu",
@@ -380,7 +377,7 @@ def test_two_processes_train_from_one_stream(tmp_path):
     assert [row["step"] for row in rows] == [3, 6]
 
 
-def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, tmp_path):
+def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, tmp_path, warm_bin):
     """360 val images, batch 16, 2 processes: the last round is uneven and padded by Accelerate. knn and
     retrieval search the 1437 training images, each process its half: the numbers of one process."""
     from hfcls.evaluation.checkpoint import evaluate_checkpoint
@@ -395,10 +392,10 @@ def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    env = launch_env(warm=warm_bin, CUDA_VISIBLE_DEVICES="")
     run = subprocess.run(
         [
-            *two_process_launch(port),
+            *two_process_launch(port, warm_bin / "python"),
             "hfcls.cli.eval",
             str(recipe),
             str(work / "best"),
@@ -435,7 +432,7 @@ def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, 
     )
 
 
-def test_tta_and_features_on_two_processes_equal_one(tmp_path, tiny_data):
+def test_tta_and_features_on_two_processes_equal_one(tmp_path, tiny_data, warm_bin):
     """Every image's TTA scores and features once, as one process computes them."""
     from hfcls.api import train
     from hfcls.evaluation.checkpoint import evaluate_checkpoint
@@ -465,7 +462,9 @@ def test_tta_and_features_on_two_processes_equal_one(tmp_path, tiny_data):
         "--out-items",
         *items,
     ]
-    done = subprocess.run([str(c) for c in cmd], env=launch_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [str(c) for c in cmd], env=launch_env(warm=warm_bin), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     one, two = (json.loads((tmp_path / name).read_text())["predictions"] for name in ("one.json", "two.json"))
     assert len(two) == len(one) == 12

@@ -3,7 +3,6 @@ the student's augmented batch in its own normalisation, frozen and in eval mode,
 teacher of other classes or one that cannot be read refused in one line; exact resume."""
 
 import math
-import os
 import shutil
 import subprocess
 from types import SimpleNamespace
@@ -20,9 +19,8 @@ from hfcls.errors import HfclsError
 from hfcls.predict.inputs import ModelInputs
 from hfcls.recipe import load_recipe
 
-from commands import two_process_launch, user_error
+from commands import launch_env, two_process_launch, user_error
 from conftest import (
-    REPO,
     TINY_VIT,
     built_run,
     deterministic_rows,
@@ -191,7 +189,7 @@ def test_distillation_trains_in_memory_under_bf16(two_epoch_run, colours, tmp_pa
     assert loss is not None and torch.isfinite(loss)
 
 
-def test_two_processes_distil_as_one(two_epoch_run, colours, tmp_path):
+def test_two_processes_distil_as_one(two_epoch_run, colours, tmp_path, warm_bin):
     """Each process's teacher labels its half of every batch: two processes of batch 4 train the student as one
     process of batch 8 does (a student without BatchNorm, whose statistics would be per process)."""
     recipe = yaml.safe_load(distill_recipe(tmp_path, colours, two_epoch_run / "latest").read_text())
@@ -202,8 +200,14 @@ def test_two_processes_distil_as_one(two_epoch_run, colours, tmp_path):
     recipe["data"]["batch_size"] = 4
     two = write_recipe(tmp_path / "two.yaml", recipe)
     train(load_recipe(one), tmp_path / "one")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1"}
-    launch = [*two_process_launch(29731), "hfcls.cli.train", str(two), "--work-dir", str(tmp_path / "two")]
+    env = launch_env(warm=warm_bin, ACCELERATE_USE_CPU=1)
+    launch = [
+        *two_process_launch(29731, warm_bin / "python"),
+        "hfcls.cli.train",
+        str(two),
+        "--work-dir",
+        str(tmp_path / "two"),
+    ]
     done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "batch 4 x 2 processes x 1 accumulation = 8; 3 steps per epoch" in (tmp_path / "two" / "log.txt").read_text()
