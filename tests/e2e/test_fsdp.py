@@ -184,3 +184,15 @@ def test_what_fsdp_cannot_do_is_one_line(setup, warm_bin):
         "error: FSDP cannot wrap resnet with this launch config (Could not find the transformer layer class "
         "ViTLayer in the model.); name the model's block class"
     ) in resnet.stdout + resnet.stderr
+
+
+def test_the_shipped_fsdp_config_is_refused_on_cpu(setup, warm_bin):
+    root, recipe = setup
+    done = launch(warm_bin, "fsdp.yaml", 29737, ["-m", "hfcls.train"], recipe, "--work-dir", root / "refused")
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert (
+        "error: the launch config asks for FSDP (ACCELERATE_USE_FSDP=true), but Accelerate made a MULTI_CPU "
+        "job: it runs FSDP only on GPUs"
+    ) in output
+    assert not (root / "refused" / "checkpoints").exists()
