@@ -26,9 +26,11 @@ from hfcls.errors import HfclsError
 def label_sets(ds) -> list:
     """Per row, the classes it shows (none for an unlabeled row), from the label column alone."""
     if isinstance(ds, datasets.IterableDataset):
-        raise HfclsError("data.sampler: class_balanced and train.class_weights: balanced count the training labels, "
-                         "which a stream (streaming: true) cannot give up front; use a map-style source, or give "
-                         "train.class_weights as a list")
+        raise HfclsError(
+            "data.sampler: class_balanced and train.class_weights: balanced count the training labels, "
+            "which a stream (streaming: true) cannot give up front; use a map-style source, or give "
+            "train.class_weights as a list"
+        )
     labels = ds.with_format(None)["label"]
     if is_multi_label(ds.features):
         return [sorted(set(row)) for row in labels]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import datasets
 import torch
@@ -38,8 +37,9 @@ def sample_grid(ds, names: list, n: int, out: str, columns: int | None = None) -
         axis.axis("off")
     for sample, axis in zip(samples, axes.flat):
         axis.imshow(sample["pixel_values"].permute(1, 2, 0).numpy(), cmap="gray")
-        axis.set_title(title(sample["labels"], names) if sample["valid"] else f"UNREADABLE {sample['file']}",
-                       fontsize=8)
+        axis.set_title(
+            title(sample["labels"], names) if sample["valid"] else f"UNREADABLE {sample['file']}", fontsize=8
+        )
     figure.tight_layout()
     with replacing(out) as tmp:
         figure.savefig(tmp, dpi=100)
@@ -66,8 +66,9 @@ def browse(recipe, split: str, n: int, out, columns: int | None = None) -> int:
     if split not in dsets:
         raise HfclsError(f"{recipe.source} defines no {split} data; splits: {', '.join(dsets)}")
     data = recipe.data
-    specs, where = (data.train_pipeline, "data.train_pipeline") if split == "train" else \
-        (data.eval_pipeline, "data.eval_pipeline")
+    specs, where = (
+        (data.train_pipeline, "data.train_pipeline") if split == "train" else (data.eval_pipeline, "data.eval_pipeline")
+    )
     torch.manual_seed(recipe.seed)  # the same augmentations on every run
     ds = with_transform(dsets[split], specs, where, data.to_rgb, data.max_image_pixels)
     return sample_grid(ds, class_names(dsets[split]), n, out, columns)

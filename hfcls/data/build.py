@@ -30,8 +30,14 @@ import os
 import datasets
 
 from hfcls.data.balance import sample_weights
-from hfcls.data.columns import (DIFFICULT, as_multi_label, class_names, is_multi_label, label_encoder,
-                                multi_label_features)
+from hfcls.data.columns import (
+    DIFFICULT,
+    as_multi_label,
+    class_names,
+    is_multi_label,
+    label_encoder,
+    multi_label_features,
+)
 from hfcls.data.decode import MAX_IMAGE_PIXELS, SampleTransform, collate
 from hfcls.data.in_memory import in_memory_loader
 from hfcls.data.loaders import WorkerLoader, data_loader
@@ -73,8 +79,10 @@ def build_datasets(data, seed: int, splits=SPLITS) -> datasets.DatasetDict:
             ds = as_multi_label(ds, where=f"data.{split}")
         out[split] = align_labels(ds, names, where=f"data.{split}")
         if is_multi_label(out[split].features) != is_multi_label(reference.features):
-            raise HfclsError(f"data.{split} has lists of classes (multi-label) but data.train one class per image; "
-                             "give every split the same kind of labels")
+            raise HfclsError(
+                f"data.{split} has lists of classes (multi-label) but data.train one class per image; "
+                "give every split the same kind of labels"
+            )
     return datasets.DatasetDict(out)
 
 
@@ -89,9 +97,11 @@ def split_off_val(train, fraction: float, seed: int) -> tuple:
     counts = collections.Counter(train["label"]) if isinstance(train.features["label"], datasets.ClassLabel) else {}
     fewest = min(counts, key=counts.get, default=None)
     if fewest is not None and counts[fewest] < 2:
-        raise HfclsError(f"data.train_val_split: class {class_names(train)[fewest]!r} has {counts[fewest]} image, "
-                         "too few to hold some out (a stratified split needs 2 per class); add images or give "
-                         "data.val a source")
+        raise HfclsError(
+            f"data.train_val_split: class {class_names(train)[fewest]!r} has {counts[fewest]} image, "
+            "too few to hold some out (a stratified split needs 2 per class); add images or give "
+            "data.val a source"
+        )
     # datasets stratifies by one ClassLabel only, so multi-label data is split at random.
     stratify = "label" if counts else None
     try:
@@ -108,8 +118,7 @@ def check_labelled(ds, where: str, need: str) -> None:
         return
     missing = sum(1 for label in ds["label"] if label < 0)
     if missing:
-        raise HfclsError(f"{where}: {missing} of its {len(ds)} images have no label (a list line without one); "
-                         f"{need}")
+        raise HfclsError(f"{where}: {missing} of its {len(ds)} images have no label (a list line without one); {need}")
 
 
 def problem_type_of(ds) -> str:
@@ -123,9 +132,11 @@ def for_problem(ds, problem_type: str, where: str):
     if problem_type == MULTI_LABEL:
         return as_multi_label(ds, where)
     if is_multi_label(ds.features):
-        raise HfclsError(f"{where} is multi-label (lists of classes) but the model is single-label; train a "
-                         "multi-label model (model.problem_type: multi_label_classification, inferred from the data "
-                         "when unset) or give single-label data")
+        raise HfclsError(
+            f"{where} is multi-label (lists of classes) but the model is single-label; train a "
+            "multi-label model (model.problem_type: multi_label_classification, inferred from the data "
+            "when unset) or give single-label data"
+        )
     return ds
 
 
@@ -140,21 +151,25 @@ def align_labels(ds, names: list, where: str):
     mapping = [names.index(name) for name in own]
     if is_multi_label(ds.features):
         columns = [c for c in ("label", DIFFICULT) if c in ds.column_names]
-        return ds.map(lambda batch: {c: [[mapping[i] for i in row] for row in batch[c]] for c in columns},
-                      batched=True, features=multi_label_features(ds.features, names))
+        return ds.map(
+            lambda batch: {c: [[mapping[i] for i in row] for row in batch[c]] for c in columns},
+            batched=True,
+            features=multi_label_features(ds.features, names),
+        )
     # -1 is datasets' "no label" (an unlabeled test list): it stays -1.
     features = ds.features.copy()
     features["label"] = datasets.ClassLabel(names=names)
-    return ds.map(lambda batch: {"label": [mapping[i] if i >= 0 else i for i in batch["label"]]},
-                  batched=True, features=features)
+    return ds.map(
+        lambda batch: {"label": [mapping[i] if i >= 0 else i for i in batch["label"]]}, batched=True, features=features
+    )
 
 
-def with_transform(ds, specs: list, where: str, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS,
-                   scaled: bool = False):
+def with_transform(ds, specs: list, where: str, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS, scaled: bool = False):
     """`ds` decoding and transforming its rows as they are read (`scaled`: JPEGs at a reduced scale where
     the pipeline's first crop allows); a stream becomes a TransformedStream."""
-    transform = SampleTransform(build_pipeline(specs, where), to_rgb, max_pixels, label_encoder(ds.features),
-                                scaled=scaled)
+    transform = SampleTransform(
+        build_pipeline(specs, where), to_rgb, max_pixels, label_encoder(ds.features), scaled=scaled
+    )
     ds = ds.cast_column("image", datasets.Image(decode=False))
     if isinstance(ds, datasets.IterableDataset):
         return TransformedStream(ds, transform)
@@ -173,28 +188,53 @@ def build_train_loader(recipe, dataset, accelerator):
         dataset = dataset.remove_columns(DIFFICULT)
     weights = balance_weights(dataset, data)
     if data.in_memory:
-        return in_memory_loader(dataset, data, recipe.seed, accelerator, train=True, workers=worker_count(data),
-                                mix=mix, weights=weights)
+        return in_memory_loader(
+            dataset, data, recipe.seed, accelerator, train=True, workers=worker_count(data), mix=mix, weights=weights
+        )
     workers = worker_count(data)
     if data.decode != "workers":
         if weights is not None:
-            raise HfclsError(f"data.decode {data.decode} draws no class-balanced sample; leave data.decode at "
-                             "workers to use data.sampler")
-        return on_device_loader(dataset, data, recipe.seed, accelerator, train=True, workers=workers,
-                                batch_size=data.batch_size, mix=mix)
-    dataset = with_transform(dataset, data.train_pipeline, "data.train_pipeline", data.to_rgb,
-                             data.max_image_pixels, scaled=data.scaled_decode != "off")
+            raise HfclsError(
+                f"data.decode {data.decode} draws no class-balanced sample; leave data.decode at "
+                "workers to use data.sampler"
+            )
+        return on_device_loader(
+            dataset, data, recipe.seed, accelerator, train=True, workers=workers, batch_size=data.batch_size, mix=mix
+        )
+    dataset = with_transform(
+        dataset,
+        data.train_pipeline,
+        "data.train_pipeline",
+        data.to_rgb,
+        data.max_image_pixels,
+        scaled=data.scaled_decode != "off",
+    )
     if isinstance(dataset, TransformedStream):
         if mix is not None:
-            raise HfclsError("train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
-                             "lacks; turn MixUp/CutMix off or use a map-style source")
-        kwargs = dict(num_workers=workers, pin_memory=pin_memory(data, accelerator.device), worker_init_fn=seed_worker,
-                      prefetch_factor=data.prefetch_factor if workers > 0 else None)
+            raise HfclsError(
+                "train.mixup_alpha/cutmix_alpha need per-sample seeds, which a stream (streaming: true) "
+                "lacks; turn MixUp/CutMix off or use a map-style source"
+            )
+        kwargs = dict(
+            num_workers=workers,
+            pin_memory=pin_memory(data, accelerator.device),
+            worker_init_fn=seed_worker,
+            prefetch_factor=data.prefetch_factor if workers > 0 else None,
+        )
         process = (accelerator.process_index, accelerator.num_processes, accelerator.device)
         return build_stream_loader(dataset, data, kwargs, recipe.seed, process)
     samples = SeededSamples(dataset, recipe.seed, weights)
-    loader = data_loader(samples, data, data.batch_size, True, recipe.seed, pin_memory(data, accelerator.device),
-                         mixing_collate(collate, mix), seed_worker, workers)
+    loader = data_loader(
+        samples,
+        data,
+        data.batch_size,
+        True,
+        recipe.seed,
+        pin_memory(data, accelerator.device),
+        mixing_collate(collate, mix),
+        seed_worker,
+        workers,
+    )
     return WorkerLoader(accelerator.prepare_data_loader(loader), samples)
 
 
@@ -210,18 +250,37 @@ def build_eval_loader(data, dataset, accelerator, seed: int, batch_size: int | N
     `gather_for_metrics` (repeats that even out the last batches are dropped or marked invalid)."""
     batch_size = batch_size or data.eval_batch_size or data.batch_size
     if data.in_memory:
-        return in_memory_loader(dataset, data, seed, accelerator, train=False, workers=worker_count(data),
-                                batch_size=batch_size)
+        return in_memory_loader(
+            dataset, data, seed, accelerator, train=False, workers=worker_count(data), batch_size=batch_size
+        )
     if data.decode != "workers":
-        return on_device_loader(dataset, data, seed, accelerator, train=False, workers=worker_count(data),
-                                batch_size=batch_size)
-    dataset = with_transform(dataset, data.eval_pipeline, "data.eval_pipeline", data.to_rgb,
-                             data.max_image_pixels, scaled=data.scaled_decode == "all")
+        return on_device_loader(
+            dataset, data, seed, accelerator, train=False, workers=worker_count(data), batch_size=batch_size
+        )
+    dataset = with_transform(
+        dataset,
+        data.eval_pipeline,
+        "data.eval_pipeline",
+        data.to_rgb,
+        data.max_image_pixels,
+        scaled=data.scaled_decode == "all",
+    )
     if isinstance(dataset, TransformedStream):
-        raise HfclsError("streaming (streaming: true) is for the training data; give data.val and "
-                         "data.test sources that are read in full")
-    loader = data_loader(dataset, data, batch_size, False, seed, pin_memory(data, accelerator.device), collate,
-                         seed_worker, worker_count(data))
+        raise HfclsError(
+            "streaming (streaming: true) is for the training data; give data.val and "
+            "data.test sources that are read in full"
+        )
+    loader = data_loader(
+        dataset,
+        data,
+        batch_size,
+        False,
+        seed,
+        pin_memory(data, accelerator.device),
+        collate,
+        seed_worker,
+        worker_count(data),
+    )
     return WorkerLoader(accelerator.prepare_data_loader(loader))
 
 

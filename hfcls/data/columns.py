@@ -48,8 +48,10 @@ def as_multi_label(ds, where: str):
         raise HfclsError(f"{where}: a single-label stream cannot become multi-label data; give a multi-label source")
     unlabeled = next((i for i, label in enumerate(ds["label"]) if label == NO_LABEL), None)
     if unlabeled is not None:
-        raise HfclsError(f"{where}: row {unlabeled} has no label, and a multi-label split cannot tell an unlabeled "
-                         "image from one without classes; label every image of the split")
+        raise HfclsError(
+            f"{where}: row {unlabeled} has no label, and a multi-label split cannot tell an unlabeled "
+            "image from one without classes; label every image of the split"
+        )
     features = multi_label_features(ds.features, class_names(ds))
     return ds.map(lambda batch: {"label": [[label] for label in batch["label"]]}, batched=True, features=features)
 
@@ -88,8 +90,10 @@ def standardize(ds, image_column: str, label_column: str, where: str, classes: l
     of lists, a List(ClassLabel) (Dataset or IterableDataset)."""
     for column in (image_column, label_column):
         if column not in ds.column_names:
-            raise HfclsError(f"{where}: no column {column!r}{did_you_mean(column, ds.column_names)}; "
-                             f"columns: {', '.join(ds.column_names)} (set image_column/label_column)")
+            raise HfclsError(
+                f"{where}: no column {column!r}{did_you_mean(column, ds.column_names)}; "
+                f"columns: {', '.join(ds.column_names)} (set image_column/label_column)"
+            )
     ds = ds.select_columns([image_column, label_column])
     ds = ds.rename_columns({k: v for k, v in {image_column: "image", label_column: "label"}.items() if k != v})
     if not isinstance(ds.features["image"], datasets.Image):
@@ -101,8 +105,10 @@ def standardize(ds, image_column: str, label_column: str, where: str, classes: l
         ds = ds.cast_column("label", datasets.ClassLabel(names=[str(c) for c in classes]))
     elif isinstance(label, datasets.Value) and label.dtype == "string":
         if isinstance(ds, datasets.IterableDataset):
-            raise HfclsError(f"{where}: a stream's text labels cannot be numbered without reading it all; "
-                             "list the class names with classes: [...]")
+            raise HfclsError(
+                f"{where}: a stream's text labels cannot be numbered without reading it all; "
+                "list the class names with classes: [...]"
+            )
         ds = ds.class_encode_column("label")
     elif not isinstance(label, datasets.ClassLabel):
         raise HfclsError(f"{where}: labels are {label} without class names; list them with classes: [...]")
@@ -119,16 +125,20 @@ def _standardize_lists(ds, where: str, classes: list | None):
     if not (isinstance(inner, datasets.Value) and inner.dtype == "string"):
         raise HfclsError(f"{where}: labels are lists of {inner} without class names; list them with classes: [...]")
     if isinstance(ds, datasets.IterableDataset) and classes is None:
-        raise HfclsError(f"{where}: a stream's text labels cannot be numbered without reading it all; "
-                         "list the class names with classes: [...]")
+        raise HfclsError(
+            f"{where}: a stream's text labels cannot be numbered without reading it all; "
+            "list the class names with classes: [...]"
+        )
     names = [str(c) for c in classes] if classes is not None else sorted({n for row in ds["label"] for n in row})
     index = {name: i for i, name in enumerate(names)}
 
     def encode(batch):
         unknown = next((n for row in batch["label"] for n in row if n not in index), None)
         if unknown is not None:
-            raise HfclsError(f"{where}: label {unknown!r} is not among the classes {', '.join(names[:10])}; "
-                             "fix the label or the class list")
+            raise HfclsError(
+                f"{where}: label {unknown!r} is not among the classes {', '.join(names[:10])}; "
+                "fix the label or the class list"
+            )
         return {"label": [[index[n] for n in row] for row in batch["label"]]}
 
     return ds.map(encode, batched=True, features=multi_label_features(ds.features, names))

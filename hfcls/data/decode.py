@@ -80,8 +80,10 @@ def decode(image: dict, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS) -> tor
 def _decode_opened(data: bytes, pil: Image.Image, to_rgb: bool) -> torch.Tensor:
     """The whole image of `data`, whose header `pil` has read: by torchvision, else by Pillow."""
     try:
-        pixels = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                              mode=ImageReadMode.RGB if to_rgb else ImageReadMode.UNCHANGED)
+        pixels = decode_image(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8),
+            mode=ImageReadMode.RGB if to_rgb else ImageReadMode.UNCHANGED,
+        )
     except RuntimeError:
         return pil_to_uint8(pil, to_rgb)
     # torchvision gives 16-bit PNGs as uint16
@@ -117,8 +119,10 @@ def _header(data: bytes, max_pixels: int) -> Image.Image:
         pillow_limit = 2 * Image.MAX_IMAGE_PIXELS
         if max_pixels < pillow_limit:
             raise ImageRefused(too_many_pixels(f"more than {pillow_limit:,} pixels", max_pixels))
-        raise ImageRefused(f"more than {pillow_limit:,} pixels, which Pillow refuses whatever data.max_image_pixels "
-                           "says; shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS too")
+        raise ImageRefused(
+            f"more than {pillow_limit:,} pixels, which Pillow refuses whatever data.max_image_pixels "
+            "says; shrink the image, or raise PIL.Image.MAX_IMAGE_PIXELS too"
+        )
     width, height = pil.size
     if width * height > max_pixels:
         pil.close()
@@ -137,8 +141,10 @@ def pil_to_uint8(pil: Image.Image, to_rgb: bool) -> torch.Tensor:
         grey = F.to_dtype(grey, torch.uint8, scale=True)
         return grey.expand(3, -1, -1).clone() if to_rgb else grey
     if pil.mode in ("I", "F"):
-        raise ImageRefused(f"{'32-bit integer' if pil.mode == 'I' else 'floating-point'} pixels (Pillow mode "
-                           f"{pil.mode}) have no fixed range to scale from; save the image with 8 or 16 bits")
+        raise ImageRefused(
+            f"{'32-bit integer' if pil.mode == 'I' else 'floating-point'} pixels (Pillow mode "
+            f"{pil.mode}) have no fixed range to scale from; save the image with 8 or 16 bits"
+        )
     return F.pil_to_tensor(pil.convert("RGB" if to_rgb else _kept_channels(pil)))
 
 
@@ -167,8 +173,11 @@ class CropFirst:
         self.own_size = list(self.head.size) if isinstance(self.head, v2.RandomResizedCrop) else None
         # Pillow's filter for the head's interpolation; None (no scaled decoding) for one it has not
         # or without antialiasing, which Pillow always applies.
-        self.resample = PIL_FILTERS.get(InterpolationMode(self.head.interpolation).value) \
-            if self.head is not None and self.head.antialias is not False else None
+        self.resample = (
+            PIL_FILTERS.get(InterpolationMode(self.head.interpolation).value)
+            if self.head is not None and self.head.antialias is not False
+            else None
+        )
 
     def set_size(self, side: int | None) -> None:
         """RandomResizedCrop's output side (progressive resizing); None: the pipeline's own."""
@@ -185,8 +194,9 @@ class CropFirst:
         # The same draws, in the same order, as the whole pipeline makes on the decoded image: from a
         # stand-in of its size that holds no pixels.
         params = self.head.make_params([torch.empty(1, dtype=torch.uint8).expand(3, *size)])
-        top, left, height, width = (params["top"], params["left"], params["height"], params["width"]) \
-            if "top" in params else (0, 0, *size)
+        top, left, height, width = (
+            (params["top"], params["left"], params["height"], params["width"]) if "top" in params else (0, 0, *size)
+        )
         out = self.out_size(*size)
         scale = fitting_scale((height, width), out)
         small, scale = draft(pil, scale, to_rgb) if scale > 1 else (None, 1)
@@ -221,8 +231,9 @@ class SampleTransform:
     `scaled`: JPEGs decoded at a reduced scale where the pipeline's first step allows (CropFirst).
     """
 
-    def __init__(self, pipeline, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS, encode_labels=None,
-                 scaled: bool = False):
+    def __init__(
+        self, pipeline, to_rgb: bool, max_pixels: int = MAX_IMAGE_PIXELS, encode_labels=None, scaled: bool = False
+    ):
         self.pipeline = pipeline
         self.to_rgb, self.max_pixels = to_rgb, max_pixels
         # batch -> labels (hfcls.data.columns.label_encoder): class ids, or multi-hot vectors
@@ -272,8 +283,10 @@ def collate(samples: list) -> dict:
 def check_bad_images(batch: dict, skip: bool, seen: list) -> None:
     """Raise on a batch's undecodable image unless data.skip_bad_images; list those skipped in `seen`."""
     if batch["bad_files"] and not skip:
-        raise HfclsError(f"cannot decode image {batch['bad_files'][0]}; remove or replace it, "
-                         "or set data.skip_bad_images=true to skip such files")
+        raise HfclsError(
+            f"cannot decode image {batch['bad_files'][0]}; remove or replace it, "
+            "or set data.skip_bad_images=true to skip such files"
+        )
     seen.extend(batch["bad_files"])
 
 

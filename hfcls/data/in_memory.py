@@ -48,8 +48,10 @@ class RandomCrop:
 
     def __init__(self, transform, where):
         if transform.pad_if_needed:
-            raise HfclsError(f"{where}: RandomCrop pad_if_needed is not supported with data.in_memory; "
-                             "set padding, or Resize the images first")
+            raise HfclsError(
+                f"{where}: RandomCrop pad_if_needed is not supported with data.in_memory; "
+                "set padding, or Resize the images first"
+            )
         if not isinstance(transform.fill, (int, float)):
             raise HfclsError(f"{where}: RandomCrop fill must be one number with data.in_memory")
         self.height, self.width = transform.size
@@ -59,8 +61,10 @@ class RandomCrop:
 
     def output_size(self, height, width):
         if height + self.top + self.bottom < self.height or width + self.left + self.right < self.width:
-            raise HfclsError(f"RandomCrop of {self.height}x{self.width} is larger than the padded "
-                             f"{height}x{width} images; Resize them first (data.in_memory)")
+            raise HfclsError(
+                f"RandomCrop of {self.height}x{self.width} is larger than the padded "
+                f"{height}x{width} images; Resize them first (data.in_memory)"
+            )
         return self.height, self.width
 
     def draw(self, count, height, width, generator) -> dict:
@@ -119,8 +123,9 @@ BATCHWISE = {
 }
 
 
-def split_pipeline(specs: list, where: str, head=STATIC, tail=BATCHWISE, mode="data.in_memory",
-                   off="data.in_memory=false"):
+def split_pipeline(
+    specs: list, where: str, head=STATIC, tail=BATCHWISE, mode="data.in_memory", off="data.in_memory=false"
+):
     """A recipe pipeline -> (its leading `head` transforms, the rest as `tail`'s batch-wise transforms).
     Anything else is an error naming the transform, what `mode` supports and how to turn it `off`."""
     pipeline = build_pipeline(specs, where)  # checks names and arguments
@@ -134,7 +139,8 @@ def split_pipeline(specs: list, where: str, head=STATIC, tail=BATCHWISE, mode="d
         if name not in tail:
             raise HfclsError(
                 f"{where}[{i}]: {name} cannot run with {mode}; supported: {', '.join(head)} first, "
-                f"then {', '.join(tail)} (or set {off})")
+                f"then {', '.join(tail)} (or set {off})"
+            )
         batchwise.append(tail[name](transforms[i], f"{where}[{i}]"))
     return transforms[:count], batchwise
 
@@ -146,29 +152,33 @@ def decode_split(ds, pipeline, data, where: str, workers: int):
     """Every image of `ds` through `pipeline` -> (uint8 images (N, C, H, W), labels: int64 (N,)
     class ids or float (N, classes) multi-hot vectors, the row numbers kept: all but skipped bad images)."""
     decoding = ds.cast_column("image", datasets.Image(decode=False)).with_transform(
-        SampleTransform(pipeline, data.to_rgb, data.max_image_pixels, label_encoder(ds.features)))
-    loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=workers,
-                                         collate_fn=_collate_decoded)
+        SampleTransform(pipeline, data.to_rgb, data.max_image_pixels, label_encoder(ds.features))
+    )
+    loader = torch.utils.data.DataLoader(decoding, batch_size=256, num_workers=workers, collate_fn=_collate_decoded)
     images, labels, kept = [], [], []
     for batch, (decoded, samples) in enumerate(loader):
         for row, (image, sample) in enumerate(zip(decoded, samples), start=batch * loader.batch_size):
             if not sample["valid"]:
                 if not data.skip_bad_images:
-                    raise HfclsError(f"cannot decode image {sample['file']}; remove or replace it, "
-                                     "or set data.skip_bad_images=true to skip such files")
+                    raise HfclsError(
+                        f"cannot decode image {sample['file']}; remove or replace it, "
+                        "or set data.skip_bad_images=true to skip such files"
+                    )
                 logger.warning("%s: skipping undecodable image %s", where, sample["file"])
                 continue
             if images and image.shape != images[0].shape:
                 raise HfclsError(
                     f"{where}: data.in_memory needs every image the same size after the pipeline's "
                     f"Resize/CenterCrop head; {sample['file']} is {tuple(image.shape)}, others "
-                    f"{tuple(images[0].shape)}. Add a CenterCrop, or give Resize a [height, width]")
+                    f"{tuple(images[0].shape)}. Add a CenterCrop, or give Resize a [height, width]"
+                )
             images.append(image)
             labels.append(sample["labels"])
             kept.append(row)
     if not images:
-        raise HfclsError(f"{where}: no image could be decoded, every one was skipped (data.skip_bad_images); "
-                         "check the data")
+        raise HfclsError(
+            f"{where}: no image could be decoded, every one was skipped (data.skip_bad_images); check the data"
+        )
     return torch.stack(images), stack_labels(labels), kept
 
 
@@ -196,8 +206,20 @@ class InMemoryLoader(DataLoaderStateMixin):
     epoch's balanced draw (`balanced_rows`) instead of to the images themselves.
     """
 
-    def __init__(self, images, labels, batch_size, *, shuffle, seed, transforms=(), mix=None,
-                 process_index=0, num_processes=1, weights=None):
+    def __init__(
+        self,
+        images,
+        labels,
+        batch_size,
+        *,
+        shuffle,
+        seed,
+        transforms=(),
+        mix=None,
+        process_index=0,
+        num_processes=1,
+        weights=None,
+    ):
         self.images, self.labels = images, labels.to(images.device)
         self.batch_size, self.shuffle, self.seed, self.weights = batch_size, shuffle, seed, weights
         self.transforms, self.mix = list(transforms), mix
@@ -209,8 +231,9 @@ class InMemoryLoader(DataLoaderStateMixin):
         count = len(images)
         self._steps = count // global_batch if shuffle else math.ceil(count / global_batch)
         if self._steps == 0:
-            raise HfclsError(f"{count} images make no full batch of {batch_size} x {num_processes} processes; "
-                             "lower data.batch_size")
+            raise HfclsError(
+                f"{count} images make no full batch of {batch_size} x {num_processes} processes; lower data.batch_size"
+            )
         self.output_size = (images.shape[2], images.shape[3])
         for transform in self.transforms:
             self.output_size = transform.output_size(*self.output_size)
@@ -223,8 +246,10 @@ class InMemoryLoader(DataLoaderStateMixin):
 
     def set_resolution(self, side: int | None) -> None:
         if side is not None:  # recipe validation refuses the combination first
-            raise HfclsError("data.progressive_resizing resizes a RandomResizedCrop, which a split held in memory "
-                             "does not run; set data.in_memory=false")
+            raise HfclsError(
+                "data.progressive_resizing resizes a RandomResizedCrop, which a split held in memory "
+                "does not run; set data.in_memory=false"
+            )
 
     def state_dict(self) -> dict:
         return {"batches": self._yielded}
@@ -279,8 +304,18 @@ class InMemoryLoader(DataLoaderStateMixin):
         return order.to(device), valid.to(device), params
 
 
-def in_memory_loader(dataset, data, seed: int, accelerator, *, train: bool, workers: int, mix=None,
-                     batch_size: int | None = None, weights=None) -> InMemoryLoader:
+def in_memory_loader(
+    dataset,
+    data,
+    seed: int,
+    accelerator,
+    *,
+    train: bool,
+    workers: int,
+    mix=None,
+    batch_size: int | None = None,
+    weights=None,
+) -> InMemoryLoader:
     """A split decoded once onto the training device; `mix` (from build_mixer) mixes training batches,
     `weights` (hfcls.data.balance) balance their classes."""
     specs = data.train_pipeline if train else data.eval_pipeline
@@ -293,8 +328,22 @@ def in_memory_loader(dataset, data, seed: int, accelerator, *, train: bool, work
     images, labels, kept = decode_split(dataset, head, data, "data.train" if train else "data.val", workers)
     if weights is not None:
         weights = weights[kept]
-    logger.info("data.in_memory: %s split as %s uint8 (%.1f MiB) on %s", "train" if train else "eval",
-                tuple(images.shape), images.numel() / 2**20, accelerator.device)
-    return InMemoryLoader(images.to(accelerator.device), labels, batch_size or data.batch_size, shuffle=train,
-                          seed=seed, transforms=batchwise, mix=mix, process_index=accelerator.process_index,
-                          num_processes=accelerator.num_processes, weights=weights)
+    logger.info(
+        "data.in_memory: %s split as %s uint8 (%.1f MiB) on %s",
+        "train" if train else "eval",
+        tuple(images.shape),
+        images.numel() / 2**20,
+        accelerator.device,
+    )
+    return InMemoryLoader(
+        images.to(accelerator.device),
+        labels,
+        batch_size or data.batch_size,
+        shuffle=train,
+        seed=seed,
+        transforms=batchwise,
+        mix=mix,
+        process_index=accelerator.process_index,
+        num_processes=accelerator.num_processes,
+        weights=weights,
+    )

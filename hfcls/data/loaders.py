@@ -50,8 +50,9 @@ class WorkerLoader:
             yield batch if self.finish is None else self.finish(batch)
 
 
-def data_loader(dataset, data, batch_size: int, shuffle: bool, seed: int, pin_memory: bool,
-                collate_fn, worker_init_fn, workers: int) -> torch.utils.data.DataLoader:
+def data_loader(
+    dataset, data, batch_size: int, shuffle: bool, seed: int, pin_memory: bool, collate_fn, worker_init_fn, workers: int
+) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,

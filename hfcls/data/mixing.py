@@ -36,8 +36,9 @@ class MixingCollate:
     def __call__(self, samples: list) -> dict:
         batch = self.collate(samples)
         # Seeded by the batch's first sample (see hfcls.data.seeding): replays exactly on resume.
-        batch["pixel_values"], batch["labels"] = mix_batch(self.mix, samples[0]["seed"], batch["pixel_values"],
-                                                           batch["labels"])
+        batch["pixel_values"], batch["labels"] = mix_batch(
+            self.mix, samples[0]["seed"], batch["pixel_values"], batch["labels"]
+        )
         return batch
 
 

@@ -33,8 +33,7 @@ from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from hfcls.data.columns import is_multi_label
-from hfcls.data.decode import (DECODE_ERRORS, MAX_IMAGE_PIXELS, ImageRefused, decode, image_bytes,
-                               too_many_pixels)
+from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS, ImageRefused, decode, image_bytes, too_many_pixels
 from hfcls.data.in_memory import BATCHWISE, split_pipeline
 from hfcls.data.loaders import WorkerLoader, data_loader
 from hfcls.data.mixing import mix_batch
@@ -57,8 +56,9 @@ class DevicePipeline:
 
     def __init__(self, specs: list, where: str, mode: str):
         self.where, self.mode = where, mode
-        self.per_image, self.per_batch = split_pipeline(specs, where, head=PER_IMAGE, tail=PER_BATCH,
-                                                        mode=f"data.decode={mode}", off="data.decode=workers")
+        self.per_image, self.per_batch = split_pipeline(
+            specs, where, head=PER_IMAGE, tail=PER_BATCH, mode=f"data.decode={mode}", off="data.decode=workers"
+        )
 
     def draw(self, height: int, width: int) -> list:
         """Every transform's parameters for an image of this size, drawn from the CPU generator in
@@ -82,13 +82,17 @@ class DevicePipeline:
             done.append(image)
         shapes = sorted({tuple(image.shape) for image in done})
         if len(shapes) > 1:
-            raise HfclsError(f"{self.where}: data.decode={self.mode} stacks the images after the pipeline's "
-                             f"{', '.join(PER_IMAGE)} steps, and they came out {shapes[0]} and {shapes[-1]}; "
-                             "end those steps with a CenterCrop or RandomResizedCrop, or give Resize [height, width]")
+            raise HfclsError(
+                f"{self.where}: data.decode={self.mode} stacks the images after the pipeline's "
+                f"{', '.join(PER_IMAGE)} steps, and they came out {shapes[0]} and {shapes[-1]}; "
+                "end those steps with a CenterCrop or RandomResizedCrop, or give Resize [height, width]"
+            )
         batch = torch.stack(done)
         for j, transform in enumerate(self.per_batch, start=len(self.per_image)):
-            batch = transform(batch, {key: to(torch.tensor([drawn[j][key] for drawn in params]), batch.device)
-                                      for key in params[0][j]})
+            batch = transform(
+                batch,
+                {key: to(torch.tensor([drawn[j][key] for drawn in params]), batch.device) for key in params[0][j]},
+            )
         return batch
 
 
@@ -119,8 +123,13 @@ class ReadEncoded:
                 logger.warning("cannot decode image %s: %s", name, error)
                 data, size, valid = b"", PLACEHOLDER, False
                 name = f"{name} ({error})"  # the main process's message says why, as the workers' says
-            for key, value in (("encoded", data), ("size", size), ("params", self.pipeline.draw(*size)),
-                               ("valid", valid), ("file", name)):
+            for key, value in (
+                ("encoded", data),
+                ("size", size),
+                ("params", self.pipeline.draw(*size)),
+                ("valid", valid),
+                ("file", name),
+            ):
                 out[key].append(value)
         return {**out, "labels": batch["label"]}
 
@@ -168,14 +177,18 @@ class OnDevice:
 
     def __call__(self, batch: dict) -> dict:
         files, valid = list(batch["files"]), list(batch["valid"])
-        images = decode_batch(torch.split(batch["encoded"], batch["lengths"]), batch["sizes"], valid, files,
-                              self.device, self.to_rgb)
+        images = decode_batch(
+            torch.split(batch["encoded"], batch["lengths"]), batch["sizes"], valid, files, self.device, self.to_rgb
+        )
         pixels, labels = self.pipeline(images, batch["params"]), to(batch["labels"], self.device)
         if self.mix is not None:
             pixels, labels = mix_batch(self.mix, batch["seed"], pixels, labels)
-        return {"pixel_values": to(pixels, self.target), "labels": to(labels, self.target),
-                "valid": to(torch.tensor(valid), self.target),
-                "bad_files": [name for name, ok in zip(files, valid) if not ok]}
+        return {
+            "pixel_values": to(pixels, self.target),
+            "labels": to(labels, self.target),
+            "valid": to(torch.tensor(valid), self.target),
+            "bad_files": [name for name, ok in zip(files, valid) if not ok],
+        }
 
 
 def decode_batch(encoded, sizes, valid: list, files, device, to_rgb: bool) -> list:
@@ -211,21 +224,28 @@ def decode_device(mode: str, device: torch.device) -> torch.device:
     if mode == "cpu":
         return torch.device("cpu")
     if device.type != "cuda":
-        raise HfclsError(f"data.decode=cuda decodes on the GPU, and this process has none (it runs on "
-                         f"{device.type}); set data.decode=cpu (the same path on the CPU) or data.decode=workers")
+        raise HfclsError(
+            f"data.decode=cuda decodes on the GPU, and this process has none (it runs on "
+            f"{device.type}); set data.decode=cpu (the same path on the CPU) or data.decode=workers"
+        )
     return device
 
 
-def on_device_loader(dataset, data, seed: int, accelerator, *, train: bool, workers: int, batch_size: int,
-                     mix=None) -> WorkerLoader:
+def on_device_loader(
+    dataset, data, seed: int, accelerator, *, train: bool, workers: int, batch_size: int, mix=None
+) -> WorkerLoader:
     """The worker loader of `dataset` with its decoding and augmentation moved onto data.decode's device."""
     device = decode_device(data.decode, accelerator.device)
     if isinstance(dataset, datasets.IterableDataset):
-        raise HfclsError(f"data.decode={data.decode} reads sources of known length; a stream (streaming: true) "
-                         "decodes in its workers: set data.decode=workers")
+        raise HfclsError(
+            f"data.decode={data.decode} reads sources of known length; a stream (streaming: true) "
+            "decodes in its workers: set data.decode=workers"
+        )
     if is_multi_label(dataset.features):
-        raise HfclsError(f"data.decode={data.decode} carries one class id per image; multi-label data decodes in "
-                         "its workers: set data.decode=workers")
+        raise HfclsError(
+            f"data.decode={data.decode} carries one class id per image; multi-label data decodes in "
+            "its workers: set data.decode=workers"
+        )
     specs, where = (data.train_pipeline, "data.train_pipeline") if train else (data.eval_pipeline, "data.eval_pipeline")
     pipeline = DevicePipeline(specs, where, data.decode)
     rows = dataset.cast_column("image", datasets.Image(decode=False))

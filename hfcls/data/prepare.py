@@ -45,18 +45,22 @@ SLOTS = 3  # digits a multi-label canvas has room for
 def split_digits(val_fraction: float, seed: int) -> dict:
     """{split: (8x8 uint8 images, class ids)}, a seeded, stratified split of the bundled digits."""
     if not 0 < val_fraction < 1:
-        raise HfclsError(f"val_fraction must be between 0 and 1 (both excluded), got {val_fraction}",
-                         param="val_fraction")
+        raise HfclsError(
+            f"val_fraction must be between 0 and 1 (both excluded), got {val_fraction}", param="val_fraction"
+        )
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
     # 0..16 intensities -> 0..255 grey levels
     images = np.round(digits.images * (255 / 16)).astype(np.uint8)
-    train_idx, val_idx = train_test_split(np.arange(len(images)), test_size=val_fraction, random_state=seed,
-                                          stratify=digits.target)
-    return {split: (images[np.sort(chosen)], digits.target[np.sort(chosen)], np.sort(chosen))
-            for split, chosen in (("train", train_idx), ("val", val_idx))}
+    train_idx, val_idx = train_test_split(
+        np.arange(len(images)), test_size=val_fraction, random_state=seed, stratify=digits.target
+    )
+    return {
+        split: (images[np.sort(chosen)], digits.target[np.sort(chosen)], np.sort(chosen))
+        for split, chosen in (("train", train_idx), ("val", val_idx))
+    }
 
 
 def check_split_folders(root: Path, splits, overwrite: bool) -> None:
@@ -145,19 +149,29 @@ def digit_canvas(images: np.ndarray, by_class: list, rng) -> tuple:
     slots = rng.choice(SLOTS, size=len(shown), replace=False)
     canvas = np.zeros((8, 8 * SLOTS), dtype=np.uint8)
     for digit, slot in zip(shown, slots):
-        canvas[:, 8 * slot:8 * slot + 8] = images[rng.choice(by_class[digit])]
+        canvas[:, 8 * slot : 8 * slot + 8] = images[rng.choice(by_class[digit])]
     return canvas, [int(d) for d in shown]
 
 
-DATASETS = {"digits": prepare_digits, "imbalanced_digits": prepare_imbalanced_digits,
-            "multilabel_digits": prepare_multilabel_digits}
+DATASETS = {
+    "digits": prepare_digits,
+    "imbalanced_digits": prepare_imbalanced_digits,
+    "multilabel_digits": prepare_multilabel_digits,
+}
 
 
 # ----------------------------------------------------------------------------- shrink
 
 
-def shrink_splits(dsets: dict, root, short_side: int, quality: int = 90, rows_per_shard: int = 1000,
-                  workers: int = 1, overwrite: bool = False) -> dict:
+def shrink_splits(
+    dsets: dict,
+    root,
+    short_side: int,
+    quality: int = 90,
+    rows_per_shard: int = 1000,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> dict:
     """Write each split of `dsets` (from build_datasets) as root/<split>/<split>-NNNNN-of-NNNNN.parquet,
     every image's shorter side at most `short_side`; {split: (images, shards, MiB written)}. A split
     folder holding files is refused unless `overwrite`, which replaces it whole."""
@@ -202,8 +216,9 @@ def shrink_image(image: dict, short_side: int, quality: int) -> dict:
         data = image_bytes(image)
         pixels = decode({"bytes": data}, to_rgb=True)
     except DECODE_ERRORS as error:
-        raise HfclsError(f"cannot decode image {name} ({error}); remove or replace it (hfcls-verify lists "
-                         "every such file)") from None
+        raise HfclsError(
+            f"cannot decode image {name} ({error}); remove or replace it (hfcls-verify lists every such file)"
+        ) from None
     if min(pixels.shape[-2:]) <= short_side:
         return {"bytes": data, "path": image.get("path")}
     small = F.resize(pixels, [short_side], antialias=True)  # the shorter side to short_side

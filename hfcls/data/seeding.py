@@ -80,7 +80,7 @@ class SeededSamples(torch.utils.data.Dataset):
             for j, index in enumerate(indices):
                 seed = sample_seed(self.seed, epoch, int(index))
                 _seed_cpu(seed)
-                one = self.transform({column: values[j:j + 1] for column, values in rows.items()})
+                one = self.transform({column: values[j : j + 1] for column, values in rows.items()})
                 samples.append({**{key: values[0] for key, values in one.items()}, "seed": seed})
         return samples
 

@@ -30,11 +30,14 @@ def imagefolder(path: str, classes: list | str | None = None, labels_sep: str = 
         raise HfclsError(f"image folder {path} does not exist; prepare the data or fix data.*.path")
     metadata = metadata_file(folder)
     if metadata is not None:
-        return metadata_images(metadata, read_classes(classes, f"image folder {path}"), f"classes {classes}",
-                               labels_sep, allow_empty)
+        return metadata_images(
+            metadata, read_classes(classes, f"image folder {path}"), f"classes {classes}", labels_sep, allow_empty
+        )
     if classes is not None:
-        raise HfclsError(f"image folder {path}: classes applies to a folder with a metadata.jsonl or metadata.csv; "
-                         "class folders name the classes themselves")
+        raise HfclsError(
+            f"image folder {path}: classes applies to a folder with a metadata.jsonl or metadata.csv; "
+            "class folders name the classes themselves"
+        )
     class_folder_images(folder, ImageFolder.EXTENSIONS)  # refuses what datasets would drop or misread
     # One pattern for the class folders' files, not data_dir: from a data_dir datasets globs the tree
     # once per split-name pattern it knows (0.8 s a split here, on every run, cached or not) and takes
@@ -48,16 +51,24 @@ def imagefolder(path: str, classes: list | str | None = None, labels_sep: str = 
     return standardize(ds, "image", "label", where=str(path))
 
 
-def hub(name: str, split: str = "train", config: str | None = None, revision: str | None = None,
-        image_column: str = "image", label_column: str = "label", classes: list | None = None,
-        streaming: bool = False):
+def hub(
+    name: str,
+    split: str = "train",
+    config: str | None = None,
+    revision: str | None = None,
+    image_column: str = "image",
+    label_column: str = "label",
+    classes: list | None = None,
+    streaming: bool = False,
+):
     """A dataset on the Hugging Face Hub (or a local dataset script/folder) by name;
     `streaming: true` reads it while training instead of downloading it first."""
     try:
         ds = datasets.load_dataset(name, config, split=split, revision=revision, streaming=streaming)
     except ConnectionError as error:
-        raise HfclsError(f"hub dataset {name} could not be fetched ({error}); go online or use a local "
-                         "source") from None
+        raise HfclsError(
+            f"hub dataset {name} could not be fetched ({error}); go online or use a local source"
+        ) from None
     except (datasets.exceptions.DatasetNotFoundError, FileNotFoundError, ValueError, RuntimeError) as error:
         # datasets' own messages (no such dataset or split, a dataset script it no longer runs, ...)
         raise HfclsError(f"hub dataset {name}: {_one_line(error)}") from None
@@ -78,14 +89,17 @@ def load_source(spec: dict, where: str) -> datasets.Dataset:
     kwargs = dict(spec)
     kind = kwargs.pop("type")
     if kind not in SOURCES:
-        raise HfclsError(f"{where}.type: unknown source {kind!r}{did_you_mean(kind, SOURCES)}; "
-                         f"known: {', '.join(SOURCES)}")
+        raise HfclsError(
+            f"{where}.type: unknown source {kind!r}{did_you_mean(kind, SOURCES)}; known: {', '.join(SOURCES)}"
+        )
     loader = SOURCES[kind]
     parameters = inspect.signature(loader).parameters
     for key in kwargs:
         if key not in parameters:
-            raise HfclsError(f"{where}: unknown key {key}{did_you_mean(key, parameters)} for a {kind} source; "
-                             f"its keys: {', '.join(parameters)}")
+            raise HfclsError(
+                f"{where}: unknown key {key}{did_you_mean(key, parameters)} for a {kind} source; "
+                f"its keys: {', '.join(parameters)}"
+            )
     missing = [n for n, p in parameters.items() if p.default is inspect.Parameter.empty and n not in kwargs]
     if missing:
         raise HfclsError(f"{where}: a {kind} source needs {', '.join(missing)}")

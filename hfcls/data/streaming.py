@@ -47,13 +47,15 @@ class TransformedStream(torch.utils.data.IterableDataset):
     def features(self):
         return self.ds.features
 
-    def for_process(self, seed: int, buffer_size: int, rank: int, world_size: int,
-                    batch_size: int) -> "TransformedStream":
+    def for_process(
+        self, seed: int, buffer_size: int, rank: int, world_size: int, batch_size: int
+    ) -> TransformedStream:
         """This process's shuffled part of the stream (the same seed on every process,
         so that they agree on the shard order and so on which shards each one reads)."""
         shuffled = self.ds.shuffle(seed=seed, buffer_size=buffer_size)
-        return TransformedStream(split_dataset_by_node(shuffled, rank=rank, world_size=world_size),
-                                 self.transform, batch_size)
+        return TransformedStream(
+            split_dataset_by_node(shuffled, rank=rank, world_size=world_size), self.transform, batch_size
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.ds.set_epoch(epoch)
@@ -113,9 +115,11 @@ class StreamLoader:
 
     def load_state_dict(self, state: dict) -> None:
         if state and state.get("workers") != self.workers:
-            raise HfclsError(f"the checkpoint's stream was read by {state.get('workers')} DataLoader worker(s), this "
-                             f"run has {self.workers}; resume with the same data.num_workers (a stream's order "
-                             "depends on how its shards are split between workers)")
+            raise HfclsError(
+                f"the checkpoint's stream was read by {state.get('workers')} DataLoader worker(s), this "
+                f"run has {self.workers}; resume with the same data.num_workers (a stream's order "
+                "depends on how its shards are split between workers)"
+            )
         self._resume = state or None
 
     def __iter__(self):
@@ -128,13 +132,17 @@ class StreamLoader:
             self.stream.skip_rows = dict(position["rows"])
             delivered = position["batches"]
             for batch in in_turn(iter(self.loader), position, self.workers):
-                yield {key: value.to(self.device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-                       for key, value in batch.items()}
+                yield {
+                    key: value.to(self.device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+                    for key, value in batch.items()
+                }
                 if position["batches"] == self.steps:
                     return
             if position["batches"] == delivered and not position["rows"]:
-                raise HfclsError("the streaming train source gave this process no full batch; it needs at least "
-                                 "data.batch_size samples per process and per DataLoader worker")
+                raise HfclsError(
+                    "the streaming train source gave this process no full batch; it needs at least "
+                    "data.batch_size samples per process and per DataLoader worker"
+                )
             position.update(self._start_of_pass(position["pass"] + 1), batches=position["batches"])
 
     @staticmethod
@@ -175,8 +183,7 @@ def _next_worker(worker: int, ended: set, workers: int) -> int:
 def build_stream_loader(stream: TransformedStream, data, loader_kwargs: dict, seed: int, process) -> StreamLoader:
     """`process` = (rank, number of processes, device) of the process that reads this loader."""
     if data.steps_per_epoch is None:
-        raise HfclsError("data.train streams (streaming: true) and a stream has no length: "
-                         "set data.steps_per_epoch")
+        raise HfclsError("data.train streams (streaming: true) and a stream has no length: set data.steps_per_epoch")
     rank, world_size, device = process
     part = stream.for_process(seed, data.shuffle_buffer, rank, world_size, data.batch_size)
     return StreamLoader(part, loader_kwargs, data.steps_per_epoch, device)

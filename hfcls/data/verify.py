@@ -12,8 +12,7 @@ from hfcls.data.decode import DECODE_ERRORS, MAX_IMAGE_PIXELS, decode
 from hfcls.errors import HfclsError
 
 
-def check_row(row: dict, index: int, to_rgb: bool, num_classes: int,
-              max_pixels: int = MAX_IMAGE_PIXELS) -> str:
+def check_row(row: dict, index: int, to_rgb: bool, num_classes: int, max_pixels: int = MAX_IMAGE_PIXELS) -> str:
     """What is wrong with one row ({'image': {'bytes', 'path'}, 'label'}: a class id, or a list of
     them for multi-label data), or '' when nothing is: decoded by the rule training uses
     (hfcls.data.decode), so what passes here trains."""

@@ -6,7 +6,6 @@ import math
 import datasets
 import pytest
 import torch
-from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 
 from hfcls.data.balance import class_counts, sample_weights
 from hfcls.data.build import build_datasets, build_train_loader
@@ -15,6 +14,8 @@ from hfcls.data.seeding import balanced_rows
 from hfcls.engine.setup import accelerator_session
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe, recipe_from_dict
+
+from conftest import make_image_folder, tiny_recipe_dict, write_recipe
 
 
 def labelled(labels, names=("a", "b", "c")):
@@ -61,8 +62,10 @@ def imbalanced(tmp_path):
         make_image_folder(train, per_class=count, classes={name: (40 * len(name), 90, 200)})
     val = make_image_folder(tmp_path / "val", per_class=2)
     pipeline = [{"type": "Resize", "size": [12, 12]}, {"type": "RandomCrop", "size": 12, "padding": 2}]
-    return write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(train, val, data={
-        "sampler": "class_balanced", "batch_size": 4, "train_pipeline": pipeline}))
+    return write_recipe(
+        tmp_path / "r.yaml",
+        tiny_recipe_dict(train, val, data={"sampler": "class_balanced", "batch_size": 4, "train_pipeline": pipeline}),
+    )
 
 
 def epoch_batches(loader, epoch):
@@ -92,8 +95,10 @@ def test_in_memory_process_shards_split_one_draw():
     labels = torch.tensor([0] * 2 + [1] * 22)
     weights = sample_weights(labelled(labels.tolist(), ("a", "b")), None)
     one = InMemoryLoader(images, labels, 4, shuffle=True, seed=1, weights=weights)
-    shards = [InMemoryLoader(images, labels, 2, shuffle=True, seed=1, weights=weights, process_index=r,
-                             num_processes=2) for r in range(2)]
+    shards = [
+        InMemoryLoader(images, labels, 2, shuffle=True, seed=1, weights=weights, process_index=r, num_processes=2)
+        for r in range(2)
+    ]
     for loader in (one, *shards):
         loader.set_epoch(2)
     alone = [b["pixel_values"][:, 0, 0, 0].tolist() for b in one]
@@ -107,9 +112,17 @@ def test_a_stream_cannot_be_balanced(tmp_path):
     from layouts import save_numbered
 
     save_numbered(tmp_path / "saved", count=8, shards=2)
-    recipe = recipe_from_dict(tiny_recipe_dict(None, make_image_folder(tmp_path / "val", per_class=1), data={
-        "train": {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}, "steps_per_epoch": 2,
-        "sampler": "class_balanced"}))
+    recipe = recipe_from_dict(
+        tiny_recipe_dict(
+            None,
+            make_image_folder(tmp_path / "val", per_class=1),
+            data={
+                "train": {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True},
+                "steps_per_epoch": 2,
+                "sampler": "class_balanced",
+            },
+        )
+    )
     train = build_datasets(recipe.data, recipe.seed, ("train",))["train"]
     with accelerator_session(recipe) as accelerator:
         with pytest.raises(HfclsError, match="cannot give up front"):

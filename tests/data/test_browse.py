@@ -2,14 +2,15 @@
 
 import numpy as np
 import pytest
-from conftest import make_image_folder, tiny_recipe_dict, write_recipe
-from layouts import save_numbered, isolated_cache, write_mnist  # noqa: F401
 from PIL import Image
 
 from hfcls.data.browse import browse, sample_grid
 from hfcls.data.build import build_datasets, with_transform
 from hfcls.errors import HfclsError
 from hfcls.recipe import load_recipe, recipe_from_dict
+
+from conftest import make_image_folder, tiny_recipe_dict, write_recipe
+from layouts import isolated_cache, save_numbered, write_mnist  # noqa: F401
 
 
 def test_browse_saves_a_grid_of_transformed_samples(tmp_path):
@@ -36,11 +37,18 @@ def test_browse_spreads_samples_over_classes_and_creates_the_out_folder(tiny_rec
     import matplotlib.axes
 
     recipe = load_recipe(tiny_recipe)
-    ds = with_transform(build_datasets(recipe.data, recipe.seed)["train"], recipe.data.train_pipeline,
-                        "data.train_pipeline", recipe.data.to_rgb)
+    ds = with_transform(
+        build_datasets(recipe.data, recipe.seed)["train"],
+        recipe.data.train_pipeline,
+        "data.train_pipeline",
+        recipe.data.to_rgb,
+    )
     titles, set_title = [], matplotlib.axes.Axes.set_title
-    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
-                        lambda axis, title, **kw: titles.append(title) or set_title(axis, title, **kw))
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_title",
+        lambda axis, title, **kw: titles.append(title) or set_title(axis, title, **kw),
+    )
     out = tmp_path / "new" / "folder" / "grid.png"
     assert sample_grid(ds, ["cat", "dog", "fox"], 6, str(out)) == 6
     assert out.is_file()
@@ -59,12 +67,16 @@ def test_browse_reads_streams(tmp_path):
 def test_multi_label_titles_name_every_class(tmp_path, monkeypatch):
     """VOC's difficult-only classes in brackets; an image without classes says so."""
     import matplotlib.axes
+
     from layouts import write_voc
 
     voc = {"type": "voc", "root": str(write_voc(tmp_path / "VOC2007"))}
     recipe = recipe_from_dict(tiny_recipe_dict(None, None, data={"train": voc, "val": voc}))
     titles, set_title = [], matplotlib.axes.Axes.set_title
-    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
-                        lambda axis, title, **kw: titles.append(title) or set_title(axis, title, **kw))
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_title",
+        lambda axis, title, **kw: titles.append(title) or set_title(axis, title, **kw),
+    )
     assert browse(recipe, "val", 3, tmp_path / "grid.png") == 3
     assert titles == ["dog, person", "cat, (chair)", "(bird)"]

@@ -4,17 +4,20 @@ import shutil
 
 import pytest
 import torch
-from conftest import tiny_recipe_dict, write_recipe
 
 from hfcls.data.build import build_datasets, build_eval_loader, build_train_loader
 from hfcls.engine.setup import accelerator_session
 from hfcls.recipe import load_recipe
 
+from conftest import tiny_recipe_dict, write_recipe
+
 
 def test_train_val_split_holds_out_a_stratified_fraction(tiny_data):
     train_dir, _ = tiny_data
-    recipe = load_recipe(write_recipe(train_dir.parent / "r.yaml", tiny_recipe_dict(train_dir, train_dir)),
-                         ["data.val=null", "data.train_val_split=0.25"])
+    recipe = load_recipe(
+        write_recipe(train_dir.parent / "r.yaml", tiny_recipe_dict(train_dir, train_dir)),
+        ["data.val=null", "data.train_val_split=0.25"],
+    )
     dsets = build_datasets(recipe.data, seed=0)
     assert (len(dsets["train"]), len(dsets["val"])) == (18, 6)
     assert sorted(dsets["val"]["label"]) == [0, 0, 1, 1, 2, 2]
@@ -33,11 +36,14 @@ def pixels(batches):
     return [batch["pixel_values"] for batch in batches]
 
 
-@pytest.mark.parametrize("kind", [{}, {"in_memory": True}, {"decode": "cpu"}],
-                         ids=["workers", "in-memory", "on-device"])
+@pytest.mark.parametrize(
+    "kind", [{}, {"in_memory": True}, {"decode": "cpu"}], ids=["workers", "in-memory", "on-device"]
+)
 def test_every_loader_kind_keeps_the_protocol(tmp_path, tiny_data, kind):
-    data = {**kind, "train_pipeline": [{"type": "RandomCrop", "size": 12, "padding": 2},
-                                       {"type": "RandomHorizontalFlip"}]}
+    data = {
+        **kind,
+        "train_pipeline": [{"type": "RandomCrop", "size": 12, "padding": 2}, {"type": "RandomHorizontalFlip"}],
+    }
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data, data=data)))
     dsets = build_datasets(recipe.data, recipe.seed)
     with accelerator_session(recipe) as accelerator:

@@ -1,13 +1,14 @@
 """The base dataset recipes read the layouts of docs/prepare_datasets.md exactly where that page puts them."""
 
 import pytest
-from conftest import REPO, write_recipe
-from layouts import isolated_cache, write_cifar10, write_cifar100, write_imagenet, write_mnist  # noqa: F401
 
 from hfcls.data.build import build_datasets, class_names
 from hfcls.data.transforms import build_pipeline
 from hfcls.recipe import load_recipe
 from hfcls.recipe.preprocessing import preprocessor_kwargs
+
+from conftest import REPO, write_recipe
+from layouts import isolated_cache, write_cifar10, write_cifar100, write_imagenet, write_mnist  # noqa: F401
 
 BASES = REPO / "recipes" / "_base_"
 
@@ -32,8 +33,11 @@ LAYOUTS = {  # base recipe: (writer under data/, {split: size}, first class name
     "cifar10_bs16": (lambda data: write_cifar10(data / "cifar"), {"train": 15, "val": 3, "test": 3}, "airplane"),
     "cifar100_bs16": (lambda data: write_cifar100(data / "cifar"), {"train": 6, "val": 6, "test": 6}, "fine00"),
     "mnist_bs128": (lambda data: write_mnist(data / "mnist", gz=True), {"train": 12, "val": 6, "test": 6}, "0"),
-    "fashion_mnist_bs128": (lambda data: write_mnist(data / "fashion_mnist"), {"train": 12, "val": 6, "test": 6},
-                            "T-shirt/top"),
+    "fashion_mnist_bs128": (
+        lambda data: write_mnist(data / "fashion_mnist"),
+        {"train": 12, "val": 6, "test": 6},
+        "T-shirt/top",
+    ),
     "custom_annotation_list": (write_custom, {"train": 3, "val": 3, "test": 6}, "tench"),
 }
 
@@ -47,7 +51,7 @@ def test_base_dataset_recipe_reads_its_layout(tmp_path, monkeypatch, name):
     dsets = build_datasets(data, seed=0)
     assert {split: len(ds) for split, ds in dsets.items()} == sizes
     assert class_names(dsets["train"])[0] == first_class
-    for split, ds in dsets.items():
+    for ds in dsets.values():
         assert class_names(ds) == class_names(dsets["train"])
     build_pipeline(data.train_pipeline, "data.train_pipeline")
     build_pipeline(data.eval_pipeline, "data.eval_pipeline")

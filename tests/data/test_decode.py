@@ -7,8 +7,6 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import benchmark_data
-from layouts import isolated_cache, png_16bit, png_header_only, write_mnist  # noqa: F401
 from PIL import Image
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -18,6 +16,9 @@ from hfcls.data.seeding import seeded
 from hfcls.data.sources import load_source
 from hfcls.data.transforms import build_pipeline
 from hfcls.predict.inputs import Normalize
+
+from conftest import benchmark_data
+from layouts import isolated_cache, png_16bit, png_header_only, write_mnist  # noqa: F401
 
 
 def test_torchvision_decoder_equals_pillow_and_pillow_reads_the_rest(tmp_path):
@@ -47,8 +48,13 @@ def test_an_undecodable_image_becomes_an_invalid_placeholder_that_keeps_its_name
     (tmp_path / "bad.png").write_bytes(b"not a png")
     Image.new("RGB", (5, 5), (9, 9, 9)).save(tmp_path / "good.png")
     transform = SampleTransform(build_pipeline([{"type": "Resize", "size": [4, 4]}]), to_rgb=True)
-    rows = {"image": [{"path": str(tmp_path / "good.png"), "bytes": None},
-                      {"path": str(tmp_path / "bad.png"), "bytes": None}], "label": [1, 2]}
+    rows = {
+        "image": [
+            {"path": str(tmp_path / "good.png"), "bytes": None},
+            {"path": str(tmp_path / "bad.png"), "bytes": None},
+        ],
+        "label": [1, 2],
+    }
     out = transform(rows)
     batch = collate([{key: values[i] for key, values in out.items()} for i in range(2)])
     assert batch["pixel_values"].shape == (2, 3, 4, 4) and batch["pixel_values"].dtype == torch.uint8
@@ -66,8 +72,14 @@ def test_train_transforms_crop_the_same_boxes_and_values_as_the_baseline(tmp_pat
     with Image.open(path) as pil:
         pil = pil.convert("RGB")
     uint8 = decode({"path": path}, to_rgb=True)
-    baseline = v2.Compose([*build_pipeline(specs).transforms, v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
-                           v2.Normalize(mean, std)])
+    baseline = v2.Compose(
+        [
+            *build_pipeline(specs).transforms,
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
     fast = SampleTransform(build_pipeline(specs), to_rgb=True)
     for seed in range(5):
         torch.manual_seed(seed)
@@ -195,11 +207,17 @@ def test_32_bit_and_float_images_are_refused(tmp_path, array, mode):
 def test_the_pixel_limit_refuses_from_the_header_before_decoding():
     # 20000 x 20000 in 400 bytes: decoding it would need 1.2 GB and fail on the missing data.
     bomb = {"bytes": png_header_only(20_000, 20_000), "path": None}
-    with pytest.raises(ImageRefused, match=r"more than 178,956,970 pixels, more than data.max_image_pixels "
-                                           r"\(89,478,485\)"):
+    with pytest.raises(
+        ImageRefused,
+        match=r"more than 178,956,970 pixels, more than data.max_image_pixels "
+        r"\(89,478,485\)",
+    ):
         decode(bomb, to_rgb=True)
-    with pytest.raises(ImageRefused, match=r"9000 x 9000 = 81,000,000 pixels, more than data.max_image_pixels "
-                                           r"\(1,000,000\)"):
+    with pytest.raises(
+        ImageRefused,
+        match=r"9000 x 9000 = 81,000,000 pixels, more than data.max_image_pixels "
+        r"\(1,000,000\)",
+    ):
         decode({"bytes": png_header_only(9000, 9000)}, to_rgb=True, max_pixels=1_000_000)
     small = {"bytes": png_16bit(np.zeros((4, 5), np.uint16))}
     assert decode(small, to_rgb=True, max_pixels=20).shape == (3, 4, 5)  # 20 pixels: at the limit, kept
@@ -209,12 +227,19 @@ def test_the_pixel_limit_refuses_from_the_header_before_decoding():
 
 def test_refused_and_undecodable_images_become_placeholders_that_say_why(tmp_path):
     transform = SampleTransform(build_pipeline([{"type": "Resize", "size": [4, 4]}]), to_rgb=True, max_pixels=100)
-    rows = {"image": [{"path": "big.png", "bytes": png_header_only(11, 10)},
-                      {"path": "ok.png", "bytes": png_16bit(np.zeros((10, 10), np.uint16))}], "label": [0, 1]}
+    rows = {
+        "image": [
+            {"path": "big.png", "bytes": png_header_only(11, 10)},
+            {"path": "ok.png", "bytes": png_16bit(np.zeros((10, 10), np.uint16))},
+        ],
+        "label": [0, 1],
+    }
     out = transform(rows)
     assert out["valid"] == [False, True]
-    assert out["file"] == ["big.png (11 x 10 = 110 pixels, more than data.max_image_pixels (100); shrink the image "
-                           "or raise the limit)", "ok.png"]
+    assert out["file"] == [
+        "big.png (11 x 10 = 110 pixels, more than data.max_image_pixels (100); shrink the image or raise the limit)",
+        "ok.png",
+    ]
 
 
 def test_mixed_bit_depths_stack_into_one_uint8_batch(tmp_path):
@@ -222,11 +247,13 @@ def test_mixed_bit_depths_stack_into_one_uint8_batch(tmp_path):
     Image.fromarray(grey).save(tmp_path / "8.png")
     (tmp_path / "16.png").write_bytes(png_16bit(grey.astype(np.uint16) * 257))
     transform = SampleTransform(build_pipeline([]), to_rgb=True)
-    out = transform({"image": [{"path": str(tmp_path / f"{bits}.png"), "bytes": None} for bits in (8, 16)],
-                     "label": [0, 0]})
+    out = transform(
+        {"image": [{"path": str(tmp_path / f"{bits}.png"), "bytes": None} for bits in (8, 16)], "label": [0, 0]}
+    )
     batch = collate([{key: values[i] for key, values in out.items()} for i in range(2)])
-    assert batch["pixel_values"].dtype == torch.uint8 and torch.equal(batch["pixel_values"][0],
-                                                                       batch["pixel_values"][1])
+    assert batch["pixel_values"].dtype == torch.uint8 and torch.equal(
+        batch["pixel_values"][0], batch["pixel_values"][1]
+    )
 
 
 def test_inference_decodes_files_and_pillow_images_by_the_same_rule(tmp_path):

@@ -5,11 +5,11 @@ import os
 import datasets
 import numpy as np
 import pytest
-from layouts import (CIFAR10_NAMES, isolated_cache, write_cifar10, write_cifar100, write_imagenet,  # noqa: F401
-                     write_mnist)
 
 from hfcls.data.formats.idx import FASHION_MNIST_CLASSES
 from hfcls.data.sources import load_source
+
+from layouts import CIFAR10_NAMES, isolated_cache, write_cifar10, write_cifar100, write_imagenet, write_mnist  # noqa: F401
 
 
 def load(**spec):
@@ -129,8 +129,12 @@ def test_annotation_list_with_classes_file_list_or_numbers(tmp_path):
 def test_annotation_list_unlabeled_test_set(tmp_path):
     written = write_imagenet(tmp_path)
     (tmp_path / "test.txt").write_text("".join(f"{path}\n" for path, _, _ in written["val"]))
-    ds = load(type="annotation_list", ann_file=str(tmp_path / "test.txt"), data_prefix=str(tmp_path / "val"),
-              classes=["a", "b", "c"])
+    ds = load(
+        type="annotation_list",
+        ann_file=str(tmp_path / "test.txt"),
+        data_prefix=str(tmp_path / "val"),
+        classes=["a", "b", "c"],
+    )
     assert_images(ds, [p for _, _, p in written["val"]], [-1] * len(written["val"]))
 
 

@@ -3,13 +3,14 @@
 import pickle
 
 import pytest
-from crafted import RunsCommand
-from conftest import tiny_recipe_dict, write_recipe
-from layouts import isolated_cache, write_cifar10, write_pickle  # noqa: F401
 
 from hfcls.cli.verify import main as verify
 from hfcls.data.sources import load_source
 from hfcls.errors import HfclsError
+
+from conftest import tiny_recipe_dict, write_recipe
+from crafted import RunsCommand
+from layouts import isolated_cache, write_cifar10, write_pickle  # noqa: F401
 
 
 @pytest.fixture
@@ -25,8 +26,11 @@ def crafted(tmp_path, isolated_cache):  # noqa: F811
 
 def test_training_data_from_a_crafted_batch_is_refused_by_name(crafted):
     root, batch, marker = crafted
-    with pytest.raises(HfclsError, match=rf"^{batch} is not a plain CIFAR file: it asks for (posix|os)\.system, "
-                                         "which this kind of file never holds; nothing of it was run"):
+    with pytest.raises(
+        HfclsError,
+        match=rf"^{batch} is not a plain CIFAR file: it asks for (posix|os)\.system, "
+        "which this kind of file never holds; nothing of it was run",
+    ):
         load_source({"type": "cifar10", "root": str(root), "split": "train"}, where="data.train")
     assert not marker.exists()
     pickle.loads(batch.read_bytes())  # the oracle: Python's own unpickler runs it
@@ -38,8 +42,11 @@ def test_hfcls_verify_on_a_crafted_meta_file_is_one_line(tmp_path, crafted, caps
     meta = root / "cifar-10-batches-py" / "batches.meta"
     write_pickle(meta, {b"label_names": RunsCommand(marker)})
     recipe = tiny_recipe_dict(None, None)
-    recipe["data"] = {**recipe["data"], "train": {"type": "cifar10", "root": str(root), "split": "train"},
-                      "val": {"type": "cifar10", "root": str(root), "split": "test"}}
+    recipe["data"] = {
+        **recipe["data"],
+        "train": {"type": "cifar10", "root": str(root), "split": "train"},
+        "val": {"type": "cifar10", "root": str(root), "split": "test"},
+    }
     with pytest.raises(SystemExit) as exit_info:
         verify([str(write_recipe(tmp_path / "r.yaml", recipe))])
     assert exit_info.value.code == 2

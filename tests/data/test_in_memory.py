@@ -16,7 +16,9 @@ from conftest import REPO
 
 def numbered_images(count=10, size=6):
     """uint8 images whose pixels say which image they are (pixel 0 = image index)."""
-    images = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images = torch.randint(
+        0, 256, (count, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
     images[:, 0, 0, 0] = torch.arange(count, dtype=torch.uint8)
     return images
 
@@ -48,13 +50,16 @@ def test_batch_flip_flips_exactly_the_drawn_images():
 
 
 def test_split_pipeline_keeps_the_static_head_and_rejects_the_rest():
-    head, batchwise = split_pipeline([{"type": "Resize", "size": 36}, {"type": "RandomCrop", "size": 32},
-                                      {"type": "RandomHorizontalFlip"}], "data.train_pipeline")
+    head, batchwise = split_pipeline(
+        [{"type": "Resize", "size": 36}, {"type": "RandomCrop", "size": 32}, {"type": "RandomHorizontalFlip"}],
+        "data.train_pipeline",
+    )
     assert [type(t).__name__ for t in head] == ["Resize"]
     assert [type(t).__name__ for t in batchwise] == ["RandomCrop", "RandomFlip"]
     with pytest.raises(HfclsError, match=r"data.train_pipeline\[1\]: RandomResizedCrop cannot run with data.in_memory"):
-        split_pipeline([{"type": "Resize", "size": 36}, {"type": "RandomResizedCrop", "size": 32}],
-                       "data.train_pipeline")
+        split_pipeline(
+            [{"type": "Resize", "size": 36}, {"type": "RandomResizedCrop", "size": 32}], "data.train_pipeline"
+        )
     with pytest.raises(HfclsError, match=r"\[1\]: Resize cannot run"):  # static after random: order matters
         split_pipeline([{"type": "RandomHorizontalFlip"}, {"type": "Resize", "size": 8}], "data.train_pipeline")
 
@@ -66,8 +71,10 @@ def batches(loader, epoch):
 
 def test_training_shards_cover_each_epoch_once_and_replay_from_the_seed():
     images, labels = numbered_images(count=23), torch.arange(23) % 4
-    shards = [InMemoryLoader(images, labels, 3, shuffle=True, seed=5, process_index=rank, num_processes=2)
-              for rank in range(2)]
+    shards = [
+        InMemoryLoader(images, labels, 3, shuffle=True, seed=5, process_index=rank, num_processes=2)
+        for rank in range(2)
+    ]
     assert [len(s) for s in shards] == [3, 3]  # 23 // (3 x 2): the incomplete global batch is dropped
     epoch0 = [batches(s, 0) for s in shards]
     seen = [i for shard in epoch0 for ids, _, _ in shard for i in ids]
@@ -78,8 +85,9 @@ def test_training_shards_cover_each_epoch_once_and_replay_from_the_seed():
     assert epoch0 == [batches(s, 0) for s in shards]  # same seed + epoch: the same batches
     assert epoch0 != [batches(s, 1) for s in shards]  # a new order every epoch
     one = InMemoryLoader(images, labels, 6, shuffle=True, seed=5)  # one process, same global batch
-    assert [i for ids, _, _ in batches(one, 0) for i in ids] == \
-        [i for step in zip(*epoch0) for ids, _, _ in step for i in ids]
+    assert [i for ids, _, _ in batches(one, 0) for i in ids] == [
+        i for step in zip(*epoch0) for ids, _, _ in step for i in ids
+    ]
 
 
 def test_a_loaded_state_resumes_the_same_order_and_augmentation():
@@ -120,8 +128,9 @@ def test_mixing_on_device_batches_replays_after_a_mid_epoch_resume():
 
 def test_evaluation_shards_pad_with_invalid_repeats():
     images, labels = numbered_images(count=7), torch.arange(7)
-    shards = [InMemoryLoader(images, labels, 2, shuffle=False, seed=0, process_index=r, num_processes=2)
-              for r in range(2)]
+    shards = [
+        InMemoryLoader(images, labels, 2, shuffle=False, seed=0, process_index=r, num_processes=2) for r in range(2)
+    ]
     assert [len(s) for s in shards] == [2, 2]
     rows = [(i, ok) for s in shards for ids, _, valid in batches(s, 0) for i, ok in zip(ids, valid)]
     assert sorted(i for i, ok in rows if ok) == list(range(7))
@@ -140,20 +149,33 @@ def test_images_of_different_sizes_are_an_error(tmp_path):
     for name, size in (("a", (8, 8)), ("b", (9, 8))):
         (folder / name).mkdir(parents=True)
         Image.new("RGB", size).save(folder / name / "0.png")
-    recipe = load_recipe(REPO / "recipes/digits/resnet-tiny_1xb64_digits.yaml", [
-        f"data.train.path={folder}", f"data.val.path={folder}", "data.in_memory=true",
-        "data.num_workers=0", "data.train_pipeline=[]", "data.batch_size=1", f"work_dir={tmp_path / 'work'}"])
+    recipe = load_recipe(
+        REPO / "recipes/digits/resnet-tiny_1xb64_digits.yaml",
+        [
+            f"data.train.path={folder}",
+            f"data.val.path={folder}",
+            "data.in_memory=true",
+            "data.num_workers=0",
+            "data.train_pipeline=[]",
+            "data.batch_size=1",
+            f"work_dir={tmp_path / 'work'}",
+        ],
+    )
     with pytest.raises(HfclsError, match=r"data.train: data.in_memory needs every image the same size"):
         train(recipe, recipe.work_dir)
 
 
 def test_gradient_accumulation_steps_on_each_epochs_last_batch(tmp_path, tiny_data):
     """3 batches an epoch, accumulating 2: the optimizer steps after batches 2 and 3."""
-    from conftest import tiny_recipe_dict, write_recipe
     from hfcls.logs import read_jsonl
 
-    recipe = tiny_recipe_dict(*tiny_data, data={"in_memory": True, "train_pipeline": [{"type": "RandomCrop", "size": 16}]},
-                              train={"epochs": 2, "gradient_accumulation_steps": 2})
+    from conftest import tiny_recipe_dict, write_recipe
+
+    recipe = tiny_recipe_dict(
+        *tiny_data,
+        data={"in_memory": True, "train_pipeline": [{"type": "RandomCrop", "size": 16}]},
+        train={"epochs": 2, "gradient_accumulation_steps": 2},
+    )
     path = write_recipe(tmp_path / "r.yaml", recipe)
     train(load_recipe(path), tmp_path / "work")
     assert [row["step"] for row in read_jsonl(tmp_path / "work" / "metrics.jsonl")] == [2, 4]
@@ -161,14 +183,14 @@ def test_gradient_accumulation_steps_on_each_epochs_last_batch(tmp_path, tiny_da
 
 def test_evaluation_predictions_hold_each_image_once(tmp_path, tiny_data):
     """12 val images in batches of 5: the padded last batch's repeats are dropped when gathered."""
-    from conftest import tiny_recipe_dict, write_recipe
-
     from hfcls.data.build import build_datasets, build_eval_loader
     from hfcls.engine.setup import accelerator_session
     from hfcls.models import build_model
     from hfcls.predict.forward import predict
     from hfcls.predict.inputs import recipe_inputs
     from hfcls.recipe import load_recipe
+
+    from conftest import tiny_recipe_dict, write_recipe
 
     recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(*tiny_data, data={"in_memory": True})))
     val = build_datasets(recipe.data, recipe.seed, ("val",))["val"]

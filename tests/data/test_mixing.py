@@ -2,23 +2,34 @@
 
 import pytest
 import torch
-from conftest import built_run, tiny_recipe_dict, write_recipe
 
 from hfcls.data.mixing import MixingCollate, build_mixer, mixing_collate
 from hfcls.engine.steps import train_step
 from hfcls.recipe import load_recipe
 
+from conftest import built_run, tiny_recipe_dict, write_recipe
+
 
 def samples(n=4, size=8, seed=7):
     generator = torch.Generator().manual_seed(0)
-    return [{"pixel_values": torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator),
-             "labels": i % 3, "valid": True, "file": f"{i}.png", "seed": seed} for i in range(n)]
+    return [
+        {
+            "pixel_values": torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=generator),
+            "labels": i % 3,
+            "valid": True,
+            "file": f"{i}.png",
+            "seed": seed,
+        }
+        for i in range(n)
+    ]
 
 
 def plain_collate(items):
-    return {"pixel_values": torch.stack([s["pixel_values"] for s in items]),
-            "labels": torch.tensor([s["labels"] for s in items]),
-            "valid": torch.tensor([s["valid"] for s in items])}
+    return {
+        "pixel_values": torch.stack([s["pixel_values"] for s in items]),
+        "labels": torch.tensor([s["labels"] for s in items]),
+        "valid": torch.tensor([s["valid"] for s in items]),
+    }
 
 
 def test_mixup_blends_images_and_labels():
@@ -32,7 +43,9 @@ def test_mixup_blends_images_and_labels():
     assert torch.allclose(batch["pixel_values"][1], lam * images[1] + (1 - lam) * images[0], atol=1e-3)
     # Seeded by the samples: the same batch mixes the same way again; another seed differently.
     assert torch.equal(MixingCollate(plain_collate, build_mixer(3, mixup_alpha=0.4))(items)["labels"], labels)
-    assert not torch.equal(MixingCollate(plain_collate, build_mixer(3, mixup_alpha=0.4))(samples(seed=8))["labels"], labels)
+    assert not torch.equal(
+        MixingCollate(plain_collate, build_mixer(3, mixup_alpha=0.4))(samples(seed=8))["labels"], labels
+    )
 
 
 def test_cutmix_pastes_a_box():
@@ -52,9 +65,15 @@ def test_no_alpha_no_mixer_and_the_plain_collate():
 
 @pytest.mark.parametrize("in_memory", [False, True], ids=["workers", "in-memory"])
 def test_mixup_in_training_feeds_soft_labels(tmp_path, tiny_data, in_memory):
-    data = {"in_memory": True, "train_pipeline": [{"type": "RandomCrop", "size": 16, "padding": 2}]} if in_memory else {}
-    recipe = load_recipe(write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
-        *tiny_data, data=data, train={"mixup_alpha": 0.4, "cutmix_alpha": 1.0, "log_with": []})))
+    data = (
+        {"in_memory": True, "train_pipeline": [{"type": "RandomCrop", "size": 16, "padding": 2}]} if in_memory else {}
+    )
+    recipe = load_recipe(
+        write_recipe(
+            tmp_path / "r.yaml",
+            tiny_recipe_dict(*tiny_data, data=data, train={"mixup_alpha": 0.4, "cutmix_alpha": 1.0, "log_with": []}),
+        )
+    )
     seen = []
     with built_run(recipe, tmp_path / "w", validate=False) as run:
         run.train_loader.set_epoch(0)
@@ -73,8 +92,10 @@ def multi_hot_samples():
 
 
 def multi_hot_collate(items):
-    return {"pixel_values": torch.stack([s["pixel_values"] for s in items]),
-            "labels": torch.stack([s["labels"] for s in items])}
+    return {
+        "pixel_values": torch.stack([s["pixel_values"] for s in items]),
+        "labels": torch.stack([s["labels"] for s in items]),
+    }
 
 
 def test_mixup_and_cutmix_mix_multi_hot_targets():

@@ -129,9 +129,8 @@ def test_evaluation_through_it_gives_the_worker_loaders_metrics(mixed_files):
 def test_undecodable_files_are_marked_as_the_worker_loader_marks_them(mixed_files, tmp_path):
     (tmp_path / "train" / "cat" / "0.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")  # no header
     good = (tmp_path / "train" / "dog" / "1.jpg").read_bytes()
-    (tmp_path / "train" / "dog" / "1.jpg").write_bytes(good[:len(good) // 3])  # a header, then cut off
-    recipe = changed_recipe(mixed_files, skip_bad_images=True,
-                            train_pipeline=[{"type": "Resize", "size": [16, 16]}])
+    (tmp_path / "train" / "dog" / "1.jpg").write_bytes(good[: len(good) // 3])  # a header, then cut off
+    recipe = changed_recipe(mixed_files, skip_bad_images=True, train_pipeline=[{"type": "Resize", "size": [16, 16]}])
     workers = epoch_batches(recipe, "workers")
     on_device = epoch_batches(recipe, "cpu")
     assert_same_batches(workers, on_device)
@@ -142,37 +141,52 @@ def test_undecodable_files_are_marked_as_the_worker_loader_marks_them(mixed_file
 
 
 def test_transforms_outside_the_checked_list_are_errors_naming_them():
-    with pytest.raises(HfclsError, match=r"data.train_pipeline\[1\]: RandAugment cannot run with data.decode=cpu; "
-                                         r"supported: Resize, CenterCrop, RandomCrop, RandomResizedCrop first, then "
-                                         r"RandomHorizontalFlip, RandomVerticalFlip \(or set data.decode=workers\)"):
-        DevicePipeline([{"type": "RandomResizedCrop", "size": 8}, {"type": "RandAugment"}], "data.train_pipeline",
-                       "cpu")
+    with pytest.raises(
+        HfclsError,
+        match=r"data.train_pipeline\[1\]: RandAugment cannot run with data.decode=cpu; "
+        r"supported: Resize, CenterCrop, RandomCrop, RandomResizedCrop first, then "
+        r"RandomHorizontalFlip, RandomVerticalFlip \(or set data.decode=workers\)",
+    ):
+        DevicePipeline(
+            [{"type": "RandomResizedCrop", "size": 8}, {"type": "RandAugment"}], "data.train_pipeline", "cpu"
+        )
     with pytest.raises(HfclsError, match=r"\[1\]: RandomResizedCrop cannot run"):  # a flip first: order matters
         DevicePipeline([{"type": "RandomHorizontalFlip"}, {"type": "RandomResizedCrop", "size": 8}], "p", "cuda")
 
 
 def test_images_that_come_out_of_different_sizes_are_an_error(mixed_files):
-    with pytest.raises(HfclsError, match=r"data.train_pipeline: data.decode=cpu stacks the images .* came out "
-                                         r"\(3, 16, \d+\) and \(3, \d+, 16\); .* give Resize \[height, width\]"):
+    with pytest.raises(
+        HfclsError,
+        match=r"data.train_pipeline: data.decode=cpu stacks the images .* came out "
+        r"\(3, 16, \d+\) and \(3, \d+, 16\); .* give Resize \[height, width\]",
+    ):
         epoch_batches(changed_recipe(mixed_files, train_pipeline=[{"type": "Resize", "size": 16}]), "cpu")
 
 
 def test_cuda_without_a_gpu_names_the_key_and_the_fix():
-    with pytest.raises(HfclsError, match=r"^data.decode=cuda decodes on the GPU, and this process has none \(it runs "
-                                         r"on cpu\); set data.decode=cpu .* or data.decode=workers$"):
+    with pytest.raises(
+        HfclsError,
+        match=r"^data.decode=cuda decodes on the GPU, and this process has none \(it runs "
+        r"on cpu\); set data.decode=cpu .* or data.decode=workers$",
+    ):
         decode_device("cuda", torch.device("cpu"))
     assert decode_device("cpu", torch.device("cpu")) == torch.device("cpu")
 
 
 def test_in_memory_and_streams_keep_their_own_decoding(mixed_files):
-    with pytest.raises(HfclsError, match="data.in_memory decodes each split once itself; leave data.decode at "
-                                         "workers or set data.in_memory=false"):
+    with pytest.raises(
+        HfclsError,
+        match="data.in_memory decodes each split once itself; leave data.decode at workers or set data.in_memory=false",
+    ):
         load_recipe(mixed_files, ["data.in_memory=true", "data.decode=cpu"])
     recipe = load_recipe(mixed_files, ["data.decode=cpu"])
     stream = datasets.Dataset.from_dict({"image": [None], "label": [0]}).to_iterable_dataset()
     with accelerator_session(recipe) as accelerator:
-        with pytest.raises(HfclsError, match=r"a stream \(streaming: true\) decodes in its workers: set "
-                                             "data.decode=workers"):
+        with pytest.raises(
+            HfclsError,
+            match=r"a stream \(streaming: true\) decodes in its workers: set "
+            "data.decode=workers",
+        ):
             on_device_loader(stream, recipe.data, 0, accelerator, train=True, workers=0, batch_size=8)
 
 
@@ -183,9 +197,14 @@ def test_in_memory_and_streams_keep_their_own_decoding(mixed_files):
 def real_photos(tmp_path):
     """A recipe on 3 x 8 + 3 x 8 of the benchmark's 500x375 photo JPEGs, at 64 pixels."""
     benchmark_data().jpeg_folder(tmp_path / "photos", classes=3, per_class=8, val_per_class=8)
-    recipe = tiny_recipe_dict(tmp_path / "photos" / "train", tmp_path / "photos" / "val", data={
-        "train_pipeline": [{"type": "RandomResizedCrop", "size": 64}, {"type": "RandomHorizontalFlip"}],
-        "eval_pipeline": [{"type": "Resize", "size": 72}, {"type": "CenterCrop", "size": 64}]})
+    recipe = tiny_recipe_dict(
+        tmp_path / "photos" / "train",
+        tmp_path / "photos" / "val",
+        data={
+            "train_pipeline": [{"type": "RandomResizedCrop", "size": 64}, {"type": "RandomHorizontalFlip"}],
+            "eval_pipeline": [{"type": "Resize", "size": 72}, {"type": "CenterCrop", "size": 64}],
+        },
+    )
     return write_recipe(tmp_path / "real_photos.yaml", recipe)
 
 
@@ -214,7 +233,9 @@ def test_nvjpeg_evaluation_gives_the_cpu_predictions(real_photos):
     outputs = evaluated(real_photos, ("workers", "cuda"))
     logits_gap = (outputs["workers"].logits - outputs["cuda"].logits).abs().max().item()
     agree = (outputs["workers"].logits.argmax(1) == outputs["cuda"].logits.argmax(1)).float().mean().item()
-    print(f"nvJPEG against the CPU decoder, evaluation: largest logit difference {logits_gap:.4f}, "
-          f"{agree:.0%} of the predictions the same")
+    print(
+        f"nvJPEG against the CPU decoder, evaluation: largest logit difference {logits_gap:.4f}, "
+        f"{agree:.0%} of the predictions the same"
+    )
     assert torch.equal(outputs["workers"].labels, outputs["cuda"].labels) and len(outputs["cuda"].logits) == 24
     assert agree >= 0.9

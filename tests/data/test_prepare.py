@@ -43,13 +43,21 @@ def test_shrink_writes_parquet_shards_the_disk_source_reads(tmp_path):
     make_data.jpeg_folder(tmp_path / "photos", classes=2, per_class=3, val_per_class=1)
     small = tmp_path / "photos" / "val" / "class_001" / "00000.jpg"
     Image.new("RGB", (40, 30), (9, 90, 200)).save(small)  # already small: kept as it is
-    dsets = datasets.DatasetDict({split: load_source({"type": "imagefolder", "path": str(tmp_path / "photos" / split)},
-                                                     "data." + split) for split in ("train", "val")})
+    dsets = datasets.DatasetDict(
+        {
+            split: load_source({"type": "imagefolder", "path": str(tmp_path / "photos" / split)}, "data." + split)
+            for split in ("train", "val")
+        }
+    )
     written = shrink_splits(dsets, tmp_path / "out", short_side=100, rows_per_shard=4)
-    assert {split: (images, shards) for split, (images, shards, _) in written.items()} == {"train": (6, 2),
-                                                                                         "val": (2, 1)}
-    assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == ["train-00000-of-00002.parquet",
-                                                                               "train-00001-of-00002.parquet"]
+    assert {split: (images, shards) for split, (images, shards, _) in written.items()} == {
+        "train": (6, 2),
+        "val": (2, 1),
+    }
+    assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == [
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+    ]
     for split, source in dsets.items():
         copy = load_source({"type": "disk", "path": str(tmp_path / "out" / split)}, "data." + split)
         assert copy.features["label"].names == source.features["label"].names == ["class_000", "class_001"]

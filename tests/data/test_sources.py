@@ -7,12 +7,13 @@ import io
 import datasets
 import numpy as np
 import pytest
-from layouts import idx_bytes, isolated_cache, write_cifar10, write_imagenet, write_mnist, write_pickle  # noqa: F401
 from PIL import Image
 
 from hfcls.data.formats.cifar import CIFAR100_FINE
 from hfcls.data.sources import load_source
 from hfcls.errors import HfclsError
+
+from layouts import idx_bytes, isolated_cache, write_cifar10, write_imagenet, write_mnist, write_pickle  # noqa: F401
 
 
 def load(**spec):
@@ -39,10 +40,14 @@ def png_bytes(value):
 def local_hub_dataset(tmp_path):
     """A dataset folder with its own column names, loaded the way a Hub id is."""
     ds = datasets.Dataset.from_dict(
-        {"img": [{"bytes": png_bytes(v), "path": None} for v in (10, 20, 30)],
-         "fine": ["b", "a", "b"], "extra": [1, 2, 3]},
-        features=datasets.Features({"img": datasets.Image(), "fine": datasets.Value("string"),
-                                    "extra": datasets.Value("int64")}),
+        {
+            "img": [{"bytes": png_bytes(v), "path": None} for v in (10, 20, 30)],
+            "fine": ["b", "a", "b"],
+            "extra": [1, 2, 3],
+        },
+        features=datasets.Features(
+            {"img": datasets.Image(), "fine": datasets.Value("string"), "extra": datasets.Value("int64")}
+        ),
     )
     folder = tmp_path / "hubdata"
     folder.mkdir()
@@ -51,8 +56,9 @@ def local_hub_dataset(tmp_path):
 
 
 def test_hub_source_renames_columns_and_encodes_string_labels(local_hub_dataset):
-    ds = load_source({"type": "hub", "name": str(local_hub_dataset), "image_column": "img",
-                      "label_column": "fine"}, "data.train")
+    ds = load_source(
+        {"type": "hub", "name": str(local_hub_dataset), "image_column": "img", "label_column": "fine"}, "data.train"
+    )
     assert ds.column_names == ["image", "label"]
     assert ds.features["label"].names == ["a", "b"]
     assert [ds.features["label"].int2str(i) for i in ds["label"]] == ["b", "a", "b"]
@@ -60,16 +66,19 @@ def test_hub_source_renames_columns_and_encodes_string_labels(local_hub_dataset)
 
 
 def test_hub_source_with_a_wrong_column_suggests_one(local_hub_dataset):
-    with pytest.raises(HfclsError, match='no column \'imgs\' \\(did you mean "img"\\?\\)'):
+    with pytest.raises(HfclsError, match="no column 'imgs' \\(did you mean \"img\"\\?\\)"):
         load_source({"type": "hub", "name": str(local_hub_dataset), "image_column": "imgs"}, "data.train")
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"path": "x"}, "needs a type"),
-    ({"type": "imagefoldr", "path": "x"}, 'unknown source \'imagefoldr\' (did you mean "imagefolder"?)'),
-    ({"type": "imagefolder", "pth": "x"}, 'unknown key pth (did you mean "path"?)'),
-    ({"type": "imagefolder"}, "a imagefolder source needs path"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"path": "x"}, "needs a type"),
+        ({"type": "imagefoldr", "path": "x"}, "unknown source 'imagefoldr' (did you mean \"imagefolder\"?)"),
+        ({"type": "imagefolder", "pth": "x"}, 'unknown key pth (did you mean "path"?)'),
+        ({"type": "imagefolder"}, "a imagefolder source needs path"),
+    ],
+)
 def test_source_spec_errors(spec, message):
     with pytest.raises(HfclsError) as error:
         load_source(spec, "data.train")
@@ -113,15 +122,23 @@ def test_listed_file_that_does_not_exist(listed):
 
 def test_label_outside_the_classes(listed):
     spec = listed("ILSVRC2012_val_00000000.png 0\nILSVRC2012_val_00000001.png 3\n")
-    raises(r"ann\.txt line 2: label 3 is outside \[0, 3\) for the 3 classes of classes \['a', 'b', 'c'\]",
-           **spec, classes=["a", "b", "c"])
+    raises(
+        r"ann\.txt line 2: label 3 is outside \[0, 3\) for the 3 classes of classes \['a', 'b', 'c'\]",
+        **spec,
+        classes=["a", "b", "c"],
+    )
 
 
 def test_class_file_count_disagrees_with_labels(tmp_path):
     write_imagenet(tmp_path)
     (tmp_path / "two.txt").write_text("n01440764\nn01443537\n")
-    raises(r"val\.txt line 7: label 2 is outside \[0, 2\) for the 2 classes of classes .*two\.txt",
-           type="imagenet", root=str(tmp_path), split="val", classes=str(tmp_path / "two.txt"))
+    raises(
+        r"val\.txt line 7: label 2 is outside \[0, 2\) for the 2 classes of classes .*two\.txt",
+        type="imagenet",
+        root=str(tmp_path),
+        split="val",
+        classes=str(tmp_path / "two.txt"),
+    )
 
 
 def test_empty_annotation_file(listed):
@@ -129,10 +146,14 @@ def test_empty_annotation_file(listed):
 
 
 def test_missing_classes_file_and_annotation_file(tmp_path, listed):
-    raises(r"classes file .*nope\.txt does not exist", **listed("ILSVRC2012_val_00000000.png 0\n"),
-           classes=str(tmp_path / "nope.txt"))
-    raises(r"annotation file .*absent\.txt does not exist", type="annotation_list",
-           ann_file=str(tmp_path / "absent.txt"))
+    raises(
+        r"classes file .*nope\.txt does not exist",
+        **listed("ILSVRC2012_val_00000000.png 0\n"),
+        classes=str(tmp_path / "nope.txt"),
+    )
+    raises(
+        r"annotation file .*absent\.txt does not exist", type="annotation_list", ann_file=str(tmp_path / "absent.txt")
+    )
 
 
 # ----------------------------------------------------------------------------- imagenet folders
@@ -141,15 +162,24 @@ def test_missing_classes_file_and_annotation_file(tmp_path, listed):
 def test_imagenet_flat_val_without_list(tmp_path):
     write_imagenet(tmp_path)
     (tmp_path / "meta" / "val.txt").unlink()
-    raises(r"val has no class folders; for a flat folder give its list as .*/meta/val\.txt or set ann_file",
-           type="imagenet", root=str(tmp_path), split="val")
+    raises(
+        r"val has no class folders; for a flat folder give its list as .*/meta/val\.txt or set ann_file",
+        type="imagenet",
+        root=str(tmp_path),
+        split="val",
+    )
 
 
 def test_imagenet_unknown_class_folder_and_empty_split(tmp_path):
     write_imagenet(tmp_path, flat_val=False)
     (tmp_path / "meta" / "val.txt").unlink()
-    raises(r"class folder n01484850 is not among the 2 classes", type="imagenet", root=str(tmp_path), split="val",
-           classes=["n01440764", "n01443537"])
+    raises(
+        r"class folder n01484850 is not among the 2 classes",
+        type="imagenet",
+        root=str(tmp_path),
+        split="val",
+        classes=["n01440764", "n01443537"],
+    )
     for image in (tmp_path / "val").rglob("*.png"):
         image.unlink()
     raises(r"val: class folder n01440764 holds no images", type="imagenet", root=str(tmp_path), split="val")
@@ -166,8 +196,12 @@ def test_idx_wrong_magic_number(tmp_path):
     write_mnist(tmp_path)
     path = tmp_path / "t10k-labels-idx1-ubyte"
     path.write_bytes(idx_bytes(np.zeros((6, 28, 28), np.uint8)))  # an image file where labels belong
-    raises(r"t10k-labels-idx1-ubyte: wrong magic number 0x00000803 \(expected 0x00000801", type="mnist",
-           root=str(tmp_path), split="test")
+    raises(
+        r"t10k-labels-idx1-ubyte: wrong magic number 0x00000803 \(expected 0x00000801",
+        type="mnist",
+        root=str(tmp_path),
+        split="test",
+    )
 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
@@ -180,8 +214,13 @@ def test_idx_truncated_body(tmp_path, gz):
         path = path.with_name(path.name + ".gz")
         data = gzip.compress(data)
     path.write_bytes(data)
-    raises(r"t10k-images-idx3-ubyte(\.gz)? is truncated: its header promises 6 x 28 x 28 = 4,704 bytes, "
-           r"the file holds 4,604", type="mnist", root=str(tmp_path), split="test")
+    raises(
+        r"t10k-images-idx3-ubyte(\.gz)? is truncated: its header promises 6 x 28 x 28 = 4,704 bytes, "
+        r"the file holds 4,604",
+        type="mnist",
+        root=str(tmp_path),
+        split="test",
+    )
 
 
 def test_gz_cut_short(tmp_path):
@@ -194,8 +233,12 @@ def test_gz_cut_short(tmp_path):
 def test_idx_images_and_labels_of_different_lengths(tmp_path):
     write_mnist(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(5, np.uint8)))
-    raises(r"t10k-images-idx3-ubyte has 6 images but .*t10k-labels-idx1-ubyte has 5 labels", type="mnist",
-           root=str(tmp_path), split="test")
+    raises(
+        r"t10k-images-idx3-ubyte has 6 images but .*t10k-labels-idx1-ubyte has 5 labels",
+        type="mnist",
+        root=str(tmp_path),
+        split="test",
+    )
 
 
 def test_idx_empty_split_and_label_out_of_range(tmp_path):
@@ -216,16 +259,22 @@ def test_idx_one_file_of_a_pair_missing(tmp_path):
 # ----------------------------------------------------------------------------- cifar pickles
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"not a pickle at all", r"test_batch is not a CIFAR batch \(cannot unpickle it"),
-    ([1, 2, 3], r"test_batch is not a CIFAR batch: it holds a list, not a dict"),
-    ({"images": []}, r"test_batch is not a CIFAR batch: it has keys \['images'\], not data and labels"),
-    ({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, r"data is uint8 \(2, 100\), not N x 3072 uint8"),
-    ({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, r"test_batch: 2 images but 1 labels"),
-    ({"data": np.zeros((0, 3072), np.uint8), "labels": []}, r"test_batch holds no images"),
-    ({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]},
-     r"test_batch image 1: label 10 is outside \[0, 10\) for the 10 classes of the CIFAR meta file"),
-], ids=["garbage", "list", "keys", "shape", "lengths", "empty", "label"])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"not a pickle at all", r"test_batch is not a CIFAR batch \(cannot unpickle it"),
+        ([1, 2, 3], r"test_batch is not a CIFAR batch: it holds a list, not a dict"),
+        ({"images": []}, r"test_batch is not a CIFAR batch: it has keys \['images'\], not data and labels"),
+        ({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, r"data is uint8 \(2, 100\), not N x 3072 uint8"),
+        ({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, r"test_batch: 2 images but 1 labels"),
+        ({"data": np.zeros((0, 3072), np.uint8), "labels": []}, r"test_batch holds no images"),
+        (
+            {"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]},
+            r"test_batch image 1: label 10 is outside \[0, 10\) for the 10 classes of the CIFAR meta file",
+        ),
+    ],
+    ids=["garbage", "list", "keys", "shape", "lengths", "empty", "label"],
+)
 def test_not_a_cifar_batch(tmp_path, content, match):
     write_cifar10(tmp_path)
     batch = tmp_path / "cifar-10-batches-py" / "test_batch"
@@ -241,13 +290,21 @@ def test_cifar_missing_batch_and_bad_options(tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     raises(r"batch file .*data_batch_3 is missing", type="cifar10", root=str(tmp_path))
     raises(r"cifar10: split must be one of train, test, got 'val'", type="cifar10", root=str(tmp_path), split="val")
-    raises(r"labels must be fine or coarse, got 'fin' \(did you mean \"fine\"\?\)", type="cifar100",
-           root=str(tmp_path), labels="fin")
+    raises(
+        r"labels must be fine or coarse, got 'fin' \(did you mean \"fine\"\?\)",
+        type="cifar100",
+        root=str(tmp_path),
+        labels="fin",
+    )
 
 
 def test_unknown_recipe_key_names_the_source_keys(tmp_path):
-    raises(r"data\.train: unknown key data_prefix for a cifar10 source; its keys: root, split",
-           type="cifar10", root=str(tmp_path), data_prefix="x")
+    raises(
+        r"data\.train: unknown key data_prefix for a cifar10 source; its keys: root, split",
+        type="cifar10",
+        root=str(tmp_path),
+        data_prefix="x",
+    )
 
 
 # ----------------------------------------------------------------------------- disk
@@ -256,8 +313,11 @@ def test_unknown_recipe_key_names_the_source_keys(tmp_path):
 def test_disk_errors(tmp_path):
     raises(r"disk dataset .*absent does not exist", type="disk", path=str(tmp_path / "absent"))
     (tmp_path / "empty").mkdir()
-    raises(r"holds neither a save_to_disk dataset .* nor \.parquet or webdataset \.tar files", type="disk",
-           path=str(tmp_path / "empty"))
+    raises(
+        r"holds neither a save_to_disk dataset .* nor \.parquet or webdataset \.tar files",
+        type="disk",
+        path=str(tmp_path / "empty"),
+    )
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a"])})
     one = datasets.Dataset.from_dict({"image": [np.zeros((2, 2, 3), np.uint8)], "label": [0]}, features=features)
     datasets.DatasetDict({"train": one, "test": one}).save_to_disk(str(tmp_path / "dict"))
@@ -268,27 +328,42 @@ def test_disk_errors(tmp_path):
 # ----------------------------------------------------------------------------- Hub fallback
 
 
-@pytest.mark.parametrize("kind, hub_name, files", [
-    ("cifar10", "uoft-cs/cifar10", "cifar-10-python.tar.gz"),
-    ("cifar100", "uoft-cs/cifar100", "cifar-100-python.tar.gz"),
-    ("mnist", "ylecun/mnist", "train-images-idx3-ubyte and train-labels-idx1-ubyte"),
-    ("fashion_mnist", "zalando-datasets/fashion_mnist", "train-images-idx3-ubyte and train-labels-idx1-ubyte"),
-])
+@pytest.mark.parametrize(
+    "kind, hub_name, files",
+    [
+        ("cifar10", "uoft-cs/cifar10", "cifar-10-python.tar.gz"),
+        ("cifar100", "uoft-cs/cifar100", "cifar-100-python.tar.gz"),
+        ("mnist", "ylecun/mnist", "train-images-idx3-ubyte and train-labels-idx1-ubyte"),
+        ("fashion_mnist", "zalando-datasets/fashion_mnist", "train-images-idx3-ubyte and train-labels-idx1-ubyte"),
+    ],
+)
 def test_missing_root_offline_is_one_line_saying_where_files_go(tmp_path, kind, hub_name, files):
-    message = raises(rf"{kind}: .*{tmp_path}/nothing.* not found and {hub_name} cannot be loaded from the Hub",
-                     type=kind, root=str(tmp_path / "nothing"))
+    message = raises(
+        rf"{kind}: .*{tmp_path}/nothing.* not found and {hub_name} cannot be loaded from the Hub",
+        type=kind,
+        root=str(tmp_path / "nothing"),
+    )
     assert files in message
     assert "go online (unset HF_HUB_OFFLINE and HF_DATASETS_OFFLINE)" in message
 
 
 def fake_hub(image_column, label_column, names, calls):
     """What datasets.load_dataset returns for the Hub copy, recorded instead of downloaded."""
+
     def load_dataset(name, split):
         calls.append((name, split))
-        features = datasets.Features({image_column: datasets.Image(), label_column: datasets.ClassLabel(names=names),
-                                      "extra": datasets.Value("int64")})
-        return datasets.Dataset.from_dict({image_column: [np.full((2, 2, 3), 7, np.uint8)] * 2,
-                                           label_column: [len(names) - 1, 0], "extra": [0, 0]}, features=features)
+        features = datasets.Features(
+            {
+                image_column: datasets.Image(),
+                label_column: datasets.ClassLabel(names=names),
+                "extra": datasets.Value("int64"),
+            }
+        )
+        return datasets.Dataset.from_dict(
+            {image_column: [np.full((2, 2, 3), 7, np.uint8)] * 2, label_column: [len(names) - 1, 0], "extra": [0, 0]},
+            features=features,
+        )
+
     return load_dataset
 
 
@@ -311,7 +386,6 @@ def test_missing_fashion_mnist_root_keeps_hfcls_class_names(tmp_path, monkeypatc
     assert calls == [("zalando-datasets/fashion_mnist", "train")]
     assert ds.features["label"].names[0] == "T-shirt/top" and ds.features["label"].names[9] == "Ankle boot"
     assert list(ds["label"]) == [9, 0]
-
 
 
 # ----------------------------------------------------------------------------- image folders

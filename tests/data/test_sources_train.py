@@ -4,42 +4,55 @@ import json
 
 import numpy as np
 import pytest
+
+from hfcls.api import train
+from hfcls.data.build import build_datasets
+from hfcls.recipe import recipe_from_dict
+
 from conftest import tiny_recipe_dict
 from layouts import isolated_cache, write_cifar10, write_cifar100, write_imagenet, write_mnist  # noqa: F401
-
-from hfcls.data.build import build_datasets
-from hfcls.api import train
-from hfcls.recipe import recipe_from_dict
 
 
 def imagenet_sources(root):
     write_imagenet(root / "imagenet", per_class=4)
-    return ({"type": "imagenet", "root": str(root / "imagenet"), "split": "train"},
-            {"type": "imagenet", "root": str(root / "imagenet"), "split": "val"})
+    return (
+        {"type": "imagenet", "root": str(root / "imagenet"), "split": "train"},
+        {"type": "imagenet", "root": str(root / "imagenet"), "split": "val"},
+    )
 
 
 def annotation_list_sources(root):
     write_imagenet(root / "imagenet", per_class=4)
     meta = root / "imagenet" / "meta"
-    return tuple({"type": "annotation_list", "ann_file": str(meta / f"{split}.txt"),
-                  "data_prefix": str(root / "imagenet" / split), "classes": str(meta / "synsets.txt")}
-                 for split in ("train", "val"))
+    return tuple(
+        {
+            "type": "annotation_list",
+            "ann_file": str(meta / f"{split}.txt"),
+            "data_prefix": str(root / "imagenet" / split),
+            "classes": str(meta / "synsets.txt"),
+        }
+        for split in ("train", "val")
+    )
 
 
 def split_sources(kind, write, **keys):
     def sources(root):
         write(root / kind)
         return tuple({"type": kind, "root": str(root / kind), "split": split, **keys} for split in ("train", "test"))
+
     return sources
 
 
 def disk_sources(root):
     train_spec, val_spec = split_sources("cifar10", write_cifar10)(root)
-    dsets = build_datasets(recipe_from_dict(tiny_recipe_dict(None, None, data={"train": train_spec, "val": val_spec})
-                                            ).data, seed=0)
+    dsets = build_datasets(
+        recipe_from_dict(tiny_recipe_dict(None, None, data={"train": train_spec, "val": val_spec})).data, seed=0
+    )
     dsets.save_to_disk(str(root / "saved"))
-    return ({"type": "disk", "path": str(root / "saved"), "split": "train"},
-            {"type": "disk", "path": str(root / "saved"), "split": "val"})
+    return (
+        {"type": "disk", "path": str(root / "saved"), "split": "train"},
+        {"type": "disk", "path": str(root / "saved"), "split": "val"},
+    )
 
 
 SOURCES = {  # kind: (write the data and give train/val specs, class count, first class name)

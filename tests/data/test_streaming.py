@@ -8,8 +8,6 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import make_image_folder, tiny_recipe_dict
-from layouts import isolated_cache, save_numbered  # noqa: F401
 from PIL import Image
 
 from hfcls.api import train
@@ -19,6 +17,9 @@ from hfcls.engine.setup import accelerator_session
 from hfcls.errors import HfclsError
 from hfcls.recipe import recipe_from_dict
 
+from conftest import make_image_folder, tiny_recipe_dict
+from layouts import isolated_cache, save_numbered  # noqa: F401
+
 NAMES = ["cat", "dog", "fox"]
 
 
@@ -26,8 +27,19 @@ def stream_recipe(tmp_path, **data):
     """A recipe with a streaming train source and identity transforms."""
     save_numbered(tmp_path / "saved")
     spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
-    recipe = tiny_recipe_dict(None, None, data={"train": spec, "val": None, "batch_size": 4, "train_pipeline": [],
-                                                "steps_per_epoch": 2, "shuffle_buffer": 100, **data})
+    recipe = tiny_recipe_dict(
+        None,
+        None,
+        data={
+            "train": spec,
+            "val": None,
+            "batch_size": 4,
+            "train_pipeline": [],
+            "steps_per_epoch": 2,
+            "shuffle_buffer": 100,
+            **data,
+        },
+    )
     return recipe_from_dict(recipe)
 
 
@@ -56,8 +68,16 @@ def test_streaming_sources_read_back_exactly(tmp_path):
     (tmp_path / "parquet").mkdir()
     written.to_parquet(str(tmp_path / "parquet" / "train-00000-of-00001.parquet"))
     for path in ("saved", "parquet"):
-        stream = build_datasets(recipe_from_dict(tiny_recipe_dict(None, None, data={
-            "train": {"type": "disk", "path": str(tmp_path / path), "streaming": True}, "val": None})).data, seed=0)
+        stream = build_datasets(
+            recipe_from_dict(
+                tiny_recipe_dict(
+                    None,
+                    None,
+                    data={"train": {"type": "disk", "path": str(tmp_path / path), "streaming": True}, "val": None},
+                )
+            ).data,
+            seed=0,
+        )
         ds = stream["train"]
         assert isinstance(ds, datasets.IterableDataset)
         assert ds.features["label"].names == NAMES
@@ -77,8 +97,14 @@ def test_webdataset_tar_shards_stream(tmp_path):
                 info = tarfile.TarInfo(name)
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
-    spec = {"type": "disk", "path": str(tmp_path / "wds"), "streaming": True, "image_column": "png",
-            "label_column": "cls", "classes": NAMES}
+    spec = {
+        "type": "disk",
+        "path": str(tmp_path / "wds"),
+        "streaming": True,
+        "image_column": "png",
+        "label_column": "cls",
+        "classes": NAMES,
+    }
     ds = build_datasets(recipe_from_dict(tiny_recipe_dict(None, None, data={"train": spec, "val": None})).data, 0)
     rows = list(ds["train"])
     assert [row["label"] for row in rows] == [0, 1, 2, 0]
@@ -116,10 +142,13 @@ def test_one_epoch_from_a_stream(tmp_path):
     assert row["step"] == 3 and np.isfinite(row["loss"]) and 0 <= metrics["accuracy_top1"] <= 100
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"steps_per_epoch": None}, "a stream has no length: set data.steps_per_epoch"),
-    ({"train_val_split": 0.2}, "data.train_val_split cannot split a stream"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"steps_per_epoch": None}, "a stream has no length: set data.steps_per_epoch"),
+        ({"train_val_split": 0.2}, "data.train_val_split cannot split a stream"),
+    ],
+)
 def test_stream_recipe_errors(tmp_path, change, message):
     data = stream_data(tmp_path, **change)
     with pytest.raises(HfclsError, match=message):

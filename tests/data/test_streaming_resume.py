@@ -11,8 +11,6 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, tiny_recipe_dict, write_recipe
-from layouts import isolated_cache  # noqa: F401
 from safetensors.torch import load_file
 
 from hfcls.artifacts.checkpoint import read_state
@@ -21,6 +19,9 @@ from hfcls.data.build import build_datasets, build_train_loader
 from hfcls.engine.setup import accelerator_session
 from hfcls.errors import HfclsError
 from hfcls.recipe import recipe_from_dict
+
+from conftest import REPO, tiny_recipe_dict, write_recipe
+from layouts import isolated_cache  # noqa: F401
 
 NAMES = ["cat", "dog", "fox"]
 
@@ -36,9 +37,21 @@ def save_numbered(path, count, shards):
 def stream_recipe(tmp_path, workers, steps, count=40, shards=4):
     save_numbered(tmp_path / "saved", count, shards)
     spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
-    return recipe_from_dict(tiny_recipe_dict(None, None, data={
-        "train": spec, "val": None, "batch_size": 4, "train_pipeline": [], "num_workers": workers,
-        "steps_per_epoch": steps, "shuffle_buffer": 8}))
+    return recipe_from_dict(
+        tiny_recipe_dict(
+            None,
+            None,
+            data={
+                "train": spec,
+                "val": None,
+                "batch_size": 4,
+                "train_pipeline": [],
+                "num_workers": workers,
+                "steps_per_epoch": steps,
+                "shuffle_buffer": 8,
+            },
+        )
+    )
 
 
 def numbers(batch) -> list:
@@ -48,8 +61,7 @@ def numbers(batch) -> list:
 def read_epoch(recipe, epoch, resume_state=None, stop_after=None):
     """(numbers of the batches read, the loader's state after them) of one epoch, from a fresh loader."""
     with accelerator_session(recipe) as accelerator:
-        loader = build_train_loader(recipe, build_datasets(recipe.data, recipe.seed, ("train",))["train"],
-                                    accelerator)
+        loader = build_train_loader(recipe, build_datasets(recipe.data, recipe.seed, ("train",))["train"], accelerator)
         loader.set_epoch(epoch)
         if resume_state is not None:
             loader.load_state_dict(json.loads(json.dumps(resume_state)))  # as a checkpoint stores it
@@ -62,7 +74,7 @@ def read_epoch(recipe, epoch, resume_state=None, stop_after=None):
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_resumed_epoch_reads_what_the_uninterrupted_one_reads(tmp_path, isolated_cache, workers):
+def test_a_resumed_epoch_reads_what_the_uninterrupted_one_reads(tmp_path, workers):
     # 40 rows in 4 shards, batches of 4: a pass is 10 batches, so 15 steps start a second pass.
     recipe = stream_recipe(tmp_path, workers, steps=15)
     whole, _ = read_epoch(recipe, epoch=1)
@@ -77,7 +89,7 @@ def test_a_resumed_epoch_reads_what_the_uninterrupted_one_reads(tmp_path, isolat
     assert other != whole  # each epoch is shuffled anew
 
 
-def test_a_stream_resumes_only_with_its_worker_count(tmp_path, isolated_cache):
+def test_a_stream_resumes_only_with_its_worker_count(tmp_path):
     _, state = read_epoch(stream_recipe(tmp_path, workers=2, steps=4), epoch=0, stop_after=2)
     with pytest.raises(HfclsError, match="data.num_workers"):
         read_epoch(stream_recipe(tmp_path / "other", workers=1, steps=4), epoch=0, resume_state=state)
@@ -85,11 +97,16 @@ def test_a_stream_resumes_only_with_its_worker_count(tmp_path, isolated_cache):
 
 def start_training(args):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "hfcls.train", *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hfcls.train", *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def test_sigterm_in_a_streaming_epoch_resumes_at_the_next_batch(tmp_path, isolated_cache):
+def test_sigterm_in_a_streaming_epoch_resumes_at_the_next_batch(tmp_path):
     """The run hfcls-train stops on SIGTERM in the middle of a streaming epoch ends, after
     --resume-from auto, with exactly the weights of a run never stopped. Only the stopped run needs a
     process of its own; the two others train in this one."""
@@ -97,11 +114,21 @@ def test_sigterm_in_a_streaming_epoch_resumes_at_the_next_batch(tmp_path, isolat
     from hfcls.recipe import load_recipe
 
     save_numbered(tmp_path / "saved", count=64, shards=4)
-    data = {"train": {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}, "val": None,
-            "batch_size": 4, "train_pipeline": [], "num_workers": 2, "steps_per_epoch": 300, "shuffle_buffer": 8}
-    recipe = write_recipe(tmp_path / "r.yaml", tiny_recipe_dict(
-        None, None, data=data, train={"epochs": 1, "deterministic": True},
-        checkpoint={"interval_steps": 20}))
+    data = {
+        "train": {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True},
+        "val": None,
+        "batch_size": 4,
+        "train_pipeline": [],
+        "num_workers": 2,
+        "steps_per_epoch": 300,
+        "shuffle_buffer": 8,
+    }
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        tiny_recipe_dict(
+            None, None, data=data, train={"epochs": 1, "deterministic": True}, checkpoint={"interval_steps": 20}
+        ),
+    )
     train(load_recipe(recipe), tmp_path / "a", validate=False)
 
     work = tmp_path / "b"

@@ -1,10 +1,10 @@
 """hfcls-verify's library side: every image of every split decoded, bad files and out-of-range labels listed."""
 
-from conftest import make_image_folder, tiny_recipe_dict
-from layouts import bad_splits_recipe, save_numbered, isolated_cache  # noqa: F401
-
 from hfcls.data.verify import check_row, verify_datasets
 from hfcls.recipe import load_recipe, recipe_from_dict
+
+from conftest import make_image_folder, tiny_recipe_dict
+from layouts import bad_splits_recipe, isolated_cache, save_numbered  # noqa: F401
 
 
 def test_verify_passes_clean_data(tiny_recipe):
@@ -32,7 +32,6 @@ def test_verify_reads_streams(tmp_path):
     train_spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
     recipe = recipe_from_dict(tiny_recipe_dict(None, val, data={"train": train_spec, "steps_per_epoch": 1}))
     assert verify_datasets(recipe) == ([], 8, ["train", "val"])
-
 
 
 def test_verify_checks_every_label_of_a_multi_label_row(tmp_path, multilabel_data):

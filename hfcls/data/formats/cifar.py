@@ -52,8 +52,16 @@ CIFAR100 = {
 
 def cifar10(root: str, split: str = "train"):
     """CIFAR-10, `split` train (data_batch_1..5) or test (test_batch)."""
-    return _cifar("cifar10", CIFAR10, root, split, labels_key="labels", names_key="label_names",
-                  hub_label="label", hub_classes=CIFAR10_CLASSES)
+    return _cifar(
+        "cifar10",
+        CIFAR10,
+        root,
+        split,
+        labels_key="labels",
+        names_key="label_names",
+        hub_label="label",
+        hub_classes=CIFAR10_CLASSES,
+    )
 
 
 def cifar100(root: str, split: str = "train", labels: str = "fine"):
@@ -61,26 +69,45 @@ def cifar100(root: str, split: str = "train", labels: str = "fine"):
     if labels not in ("fine", "coarse"):
         hint = did_you_mean(labels, ["fine", "coarse"])
         raise HfclsError(f"cifar100: labels must be fine or coarse, got {labels!r}{hint}")
-    return _cifar("cifar100", CIFAR100, root, split, labels_key=f"{labels}_labels", names_key=f"{labels}_label_names",
-                  hub_label=f"{labels}_label", hub_classes=CIFAR100_FINE if labels == "fine" else CIFAR100_COARSE)
+    return _cifar(
+        "cifar100",
+        CIFAR100,
+        root,
+        split,
+        labels_key=f"{labels}_labels",
+        names_key=f"{labels}_label_names",
+        hub_label=f"{labels}_label",
+        hub_classes=CIFAR100_FINE if labels == "fine" else CIFAR100_COARSE,
+    )
 
 
-def _cifar(kind: str, layout: dict, root: str, split: str, labels_key: str, names_key: str, hub_label: str,
-           hub_classes: list):
+def _cifar(
+    kind: str, layout: dict, root: str, split: str, labels_key: str, names_key: str, hub_label: str, hub_classes: list
+):
     if split not in layout["splits"]:
         raise HfclsError(f"{kind}: split must be one of {', '.join(layout['splits'])}, got {split!r}")
     folder = _batches_folder(Path(root), layout)
     if folder is None:
-        return hub_fallback(kind, f"{Path(root) / layout['folder']}", layout["hub"], split, hub_label, hub_classes,
-                            files_hint=f"the extracted {layout['url'].rsplit('/', 1)[1]} ({layout['url']})")
+        return hub_fallback(
+            kind,
+            f"{Path(root) / layout['folder']}",
+            layout["hub"],
+            split,
+            hub_label,
+            hub_classes,
+            files_hint=f"the extracted {layout['url'].rsplit('/', 1)[1]} ({layout['url']})",
+        )
     names = _class_names(folder / layout["meta"], names_key)
     files = [folder / name for name in layout["splits"][split]]
     for file in files:
         if not file.is_file():
             raise HfclsError(f"{kind}: batch file {file} is missing; re-extract {layout['url'].rsplit('/', 1)[1]}")
     return cached_dataset(
-        _cifar_samples, {"files": [str(f) for f in files], "labels_key": labels_key, "names": tuple(names)},
-        names, files=files + [folder / layout["meta"]], key={"kind": kind, "labels": labels_key},
+        _cifar_samples,
+        {"files": [str(f) for f in files], "labels_key": labels_key, "names": tuple(names)},
+        names,
+        files=files + [folder / layout["meta"]],
+        key={"kind": kind, "labels": labels_key},
     )
 
 
@@ -131,8 +158,9 @@ def unpickle(file: Path) -> dict:
     try:
         content = load_plain(file.read_bytes(), NUMPY_ARRAYS, encoding="bytes")
     except UnsafePickle as error:
-        raise HfclsError(f"{file} is not a plain CIFAR file: {error}; nothing of it was run. Use the files "
-                         "of the original archive") from None
+        raise HfclsError(
+            f"{file} is not a plain CIFAR file: {error}; nothing of it was run. Use the files of the original archive"
+        ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
         raise HfclsError(f"{file} is not a CIFAR batch (cannot unpickle it: {error}); re-extract the archive") from None
     if not isinstance(content, dict):

@@ -31,9 +31,11 @@ def read_text(path, what: str) -> str:
     try:
         return Path(path).read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = error.object[:error.start].count(b"\n") + 1
-        raise HfclsError(f"{what} {path} line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
-                         "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+        line = error.object[: error.start].count(b"\n") + 1
+        raise HfclsError(
+            f"{what} {path} line {line}: not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+            "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def shown(name) -> str:
@@ -46,8 +48,9 @@ def check_utf8_name(path, where: str) -> None:
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        raise HfclsError(f"{where}: the file name {shown(path)} is not UTF-8; rename it "
-                         "(e.g. convmv -f latin1 -t utf-8)") from None
+        raise HfclsError(
+            f"{where}: the file name {shown(path)} is not UTF-8; rename it (e.g. convmv -f latin1 -t utf-8)"
+        ) from None
 
 
 def class_folder_images(folder: Path, extensions) -> dict:
@@ -67,15 +70,21 @@ def class_folder_images(folder: Path, extensions) -> dict:
         elif os.path.splitext(entry.name)[1].lower() in extensions:
             loose.append(entry.name)
     if not classes:
-        raise HfclsError(f"image folder {folder} has no class sub-folders; put each image in the folder of its "
-                         f"class ({folder}/<class>/<image>)")
+        raise HfclsError(
+            f"image folder {folder} has no class sub-folders; put each image in the folder of its "
+            f"class ({folder}/<class>/<image>)"
+        )
     if loose:
-        raise HfclsError(f"image folder {folder}: {shown(loose[0])} (and {len(loose) - 1} more) sit beside the "
-                         "class folders; move each image into the folder of its class")
+        raise HfclsError(
+            f"image folder {folder}: {shown(loose[0])} (and {len(loose) - 1} more) sit beside the "
+            "class folders; move each image into the folder of its class"
+        )
     for name, images in classes.items():
         if not images:
-            raise HfclsError(f"image folder {folder}: class folder {shown(name)} holds no images "
-                             f"({', '.join(sorted(extensions)[:6])}, ...); add its images or remove the folder")
+            raise HfclsError(
+                f"image folder {folder}: class folder {shown(name)} holds no images "
+                f"({', '.join(sorted(extensions)[:6])}, ...); add its images or remove the folder"
+            )
     return classes
 
 
@@ -90,8 +99,10 @@ def _folder_images(folder: Path, extensions) -> list:
         elif os.path.splitext(entry.name)[1].lower() in extensions:
             images.append(entry.name)
     if nested is not None:
-        raise HfclsError(f"image folder {folder.parent}: class folder {shown(folder.name)} holds a folder "
-                         f"({shown(nested)}); images must sit directly in their class folder")
+        raise HfclsError(
+            f"image folder {folder.parent}: class folder {shown(folder.name)} holds a folder "
+            f"({shown(nested)}); images must sit directly in their class folder"
+        )
     return images
 
 
@@ -102,8 +113,10 @@ def read_classes(classes, where: str) -> list | None:
     if isinstance(classes, str):
         path = Path(classes)
         if not path.is_file():
-            raise HfclsError(f"{where}: classes file {classes} does not exist; give a text file with "
-                             "one class name per line, or a list of names")
+            raise HfclsError(
+                f"{where}: classes file {classes} does not exist; give a text file with "
+                "one class name per line, or a list of names"
+            )
         names = [line.strip() for line in read_text(path, "classes file").splitlines() if line.strip()]
         origin = f"classes file {classes}"
     elif isinstance(classes, list):
@@ -134,7 +147,9 @@ def cached_dataset(generator, gen_kwargs: dict, names: list, files: list, key: d
     """
     try:
         return datasets.Dataset.from_generator(
-            generator, features=image_features(names), gen_kwargs=gen_kwargs,
+            generator,
+            features=image_features(names),
+            gen_kwargs=gen_kwargs,
             fingerprint=_fingerprint(files, {**key, "names": names}),
         )
     except DatasetGenerationError as error:
@@ -164,22 +179,28 @@ def check_listed_once(key: str, line: int, listed: dict, where: str) -> None:
     holds the line where each `key` (a normalised path or an id) was first seen."""
     first = listed.setdefault(key, line)
     if first != line:
-        raise HfclsError(f"{where}: {key} is listed again (first at line {first}); it would be trained and "
-                         "evaluated twice: list each image once")
+        raise HfclsError(
+            f"{where}: {key} is listed again (first at line {first}); it would be trained and "
+            "evaluated twice: list each image once"
+        )
 
 
 def check_label(label: int, names: list, where: str, origin: str) -> None:
     """A label must index the class list; `origin` says where the class list came from."""
     if not 0 <= label < len(names):
-        raise HfclsError(f"{where}: label {label} is outside [0, {len(names)}) for the {len(names)} classes "
-                         f"of {origin}; fix the label or the class list")
+        raise HfclsError(
+            f"{where}: label {label} is outside [0, {len(names)}) for the {len(names)} classes "
+            f"of {origin}; fix the label or the class list"
+        )
 
 
 def check_label_set(labels: list, names: list, where: str, origin: str, allow_empty: bool) -> None:
     """A multi-label row's class ids: each within the class list, at least one unless `allow_empty`."""
     if not labels and not allow_empty:
-        raise HfclsError(f"{where}: no labels; list the image's classes, or set allow_empty: true on this source "
-                         "if images may show none")
+        raise HfclsError(
+            f"{where}: no labels; list the image's classes, or set allow_empty: true on this source "
+            "if images may show none"
+        )
     for label in labels:
         check_label(label, names, where, origin)
 
@@ -188,6 +209,8 @@ def class_ids(labels: list, index: dict, where: str, origin: str) -> list:
     """Class names -> ids; a name outside the class list is an error naming `where`."""
     for name in labels:
         if name not in index:
-            raise HfclsError(f"{where}: label {name!r} is not among the {len(index)} classes of {origin}"
-                             f"{did_you_mean(name, index)}; fix the label or the class list")
+            raise HfclsError(
+                f"{where}: label {name!r} is not among the {len(index)} classes of {origin}"
+                f"{did_you_mean(name, index)}; fix the label or the class list"
+            )
     return [index[name] for name in labels]

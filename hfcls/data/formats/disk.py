@@ -11,8 +11,14 @@ from hfcls.data.formats.common import read_classes
 from hfcls.errors import HfclsError, did_you_mean
 
 
-def disk(path: str, split: str | None = None, image_column: str = "image", label_column: str = "label",
-         classes: list | str | None = None, streaming: bool = False):
+def disk(
+    path: str,
+    split: str | None = None,
+    image_column: str = "image",
+    label_column: str = "label",
+    classes: list | str | None = None,
+    streaming: bool = False,
+):
     """`path` written by `save_to_disk` (a Dataset or a DatasetDict), or a folder of parquet
     files or webdataset .tar shards (splits named by files or folders as on the Hub:
     `train-*.parquet`, `train/`); `split` picks one split when there are several.
@@ -24,18 +30,26 @@ def disk(path: str, split: str | None = None, image_column: str = "image", label
         try:
             loaded = datasets.load_from_disk(str(folder))
         except (OSError, ValueError, KeyError) as error:  # a damaged state.json, dataset_info.json or Arrow file
-            raise HfclsError(f"disk dataset {path} cannot be read ({' '.join(str(error).split())}); save it "
-                             "again with save_to_disk") from None
+            raise HfclsError(
+                f"disk dataset {path} cannot be read ({' '.join(str(error).split())}); save it again with save_to_disk"
+            ) from None
         if streaming:
             loaded = _as_stream(loaded)
     elif folder.is_dir() and (builder := _file_builder(folder)):
         loaded = datasets.load_dataset(builder, data_dir=str(folder), streaming=streaming)
     else:
-        raise HfclsError(f"{path} holds neither a save_to_disk dataset (state.json or dataset_dict.json) "
-                         "nor .parquet or webdataset .tar files")
+        raise HfclsError(
+            f"{path} holds neither a save_to_disk dataset (state.json or dataset_dict.json) "
+            "nor .parquet or webdataset .tar files"
+        )
     ds = _pick_split(loaded, split, path)
-    return standardize(ds, image_column, label_column, where=f"disk dataset {path}",
-                       classes=read_classes(classes, f"disk dataset {path}"))
+    return standardize(
+        ds,
+        image_column,
+        label_column,
+        where=f"disk dataset {path}",
+        classes=read_classes(classes, f"disk dataset {path}"),
+    )
 
 
 def _file_builder(folder: Path) -> str | None:
@@ -62,6 +76,7 @@ def _pick_split(loaded, split: str | None, path: str):
             return next(iter(loaded.values()))
         raise HfclsError(f"disk dataset {path} holds splits {', '.join(loaded)}; choose one with split:")
     if split not in loaded:
-        raise HfclsError(f"disk dataset {path} has no split {split!r}{did_you_mean(split, loaded)}; "
-                         f"its splits: {', '.join(loaded)}")
+        raise HfclsError(
+            f"disk dataset {path} has no split {split!r}{did_you_mean(split, loaded)}; its splits: {', '.join(loaded)}"
+        )
     return loaded[split]

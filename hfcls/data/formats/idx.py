@@ -24,21 +24,36 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 MNIST_CLASSES = [str(digit) for digit in range(10)]
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 UBYTE = 0x08
 
 
 def mnist(root: str, split: str = "train"):
     """MNIST handwritten digits (28x28 grey), `split` train or test; classes '0'..'9'."""
-    return _idx_dataset("mnist", root, split, MNIST_CLASSES, "ylecun/mnist",
-                        "http://yann.lecun.com/exdb/mnist/")
+    return _idx_dataset("mnist", root, split, MNIST_CLASSES, "ylecun/mnist", "http://yann.lecun.com/exdb/mnist/")
 
 
 def fashion_mnist(root: str, split: str = "train"):
     """Zalando's Fashion-MNIST (28x28 grey), `split` train or test."""
-    return _idx_dataset("fashion_mnist", root, split, FASHION_MNIST_CLASSES, "zalando-datasets/fashion_mnist",
-                        "https://github.com/zalandoresearch/fashion-mnist")
+    return _idx_dataset(
+        "fashion_mnist",
+        root,
+        split,
+        FASHION_MNIST_CLASSES,
+        "zalando-datasets/fashion_mnist",
+        "https://github.com/zalandoresearch/fashion-mnist",
+    )
 
 
 def _idx_dataset(kind: str, root: str, split: str, names: list, hub_name: str, url: str):
@@ -46,14 +61,26 @@ def _idx_dataset(kind: str, root: str, split: str, names: list, hub_name: str, u
         raise HfclsError(f"{kind}: split must be one of {', '.join(FILES)}, got {split!r}")
     found = [_find(Path(root), name) for name in FILES[split]]
     if not any(found):
-        return hub_fallback(kind, f"{Path(root) / FILES[split][0]}[.gz]", hub_name, split, "label", names,
-                            files_hint=f"{' and '.join(FILES[split])} (raw or .gz, from {url})")
+        return hub_fallback(
+            kind,
+            f"{Path(root) / FILES[split][0]}[.gz]",
+            hub_name,
+            split,
+            "label",
+            names,
+            files_hint=f"{' and '.join(FILES[split])} (raw or .gz, from {url})",
+        )
     for file, name in zip(found, FILES[split]):
         if file is None:
             raise HfclsError(f"{kind}: {Path(root) / name} (or .gz) is missing next to the other idx file")
     images, labels = found
-    return cached_dataset(_idx_samples, {"images": str(images), "labels": str(labels), "names": tuple(names)},
-                          names, files=found, key={"kind": kind})
+    return cached_dataset(
+        _idx_samples,
+        {"images": str(images), "labels": str(labels), "names": tuple(names)},
+        names,
+        files=found,
+        key={"kind": kind},
+    )
 
 
 def _find(root: Path, name: str) -> Path | None:
@@ -66,8 +93,10 @@ def _find(root: Path, name: str) -> Path | None:
 def _idx_samples(images: str, labels: str, names: list):
     pixels, targets = read_idx(Path(images), dims=3), read_idx(Path(labels), dims=1)
     if len(pixels) != len(targets):
-        raise HfclsError(f"{images} has {len(pixels)} images but {labels} has {len(targets)} labels; "
-                         "use the image and label files of the same split")
+        raise HfclsError(
+            f"{images} has {len(pixels)} images but {labels} has {len(targets)} labels; "
+            "use the image and label files of the same split"
+        )
     if not len(pixels):
         raise HfclsError(f"{images} holds no images; an empty split cannot be used")
     for index, (image, label) in enumerate(zip(pixels, targets)):
@@ -80,8 +109,10 @@ def read_idx(file: Path, dims: int) -> np.ndarray:
     data = _read_bytes(file)
     expected = bytes([0, 0, UBYTE, dims])
     if data[:4] != expected:
-        raise HfclsError(f"{file}: wrong magic number 0x{data[:4].hex()} (expected 0x{expected.hex()} for an "
-                         f"idx{dims}-ubyte file); is it the right file, fully downloaded?")
+        raise HfclsError(
+            f"{file}: wrong magic number 0x{data[:4].hex()} (expected 0x{expected.hex()} for an "
+            f"idx{dims}-ubyte file); is it the right file, fully downloaded?"
+        )
     header = 4 + 4 * dims
     if len(data) < header:
         raise HfclsError(f"{file} is truncated: {len(data)} bytes, shorter than its {header}-byte header")
@@ -89,8 +120,10 @@ def read_idx(file: Path, dims: int) -> np.ndarray:
     body, promised = len(data) - header, math.prod(shape)  # Python ints: np.prod wraps around past 2**63
     if body != promised:
         state = "truncated" if body < promised else "longer than its header says"
-        raise HfclsError(f"{file} is {state}: its header promises {' x '.join(map(str, shape))} = "
-                         f"{promised:,} bytes, the file holds {body:,}; download it again")
+        raise HfclsError(
+            f"{file} is {state}: its header promises {' x '.join(map(str, shape))} = "
+            f"{promised:,} bytes, the file holds {body:,}; download it again"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 

@@ -17,28 +17,56 @@ from pathlib import Path
 
 import datasets
 
-from hfcls.data.formats.common import (check_label, check_label_set, check_listed_once, class_folder_images,
-                                        image_features, leads_out, read_classes, read_text)
+from hfcls.data.formats.common import (
+    check_label,
+    check_label_set,
+    check_listed_once,
+    class_folder_images,
+    image_features,
+    leads_out,
+    read_classes,
+    read_text,
+)
 from hfcls.errors import HfclsError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 UNLABELED = -1
 
 
-def annotation_list(ann_file: str, data_prefix: str = "", classes: list | str | None = None, labels_sep: str = ",",
-                    allow_empty: bool = False, allow_outside_prefix: bool = False):
+def annotation_list(
+    ann_file: str,
+    data_prefix: str = "",
+    classes: list | str | None = None,
+    labels_sep: str = ",",
+    allow_empty: bool = False,
+    allow_outside_prefix: bool = False,
+):
     """`data_prefix/<path>` for each `path [label]` or `path label,label,...` line of `ann_file`; class
     names from `classes` (a list or a text file), else 0..max label. A path that leads out of
     `data_prefix` (absolute, or through `..`) is refused unless `allow_outside_prefix: true`."""
     if not labels_sep or labels_sep.isspace() or labels_sep.isdigit():
-        raise HfclsError(f"annotation_list {ann_file}: labels_sep {labels_sep!r} cannot separate labels; use a "
-                         "character that is neither a digit nor white space, such as ,")
-    return _listed_images(ann_file, data_prefix, read_classes(classes, "annotation_list"), f"classes {classes}",
-                          labels_sep, allow_empty, allow_outside_prefix)
+        raise HfclsError(
+            f"annotation_list {ann_file}: labels_sep {labels_sep!r} cannot separate labels; use a "
+            "character that is neither a digit nor white space, such as ,"
+        )
+    return _listed_images(
+        ann_file,
+        data_prefix,
+        read_classes(classes, "annotation_list"),
+        f"classes {classes}",
+        labels_sep,
+        allow_empty,
+        allow_outside_prefix,
+    )
 
 
-def imagenet(root: str, split: str = "train", classes: list | str | None = None, ann_file: str | None = None,
-             allow_outside_prefix: bool = False):
+def imagenet(
+    root: str,
+    split: str = "train",
+    classes: list | str | None = None,
+    ann_file: str | None = None,
+    allow_outside_prefix: bool = False,
+):
     """ImageNet as prepared for MMClassification: `root/{train,val}/`, `root/meta/{train,val}.txt`.
 
     Images are listed by `ann_file`, else by `root/meta/<split>.txt` when it exists,
@@ -54,16 +82,25 @@ def imagenet(root: str, split: str = "train", classes: list | str | None = None,
     origin = f"classes {classes}" if names else f"the class folders of {base / 'train'}"
     names = names or _class_folders(base / "train")
     if not names:
-        raise HfclsError(f"imagenet {root}: no class folders in {base / 'train'} to name the classes; "
-                         "set classes: to a list or a file such as meta/synsets.txt")
+        raise HfclsError(
+            f"imagenet {root}: no class folders in {base / 'train'} to name the classes; "
+            "set classes: to a list or a file such as meta/synsets.txt"
+        )
     ann = ann_file or (base / "meta" / f"{split}.txt")
     if ann_file is not None or Path(ann).is_file():
         return _listed_images(ann, base / split, names, origin, allow_outside_prefix=allow_outside_prefix)
     return _folder_images(base / split, names, origin)
 
 
-def _listed_images(ann_file, data_prefix, names: list | None, origin: str, labels_sep: str = ",",
-                   allow_empty: bool = False, allow_outside_prefix: bool = False) -> datasets.Dataset:
+def _listed_images(
+    ann_file,
+    data_prefix,
+    names: list | None,
+    origin: str,
+    labels_sep: str = ",",
+    allow_empty: bool = False,
+    allow_outside_prefix: bool = False,
+) -> datasets.Dataset:
     """`origin` says where `names` came from; without names, classes are numbered 0..max label."""
     entries = read_annotations(ann_file, labels_sep)
     if not allow_outside_prefix:
@@ -73,8 +110,9 @@ def _listed_images(ann_file, data_prefix, names: list | None, origin: str, label
         check_listed_once(os.path.normpath(path), line, listed, f"{ann_file} line {line}")
     labels = [label for _, label, _ in entries]
     multi_label = isinstance(labels[0], list)
-    names = names or [str(i) for i in range(max(max(label, default=0) if multi_label else label
-                                                for label in labels) + 1)]
+    names = names or [
+        str(i) for i in range(max(max(label, default=0) if multi_label else label for label in labels) + 1)
+    ]
     for _, label, line in entries:
         if multi_label:
             check_label_set(label, names, f"{ann_file} line {line}", origin, allow_empty)
@@ -85,10 +123,10 @@ def _listed_images(ann_file, data_prefix, names: list | None, origin: str, label
     if missing:
         path, line = missing[0]
         more = f" (and {len(missing) - 1} more listed files)" if len(missing) > 1 else ""
-        raise HfclsError(f"{ann_file} line {line}: image {path} does not exist{more}; "
-                         f"check data_prefix ({data_prefix}) or the list")
-    return datasets.Dataset.from_dict({"image": paths, "label": labels},
-                                      features=image_features(names, multi_label))
+        raise HfclsError(
+            f"{ann_file} line {line}: image {path} does not exist{more}; check data_prefix ({data_prefix}) or the list"
+        )
+    return datasets.Dataset.from_dict({"image": paths, "label": labels}, features=image_features(names, multi_label))
 
 
 def read_annotations(ann_file, labels_sep: str = ",") -> list:
@@ -102,9 +140,11 @@ def read_annotations(ann_file, labels_sep: str = ",") -> list:
         if not fields:
             continue
         if len(fields) > 2:
-            raise HfclsError(f"{ann_file} line {number}: {len(fields)} fields in {line.strip()!r}; "
-                             f"expected 'path label', 'path label{labels_sep}label...' or 'path' (no spaces in "
-                             "paths or between labels)")
+            raise HfclsError(
+                f"{ann_file} line {number}: {len(fields)} fields in {line.strip()!r}; "
+                f"expected 'path label', 'path label{labels_sep}label...' or 'path' (no spaces in "
+                "paths or between labels)"
+            )
         labels = fields[1].split(labels_sep) if len(fields) == 2 else []
         bad = next((label for label in labels if not (label.isascii() and label.isdigit())), None)  # '³'.isdigit()
         if bad is not None:
@@ -118,8 +158,10 @@ def read_annotations(ann_file, labels_sep: str = ",") -> list:
     first_labeled = entries[0][1] != UNLABELED
     odd = next((line for _, label, line in entries if (label != UNLABELED) != first_labeled), None)
     if odd is not None:
-        raise HfclsError(f"{ann_file} line {odd}: {'no label' if first_labeled else 'a label'} where line "
-                         f"{entries[0][2]} has {'one' if first_labeled else 'none'}; label every line or none")
+        raise HfclsError(
+            f"{ann_file} line {odd}: {'no label' if first_labeled else 'a label'} where line "
+            f"{entries[0][2]} has {'one' if first_labeled else 'none'}; label every line or none"
+        )
     return entries
 
 
@@ -128,8 +170,10 @@ def check_inside_prefix(entries: list, ann_file, data_prefix) -> None:
     for path, _, line in entries:
         if leads_out(path):
             prefix = data_prefix or "the current folder"
-            raise HfclsError(f"{ann_file} line {line}: {path} leads out of data_prefix ({prefix}); list paths "
-                             "inside it, or set allow_outside_prefix: true for this source")
+            raise HfclsError(
+                f"{ann_file} line {line}: {path} leads out of data_prefix ({prefix}); list paths "
+                "inside it, or set allow_outside_prefix: true for this source"
+            )
 
 
 def _class_folders(folder: Path) -> list:
@@ -142,8 +186,10 @@ def _folder_images(folder: Path, names: list, origin: str) -> datasets.Dataset:
     if not folder.is_dir():
         raise HfclsError(f"imagenet split folder {folder} does not exist; check root and split")
     if not _class_folders(folder):
-        raise HfclsError(f"{folder} has no class folders; for a flat folder give its list as "
-                         f"{folder.parent / 'meta' / (folder.name + '.txt')} or set ann_file")
+        raise HfclsError(
+            f"{folder} has no class folders; for a flat folder give its list as "
+            f"{folder.parent / 'meta' / (folder.name + '.txt')} or set ann_file"
+        )
     images = class_folder_images(folder.resolve(), IMAGE_EXTENSIONS)
     unknown = [name for name in images if name not in names]
     if unknown:

@@ -74,8 +74,10 @@ def _jsonl_rows(file: Path, labels_sep: str):
         try:
             row = json.loads(text)
         except json.JSONDecodeError as error:
-            raise HfclsError(f"{file} line {number}: not a JSON object ({error.msg}); write one object per line, "
-                             'e.g. {"file_name": "0001.png", "labels": ["cat", "dog"]}') from None
+            raise HfclsError(
+                f"{file} line {number}: not a JSON object ({error.msg}); write one object per line, "
+                'e.g. {"file_name": "0001.png", "labels": ["cat", "dog"]}'
+            ) from None
         kind = _row_kind(row, file, number, kind)
         labels = row[kind]
         if kind == "labels" and not (isinstance(labels, list) and all(isinstance(n, (str, int)) for n in labels)):
@@ -103,18 +105,23 @@ def check_names(names: list, labels_sep: str | None, where: str) -> None:
     that would otherwise become a class of its own."""
     for name in names:
         if any(unicodedata.category(c) == "Cc" for c in name):
-            raise HfclsError(f"{where}: the class name {name!r} holds a line break or control character; a "
-                             "name is one line of text: close every quote in a CSV file, or fix the label")
+            raise HfclsError(
+                f"{where}: the class name {name!r} holds a line break or control character; a "
+                "name is one line of text: close every quote in a CSV file, or fix the label"
+            )
         if labels_sep and labels_sep in name:
-            raise HfclsError(f"{where}: the class name {name!r} holds {labels_sep!r}, which separates class "
-                             "names (labels_sep); list each class as its own entry of labels")
+            raise HfclsError(
+                f"{where}: the class name {name!r} holds {labels_sep!r}, which separates class "
+                "names (labels_sep); list each class as its own entry of labels"
+            )
 
 
 def check_inside(path: str, folder: Path, where: str, field: str) -> None:
     """Refuse a listed path that leads out of `folder`: absolute, or climbing out through `..`."""
     if leads_out(path):
-        raise HfclsError(f"{where}: {field} {path} leads out of {folder}; name the image by its path inside "
-                         "that folder")
+        raise HfclsError(
+            f"{where}: {field} {path} leads out of {folder}; name the image by its path inside that folder"
+        )
 
 
 def _row_kind(row, file: Path, line: int, kind: str | None) -> str:
@@ -123,9 +130,12 @@ def _row_kind(row, file: Path, line: int, kind: str | None) -> str:
         raise HfclsError(f"{file} line {line}: no file_name field; each row names its image as file_name")
     found = [name for name in ("labels", "label") if row.get(name) is not None]
     if len(found) != 1:
-        raise HfclsError(f"{file} line {line}: give each row a labels field (a list of classes) or a label field "
-                         f"(one class), not {' and '.join(found) or 'neither'}")
+        raise HfclsError(
+            f"{file} line {line}: give each row a labels field (a list of classes) or a label field "
+            f"(one class), not {' and '.join(found) or 'neither'}"
+        )
     if kind is not None and found[0] != kind:
-        raise HfclsError(f"{file} line {line}: a {found[0]} field where the rows above have {kind}; "
-                         "give every row the same one")
+        raise HfclsError(
+            f"{file} line {line}: a {found[0]} field where the rows above have {kind}; give every row the same one"
+        )
     return found[0]

@@ -26,8 +26,28 @@ from hfcls.data.columns import DIFFICULT
 from hfcls.data.formats.common import check_listed_once, class_ids, image_features, read_classes, read_text
 from hfcls.errors import HfclsError
 
-VOC_CLASSES = ["aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
-               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+VOC_CLASSES = [
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+]
 
 
 def voc(root: str, split: str = "trainval", classes: list | str | None = None):
@@ -36,8 +56,10 @@ def voc(root: str, split: str = "trainval", classes: list | str | None = None):
     base = Path(root)
     ids_file = base / "ImageSets" / "Main" / f"{split}.txt"
     if not ids_file.is_file():
-        raise HfclsError(f"voc {root}: no image list {ids_file}; root is the VOC2007 or VOC2012 folder (holding "
-                         "JPEGImages/, Annotations/ and ImageSets/Main/) and split one of its lists")
+        raise HfclsError(
+            f"voc {root}: no image list {ids_file}; root is the VOC2007 or VOC2012 folder (holding "
+            "JPEGImages/, Annotations/ and ImageSets/Main/) and split one of its lists"
+        )
     names = read_classes(classes, f"voc {root}") or VOC_CLASSES
     origin = f"classes {classes}" if classes is not None else "PASCAL VOC"
     index = {name: i for i, name in enumerate(names)}
@@ -72,8 +94,9 @@ def read_objects(xml_file: Path, index: dict, origin: str) -> tuple:
         root = ET.fromstring(data)  # from the bytes: the parser decodes them as the file declares
     except ET.ParseError as error:
         line, column = error.position
-        raise HfclsError(f"{xml_file} line {line}, column {column}: the XML does not parse ({error}); fix or "
-                         "replace the file") from None
+        raise HfclsError(
+            f"{xml_file} line {line}, column {column}: the XML does not parse ({error}); fix or replace the file"
+        ) from None
     shown, hard = set(), set()
     for obj in root.iter("object"):
         name = (obj.findtext("name") or "").strip()
@@ -86,15 +109,20 @@ def read_objects(xml_file: Path, index: dict, origin: str) -> tuple:
 def check_image_id(image_id: str, where: str) -> None:
     """An id names JPEGImages/<id>.jpg and Annotations/<id>.xml: a plain name."""
     if image_id in (".", "..") or "/" in image_id or "\\" in image_id:
-        raise HfclsError(f"{where}: image id {image_id!r} leads out of JPEGImages/ and Annotations/; an id is "
-                         "a file name without its extension, such as 000005")
+        raise HfclsError(
+            f"{where}: image id {image_id!r} leads out of JPEGImages/ and Annotations/; an id is "
+            "a file name without its extension, such as 000005"
+        )
 
 
 def xml_text(data: bytes) -> str:
     """An XML file's text for finding line numbers: decoded as its byte-order mark or declaration
     says (the parser itself reads the bytes)."""
-    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-                          (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             return data.decode(encoding, errors="replace")
     declared = re.match(rb"<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']", data)
