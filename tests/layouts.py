@@ -140,11 +140,13 @@ def write_imagenet(
     return written
 
 
-def save_numbered(path: Path, count: int = 16, shards: int = 2, names=("cat", "dog", "fox")) -> datasets.Dataset:
-    """A save_to_disk dataset in `shards` files whose row i has a 4x4 image of grey level 10 * i and label
-    i % 3: the number survives decoding, so a test can tell which rows a loader read."""
+def save_numbered(
+    path: Path, count: int = 16, shards: int = 2, names=("cat", "dog", "fox"), grey_step: int = 10
+) -> datasets.Dataset:
+    """A save_to_disk dataset in `shards` files whose row i has a 4x4 image of grey level grey_step * i and
+    label i % 3: the number survives decoding, so a test can tell which rows a loader read."""
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(names))})
-    pixels = [np.full((4, 4, 3), 10 * i, np.uint8) for i in range(count)]
+    pixels = [np.full((4, 4, 3), grey_step * i, np.uint8) for i in range(count)]
     ds = datasets.Dataset.from_dict({"image": pixels, "label": [i % 3 for i in range(count)]}, features=features)
     ds.save_to_disk(str(path), num_shards=shards)
     return ds
@@ -155,6 +157,19 @@ def isolated_cache(tmp_path, monkeypatch):
     """A datasets cache per test: no test reuses another's Arrow files, ~/.cache stays clean."""
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-datasets-cache")
     return tmp_path / "hf-datasets-cache"
+
+
+def numbered_stream_recipe(tmp_path: Path, count: int = 16, shards: int = 2, grey_step: int = 10, **data):
+    """A Recipe that trains on a stream of save_numbered's rows, with identity transforms and no val split;
+    `data` sets the rest of its data section."""
+    from hfcls.recipe import recipe_from_dict
+
+    from conftest import tiny_recipe_dict
+
+    save_numbered(tmp_path / "saved", count, shards, grey_step=grey_step)
+    train = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
+    data = {"train": train, "val": None, "batch_size": 4, "train_pipeline": [], **data}
+    return recipe_from_dict(tiny_recipe_dict(None, None, data=data))
 
 
 def bad_splits_recipe(tmp_path) -> tuple:

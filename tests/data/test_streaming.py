@@ -18,29 +18,14 @@ from hfcls.errors import HfclsError
 from hfcls.recipe import recipe_from_dict
 
 from conftest import make_image_folder, tiny_recipe_dict
-from layouts import isolated_cache, save_numbered  # noqa: F401
+from layouts import isolated_cache, numbered_stream_recipe, save_numbered  # noqa: F401
 
 NAMES = ["cat", "dog", "fox"]
 
 
 def stream_recipe(tmp_path, **data):
     """A recipe with a streaming train source and identity transforms."""
-    save_numbered(tmp_path / "saved")
-    spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
-    recipe = tiny_recipe_dict(
-        None,
-        None,
-        data={
-            "train": spec,
-            "val": None,
-            "batch_size": 4,
-            "train_pipeline": [],
-            "steps_per_epoch": 2,
-            "shuffle_buffer": 100,
-            **data,
-        },
-    )
-    return recipe_from_dict(recipe)
+    return numbered_stream_recipe(tmp_path, **{"steps_per_epoch": 2, "shuffle_buffer": 100, **data})
 
 
 def stream_data(tmp_path, **data):

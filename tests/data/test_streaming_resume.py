@@ -7,8 +7,6 @@ import subprocess
 import sys
 import time
 
-import datasets
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -18,39 +16,16 @@ from hfcls.artifacts.run_dir import find_latest_checkpoint
 from hfcls.data.build import build_datasets, build_train_loader
 from hfcls.engine.setup import accelerator_session
 from hfcls.errors import HfclsError
-from hfcls.recipe import recipe_from_dict
 
 from conftest import REPO, tiny_recipe_dict, write_recipe
-from layouts import isolated_cache  # noqa: F401
+from layouts import isolated_cache, numbered_stream_recipe, save_numbered  # noqa: F401
 
 NAMES = ["cat", "dog", "fox"]
 
 
-def save_numbered(path, count, shards):
-    """Rows whose 4x4 image holds its own number (grey level = number): it survives decoding."""
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=NAMES)})
-    pixels = [np.full((4, 4, 3), i, np.uint8) for i in range(count)]
-    ds = datasets.Dataset.from_dict({"image": pixels, "label": [i % 3 for i in range(count)]}, features=features)
-    ds.save_to_disk(str(path), num_shards=shards)
-
-
-def stream_recipe(tmp_path, workers, steps, count=40, shards=4):
-    save_numbered(tmp_path / "saved", count, shards)
-    spec = {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True}
-    return recipe_from_dict(
-        tiny_recipe_dict(
-            None,
-            None,
-            data={
-                "train": spec,
-                "val": None,
-                "batch_size": 4,
-                "train_pipeline": [],
-                "num_workers": workers,
-                "steps_per_epoch": steps,
-                "shuffle_buffer": 8,
-            },
-        )
+def stream_recipe(tmp_path, workers, steps):
+    return numbered_stream_recipe(
+        tmp_path, count=40, shards=4, grey_step=1, num_workers=workers, steps_per_epoch=steps, shuffle_buffer=8
     )
 
 
@@ -113,7 +88,7 @@ def test_sigterm_in_a_streaming_epoch_resumes_at_the_next_batch(tmp_path):
     from hfcls.api import train
     from hfcls.recipe import load_recipe
 
-    save_numbered(tmp_path / "saved", count=64, shards=4)
+    save_numbered(tmp_path / "saved", count=64, shards=4, grey_step=1)
     data = {
         "train": {"type": "disk", "path": str(tmp_path / "saved"), "streaming": True},
         "val": None,
