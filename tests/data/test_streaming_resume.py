@@ -20,8 +20,6 @@ from hfcls.errors import HfclsError
 from conftest import REPO, tiny_recipe_dict, write_recipe
 from layouts import isolated_cache, numbered_stream_recipe, save_numbered  # noqa: F401
 
-NAMES = ["cat", "dog", "fox"]
-
 
 def stream_recipe(tmp_path, workers, steps):
     return numbered_stream_recipe(
