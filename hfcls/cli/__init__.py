@@ -11,7 +11,7 @@ import gc
 import sys
 from contextlib import contextmanager
 
-from hfcls.cli.types import Output
+from hfcls.cli.types import Output, output_stem
 from hfcls.errors import HfclsError
 from hfcls.files import STORAGE_ERRNOS, check_output
 
@@ -136,6 +136,16 @@ def add_ema_flags(parser) -> None:
         const=False,
         help="a training checkpoint's raw weights, even when it holds EMA weights",
     )
+
+
+def add_release_flags(parser, example: str) -> None:
+    """What the commands that write a release named by its hash take: OUT, --date, --recipe,
+    --overwrite and the EMA choice."""
+    parser.add_argument("out", metavar="OUT", type=output_stem, help=f"output path without the hash, e.g. {example}")
+    parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash> (MMClassification's form)")
+    parser.add_argument("--recipe", help="the training recipe, for a bare .safetensors file")
+    parser.add_overwrite("an OUT-<hash> file and folder")
+    add_ema_flags(parser)
 
 
 def console_and_recipe(recipe_path: str | None):

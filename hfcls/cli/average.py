@@ -3,20 +3,13 @@ the checkpoints' (timm's avg_checkpoints.py), published as OUT-<sha256[:8]>.safe
 
 from __future__ import annotations
 
-from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
-from hfcls.cli.types import output_stem
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_release_flags, cli_entry, console_and_recipe, heavy_imports
 
 
 def parse_args(argv=None):
     parser = CommandParser(prog="hfcls-average", description=__doc__.splitlines()[0], epilog=RECIPE_RUNS_CODE)
     parser.add_argument("checkpoints", nargs="+", metavar="CKPT", help="two or more artifacts of one architecture")
-    parser.add_argument(
-        "out", metavar="OUT", type=output_stem, help="output path without the hash, e.g. release/resnet50_avg"
-    )
-    parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash>")
-    parser.add_argument("--recipe", help="the training recipe, for bare .safetensors files")
-    parser.add_overwrite("an OUT-<hash> file and folder")
-    add_ema_flags(parser)
+    add_release_flags(parser, "release/resnet50_avg")
     return parser.check_outputs(parser.parse_args(argv))
 
 

@@ -8,8 +8,7 @@ folder of the same name.
 
 from __future__ import annotations
 
-from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_ema_flags, cli_entry, console_and_recipe, heavy_imports
-from hfcls.cli.types import output_stem
+from hfcls.cli import RECIPE_RUNS_CODE, CommandParser, add_release_flags, cli_entry, console_and_recipe, heavy_imports
 
 
 def parse_args(argv=None):
@@ -17,13 +16,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "source", metavar="IN", help="a checkpoints/epoch_N folder, a Hugging Face folder or a .safetensors file"
     )
-    parser.add_argument(
-        "out", metavar="OUT", type=output_stem, help="output path without the hash, e.g. release/resnet50_in1k"
-    )
-    parser.add_argument("--date", action="store_true", help="name it OUT_<YYYYMMDD>-<hash> (MMClassification's form)")
-    parser.add_argument("--recipe", help="the training recipe, for a bare .safetensors file")
-    parser.add_overwrite("an OUT-<hash> file and folder")
-    add_ema_flags(parser)
+    add_release_flags(parser, "release/resnet50_in1k")
     return parser.check_outputs(parser.parse_args(argv))
 
 
