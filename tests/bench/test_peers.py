@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -128,6 +129,15 @@ def test_the_cpu_time_of_a_command_is_split_between_it_and_its_children():
     wall, lines, cpu = run_timed([sys.executable, "-c", code], dict(os.environ))
     assert lines[-1][1] == "done" and wall >= 0.9
     assert 0.3 <= cpu["main"] < 0.55 and 0.6 <= cpu["workers"] < 0.85
+
+
+def test_a_command_that_hangs_is_stopped_at_the_timeout():
+    started = time.monotonic()
+    with pytest.raises(HfclsError, match="ran past 1 s and was stopped"):
+        run_timed(
+            [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(600)"], dict(os.environ), timeout=1
+        )
+    assert time.monotonic() - started < 30
 
 
 def test_timm_lines_read_back_into_the_figures():

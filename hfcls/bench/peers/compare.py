@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -313,11 +314,18 @@ def run_timed(command: list, env: dict, cwd=None, timeout: float = 3600) -> tupl
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd, bufsize=1
     )
     sampler = ChildrenCpu(process.pid)
+    deadline = threading.Timer(timeout, process.kill)  # a hung tool must not hang the benchmark
+    deadline.start()
     lines = []
-    for line in process.stdout:
-        lines.append((time.perf_counter() - start, line.rstrip("\n")))
-    status, main, workers = wait_and_split(process, sampler, timeout)
+    try:
+        for line in process.stdout:
+            lines.append((time.perf_counter() - start, line.rstrip("\n")))
+        status, main, workers = wait_and_split(process, sampler)
+    finally:
+        deadline.cancel()
     wall = time.perf_counter() - start
+    if wall >= timeout and status != 0:
+        raise HfclsError(f"{' '.join(command[:4])} ... ran past {timeout:.0f} s and was stopped")
     if status != 0:
         last = next((text.strip() for _, text in reversed(lines) if text.strip()), "no output")
         raise HfclsError(f"{' '.join(command[:4])} ... failed with status {status}; its last line: {last}")

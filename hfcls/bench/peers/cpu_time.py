@@ -44,7 +44,7 @@ class ChildrenCpu:
         return sum(self.seen.values())
 
 
-def wait_and_split(popen, sampler: ChildrenCpu, timeout: float) -> tuple:
+def wait_and_split(popen, sampler: ChildrenCpu) -> tuple:
     """Wait for `popen` to exit; (exit status, its own CPU seconds, its children's CPU seconds)."""
     os.waitid(os.P_PID, popen.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped: /proc still has it
     try:
@@ -52,5 +52,5 @@ def wait_and_split(popen, sampler: ChildrenCpu, timeout: float) -> tuple:
         own, waited = times.user + times.system, times.children_user + times.children_system
     except psutil.Error:
         own = waited = float("nan")
-    status = popen.wait(timeout=timeout)
+    status = popen.wait()  # it has exited: this only reaps it
     return status, own, max(waited, sampler.stop())
