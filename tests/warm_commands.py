@@ -40,7 +40,7 @@ def warm_commands(env: dict, scripts: dict):
     """A folder of shims for `python` and each of `scripts` ({name: module}), to put first on PATH."""
     with tempfile.TemporaryDirectory(prefix="warm-") as folder:
         folder = Path(folder)
-        address = str(folder / "server.sock")
+        address = f"hfcls-warm-{folder.name}"
         server = subprocess.Popen(
             [sys.executable, __file__, address, json.dumps(scripts)], env=env, stdout=subprocess.PIPE, text=True
         )
@@ -69,7 +69,7 @@ def call(address: str, name: str) -> None:
     """The shim: run `name sys.argv[1:]` in the server, on this process's streams, and exit as it did."""
     request = {"name": name, "argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}
     with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
-        conn.connect(address)
+        conn.connect(abstract(address))
         socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
         status = int(conn.recv(64))
     if status < 0:  # killed by a signal: die of the same one
@@ -78,11 +78,16 @@ def call(address: str, name: str) -> None:
     sys.exit(status)
 
 
+def abstract(address: str) -> str:
+    """Linux's abstract socket namespace: no path that a long TMPDIR could push past an address's 108 bytes."""
+    return "\0" + address
+
+
 def serve(address: str, scripts: dict) -> None:
     for module in PRELOAD:
         importlib.import_module(module)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    listener.bind(address)
+    listener.bind(abstract(address))
     listener.listen()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the handlers
     print("ready", flush=True)
