@@ -127,12 +127,18 @@ def write_recipe(path: Path, recipe: dict) -> Path:
     return path
 
 
+def make_tiny_data(root: Path) -> tuple:
+    """(train_dir, val_dir) under root/data: 3 classes, 8 + 4 images each, 16x16 RGB PNG."""
+    return (
+        make_image_folder(root / "data" / "train", per_class=8, seed=0),
+        make_image_folder(root / "data" / "val", per_class=4, seed=1),
+    )
+
+
 @pytest.fixture
 def tiny_data(tmp_path):
-    """(train_dir, val_dir): 3 classes, 8 + 4 images each, 16x16 RGB PNG."""
-    train = make_image_folder(tmp_path / "data" / "train", per_class=8, seed=0)
-    val = make_image_folder(tmp_path / "data" / "val", per_class=4, seed=1)
-    return train, val
+    """(train_dir, val_dir): make_tiny_data in this test's folder."""
+    return make_tiny_data(tmp_path)
 
 
 @pytest.fixture
@@ -364,8 +370,7 @@ def cifar_resnet_run(tmp_path_factory):
         from hfcls.api import train
         from hfcls.recipe import recipe_from_dict
 
-        train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
-        val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
+        train_dir, val_dir = make_tiny_data(root)
         train(
             recipe_from_dict(
                 tiny_recipe_dict(train_dir, val_dir, model={"config": TINY_CIFAR_RESNET}, train={"publish": True})
@@ -385,8 +390,7 @@ def two_epoch_run(tmp_path_factory):
         from hfcls.api import train
         from hfcls.recipe import load_recipe
 
-        train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
-        val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
+        train_dir, val_dir = make_tiny_data(root)
         recipe = write_recipe(
             root / "tiny.yaml",
             tiny_recipe_dict(train_dir, val_dir, train={"epochs": 2, "publish": True, "log_with": ["tensorboard"]}),
@@ -406,10 +410,7 @@ def lora_run(tmp_path_factory):
         from hfcls.api import train
         from hfcls.recipe import load_recipe
 
-        data = (
-            make_image_folder(root / "data" / "train", per_class=8, seed=0),
-            make_image_folder(root / "data" / "val", per_class=4, seed=1),
-        )
+        data = make_tiny_data(root)
         recipe = write_recipe(
             root / "lora.yaml",
             tiny_recipe_dict(

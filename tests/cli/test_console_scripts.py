@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from commands import console_scripts, ok, run, user_error
-from conftest import REPO, make_image_folder, tiny_recipe_dict, write_recipe
+from conftest import REPO, make_image_folder, make_tiny_data, tiny_recipe_dict, write_recipe
 from layouts import write_voc
 
 # One worker builds `trained` (an hfcls-train subprocess) and runs every test that reads it.
@@ -27,8 +27,7 @@ pytestmark = pytest.mark.xdist_group("console_scripts")
 def trained(tmp_path_factory):
     """(folder, recipe, work dir) of a 2-epoch EMA run that hfcls-train itself made."""
     root = tmp_path_factory.mktemp("cli")
-    train_dir = make_image_folder(root / "data" / "train", per_class=8, seed=0)
-    val_dir = make_image_folder(root / "data" / "val", per_class=4, seed=1)
+    train_dir, val_dir = make_tiny_data(root)
     recipe = write_recipe(
         root / "tiny.yaml",
         tiny_recipe_dict(

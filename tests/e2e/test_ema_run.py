@@ -13,7 +13,7 @@ from hfcls.evaluation.request import EvalRequest
 from hfcls.logs import read_jsonl
 from hfcls.recipe import load_recipe
 
-from conftest import make_image_folder, tiny_recipe_dict, write_recipe
+from conftest import make_tiny_data, tiny_recipe_dict, write_recipe
 
 pytestmark = pytest.mark.xdist_group("ema_run")  # one worker trains the run, once, for all its readers
 
@@ -23,10 +23,7 @@ def ema_run(tmp_path_factory):
     """(recipe, work dir) of 3 epochs with an EMA that lags the raw weights, checkpoint and evaluation each epoch;
     its data in data/ beside the work dir."""
     root = tmp_path_factory.mktemp("ema_run")
-    data = (
-        make_image_folder(root / "data" / "train", per_class=8, seed=0),
-        make_image_folder(root / "data" / "val", per_class=4, seed=1),
-    )
+    data = make_tiny_data(root)
     recipe = write_recipe(
         root / "ema.yaml",
         tiny_recipe_dict(*data, train={"epochs": 3, "ema": {"decay": 0.9, "warmup": False}, "publish": True}),

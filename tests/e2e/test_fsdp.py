@@ -26,7 +26,7 @@ from hfcls.recipe import load_recipe
 from conftest import (
     REPO,
     deterministic_rows,
-    make_image_folder,
+    make_tiny_data,
     max_difference,
     tiny_recipe_dict,
     weights,
@@ -93,10 +93,7 @@ def launch(warm_bin: Path, config: str, port: int, script, *args) -> subprocess.
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("fsdp")
-    data = (
-        make_image_folder(root / "data" / "train", per_class=8, seed=0),
-        make_image_folder(root / "data" / "val", per_class=4, seed=1),
-    )
+    data = make_tiny_data(root)
     recipe = write_recipe(
         root / "vit.yaml",
         tiny_recipe_dict(

@@ -95,13 +95,10 @@ def recipe_dict(tiny_data):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    from conftest import make_image_folder
+    from conftest import make_tiny_data
 
     root = tmp_path_factory.mktemp("kill_points")
-    data = (
-        make_image_folder(root / "data" / "train", per_class=8, seed=0),
-        make_image_folder(root / "data" / "val", per_class=4, seed=1),
-    )
+    data = make_tiny_data(root)
     recipe = write_recipe(root / "r.yaml", recipe_dict(data))
     train(load_recipe(recipe), root / "straight")
     return recipe, root / "straight"
