@@ -8,6 +8,7 @@ run so once, for the exit-code contract (tests/cli/test_console_scripts.py). Eve
 import configparser
 import importlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,25 +30,22 @@ def launch_env(*path_first, warm: Path | None = None, **variables) -> dict:
     return env
 
 
-def two_process_launch(port: int, python=sys.executable) -> list:
-    """`accelerate launch` of two CPU processes on this machine, up to the `-m MODULE ...` it runs."""
-    return [
-        str(python),
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(port),
-        "-m",
-    ]
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_processes(warm_bin: Path, module: str, *args, port: int | None = None, cwd=None, **variables):
+    """`accelerate launch` of `-m module args` on two CPU processes of this machine (gloo), started warm
+    (the warm_bin fixture), `variables` added to the environment; the launch must succeed."""
+    launch = ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port or free_port())]
+    command = [str(warm_bin / "python"), *launch, "-m", module, *map(str, args)]
+    env = launch_env(warm=warm_bin, **variables)
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
 
 
 def console_scripts() -> dict:

@@ -5,8 +5,6 @@ multi-label run resumes mid-epoch exactly."""
 
 import json
 import shutil
-import socket
-import subprocess
 
 import numpy as np
 import pytest
@@ -20,7 +18,7 @@ from hfcls.logs import read_jsonl
 from hfcls.metrics import MULTI_LABEL_METRICS
 from hfcls.recipe import load_recipe
 
-from commands import launch_env, two_process_launch
+from commands import run_two_processes
 from conftest import (
     deterministic_rows,
     make_multilabel_folder,
@@ -101,20 +99,9 @@ def test_pipelines_and_a_moved_published_file_give_the_same_sigmoid_scores(
             ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(warm_bin, *args, cwd=None, port=None):
+def launch(warm_bin, *args, cwd=None):
     """`accelerate launch` of two CPU processes (gloo) running `-m module args...`."""
-    env = launch_env(warm=warm_bin, ACCELERATE_USE_CPU=1, CUDA_VISIBLE_DEVICES="")
-    command = [
-        *two_process_launch(port or free_port(), warm_bin / "python"),
-        *map(str, args),
-    ]
-    return subprocess.run(command, env=env, check=True, timeout=300, cwd=cwd, capture_output=True, text=True)
+    return run_two_processes(warm_bin, *args, cwd=cwd, ACCELERATE_USE_CPU=1, CUDA_VISIBLE_DEVICES="")
 
 
 def test_two_processes_evaluate_every_multilabel_metric_as_one(

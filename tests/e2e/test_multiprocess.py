@@ -9,7 +9,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from hfcls.predict.forward import predict
 from hfcls.predict.inputs import recipe_inputs
 from hfcls.recipe import load_recipe
 
-from commands import launch_env, two_process_launch
+from commands import launch_env, run_two_processes
 from conftest import (
     ALL_METRICS,
     REPO,
@@ -297,13 +296,7 @@ def test_dist_test_evaluates_each_image_once_on_two_processes(tmp_path, tiny_dat
 def train_on_two_cpu_processes(warm_bin: Path, port: int, recipe, *args) -> None:
     """hfcls-train RECIPE ARGS on two gloo processes of this machine."""
     # Without a GPU, Accelerate runs a --multi_gpu launch as MULTI_CPU only when told to use the CPU.
-    env = launch_env(warm=warm_bin, ACCELERATE_USE_CPU=1)
-    launch = [
-        *two_process_launch(port, warm_bin / "python"),
-        "hfcls.cli.train",
-        str(recipe),
-    ]
-    subprocess.run([*launch, *map(str, args)], env=env, check=True, capture_output=True, timeout=300)
+    run_two_processes(warm_bin, "hfcls.cli.train", recipe, *args, port=port, ACCELERATE_USE_CPU=1)
 
 
 def test_two_process_mid_epoch_resume_is_exact(tmp_path, warm_bin):
@@ -389,35 +382,25 @@ def test_two_processes_evaluate_every_sample_once(trained_digits, best_results, 
         EvalRequest(load_recipe(recipe), work / "best", metrics=neighbours, metric_options={"topk": [1, 3], "k": 7})
     ).metrics
     out = tmp_path / "two.json"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = launch_env(warm=warm_bin, CUDA_VISIBLE_DEVICES="")
-    run = subprocess.run(
-        [
-            *two_process_launch(port, warm_bin / "python"),
-            "hfcls.cli.eval",
-            str(recipe),
-            str(work / "best"),
-            "--metrics",
-            *ALL_METRICS,
-            *neighbours,
-            "--metric-options",
-            "topk=1,3",
-            "k=7",
-            "--out",
-            str(out),
-            "--out-items",
-            "metrics",
-            "pred",
-            "class_scores",
-        ],
-        env=env,
-        check=True,
-        timeout=300,
+    run = run_two_processes(
+        warm_bin,
+        "hfcls.cli.eval",
+        recipe,
+        work / "best",
+        "--metrics",
+        *ALL_METRICS,
+        *neighbours,
+        "--metric-options",
+        "topk=1,3",
+        "k=7",
+        "--out",
+        out,
+        "--out-items",
+        "metrics",
+        "pred",
+        "class_scores",
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
+        CUDA_VISIBLE_DEVICES="",
     )
     assert "on 360 val images (10 classes) with 2 process(es)" in run.stdout
     results = json.loads(out.read_text())

@@ -4,7 +4,6 @@ teacher of other classes or one that cannot be read refused in one line; exact r
 
 import math
 import shutil
-import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -19,7 +18,7 @@ from hfcls.errors import HfclsError
 from hfcls.predict.inputs import ModelInputs
 from hfcls.recipe import load_recipe
 
-from commands import launch_env, two_process_launch, user_error
+from commands import run_two_processes, user_error
 from conftest import (
     TINY_VIT,
     built_run,
@@ -200,16 +199,9 @@ def test_two_processes_distil_as_one(two_epoch_run, colours, tmp_path, warm_bin)
     recipe["data"]["batch_size"] = 4
     two = write_recipe(tmp_path / "two.yaml", recipe)
     train(load_recipe(one), tmp_path / "one")
-    env = launch_env(warm=warm_bin, ACCELERATE_USE_CPU=1)
-    launch = [
-        *two_process_launch(29731, warm_bin / "python"),
-        "hfcls.cli.train",
-        str(two),
-        "--work-dir",
-        str(tmp_path / "two"),
-    ]
-    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_two_processes(
+        warm_bin, "hfcls.cli.train", two, "--work-dir", tmp_path / "two", port=29731, ACCELERATE_USE_CPU=1
+    )
     assert "batch 4 x 2 processes x 1 accumulation = 8; 3 steps per epoch" in (tmp_path / "two" / "log.txt").read_text()
     assert max_difference(weights(tmp_path / "one", "epoch_2"), weights(tmp_path / "two", "epoch_2")) < 1e-5
     alone = recipe | {"train": {k: v for k, v in recipe["train"].items() if k != "distill"}}
