@@ -18,9 +18,9 @@ def doc_chains() -> list:
 @pytest.mark.slow
 @pytest.mark.parametrize("doc, chain", doc_chains())
 def test_runnable_blocks_pass(doc, chain, tmp_path, digits_dir, warm_bin):
-    sandbox = make_sandbox(tmp_path, REPO, digits_dir)
+    sandbox, env = make_sandbox(tmp_path, REPO, digits_dir), block_env(warm_bin)
     for block in (block for block in runnable_blocks(doc) if block.chain == chain):
-        result = run_block(block, sandbox, block_env(warm_bin))
+        result = run_block(block, sandbox, env)
         assert result.returncode == 0, f"{block.name} failed:\n{block.code}\n{result.stderr[-3000:]}"
 
 
