@@ -39,7 +39,7 @@ from hfcls.data.build import (
     for_problem,
     problem_type_of,
 )
-from hfcls.engine.adapt import enable_gradient_checkpointing, freeze
+from hfcls.engine.adapt import enable_gradient_checkpointing, freeze, relu_in_place
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.distillation import Teacher, build_teacher
 from hfcls.engine.ema import ModelEma
@@ -305,7 +305,9 @@ def load_datasets(recipe, accelerator, validate):
 
 
 def adapt_model(model, train_section, num_processes: int, device_type: str):
-    """train.gradient_checkpointing, train.sync_bn (several processes only) and train.channels_last."""
+    """train.gradient_checkpointing, train.sync_bn (several processes only), train.channels_last; ReLUs
+    in place where the architecture allows (hfcls.engine.adapt.relu_in_place)."""
+    relu_in_place(model)
     if train_section.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     if train_section.sync_bn and num_processes > 1:

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForImageClassification
 
 from hfcls.api import train
-from hfcls.engine.adapt import freeze
+from hfcls.engine.adapt import freeze, relu_in_place
 from hfcls.engine.optim import build_optimizer
 from hfcls.engine.setup import adapt_model
 from hfcls.errors import HfclsError
@@ -132,3 +132,32 @@ def test_gradient_checkpointing_on_a_model_without_it_is_one_line():
         HfclsError, match=r"^train.gradient_checkpointing: resnet \(ResNetForImageClassification\) cannot recompute"
     ):
         adapt_model(tiny_model("resnet"), TrainSection(gradient_checkpointing=True), 1, "cpu")
+
+
+@pytest.mark.parametrize("layer_type", ["basic", "bottleneck"])
+def test_relus_in_place_leave_outputs_and_gradients_as_they_were(layer_type):
+    """Every ReLU of transformers' ResNet runs in place, and the forward pass, its hidden states and
+    every gradient are bit for bit those of the model as built."""
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+
+    def run(adapted):
+        torch.manual_seed(0)
+        config = native_config("resnet", ["a", "b", "c"], layer_type=layer_type)
+        model = AutoModelForImageClassification.from_config(config)
+        model = adapt_model(model, TrainSection(), 1, "cpu") if adapted else model
+        out = model.train()(pixel_values=x, labels=labels, output_hidden_states=True)
+        out.loss.backward()
+        relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+        return out, {n: p.grad for n, p in model.named_parameters()}, relus
+
+    built, built_grads, built_relus = run(False)
+    adapted, grads, relus = run(True)
+    assert relus and all(relu.inplace for relu in relus) and not any(relu.inplace for relu in built_relus)
+    assert torch.equal(adapted.logits, built.logits)
+    assert all(torch.equal(a, b) for a, b in zip(adapted.hidden_states, built.hidden_states, strict=True))
+    assert all(torch.equal(grads[n], built_grads[n]) for n in built_grads)
+
+
+@pytest.mark.parametrize("model_type", ["vit", "convnext", "timm_wrapper"])
+def test_relus_stay_as_built_outside_the_architectures_checked(model_type):
+    assert relu_in_place(tiny_model(model_type)) == 0
