@@ -2,6 +2,7 @@
 
     python benchmarks/decode_cost.py RECIPE [key=value ...] [--images 200]
     python benchmarks/decode_cost.py RECIPE [key=value ...] --worker [--sides 224,192,160] [--images 320]
+    python benchmarks/decode_cost.py RECIPE [key=value ...] --scales [--images 320]
 
 What `hfcls-prepare shrink` buys: run it on the recipe's source, then with
 `data.train={type: disk, path: DST/train}`. The files are read before timing, so
@@ -12,6 +13,10 @@ sample's seed, reading the file, decoding, the train pipeline, the batch's colla
 training loader runs it (`SeededSamples` over the data door's transform), with data.scaled_decode
 off and train, at each RandomResizedCrop side of --sides (progressive resizing's), interleaved, best
 of 3 turns; and how many images each decoded at 1/2, 1/4 or 1/8.
+
+--scales: the CPU milliseconds per image of decoding alone, whole (torchvision, as hfcls decodes a
+JPEG at full scale; Pillow) and at each DCT scale Pillow's draft offers: what scaled decoding can
+save at most, whatever the crop, because the entropy decoding of the whole file stays.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ def main(argv=None):
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--worker", action="store_true", help="a worker's whole CPU time per image")
     parser.add_argument("--sides", default="224,192,160", help="--worker: RandomResizedCrop sides")
+    parser.add_argument("--scales", action="store_true", help="decoding alone, whole and at each DCT scale")
     args = parser.parse_intermixed_args(argv)
     recipe = load_recipe(args.recipe, args.overrides)
     torch.set_num_threads(1)  # as in a DataLoader worker
@@ -48,6 +54,8 @@ def main(argv=None):
     train = build_datasets(recipe.data, recipe.seed, ("train",))["train"]
     rows = train.cast_column("image", datasets.Image(decode=False)).select(range(min(args.images, len(train))))
     files = [{"bytes": image_bytes(image)} for image in rows["image"]]
+    if args.scales:
+        return scale_cost([file["bytes"] for file in files])
     pipeline = build_pipeline(recipe.data.train_pipeline)
     decoding, transforming, sides = [], [], []
     for file in files:
@@ -104,6 +112,37 @@ def worker_cost(recipe, images: int, sides: list) -> None:
             f"({100 * (on / off - 1):+.0f} %); epoch 0's images by scale: "
             + ", ".join(f"1/{scale}: {count}" for scale, count in sorted(scales.items()))
         )
+
+
+def scale_cost(files: list) -> None:
+    from torchvision.io import decode_jpeg
+
+    def pillow(scale):
+        def run(data):
+            image = Image.open(io.BytesIO(data))
+            if scale > 1:
+                image.draft("RGB", (image.width // scale, image.height // scale))
+            image.load()
+
+        return run
+
+    ways = {"header only (Pillow)": lambda data: Image.open(io.BytesIO(data)).size}
+    ways["whole, torchvision (hfcls's)"] = lambda data: decode_jpeg(
+        torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    )
+    ways.update({f"1/{scale}, Pillow" if scale > 1 else "whole, Pillow": pillow(scale) for scale in (1, 2, 4, 8)})
+    best = {}
+    for _ in range(3):  # turns, interleaved
+        for name, way in ways.items():
+            start = time.process_time()
+            for data in files:
+                way(data)
+            spent = 1000 * (time.process_time() - start) / len(files)
+            best[name] = min(best.get(name, spent), spent)
+    kib = statistics.mean(len(data) for data in files) / 1024
+    print(f"{len(files)} JPEGs of {kib:.0f} KiB, CPU ms per image to decode, best of 3 turns, one thread:")
+    for name, spent in best.items():
+        print(f"  {name:30} {spent:.3f}")
 
 
 def box_and_out(crop, width: int, height: int, side: int) -> tuple:

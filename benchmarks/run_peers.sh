@@ -11,6 +11,7 @@
 #   STAGES="r18 decode digits" bash benchmarks/run_peers.sh    # part 1, ~16 min: issue 28's table, decode, digits
 #   STAGES="r50" bash benchmarks/run_peers.sh                  # part 2, ~23 min: ResNet-50 at 224
 #   STAGES="steps compile" bash benchmarks/run_peers.sh        # part 3, ~11 min: bare steps, timm vs transformers, compile
+#   STAGES="fp32" bash benchmarks/run_peers.sh                 # part 4, ~19 min: the fp32 target, NCHW and NHWC
 # Part 2 in two halves of ~15 min each, each against one peer: STAGES=r50-timm, then STAGES=r50-trainer.
 # TIMM_TRAIN (default ../timm/train.py) is train.py of a pytorch-image-models checkout.
 #
@@ -61,18 +62,24 @@ for stage in $STAGES; do
       if [ "$peer" = timm ]; then only="$only --timm-train $TIMM_TRAIN"; fi
       $BENCH benchmarks/recipes/resnet50_jpeg_peers.yaml $JPEG_WORK $only --rounds 1 \
         --json "$OUT/peers_jpeg_resnet50_$peer.json" --overwrite ;;
+    fp32)  # the fp32 target: hfcls and timm in fp32, NCHW and NHWC, in a mirrored order (~19 min)
+      python benchmarks/fp32_runs.py benchmarks/recipes/resnet18_jpeg_peers.yaml $JPEG_WORK --timm-train $TIMM_TRAIN \
+        --json "$OUT/fp32_runs_r18.json" | tee "$OUT/fp32_runs_r18.txt" ;;
     digits)  # 32 px digits, 6 epochs: issue 18's table (peers_digits_quiet.json), now with the peers' best switches
       $BENCH benchmarks/recipes/resnet18_digits_peers.yaml $DIGITS_WORK $PEERS --rounds $ROUNDS_DIGITS \
         --json "$OUT/peers_digits_switches.json" --overwrite ;;
     decode)  # a worker's CPU time per image, scaled JPEG decoding off and on, per RandomResizedCrop side
       python benchmarks/decode_cost.py benchmarks/recipes/resnet18_jpeg.yaml "data.train.path=$JPEG/train" \
-        --worker $DECODE | tee "$OUT/decode_worker.txt" ;;
+        --worker $DECODE | tee "$OUT/decode_worker.txt"
+      # and decoding alone at each DCT scale: the most any scaled decode can save on these files
+      python benchmarks/decode_cost.py benchmarks/recipes/resnet18_jpeg.yaml "data.train.path=$JPEG/train" \
+        --scales --images 320 | tee "$OUT/decode_scales.txt" ;;
     steps)  # bare training steps at 224: transformers' ResNet against timm's, fp32 and bf16 + channels_last
       python benchmarks/step_speed.py --models resnet18,resnet50 $STEPS | tee "$OUT/step_speed.txt" ;;
     compile)  # torch.compile (inductor) on the training step at 224, ResNet-18 and ResNet-50 in the zoo's bf16
       python benchmarks/step_speed.py --models resnet18,resnet50 --impls transformers --modes bf16 --compile \
         $COMPILE | tee "$OUT/step_compile.txt" ;;
-    *) echo "unknown stage $stage (stages: r18 r50 r50-timm r50-trainer digits decode steps compile)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (stages: r18 fp32 r50 r50-timm r50-trainer digits decode steps compile)" >&2; exit 2 ;;
   esac
 done
 echo "== done: $(uptime)"
