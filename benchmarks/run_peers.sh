@@ -74,10 +74,12 @@ for stage in $STAGES; do
       # and decoding alone at each DCT scale: the most any scaled decode can save on these files
       python benchmarks/decode_cost.py benchmarks/recipes/resnet18_jpeg.yaml "data.train.path=$JPEG/train" \
         --scales --images 320 | tee "$OUT/decode_scales.txt" ;;
-    steps)  # bare training steps at 224: transformers' ResNet against timm's, fp32 and bf16 + channels_last
-      python benchmarks/step_speed.py --models resnet18,resnet50 $STEPS | tee "$OUT/step_speed.txt" ;;
+    steps)  # bare training steps at 224: transformers' ResNet (as built, and with its ReLUs in place as hfcls
+      # trains it) against timm's, fp32 and bf16 + channels_last
+      python benchmarks/step_speed.py --models resnet18,resnet50 --impls transformers,transformers-inplace,timm \
+        $STEPS | tee "$OUT/step_speed.txt" ;;
     compile)  # torch.compile (inductor) on the training step at 224, ResNet-18 and ResNet-50 in the zoo's bf16
-      python benchmarks/step_speed.py --models resnet18,resnet50 --impls transformers --modes bf16 --compile \
+      python benchmarks/step_speed.py --models resnet18,resnet50 --impls transformers-inplace --modes bf16 --compile \
         $COMPILE | tee "$OUT/step_compile.txt" ;;
     *) echo "unknown stage $stage (stages: r18 fp32 r50 r50-timm r50-trainer digits decode steps compile)" >&2; exit 2 ;;
   esac
