@@ -39,7 +39,7 @@ from hfcls.data.build import (
     for_problem,
     problem_type_of,
 )
-from hfcls.engine.adapt import enable_gradient_checkpointing, freeze, relu_in_place
+from hfcls.engine.adapt import enable_gradient_checkpointing, freeze, one_pixel_convs, relu_in_place
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.distillation import Teacher, build_teacher
 from hfcls.engine.ema import ModelEma
@@ -306,8 +306,11 @@ def load_datasets(recipe, accelerator, validate):
 
 def adapt_model(model, train_section, num_processes: int, device_type: str):
     """train.gradient_checkpointing, train.sync_bn (several processes only), train.channels_last; ReLUs
-    in place where the architecture allows (hfcls.engine.adapt.relu_in_place)."""
+    in place where the architecture allows (hfcls.engine.adapt.relu_in_place); on CPU, one-pixel
+    convolution outputs as matrix products (hfcls.engine.adapt.one_pixel_convs; measured on CPU only)."""
     relu_in_place(model)
+    if device_type == "cpu":
+        one_pixel_convs(model)
     if train_section.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     if train_section.sync_bn and num_processes > 1:

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForImageClassification
 
 from hfcls.api import train
-from hfcls.engine.adapt import freeze, relu_in_place
+from hfcls.engine.adapt import OnePixelConv2d, freeze, one_pixel_convs, relu_in_place
 from hfcls.engine.optim import build_optimizer
 from hfcls.engine.setup import adapt_model
 from hfcls.errors import HfclsError
@@ -161,3 +161,93 @@ def test_relus_in_place_leave_outputs_and_gradients_as_they_were(layer_type):
 @pytest.mark.parametrize("model_type", ["vit", "convnext", "timm_wrapper"])
 def test_relus_stay_as_built_outside_the_architectures_checked(model_type):
     assert relu_in_place(tiny_model(model_type)) == 0
+
+
+# (kernel, stride, padding, input side, the window of it the one output pixel sees; None: larger output)
+ONE_PIXEL_CASES = [
+    (3, 1, 1, 1, (1, 1)),  # a ResNet's 3x3 on its last 1x1 map: the centre tap
+    (3, 2, 1, 2, (2, 2)),  # its stride-2 3x3 from 2x2 down to 1x1: the lower-right 2x2 taps
+    (1, 2, 0, 2, (1, 1)),  # its 1x1 stride-2 shortcut from 2x2
+    (1, 1, 0, 1, (1, 1)),
+    (3, 1, 0, 3, (3, 3)),  # every tap in bounds
+    ((3, 1), (1, 1), (1, 0), (1, 1), (1, 1)),  # a rectangular kernel
+    (7, 2, 3, 3, None),  # a 2x2 output: the convolution
+    (3, 1, 1, 4, None),
+]
+
+
+@pytest.mark.parametrize("kernel, stride, padding, side, window", ONE_PIXEL_CASES)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_one_pixel_convolution_gives_the_convolutions_outputs_and_gradients(
+    kernel, stride, padding, side, window, channels_last
+):
+    torch.manual_seed(0)
+    built = torch.nn.Conv2d(5, 6, kernel, stride, padding)
+    adapted = copy.deepcopy(built)
+    assert one_pixel_convs(adapted) == 1 and type(adapted) is OnePixelConv2d
+    height, width = (side, side) if isinstance(side, int) else side
+    x = torch.randn(3, 5, height, width)
+    x = x.to(memory_format=torch.channels_last) if channels_last else x
+    assert adapted._one_pixel_window(x) == window
+    outputs, grads = [], []
+    for conv in (built, adapted):
+        pixels = x.clone().requires_grad_(True)
+        out = conv(pixels)
+        (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+        outputs.append(out)
+        grads.append((pixels.grad, conv.weight.grad, conv.bias.grad))
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
+    for adapted_grad, built_grad in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(adapted_grad, built_grad, rtol=1e-5, atol=1e-5)
+    if window is not None:  # the taps over padding saw only zeros: exactly zero gradients, as in the convolution
+        seen = torch.zeros_like(built.weight, dtype=torch.bool)
+        seen[:, :, built.padding[0] : built.padding[0] + window[0], built.padding[1] : built.padding[1] + window[1]] = (
+            True
+        )
+        assert torch.equal(grads[1][1][~seen], torch.zeros_like(grads[1][1][~seen]))
+
+
+def test_convolutions_it_cannot_compute_as_a_product_stay_as_built():
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(4, 4, 3, groups=2),
+        torch.nn.Conv2d(4, 4, 3, dilation=2),
+        torch.nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"),
+        torch.nn.Conv2d(4, 4, 3, padding="same"),
+        torch.nn.Conv1d(4, 4, 3),
+        torch.nn.Conv2d(4, 4, 3),
+    )
+    assert one_pixel_convs(net) == 1
+    assert [type(m) for m in net] == [torch.nn.Conv2d] * 4 + [torch.nn.Conv1d, OnePixelConv2d]
+    assert OnePixelConv2d(4, 4, 3)._one_pixel_window(torch.zeros(4, 3, 3)) is None  # unbatched
+
+
+@pytest.mark.parametrize("layer_type", ["basic", "bottleneck"])
+def test_a_resnet_trained_on_cpu_at_32_px_computes_its_last_stage_as_products(layer_type):
+    """Four stages bring 32 px to a 1x1 map: on CPU, adapt_model turns those convolutions into products,
+    the logits and every gradient stay those of the model as built, the state dict keeps its keys, and
+    on a GPU the model keeps its convolutions."""
+    config = native_config(
+        "resnet", ["a", "b", "c"], layer_type=layer_type, hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1]
+    )
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+
+    def run(device_type):
+        torch.manual_seed(0)
+        model = AutoModelForImageClassification.from_config(config)
+        model = adapt_model(model, TrainSection(channels_last=True), 1, device_type) if device_type else model
+        out = model.train()(pixel_values=x.to(memory_format=torch.channels_last), labels=labels)
+        out.loss.backward()
+        return model, out.logits, {n: p.grad for n, p in model.named_parameters()}
+
+    built, built_logits, built_grads = run(None)
+    adapted, logits, grads = run("cpu")
+    last_stage = [n for n, m in adapted.named_modules() if isinstance(m, OnePixelConv2d) and "stages.3" in n]
+    assert last_stage and all(
+        isinstance(m, OnePixelConv2d) for m in adapted.modules() if isinstance(m, torch.nn.Conv2d)
+    )
+    assert list(adapted.state_dict()) == list(built.state_dict())
+    torch.testing.assert_close(logits, built_logits, rtol=1e-5, atol=1e-5)
+    for name, grad in built_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+    on_gpu, _, _ = run("cuda")
+    assert not any(isinstance(m, OnePixelConv2d) for m in on_gpu.modules())
