@@ -103,8 +103,14 @@ class OnePixelConv2d(torch.nn.Conv2d):
             return super()._conv_forward(x, weight, bias)
         rows, cols = window
         (top, left) = self.padding
-        taps = weight[:, :, top : top + rows, left : left + cols]
-        out = torch.nn.functional.linear(x[:, :, :rows, :cols].flatten(1), taps.flatten(1), bias)
+        seen, taps = x[:, :, :rows, :cols], weight
+        if not weight.is_contiguous():  # channels_last: taps in the order they are stored, so that the
+            # gradient comes back in the parameter's own layout instead of being copied into it every step
+            seen, taps = seen.permute(0, 2, 3, 1), taps.permute(0, 2, 3, 1)
+            taps = taps[:, top : top + rows, left : left + cols]
+        else:
+            taps = taps[:, :, top : top + rows, left : left + cols]
+        out = torch.nn.functional.linear(seen.flatten(1), taps.flatten(1), bias)
         return out[:, :, None, None]
 
     def _one_pixel_window(self, x) -> tuple[int, int] | None:

@@ -183,6 +183,7 @@ def test_a_one_pixel_convolution_gives_the_convolutions_outputs_and_gradients(
 ):
     torch.manual_seed(0)
     built = torch.nn.Conv2d(5, 6, kernel, stride, padding)
+    built = built.to(memory_format=torch.channels_last) if channels_last else built  # its taps are read as stored
     adapted = copy.deepcopy(built)
     assert one_pixel_convs(adapted) == 1 and type(adapted) is OnePixelConv2d
     height, width = (side, side) if isinstance(side, int) else side
