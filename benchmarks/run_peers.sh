@@ -11,6 +11,7 @@
 #   STAGES="r18 decode digits" bash benchmarks/run_peers.sh    # part 1, ~16 min: issue 28's table, decode, digits
 #   STAGES="r50" bash benchmarks/run_peers.sh                  # part 2, ~23 min: ResNet-50 at 224
 #   STAGES="steps compile" bash benchmarks/run_peers.sh        # part 3, ~11 min: bare steps, timm vs transformers, compile
+#   STAGES="steps32" bash benchmarks/run_peers.sh              # ~2 min: bare steps at 32 px, one-pixel convolutions
 #   STAGES="fp32" bash benchmarks/run_peers.sh                 # part 4, ~19 min: the fp32 target, NCHW and NHWC
 # Part 2 in two halves of ~15 min each, each against one peer: STAGES=r50-timm, then STAGES=r50-trainer.
 # TIMM_TRAIN (default ../timm/train.py) is train.py of a pytorch-image-models checkout.
@@ -21,7 +22,7 @@
 set -euo pipefail
 BENCH="python -m hfcls.cli.bench"   # = hfcls-bench once installed
 TIMM_TRAIN=${TIMM_TRAIN:-../timm/train.py}
-STAGES=${STAGES:-"r18 decode digits r50 steps compile"}
+STAGES=${STAGES:-"r18 decode digits r50 steps steps32 compile"}
 TINY=${TINY:-0}
 if [ "$TINY" = 1 ]; then
   OUT=${OUT:-work_dirs/peers_tiny}
@@ -32,6 +33,7 @@ if [ "$TINY" = 1 ]; then
   ROUNDS_DIGITS=1
   DECODE="--images 32 --sides 224,128"
   STEPS="--size 64 --steps 1 --warmup 1 --rounds 1"
+  STEPS32="--steps 1 --warmup 1 --rounds 1"
   COMPILE="--size 64 --steps 1 --warmup 1 --rounds 1"
 else
   OUT=${OUT:-benchmarks/results}
@@ -42,6 +44,7 @@ else
   ROUNDS_DIGITS=2
   DECODE="--images 320 --sides 224,192,160,128,64"
   STEPS="--steps 6 --warmup 2 --rounds 3"
+  STEPS32="--steps 20 --warmup 3 --rounds 5"
   COMPILE="--steps 6 --warmup 2 --rounds 2"
 fi
 mkdir -p "$OUT"
@@ -78,10 +81,14 @@ for stage in $STAGES; do
       # trains it) against timm's, fp32 and bf16 + channels_last
       python benchmarks/step_speed.py --models resnet18,resnet50 --impls transformers,transformers-inplace,timm \
         $STEPS | tee "$OUT/step_speed.txt" ;;
+    steps32)  # bare training steps at 32 px, batch 64 (the digits work): with and without the one-pixel
+      # convolutions as products (hfcls.engine.adapt.one_pixel_convs), against timm's
+      python benchmarks/step_speed.py --models resnet18 --impls transformers-inplace,transformers-hfcls,timm \
+        --size 32 --batch 64 $STEPS32 | tee "$OUT/step_speed_32px.txt" ;;
     compile)  # torch.compile (inductor) on the training step at 224, ResNet-18 and ResNet-50 in the zoo's bf16
       python benchmarks/step_speed.py --models resnet18,resnet50 --impls transformers-inplace --modes bf16 --compile \
         $COMPILE | tee "$OUT/step_compile.txt" ;;
-    *) echo "unknown stage $stage (stages: r18 fp32 r50 r50-timm r50-trainer digits decode steps compile)" >&2; exit 2 ;;
+    *) echo "unknown stage $stage (stages: r18 fp32 r50 r50-timm r50-trainer digits decode steps steps32 compile)" >&2; exit 2 ;;
   esac
 done
 echo "== done: $(uptime)"

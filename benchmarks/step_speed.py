@@ -5,8 +5,9 @@ implementation, precision, memory format and torch.compile, in interleaved round
         [--modes fp32,bf16] [--compile] [--size 224] [--batch 32] [--steps 6] [--warmup 2] [--rounds 2]
 
 transformers' ResNet is the zoo's (`recipes/_base_/models/resnet*.yaml`, built from its config;
-`transformers-inplace`: the same with its ReLUs in place, as hfcls trains it since issue 28,
-`hfcls.engine.adapt.relu_in_place`); timm's comes from `timm.create_model`
+`transformers-inplace`: the same with its ReLUs in place, `hfcls.engine.adapt.relu_in_place`;
+`transformers-hfcls`: also with its one-pixel convolutions as matrix products,
+`hfcls.engine.adapt.one_pixel_convs`, as hfcls trains it on CPU); timm's comes from `timm.create_model`
 (the same torchvision layout, the same parameter count).
 fp32 runs NCHW, as the tools come; bf16 runs under CPU/GPU autocast with `channels_last`, each tool's
 best switches. With --compile every variant is also run through `torch.compile` (inductor), and
@@ -40,10 +41,14 @@ def build(impl: str, name: str, classes: int) -> torch.nn.Module:
 
     config = AutoConfig.for_model("resnet", num_labels=classes, **HF_RESNETS[name])
     hf = AutoModelForImageClassification.from_config(config)
-    if impl == "transformers-inplace":  # its ReLUs in place, as timm's are and as hfcls trains it
+    if impl in ("transformers-inplace", "transformers-hfcls"):  # its ReLUs in place, as timm's are
         from hfcls.engine.adapt import relu_in_place
 
         relu_in_place(hf)
+    if impl == "transformers-hfcls":  # and its one-pixel convolutions as products: as hfcls trains it on CPU
+        from hfcls.engine.adapt import one_pixel_convs
+
+        one_pixel_convs(hf)
     return LogitsOf(hf)
 
 
