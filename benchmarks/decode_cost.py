@@ -87,16 +87,17 @@ def worker_cost(recipe, images: int, sides: list) -> None:
         )
         loaders[mode] = SeededSamples(dataset, recipe.seed)
     batch = recipe.data.batch_size
-    results = {}
-    for _ in range(3):  # turns, interleaved: a load that drifts weighs on every variant alike
-        for side in sides:
-            for mode, samples in loaders.items():
-                samples.set_resolution(side)
-                start = time.process_time()
-                for first in range(0, len(train) - batch + 1, batch):
-                    collate(samples.__getitems__(list(range(first, first + batch))))
-                spent = 1000 * (time.process_time() - start) / (len(train) // batch * batch)
-                results[side, mode] = min(results.get((side, mode), spent), spent)
+
+    def epoch(samples, side):
+        def run():
+            samples.set_resolution(side)
+            for first in range(0, len(train) - batch + 1, batch):
+                collate(samples.__getitems__(list(range(first, first + batch))))
+            return len(train) // batch * batch
+
+        return run
+
+    results = best_cpu_ms({(side, mode): epoch(samples, side) for side in sides for mode, samples in loaders.items()})
     rows = train.cast_column("image", datasets.Image(decode=False))
     sizes = [Image.open(io.BytesIO(image_bytes(image))).size for image in rows["image"]]
     crop = build_pipeline(recipe.data.train_pipeline).transforms[0]
@@ -126,23 +127,38 @@ def scale_cost(files: list) -> None:
 
         return run
 
+    def every_file(way):
+        def run():
+            for data in files:
+                way(data)
+            return len(files)
+
+        return run
+
     ways = {"header only (Pillow)": lambda data: Image.open(io.BytesIO(data)).size}
     ways["whole, torchvision (hfcls's)"] = lambda data: decode_jpeg(
         torch.frombuffer(bytearray(data), dtype=torch.uint8)
     )
     ways.update({f"1/{scale}, Pillow" if scale > 1 else "whole, Pillow": pillow(scale) for scale in (1, 2, 4, 8)})
-    best = {}
-    for _ in range(3):  # turns, interleaved
-        for name, way in ways.items():
-            start = time.process_time()
-            for data in files:
-                way(data)
-            spent = 1000 * (time.process_time() - start) / len(files)
-            best[name] = min(best.get(name, spent), spent)
+    best = best_cpu_ms({name: every_file(way) for name, way in ways.items()})
     kib = statistics.mean(len(data) for data in files) / 1024
     print(f"{len(files)} JPEGs of {kib:.0f} KiB, CPU ms per image to decode, best of 3 turns, one thread:")
     for name, spent in best.items():
         print(f"  {name:30} {spent:.3f}")
+
+
+def best_cpu_ms(runs: dict, turns: int = 3) -> dict:
+    """{key: the least CPU milliseconds per image over `turns`} of callables that do their work and
+    return how many images it was; the turns are interleaved, so that a load that drifts weighs on
+    every variant alike."""
+    best = {}
+    for _ in range(turns):
+        for key, run in runs.items():
+            start = time.process_time()
+            images = run()
+            spent = 1000 * (time.process_time() - start) / images
+            best[key] = min(best.get(key, spent), spent)
+    return best
 
 
 def box_and_out(crop, width: int, height: int, side: int) -> tuple:
