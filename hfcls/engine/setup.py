@@ -43,6 +43,7 @@ from hfcls.engine.adapt import enable_gradient_checkpointing, freeze, one_pixel_
 from hfcls.engine.dist import check_launch, cpu_only_processes, is_sharded, lost_processes_explained
 from hfcls.engine.distillation import Teacher, build_teacher
 from hfcls.engine.ema import ModelEma
+from hfcls.engine.host_memory import keep_freed_memory
 from hfcls.engine.losses import build_loss
 from hfcls.engine.optim import build_optimizer, build_scheduler
 from hfcls.engine.precision import check_mixed_precision, default_device_type
@@ -91,8 +92,11 @@ def compile_backend(train_section) -> str:
 
 @contextmanager
 def accelerator_session(recipe, work_dir: Path | None = None):
-    """An Accelerator for the length of the block, its process group ended after."""
+    """An Accelerator for the length of the block, its process group ended after. On CPU, the process
+    keeps the memory its steps free for the next ones (hfcls.engine.host_memory)."""
     accelerator = make_accelerator(recipe, work_dir)
+    if accelerator.device.type == "cpu":
+        keep_freed_memory()
     try:
         with lost_processes_explained(recipe.dist.timeout_minutes):  # while the process group still exists
             yield accelerator
