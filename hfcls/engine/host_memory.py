@@ -3,10 +3,11 @@
 A training step frees and allocates the same activations and gradients again every step. glibc's
 malloc hands large freed blocks back to the kernel (munmap, or trimming the top of its heap), and
 the kernel zero-fills every page of them again on first touch. Measured on 2 cores
-(benchmarks/README.md, "Freed memory kept"): the 32 px digits ResNet-18, 6 epochs in bf16, took
-about 1.1 million page faults and 3.8 s of system time in a 17-18 s command; with both thresholds
-fixed, 0.34 million and 1.9 s, and the command took 15.4-16.3 s. glibc adjusts both thresholds by
-itself only while neither is set, so setting one alone made it slower (more faults, not fewer).
+(benchmarks/README.md, "Freed memory kept in the process"): the 32 px digits ResNet-18, 6 epochs in
+bf16, took about 1.1 million page faults and 3.8 s of system time in a 17-18 s command; with both
+thresholds fixed, 0.34 million and 1.9 s, and the command took 15.4-16.3 s (ResNet-18 at 224: 81.6
+against 74-76 s in bf16). glibc adjusts both thresholds by itself only while neither is set, so
+setting one alone made it slower (more faults, not fewer).
 """
 
 from __future__ import annotations
