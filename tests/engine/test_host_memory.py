@@ -14,8 +14,8 @@ from hfcls.recipe import load_recipe
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings")
 
-# Training steps of a small CNN whose activations (4-16 MiB) glibc's own thresholds hand back to the
-# kernel; prints the page faults of the last steps, after the warm-up.
+# Training steps of a small CNN whose activations and their gradients (8 MiB each) glibc's own thresholds
+# hand back to the kernel; prints the page faults of the last steps, after the warm-up.
 STEPS = textwrap.dedent(
     """
     import resource, sys, torch
